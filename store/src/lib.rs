@@ -1,0 +1,59 @@
+//! wani-store: everything wani keeps, behind one API for SQLite and PostgreSQL.
+//!
+//! - [`Store`] owns the database pool. One set of SQL text serves both
+//!   backends through sqlx's `Any` driver (both accept `$1` placeholders and
+//!   `RETURNING`); only the migrations differ, one directory per backend.
+//! - [`Repo`] is the trait the actors use. They never see SQL: `wani-actors`
+//!   depends on this trait and the records in [`model`], nothing else.
+//! - [`blob`] is the content-addressed blob store (filesystem or database)
+//!   for originals and thumbnails. Media bytes never enter the `post` table
+//!   or an actor message; records carry the blob key.
+//!
+//! Writes go through a single writer task that folds concurrent writes into
+//! one transaction ("group commit"): each write is still atomic (its own
+//! savepoint) and acknowledged only after the transaction commits, but the
+//! commit cost is shared. This is what lets one SQLite file take thousands
+//! of posts a second.
+//!
+//! Not handled here: caching (the actors cache), rendering, validation of
+//! user input beyond what the schema enforces (the HTTP layer does it).
+
+pub mod blob;
+mod error;
+pub mod model;
+
+pub use error::StoreError;
+pub use model::*;
+
+use async_trait::async_trait;
+use std::collections::HashMap;
+
+/// The storage operations the actors need. Implemented by [`Store`]; the
+/// actors hold an `Arc<dyn Repo>`.
+#[async_trait]
+pub trait Repo: Send + Sync + 'static {
+    /// Every board, by id.
+    async fn boards(&self) -> Result<Vec<Board>, StoreError>;
+    /// One board.
+    async fn board(&self, id: BoardId) -> Result<Option<Board>, StoreError>;
+    /// The live (non-archived) threads of a board, most recently bumped first.
+    async fn board_threads(&self, board: BoardId) -> Result<Vec<ThreadSummary>, StoreError>;
+    /// A thread with every post, opening post first; archived threads too.
+    async fn thread(&self, id: ThreadId) -> Result<Option<ThreadFull>, StoreError>;
+    /// Which thread holds each of these posts; missing posts are absent.
+    async fn threads_of_posts(&self, ids: &[PostId]) -> Result<HashMap<PostId, ThreadId>, StoreError>;
+    /// Creates a thread and its opening post in one transaction.
+    async fn create_thread(&self, new: NewThread) -> Result<Committed<(Thread, Post)>, StoreError>;
+    /// Adds a reply to `new.thread` (and its reply links, and the bump) in one
+    /// transaction. Fails with `NotFound` for a missing thread and `Conflict`
+    /// for an archived one or a lost fence.
+    async fn create_post(&self, new: NewPost) -> Result<Committed<Post>, StoreError>;
+    /// Moves a thread to the archive: it stays readable, leaves the catalog,
+    /// and its media rows are removed. Returns blobs nothing references now.
+    async fn archive_thread(&self, id: ThreadId) -> Result<Archived, StoreError>;
+    /// The secret that keys poster ids; created once, stable across restarts.
+    async fn poster_secret(&self) -> Result<Vec<u8>, StoreError>;
+}
+
+mod store;
+pub use store::{Backend, Store, StoreOptions};

@@ -1,0 +1,242 @@
+//! The records wani stores, shared by the store, the actors and the HTTP layer.
+//!
+//! Ids are newtypes so a thread id is never passed where a post id belongs.
+//! Times are milliseconds since the Unix epoch (UTC) in an `i64`: both SQLite
+//! and PostgreSQL store that exactly, and JSON carries it without a format.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A board's numeric id (Maniwani's routes address boards by it).
+    BoardId
+);
+id_type!(
+    /// A thread's id; global, independent of the ids of its posts.
+    ThreadId
+);
+id_type!(
+    /// A post's id; global across every board and thread (`>>123` needs that).
+    PostId
+);
+id_type!(
+    /// A media row's id; `/upload/{id}` serves it.
+    MediaId
+);
+
+/// A board and its settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Board {
+    pub id: BoardId,
+    /// Short name shown as `/name/`, at most 32 characters, `[a-z0-9_-]`.
+    pub name: String,
+    /// Longer title shown in the board header.
+    pub title: String,
+    /// The board's rules, in wani markup.
+    pub rules: String,
+    /// Live (non-archived) threads kept; a new thread beyond this archives the
+    /// least recently bumped one.
+    pub max_threads: i64,
+    /// Replies after which a thread no longer bumps.
+    pub bump_limit: i64,
+    /// Accepted MIME types, e.g. `["image/jpeg", "image/png"]`.
+    pub mimetypes: Vec<String>,
+    /// Largest accepted upload in bytes.
+    pub max_file_bytes: i64,
+}
+
+/// What creating or editing a board takes; every field has a default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BoardSettings {
+    pub name: String,
+    pub title: String,
+    pub rules: String,
+    pub max_threads: i64,
+    pub bump_limit: i64,
+    pub mimetypes: Vec<String>,
+    pub max_file_bytes: i64,
+}
+
+impl Default for BoardSettings {
+    fn default() -> Self {
+        BoardSettings {
+            name: String::new(),
+            title: String::new(),
+            rules: String::new(),
+            max_threads: 50,
+            bump_limit: 300,
+            mimetypes: DEFAULT_MIMETYPES.iter().map(|s| s.to_string()).collect(),
+            max_file_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// The image types a board accepts unless configured otherwise.
+pub const DEFAULT_MIMETYPES: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/webp"];
+
+/// A stored file and its thumbnail. Bytes live in the blob store under
+/// `blob` / `thumb_blob` (hex SHA-256 of the content).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Media {
+    pub id: MediaId,
+    pub blob: String,
+    pub thumb_blob: String,
+    pub mimetype: String,
+    /// File extension without the dot (`jpg`, `png`, `gif`, `webp`).
+    pub ext: String,
+    pub is_animated: bool,
+    pub width: i64,
+    pub height: i64,
+    pub thumb_width: i64,
+    pub thumb_height: i64,
+    pub size_bytes: i64,
+    pub thumb_mimetype: String,
+}
+
+/// A media file ready to be recorded: its blobs are already in the blob store.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewMedia {
+    pub blob: String,
+    pub thumb_blob: String,
+    pub mimetype: String,
+    pub ext: String,
+    pub is_animated: bool,
+    pub width: i64,
+    pub height: i64,
+    pub thumb_width: i64,
+    pub thumb_height: i64,
+    pub size_bytes: i64,
+    pub thumb_mimetype: String,
+}
+
+/// One post as stored, with the ids of the posts that quote it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Post {
+    pub id: PostId,
+    pub thread: ThreadId,
+    /// The markup as written.
+    pub body: String,
+    /// The markup rendered to safe HTML when the post was written.
+    pub body_html: String,
+    /// Only an opening post carries a subject.
+    pub subject: Option<String>,
+    pub datetime: i64,
+    /// 4 hex digits, stable per (thread, client address).
+    pub poster: String,
+    pub media: Option<Media>,
+    pub spoiler: bool,
+    pub sage: bool,
+    /// Posts that quote this one (`>>id`), oldest first.
+    pub replies: Vec<PostId>,
+}
+
+/// A post to commit. `thread` is ignored when the post opens a new thread.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewPost {
+    pub thread: ThreadId,
+    pub body: String,
+    pub body_html: String,
+    pub poster: String,
+    /// The client address, kept for moderation; never served.
+    pub ip: String,
+    pub media: Option<NewMedia>,
+    pub spoiler: bool,
+    pub sage: bool,
+    /// Existing posts this one quotes; recorded as replies.
+    pub quotes: Vec<PostId>,
+    /// Unique per post; a retry with the same key returns the stored post.
+    pub idempotency_key: String,
+    /// Whether this post moves the thread's `last_updated` to `now`.
+    pub bump: bool,
+    pub now: i64,
+    /// When set, the write commits only if the shard lease still has this epoch.
+    pub fence: Option<Fence>,
+}
+
+/// A new thread: its opening post and thread-level fields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewThread {
+    pub board: BoardId,
+    pub subject: Option<String>,
+    pub tags: Vec<String>,
+    pub op: NewPost,
+}
+
+/// A shard lease epoch a write must still hold (cluster fencing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fence {
+    pub shard: i64,
+    pub epoch: i64,
+}
+
+/// A thread's own row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Thread {
+    pub id: ThreadId,
+    pub board: BoardId,
+    pub subject: Option<String>,
+    pub tags: Vec<String>,
+    pub created: i64,
+    pub last_updated: i64,
+    pub archived: bool,
+    pub views: i64,
+}
+
+/// A thread with all its posts, opening post first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ThreadFull {
+    pub thread: Thread,
+    pub posts: Vec<Post>,
+}
+
+/// What a catalog shows of one thread.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ThreadSummary {
+    pub thread: Thread,
+    /// The opening post.
+    pub op: Post,
+    pub num_replies: i64,
+    pub num_media: i64,
+}
+
+/// The outcome of a write carrying an idempotency key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Committed<T> {
+    /// Written now.
+    Created(T),
+    /// The key had been used: this is what was written then; nothing new was.
+    Replayed(T),
+}
+
+impl<T> Committed<T> {
+    pub fn into_inner(self) -> T {
+        match self {
+            Committed::Created(t) | Committed::Replayed(t) => t,
+        }
+    }
+    pub fn is_created(&self) -> bool {
+        matches!(self, Committed::Created(_))
+    }
+}
+
+/// What archiving a thread freed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Archived {
+    /// Blob keys no longer referenced by any live post; the caller deletes them.
+    pub orphaned_blobs: Vec<String>,
+}
