@@ -21,6 +21,7 @@
 pub mod blob;
 mod error;
 pub mod model;
+pub mod testing;
 
 pub use error::StoreError;
 pub use model::*;
@@ -41,7 +42,10 @@ pub trait Repo: Send + Sync + 'static {
     /// A thread with every post, opening post first; archived threads too.
     async fn thread(&self, id: ThreadId) -> Result<Option<ThreadFull>, StoreError>;
     /// Which thread holds each of these posts; missing posts are absent.
-    async fn threads_of_posts(&self, ids: &[PostId]) -> Result<HashMap<PostId, ThreadId>, StoreError>;
+    async fn threads_of_posts(
+        &self,
+        ids: &[PostId],
+    ) -> Result<HashMap<PostId, ThreadId>, StoreError>;
     /// Creates a thread and its opening post in one transaction.
     async fn create_thread(&self, new: NewThread) -> Result<Committed<(Thread, Post)>, StoreError>;
     /// Adds a reply to `new.thread` (and its reply links, and the bump) in one

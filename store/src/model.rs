@@ -5,6 +5,7 @@
 //! and PostgreSQL store that exactly, and JSON carries it without a format.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
@@ -239,4 +240,37 @@ impl<T> Committed<T> {
 pub struct Archived {
     /// Blob keys no longer referenced by any live post; the caller deletes them.
     pub orphaned_blobs: Vec<String>,
+}
+
+/// A poster id: 4 hex digits, stable for one client address within one
+/// thread and unrelated across threads. Keyed by a server secret so the
+/// address cannot be recovered by trying addresses against the id.
+pub fn poster_hex(secret: &[u8], thread: ThreadId, ip: &str) -> String {
+    let mut h = Sha256::new();
+    // The secret has a fixed length (32 bytes), so prefixing it is a sound
+    // keyed hash here; the separators keep (thread, ip) pairs unambiguous.
+    h.update(secret);
+    h.update(b"\0poster\0");
+    h.update(thread.0.to_le_bytes());
+    h.update(ip.as_bytes());
+    hex::encode(&h.finalize()[..2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poster_ids_are_stable_per_thread_and_address() {
+        let s = [7u8; 32];
+        let a = poster_hex(&s, ThreadId(1), "10.0.0.1");
+        assert_eq!(a.len(), 4);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(a, poster_hex(&s, ThreadId(1), "10.0.0.1"));
+        let others: std::collections::HashSet<_> = (2..40)
+            .map(|t| poster_hex(&s, ThreadId(t), "10.0.0.1"))
+            .collect();
+        assert!(others.len() > 30, "ids should differ across threads");
+        assert_ne!(a, poster_hex(&[8u8; 32], ThreadId(1), "10.0.0.1"));
+    }
 }

@@ -1,1 +1,18 @@
-//! placeholder
+//! wani-supervision: the machinery that decides where entities live and how
+//! their failures are handled.
+//!
+//! - [`placement`]: entity key → shard → owning node, by rendezvous hashing.
+//!   Every node computes the same owner from the same view, and a view change
+//!   moves only the shards whose owner left or whose new owner arrived.
+//! - [`restart`]: when a crashed entity may be started again (a budget of
+//!   restarts in a window, with backoff), as a plain struct tested without tokio.
+//!
+//! On a single node every shard is local and placement is the identity; the
+//! cluster issue adds membership, failure detection, leases and fencing on
+//! top of these rules. Nothing here does I/O.
+
+pub mod placement;
+pub mod restart;
+
+pub use placement::{owner_of, shard_of, EntityKey, NodeName, ShardId, DEFAULT_SHARDS};
+pub use restart::{RestartDecision, RestartPolicy};

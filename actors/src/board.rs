@@ -1,0 +1,287 @@
+//! BoardActor: one board's live threads in bump order, its catalog, and the
+//! single writer of "which threads the board holds".
+//!
+//! New threads are created here, so pruning is decided on a consistent list:
+//! a board over `max_threads` archives its least recently bumped threads (they
+//! stay readable, leave the catalog, and their media is collected). Replies
+//! are not written here; each thread's actor sends the board a fresh summary
+//! after its writes, and the board re-sorts.
+
+use crate::error::ActorError;
+use crate::region::{Entities, Shared};
+use crate::rules::{self, PostBody};
+use crate::thread::{now_ms, resolve_quotes, PostDraft, ThreadMsg};
+use crate::views::{CachedView, CatalogView, ViewCache};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use std::time::{Duration, Instant};
+use wani_store::{
+    Board, BoardId, Committed, NewPost, NewThread, Post, Thread, ThreadId, ThreadSummary,
+};
+
+/// The board actor's mailbox.
+pub enum BoardMsg {
+    /// Creates a thread with its opening post; answers once committed.
+    CreateThread {
+        subject: Option<String>,
+        tags: Vec<String>,
+        draft: PostDraft,
+        reply: RpcReplyPort<Result<Committed<(Thread, Post)>, ActorError>>,
+    },
+    /// Answers with a rendered view of the catalog.
+    View {
+        view: CatalogView,
+        reply: RpcReplyPort<Result<CachedView, ActorError>>,
+    },
+    /// Answers with the board and its `limit` most recently bumped threads.
+    Latest {
+        limit: usize,
+        reply: RpcReplyPort<(Board, Vec<ThreadSummary>)>,
+    },
+    /// Answers with the board's settings.
+    Info { reply: RpcReplyPort<Board> },
+    /// A thread of this board changed (sent by its actor after a write).
+    ThreadChanged(Box<ThreadSummary>),
+    /// The board's settings or threads changed in the store: reload them.
+    Reload {
+        reply: RpcReplyPort<Result<(), ActorError>>,
+    },
+    /// Periodic check for passivation.
+    Tick,
+}
+impl ractor::Message for BoardMsg {}
+
+/// Arguments of [`BoardActor`].
+pub struct BoardArgs {
+    pub id: BoardId,
+    pub shared: Shared,
+    pub entities: Entities,
+}
+impl ractor::Message for BoardArgs {}
+
+/// The board actor's state.
+pub struct BoardState {
+    shared: Shared,
+    entities: Entities,
+    board: Board,
+    /// Live threads, most recently bumped first.
+    threads: Vec<ThreadSummary>,
+    views: ViewCache<CatalogView>,
+    last_active: Instant,
+}
+
+/// The board actor.
+pub struct BoardActor;
+
+async fn load(shared: &Shared, id: BoardId) -> Result<(Board, Vec<ThreadSummary>), ActorError> {
+    let board = shared
+        .repo
+        .board(id)
+        .await?
+        .ok_or_else(|| ActorError::NotFound(format!("board {id} does not exist")))?;
+    let threads = shared.repo.board_threads(id).await?;
+    Ok((board, threads))
+}
+
+fn sort(threads: &mut [ThreadSummary]) {
+    threads.sort_by(|a, b| {
+        b.thread
+            .last_updated
+            .cmp(&a.thread.last_updated)
+            .then_with(|| b.thread.id.cmp(&a.thread.id))
+    });
+}
+
+impl BoardState {
+    async fn create_thread(
+        &mut self,
+        subject: Option<String>,
+        tags: Vec<String>,
+        draft: PostDraft,
+    ) -> Result<Committed<(Thread, Post)>, ActorError> {
+        rules::check_thread_content(draft.media.is_some())?;
+        let subject = rules::parse_subject(subject.as_deref())?;
+        let body = PostBody::parse(&draft.body)?;
+        let links = resolve_quotes(&self.shared, body.as_str(), |_| None).await?;
+        let body_html = self
+            .shared
+            .renderer
+            .render(body.as_str().to_string(), links.clone())
+            .await?;
+        let new = NewThread {
+            board: self.board.id,
+            subject,
+            tags,
+            op: NewPost {
+                thread: ThreadId(0),
+                body: body.into_string(),
+                body_html,
+                // Derived by the store once the thread id exists.
+                poster: String::new(),
+                ip: draft.ip,
+                media: draft.media,
+                spoiler: draft.spoiler,
+                sage: false,
+                quotes: links
+                    .iter()
+                    .filter(|(_, t)| t.is_some())
+                    .map(|(p, _)| *p)
+                    .collect(),
+                idempotency_key: draft.idempotency_key,
+                bump: true,
+                now: now_ms(),
+                fence: None,
+            },
+        };
+        let committed = self.shared.repo.create_thread(new).await?;
+        if let Committed::Created((thread, op)) = &committed {
+            for (quoted, t) in &links {
+                if let Some(t) = t {
+                    self.entities.tell_thread_if_active(
+                        *t,
+                        ThreadMsg::QuotedBy {
+                            target: *quoted,
+                            by: op.id,
+                        },
+                    );
+                }
+            }
+            self.threads.insert(
+                0,
+                ThreadSummary {
+                    thread: thread.clone(),
+                    op: op.clone(),
+                    num_replies: 0,
+                    num_media: op.media.is_some() as i64,
+                },
+            );
+            sort(&mut self.threads);
+            self.prune().await;
+            self.views.invalidate();
+        }
+        Ok(committed)
+    }
+
+    /// Archives the threads beyond `max_threads`. A failure leaves the
+    /// thread live (a board one over its limit is harmless) and is retried
+    /// by the next new thread.
+    async fn prune(&mut self) {
+        for victim in rules::prune_victims(&self.threads, self.board.max_threads) {
+            match self.shared.repo.archive_thread(victim).await {
+                Ok(archived) => {
+                    self.threads.retain(|t| t.thread.id != victim);
+                    for blob in archived.orphaned_blobs {
+                        if let Err(e) = self.shared.blobs.delete(&blob).await {
+                            tracing::warn!(%blob, error = %e, "could not delete the media of an archived thread");
+                        }
+                    }
+                    self.entities
+                        .tell_thread_if_active(victim, ThreadMsg::Reload);
+                    tracing::info!(board = %self.board.name, thread = %victim, "archived the least recently bumped thread");
+                }
+                Err(e) => {
+                    tracing::warn!(thread = %victim, error = %e, "could not archive a thread")
+                }
+            }
+        }
+    }
+
+    fn thread_changed(&mut self, summary: ThreadSummary) {
+        let Some(slot) = self
+            .threads
+            .iter_mut()
+            .find(|t| t.thread.id == summary.thread.id)
+        else {
+            // Archived meanwhile, or from another board: not in this catalog.
+            return;
+        };
+        *slot = summary;
+        sort(&mut self.threads);
+        self.views.invalidate();
+    }
+}
+
+impl Actor for BoardActor {
+    type Msg = BoardMsg;
+    type State = BoardState;
+    type Arguments = BoardArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<BoardMsg>,
+        args: BoardArgs,
+    ) -> Result<BoardState, ActorProcessingErr> {
+        let (board, threads) = load(&args.shared, args.id).await?;
+        Ok(BoardState {
+            shared: args.shared,
+            entities: args.entities,
+            board,
+            threads,
+            views: ViewCache::default(),
+            last_active: Instant::now(),
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<BoardMsg>,
+        state: &mut BoardState,
+    ) -> Result<(), ActorProcessingErr> {
+        let every = (state.shared.config.idle_timeout / 4).max(Duration::from_millis(50));
+        myself.send_interval(every, || BoardMsg::Tick);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<BoardMsg>,
+        msg: BoardMsg,
+        state: &mut BoardState,
+    ) -> Result<(), ActorProcessingErr> {
+        if !matches!(msg, BoardMsg::Tick) {
+            state.last_active = Instant::now();
+        }
+        match msg {
+            BoardMsg::CreateThread {
+                subject,
+                tags,
+                draft,
+                reply,
+            } => {
+                let _ = reply.send(state.create_thread(subject, tags, draft).await);
+            }
+            BoardMsg::View { view, reply } => {
+                let (shared, board, threads) = (&state.shared, &state.board, &state.threads);
+                let v = state
+                    .views
+                    .get_or_render(view, || shared.views.catalog(view, board, threads));
+                let _ = reply.send(Ok(v));
+            }
+            BoardMsg::Latest { limit, reply } => {
+                let _ = reply.send((
+                    state.board.clone(),
+                    state.threads.iter().take(limit).cloned().collect(),
+                ));
+            }
+            BoardMsg::Info { reply } => {
+                let _ = reply.send(state.board.clone());
+            }
+            BoardMsg::ThreadChanged(summary) => state.thread_changed(*summary),
+            BoardMsg::Reload { reply } => {
+                let r = load(&state.shared, state.board.id)
+                    .await
+                    .map(|(board, threads)| {
+                        state.board = board;
+                        state.threads = threads;
+                        state.views.invalidate();
+                    });
+                let _ = reply.send(r);
+            }
+            BoardMsg::Tick => {
+                if state.last_active.elapsed() >= state.shared.config.idle_timeout {
+                    myself.stop(Some("idle".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,44 @@
+//! The actors' error type: what a caller (the HTTP layer) can act on.
+
+use wani_store::StoreError;
+
+/// Why an entity could not do what was asked.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ActorError {
+    /// The board, thread or post does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request breaks a rule (too long, missing file…); the message says which.
+    #[error("{0}")]
+    Invalid(String),
+    /// The request conflicts with the entity's state (an archived thread…).
+    #[error("{0}")]
+    Conflict(String),
+    /// Storage or an actor did not answer in time; retrying may work.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ActorError {
+    /// Whether the same request may succeed if tried again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ActorError::Unavailable(_))
+    }
+}
+
+impl From<StoreError> for ActorError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => ActorError::NotFound(m),
+            StoreError::Conflict(m) => ActorError::Conflict(m),
+            StoreError::Invalid(m) => ActorError::Invalid(m),
+            StoreError::Unavailable(m) => ActorError::Unavailable(m),
+        }
+    }
+}
+
+impl<T> From<ractor::MessagingErr<T>> for ActorError {
+    fn from(e: ractor::MessagingErr<T>) -> Self {
+        ActorError::Unavailable(format!("actor unreachable: {e}"))
+    }
+}

@@ -1,0 +1,61 @@
+//! What a board allows, and what a thumbnail looks like.
+
+/// A board's limits on uploads; [`process`](super::process) refuses anything
+/// outside them before decoding a single pixel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaLimits {
+    /// Largest upload in bytes.
+    pub max_bytes: u64,
+    /// Largest image in pixels (width × height), checked against the header
+    /// before decoding; this is what stops decompression bombs, and it also
+    /// bounds the memory one decode may take (about 8 bytes a pixel at worst).
+    pub max_pixels: u64,
+    /// Accepted MIME types (`image/jpeg`, …), compared case-insensitively
+    /// with the type sniffed from the bytes.
+    pub accepted: Vec<String>,
+}
+
+impl MediaLimits {
+    /// Whether `mimetype` is on this board's list.
+    pub fn accepts(&self, mimetype: &str) -> bool {
+        self.accepted
+            .iter()
+            .any(|a| a.trim().eq_ignore_ascii_case(mimetype))
+    }
+}
+
+impl Default for MediaLimits {
+    /// 8 MiB, 40 megapixels, and the four image types wani decodes.
+    fn default() -> Self {
+        MediaLimits {
+            max_bytes: 8 * 1024 * 1024,
+            max_pixels: 40_000_000,
+            accepted: ["image/jpeg", "image/png", "image/gif", "image/webp"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+/// How thumbnails are made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThumbOptions {
+    /// Longest side of a thumbnail in pixels; smaller images are not
+    /// enlarged. Zero is treated as one.
+    pub max_side: u32,
+    /// The colour transparent pixels are flattened onto (JPEG has no alpha).
+    pub background: [u8; 3],
+    /// JPEG quality, 1–100 (values outside are clamped).
+    pub jpeg_quality: u8,
+}
+
+impl Default for ThumbOptions {
+    /// 500 px on white, as Maniwani does, at JPEG quality 85.
+    fn default() -> Self {
+        ThumbOptions {
+            max_side: 500,
+            background: [255, 255, 255],
+            jpeg_quality: 85,
+        }
+    }
+}

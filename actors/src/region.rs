@@ -1,0 +1,513 @@
+//! Region: activates board and thread actors on demand and supervises them.
+//!
+//! Board and thread actors are virtual: nobody starts or stops them by
+//! hand. The first message for an entity makes the region spawn it (state
+//! loaded from the store in `pre_start`); an actor idle for
+//! `idle_timeout` stops itself (passivation); a panicking one is dropped
+//! from the map and re-activated, state reloaded from the store, by the next
+//! message for it. A crash loop is cut off by a [`RestartPolicy`]: past its
+//! budget the entity answers "unavailable" until the window passes.
+//!
+//! ```text
+//! Region
+//! ├── BoardActor(board id)    one per active board
+//! └── ThreadActor(thread id)  one per active thread
+//! ```
+//!
+//! Lookups of already-active entities do not go through the region's
+//! mailbox: [`Entities`] reads a shared map, and only a miss asks the region
+//! (which is the map's single writer). On one node every shard is local;
+//! routing to other nodes' regions comes with the cluster.
+
+use crate::board::{BoardActor, BoardArgs, BoardMsg};
+use crate::error::ActorError;
+use crate::renderer::Renderer;
+use crate::thread::{ThreadActor, ThreadArgs, ThreadMsg};
+use crate::views::ViewRenderer;
+use ractor::rpc::CallResult;
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SpawnErr,
+    SupervisionEvent,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use wani_store::blob::BlobStore;
+use wani_store::{BoardId, Repo, ThreadId};
+use wani_supervision::{EntityKey, RestartDecision, RestartPolicy};
+
+/// Settings of entity actors.
+#[derive(Clone, Debug)]
+pub struct EntityConfig {
+    /// An entity with no message for this long stops itself.
+    pub idle_timeout: Duration,
+    /// How long a caller waits for an entity's answer.
+    pub call_timeout: Duration,
+}
+
+impl Default for EntityConfig {
+    fn default() -> Self {
+        EntityConfig {
+            idle_timeout: Duration::from_secs(600),
+            call_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// What every entity actor needs, shared.
+#[derive(Clone)]
+pub struct Shared {
+    pub repo: Arc<dyn Repo>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub renderer: Renderer,
+    pub views: Arc<dyn ViewRenderer>,
+    pub config: EntityConfig,
+    /// Keys poster ids ([`wani_store::poster_hex`]); loaded once at start.
+    pub poster_secret: Arc<[u8]>,
+}
+
+#[derive(Default)]
+struct Maps {
+    threads: RwLock<HashMap<ThreadId, ActorRef<ThreadMsg>>>,
+    boards: RwLock<HashMap<BoardId, ActorRef<BoardMsg>>>,
+}
+
+/// The region's mailbox.
+pub enum RegionMsg {
+    /// Answers with the running actor of a thread, activating it if needed.
+    ActivateThread {
+        id: ThreadId,
+        reply: RpcReplyPort<Result<ActorRef<ThreadMsg>, ActorError>>,
+    },
+    /// Answers with the running actor of a board, activating it if needed.
+    ActivateBoard {
+        id: BoardId,
+        reply: RpcReplyPort<Result<ActorRef<BoardMsg>, ActorError>>,
+    },
+    /// Stops every active entity and answers once all have stopped.
+    PassivateAll { reply: RpcReplyPort<()> },
+}
+impl ractor::Message for RegionMsg {}
+
+/// Arguments of [`Region`].
+pub struct RegionArgs {
+    pub shared: Shared,
+    maps: Arc<Maps>,
+}
+impl ractor::Message for RegionArgs {}
+
+/// The region's state.
+pub struct RegionState {
+    shared: Shared,
+    maps: Arc<Maps>,
+    entities: Entities,
+    /// Which entity each child actor is, to clean the maps when it exits.
+    children: HashMap<ActorId, EntityKey>,
+    policies: HashMap<EntityKey, RestartPolicy>,
+    /// Entities refused until this time (ms) after crashing too often.
+    refused_until: HashMap<EntityKey, u64>,
+}
+
+/// The region actor.
+pub struct Region;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn startup_error(e: SpawnErr, what: String) -> ActorError {
+    match e {
+        SpawnErr::StartupFailed(inner) => match inner.downcast_ref::<ActorError>() {
+            Some(err) => err.clone(),
+            None => ActorError::Unavailable(format!("{what} failed to start: {inner}")),
+        },
+        other => ActorError::Unavailable(format!("{what} failed to start: {other}")),
+    }
+}
+
+impl RegionState {
+    fn check_refused(&mut self, key: EntityKey) -> Result<(), ActorError> {
+        if let Some(&until) = self.refused_until.get(&key) {
+            if now_ms() < until {
+                return Err(ActorError::Unavailable(format!(
+                    "{key} crashed repeatedly and is paused; try again in a few seconds"
+                )));
+            }
+            self.refused_until.remove(&key);
+        }
+        Ok(())
+    }
+
+    async fn activate_thread(
+        &mut self,
+        myself: &ActorRef<RegionMsg>,
+        id: ThreadId,
+    ) -> Result<ActorRef<ThreadMsg>, ActorError> {
+        if let Some(r) = live(
+            self.maps
+                .threads
+                .read()
+                .ok()
+                .and_then(|m| m.get(&id).cloned()),
+        ) {
+            return Ok(r);
+        }
+        let key = EntityKey::Thread(id.0);
+        self.check_refused(key)?;
+        let args = ThreadArgs {
+            id,
+            shared: self.shared.clone(),
+            entities: self.entities.clone(),
+        };
+        let (actor, _) = Actor::spawn_linked(None, ThreadActor, args, myself.get_cell())
+            .await
+            .map_err(|e| startup_error(e, crate::names::thread(id)))?;
+        self.children.insert(actor.get_id(), key);
+        if let Ok(mut m) = self.maps.threads.write() {
+            m.insert(id, actor.clone());
+        }
+        Ok(actor)
+    }
+
+    async fn activate_board(
+        &mut self,
+        myself: &ActorRef<RegionMsg>,
+        id: BoardId,
+    ) -> Result<ActorRef<BoardMsg>, ActorError> {
+        if let Some(r) = live(
+            self.maps
+                .boards
+                .read()
+                .ok()
+                .and_then(|m| m.get(&id).cloned()),
+        ) {
+            return Ok(r);
+        }
+        let key = EntityKey::Board(id.0);
+        self.check_refused(key)?;
+        let args = BoardArgs {
+            id,
+            shared: self.shared.clone(),
+            entities: self.entities.clone(),
+        };
+        let (actor, _) = Actor::spawn_linked(None, BoardActor, args, myself.get_cell())
+            .await
+            .map_err(|e| startup_error(e, crate::names::board(id)))?;
+        self.children.insert(actor.get_id(), key);
+        if let Ok(mut m) = self.maps.boards.write() {
+            m.insert(id, actor.clone());
+        }
+        Ok(actor)
+    }
+
+    /// Forgets a child that exited, unless a newer activation replaced it.
+    fn forget(&mut self, cell: &ActorCell) -> Option<EntityKey> {
+        let key = self.children.remove(&cell.get_id())?;
+        let id = cell.get_id();
+        match key {
+            EntityKey::Thread(t) => {
+                if let Ok(mut m) = self.maps.threads.write() {
+                    if m.get(&ThreadId(t)).map(|r| r.get_id()) == Some(id) {
+                        m.remove(&ThreadId(t));
+                    }
+                }
+            }
+            EntityKey::Board(b) => {
+                if let Ok(mut m) = self.maps.boards.write() {
+                    if m.get(&BoardId(b)).map(|r| r.get_id()) == Some(id) {
+                        m.remove(&BoardId(b));
+                    }
+                }
+            }
+        }
+        Some(key)
+    }
+}
+
+fn live<M: ractor::Message>(r: Option<ActorRef<M>>) -> Option<ActorRef<M>> {
+    r.filter(|r| matches!(r.get_status(), ActorStatus::Running | ActorStatus::Starting))
+}
+
+impl Actor for Region {
+    type Msg = RegionMsg;
+    type State = RegionState;
+    type Arguments = RegionArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RegionMsg>,
+        args: RegionArgs,
+    ) -> Result<RegionState, ActorProcessingErr> {
+        let entities = Entities {
+            region: myself,
+            maps: args.maps.clone(),
+            timeout: args.shared.config.call_timeout,
+        };
+        Ok(RegionState {
+            shared: args.shared,
+            maps: args.maps,
+            entities,
+            children: HashMap::new(),
+            policies: HashMap::new(),
+            refused_until: HashMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RegionMsg>,
+        msg: RegionMsg,
+        state: &mut RegionState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RegionMsg::ActivateThread { id, reply } => {
+                let _ = reply.send(state.activate_thread(&myself, id).await);
+            }
+            RegionMsg::ActivateBoard { id, reply } => {
+                let _ = reply.send(state.activate_board(&myself, id).await);
+            }
+            RegionMsg::PassivateAll { reply } => {
+                let children: Vec<ActorCell> = myself.get_children();
+                for c in &children {
+                    c.stop(Some("node shutting down".into()));
+                }
+                for c in children {
+                    // Bounded wait: a stuck child must not hold up shutdown forever.
+                    let _ = c.wait(Some(Duration::from_secs(5))).await;
+                }
+                let _ = reply.send(());
+            }
+        }
+        Ok(())
+    }
+
+    // ractor's default stops the supervisor when any child exits; a region
+    // outlives its entities.
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<RegionMsg>,
+        event: SupervisionEvent,
+        state: &mut RegionState,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                if let Some(key) = state.forget(&cell) {
+                    tracing::debug!(%key, reason = reason.as_deref().unwrap_or(""), "entity stopped");
+                }
+            }
+            SupervisionEvent::ActorFailed(cell, err) => {
+                if let Some(key) = state.forget(&cell) {
+                    let decision = state.policies.entry(key).or_default().on_crash(now_ms());
+                    tracing::error!(%key, error = %err, ?decision, "entity crashed; its next message re-activates it from the store");
+                    match decision {
+                        RestartDecision::GiveUp { until_ms } => {
+                            state.refused_until.insert(key, until_ms);
+                        }
+                        RestartDecision::Restart { delay_ms } if delay_ms > 0 => {
+                            state.refused_until.insert(key, now_ms() + delay_ms);
+                        }
+                        RestartDecision::Restart { .. } => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// A handle to reach entities: looks up active ones directly, asks the
+/// region to activate the others. Cheap to clone.
+#[derive(Clone)]
+pub struct Entities {
+    region: ActorRef<RegionMsg>,
+    maps: Arc<Maps>,
+    timeout: Duration,
+}
+
+/// How many times a call is retried when the entity stopped between lookup
+/// and delivery (passivation or a crash); a retried write is safe because it
+/// carries its idempotency key.
+const DELIVERY_ATTEMPTS: usize = 3;
+
+impl Entities {
+    /// Starts a region and returns the handle to it.
+    pub async fn spawn(
+        supervisor: Option<ActorCell>,
+        shared: Shared,
+    ) -> Result<(Entities, ractor::concurrency::JoinHandle<()>), ActorError> {
+        let maps = Arc::new(Maps::default());
+        let timeout = shared.config.call_timeout;
+        let args = RegionArgs {
+            shared,
+            maps: maps.clone(),
+        };
+        // Unregistered: several nodes may share one process (tests, benchmarks).
+        let name = None;
+        let spawned = match supervisor {
+            Some(sup) => Actor::spawn_linked(name, Region, args, sup).await,
+            None => Actor::spawn(name, Region, args).await,
+        };
+        let (region, handle) =
+            spawned.map_err(|e| ActorError::Unavailable(format!("region: {e}")))?;
+        Ok((
+            Entities {
+                region,
+                maps,
+                timeout,
+            },
+            handle,
+        ))
+    }
+
+    /// The running actor of a thread (activated if needed).
+    pub async fn thread(&self, id: ThreadId) -> Result<ActorRef<ThreadMsg>, ActorError> {
+        if let Some(r) = live(
+            self.maps
+                .threads
+                .read()
+                .ok()
+                .and_then(|m| m.get(&id).cloned()),
+        ) {
+            return Ok(r);
+        }
+        flatten(
+            self.region
+                .call(
+                    |reply| RegionMsg::ActivateThread { id, reply },
+                    Some(self.timeout),
+                )
+                .await,
+        )
+    }
+
+    /// The running actor of a board (activated if needed).
+    pub async fn board(&self, id: BoardId) -> Result<ActorRef<BoardMsg>, ActorError> {
+        if let Some(r) = live(
+            self.maps
+                .boards
+                .read()
+                .ok()
+                .and_then(|m| m.get(&id).cloned()),
+        ) {
+            return Ok(r);
+        }
+        flatten(
+            self.region
+                .call(
+                    |reply| RegionMsg::ActivateBoard { id, reply },
+                    Some(self.timeout),
+                )
+                .await,
+        )
+    }
+
+    /// Asks a thread and waits for its answer, re-activating it if it
+    /// stopped before answering.
+    pub async fn call_thread<T: Send + 'static>(
+        &self,
+        id: ThreadId,
+        msg: impl Fn(RpcReplyPort<T>) -> ThreadMsg,
+    ) -> Result<T, ActorError> {
+        let mut last = ActorError::Unavailable(format!("thread {id} did not answer"));
+        for _ in 0..DELIVERY_ATTEMPTS {
+            let actor = self.thread(id).await?;
+            match actor.call(&msg, Some(self.timeout)).await {
+                Ok(CallResult::Success(v)) => return Ok(v),
+                Ok(CallResult::Timeout) => {
+                    return Err(ActorError::Unavailable(format!("thread {id} timed out")))
+                }
+                Ok(CallResult::SenderError) | Err(_) => {
+                    last = ActorError::Unavailable(format!("thread {id} stopped before answering"));
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// Asks a board and waits for its answer, re-activating it if needed.
+    pub async fn call_board<T: Send + 'static>(
+        &self,
+        id: BoardId,
+        msg: impl Fn(RpcReplyPort<T>) -> BoardMsg,
+    ) -> Result<T, ActorError> {
+        let mut last = ActorError::Unavailable(format!("board {id} did not answer"));
+        for _ in 0..DELIVERY_ATTEMPTS {
+            let actor = self.board(id).await?;
+            match actor.call(&msg, Some(self.timeout)).await {
+                Ok(CallResult::Success(v)) => return Ok(v),
+                Ok(CallResult::Timeout) => {
+                    return Err(ActorError::Unavailable(format!("board {id} timed out")))
+                }
+                Ok(CallResult::SenderError) | Err(_) => {
+                    last = ActorError::Unavailable(format!("board {id} stopped before answering"));
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// Sends to a thread without waiting; activates it if needed.
+    pub async fn tell_thread(&self, id: ThreadId, msg: ThreadMsg) -> Result<(), ActorError> {
+        self.thread(id).await?.cast(msg).map_err(ActorError::from)
+    }
+
+    /// Sends to a board without waiting; activates it if needed.
+    pub async fn tell_board(&self, id: BoardId, msg: BoardMsg) -> Result<(), ActorError> {
+        self.board(id).await?.cast(msg).map_err(ActorError::from)
+    }
+
+    /// Sends to a thread only if it is active (an inactive one reloads from
+    /// the store anyway, so it needs no notice).
+    pub fn tell_thread_if_active(&self, id: ThreadId, msg: ThreadMsg) {
+        if let Some(r) = live(
+            self.maps
+                .threads
+                .read()
+                .ok()
+                .and_then(|m| m.get(&id).cloned()),
+        ) {
+            let _ = r.cast(msg);
+        }
+    }
+
+    /// Active entities: (boards, threads).
+    pub fn active(&self) -> (usize, usize) {
+        let b = self.maps.boards.read().map(|m| m.len()).unwrap_or(0);
+        let t = self.maps.threads.read().map(|m| m.len()).unwrap_or(0);
+        (b, t)
+    }
+
+    /// Stops every active entity (graceful shutdown) and waits for them.
+    pub async fn passivate_all(&self) {
+        let _ = self
+            .region
+            .call(
+                |reply| RegionMsg::PassivateAll { reply },
+                Some(Duration::from_secs(30)),
+            )
+            .await;
+    }
+
+    /// Stops the region itself.
+    pub fn stop(&self) {
+        self.region.stop(None);
+    }
+}
+
+fn flatten<T, E>(r: Result<CallResult<Result<T, ActorError>>, E>) -> Result<T, ActorError>
+where
+    E: std::fmt::Display,
+{
+    match r {
+        Ok(CallResult::Success(v)) => v,
+        Ok(CallResult::Timeout) => Err(ActorError::Unavailable("the region timed out".into())),
+        Ok(CallResult::SenderError) => Err(ActorError::Unavailable(
+            "the region dropped the request".into(),
+        )),
+        Err(e) => Err(ActorError::Unavailable(format!("region unreachable: {e}"))),
+    }
+}

@@ -1,0 +1,363 @@
+//! ThreadActor: the single writer of one thread's posts, and its read cache.
+//!
+//! Every reply to a thread goes through its actor, one at a time, so the
+//! bump rule ("not if the same poster wrote the previous post") and reply
+//! lists are decided on a consistent view without locks. The store is the
+//! truth: the actor loads the thread in `pre_start`, applies a post to its
+//! memory only after the store committed it, and can be dropped at any time
+//! (idle passivation, a panic) and rebuilt from the store.
+//!
+//! Reads are served from [`ViewCache`]: rendered once per change, with an ETag.
+//!
+//! After a write the actor tells its board (new summary for the catalog) and
+//! the active threads holding posts it quoted (their "Replies:" lists).
+
+use crate::board::BoardMsg;
+use crate::error::ActorError;
+use crate::markup;
+use crate::region::{Entities, Shared};
+use crate::renderer::QuoteLinks;
+use crate::rules::{self, BumpInput, PostBody};
+use crate::views::{CachedView, ThreadView, ViewCache};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use wani_store::{
+    poster_hex, Board, Committed, NewMedia, NewPost, Post, PostId, ThreadFull, ThreadId,
+    ThreadSummary,
+};
+
+/// A post as submitted, before the actor decides its poster id and bump.
+#[derive(Clone, Debug)]
+pub struct PostDraft {
+    pub body: String,
+    /// The client address (for the poster id and moderation; never served).
+    pub ip: String,
+    /// The upload, already checked and stored by the thumbnailer.
+    pub media: Option<NewMedia>,
+    pub spoiler: bool,
+    pub sage: bool,
+    /// Unique per submission; a retry with the same key is answered with the
+    /// post stored the first time.
+    pub idempotency_key: String,
+}
+
+/// The thread actor's mailbox.
+pub enum ThreadMsg {
+    /// Adds a reply; answers once it is committed.
+    CreatePost {
+        draft: PostDraft,
+        reply: RpcReplyPort<Result<Committed<Post>, ActorError>>,
+    },
+    /// Answers with a rendered view of the thread.
+    View {
+        view: ThreadView,
+        reply: RpcReplyPort<Result<CachedView, ActorError>>,
+    },
+    /// Answers with one post of this thread, if it has it.
+    GetPost {
+        id: PostId,
+        reply: RpcReplyPort<Option<Post>>,
+    },
+    /// Answers with the catalog summary of the thread.
+    Summary { reply: RpcReplyPort<ThreadSummary> },
+    /// A post (in this or another thread) quoted one of ours.
+    QuotedBy { target: PostId, by: PostId },
+    /// The stored thread changed behind the actor's back (archived): reload it.
+    Reload,
+    /// Periodic check for passivation.
+    Tick,
+    /// Panics inside the actor, to exercise supervision. Debug builds only.
+    #[cfg(debug_assertions)]
+    Crash,
+}
+impl ractor::Message for ThreadMsg {}
+
+/// Arguments of [`ThreadActor`].
+pub struct ThreadArgs {
+    pub id: ThreadId,
+    pub shared: Shared,
+    pub entities: Entities,
+}
+impl ractor::Message for ThreadArgs {}
+
+/// The thread actor's state.
+pub struct ThreadState {
+    shared: Shared,
+    entities: Entities,
+    board: Board,
+    full: ThreadFull,
+    /// Position of each post in `full.posts`.
+    index: HashMap<PostId, usize>,
+    num_media: i64,
+    views: ViewCache<ThreadView>,
+    last_active: Instant,
+}
+
+/// The thread actor.
+pub struct ThreadActor;
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+async fn load(shared: &Shared, id: ThreadId) -> Result<(Board, ThreadFull), ActorError> {
+    let full = shared
+        .repo
+        .thread(id)
+        .await?
+        .ok_or_else(|| ActorError::NotFound(format!("thread {id} does not exist")))?;
+    let board = shared.repo.board(full.thread.board).await?.ok_or_else(|| {
+        ActorError::NotFound(format!("board {} does not exist", full.thread.board))
+    })?;
+    Ok((board, full))
+}
+
+/// Where each post quoted in `body` lives: this thread's own posts are known
+/// here; the rest are asked of the store in one query.
+pub(crate) async fn resolve_quotes(
+    shared: &Shared,
+    body: &str,
+    local: impl Fn(PostId) -> Option<ThreadId>,
+) -> Result<QuoteLinks, ActorError> {
+    let ids = markup::quoted_ids(body);
+    let missing: Vec<PostId> = ids
+        .iter()
+        .copied()
+        .filter(|id| local(*id).is_none())
+        .collect();
+    let found = if missing.is_empty() {
+        HashMap::new()
+    } else {
+        shared.repo.threads_of_posts(&missing).await?
+    };
+    Ok(ids
+        .into_iter()
+        .map(|id| (id, local(id).or_else(|| found.get(&id).copied())))
+        .collect())
+}
+
+impl ThreadState {
+    fn new(shared: Shared, entities: Entities, board: Board, full: ThreadFull) -> ThreadState {
+        let index = full
+            .posts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id, i))
+            .collect();
+        let num_media = full.posts.iter().filter(|p| p.media.is_some()).count() as i64;
+        ThreadState {
+            shared,
+            entities,
+            board,
+            full,
+            index,
+            num_media,
+            views: ViewCache::default(),
+            last_active: Instant::now(),
+        }
+    }
+
+    fn id(&self) -> ThreadId {
+        self.full.thread.id
+    }
+
+    fn summary(&self) -> Option<ThreadSummary> {
+        let op = self.full.posts.first()?.clone();
+        Some(ThreadSummary {
+            thread: self.full.thread.clone(),
+            op,
+            num_replies: self.full.posts.len() as i64 - 1,
+            num_media: self.num_media,
+        })
+    }
+
+    async fn create_post(&mut self, draft: PostDraft) -> Result<Committed<Post>, ActorError> {
+        if self.full.thread.archived {
+            return Err(ActorError::Conflict(
+                "this thread is archived and takes no more replies".into(),
+            ));
+        }
+        let body = PostBody::parse(&draft.body)?;
+        rules::check_reply_content(&body, draft.media.is_some())?;
+        let me = self.id();
+        let links = resolve_quotes(&self.shared, body.as_str(), |p| {
+            self.index.contains_key(&p).then_some(me)
+        })
+        .await?;
+        let body_html = self
+            .shared
+            .renderer
+            .render(body.as_str().to_string(), links.clone())
+            .await?;
+        let poster = poster_hex(&self.shared.poster_secret, me, &draft.ip);
+        let last_poster = self
+            .full
+            .posts
+            .last()
+            .map(|p| p.poster.as_str())
+            .unwrap_or("");
+        let bump = rules::bumps(BumpInput {
+            previous_poster: last_poster,
+            poster: &poster,
+            sage: draft.sage,
+            replies_before: self.full.posts.len() as i64 - 1,
+            bump_limit: self.board.bump_limit,
+        });
+        let new = NewPost {
+            thread: me,
+            body: body.into_string(),
+            body_html,
+            poster,
+            ip: draft.ip,
+            media: draft.media,
+            spoiler: draft.spoiler,
+            sage: draft.sage,
+            quotes: links
+                .iter()
+                .filter(|(_, t)| t.is_some())
+                .map(|(p, _)| *p)
+                .collect(),
+            idempotency_key: draft.idempotency_key,
+            bump,
+            now: now_ms(),
+            fence: None,
+        };
+        let committed = self.shared.repo.create_post(new).await?;
+        if let Committed::Created(post) = &committed {
+            self.apply(post, &links, bump);
+        }
+        Ok(committed)
+    }
+
+    /// Applies a committed post to memory and tells whoever must know.
+    fn apply(&mut self, post: &Post, links: &QuoteLinks, bumped: bool) {
+        if self.index.contains_key(&post.id) {
+            return;
+        }
+        self.index.insert(post.id, self.full.posts.len());
+        self.full.posts.push(post.clone());
+        if post.media.is_some() {
+            self.num_media += 1;
+        }
+        if bumped {
+            self.full.thread.last_updated = post.datetime;
+        }
+        for (quoted, thread) in links {
+            match thread {
+                Some(t) if *t == self.id() => self.add_reply(*quoted, post.id),
+                Some(t) => self.entities.tell_thread_if_active(
+                    *t,
+                    ThreadMsg::QuotedBy {
+                        target: *quoted,
+                        by: post.id,
+                    },
+                ),
+                None => {}
+            }
+        }
+        self.views.invalidate();
+        self.tell_board();
+    }
+
+    fn add_reply(&mut self, target: PostId, by: PostId) {
+        if let Some(&i) = self.index.get(&target) {
+            let replies = &mut self.full.posts[i].replies;
+            if !replies.contains(&by) {
+                replies.push(by);
+                replies.sort();
+                self.views.invalidate();
+            }
+        }
+    }
+
+    fn tell_board(&self) {
+        let Some(summary) = self.summary() else {
+            return;
+        };
+        let entities = self.entities.clone();
+        let board = self.board.id;
+        // Activating the board may take a store round trip; the writer does not wait for it.
+        tokio::spawn(async move {
+            if let Err(e) = entities
+                .tell_board(board, BoardMsg::ThreadChanged(Box::new(summary)))
+                .await
+            {
+                tracing::warn!(%board, error = %e, "could not update the board's catalog");
+            }
+        });
+    }
+}
+
+impl Actor for ThreadActor {
+    type Msg = ThreadMsg;
+    type State = ThreadState;
+    type Arguments = ThreadArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<ThreadMsg>,
+        args: ThreadArgs,
+    ) -> Result<ThreadState, ActorProcessingErr> {
+        let (board, full) = load(&args.shared, args.id).await?;
+        Ok(ThreadState::new(args.shared, args.entities, board, full))
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<ThreadMsg>,
+        state: &mut ThreadState,
+    ) -> Result<(), ActorProcessingErr> {
+        let every = (state.shared.config.idle_timeout / 4).max(Duration::from_millis(50));
+        myself.send_interval(every, || ThreadMsg::Tick);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ThreadMsg>,
+        msg: ThreadMsg,
+        state: &mut ThreadState,
+    ) -> Result<(), ActorProcessingErr> {
+        if !matches!(msg, ThreadMsg::Tick) {
+            state.last_active = Instant::now();
+        }
+        match msg {
+            ThreadMsg::CreatePost { draft, reply } => {
+                let _ = reply.send(state.create_post(draft).await);
+            }
+            ThreadMsg::View { view, reply } => {
+                let (shared, board, full) = (&state.shared, &state.board, &state.full);
+                let v = state
+                    .views
+                    .get_or_render(view, || shared.views.thread(view, board, full));
+                let _ = reply.send(Ok(v));
+            }
+            ThreadMsg::GetPost { id, reply } => {
+                let _ = reply.send(state.index.get(&id).map(|&i| state.full.posts[i].clone()));
+            }
+            ThreadMsg::Summary { reply } => {
+                if let Some(s) = state.summary() {
+                    let _ = reply.send(s);
+                }
+            }
+            ThreadMsg::QuotedBy { target, by } => state.add_reply(target, by),
+            ThreadMsg::Reload => {
+                let (board, full) = load(&state.shared, state.id()).await?;
+                *state =
+                    ThreadState::new(state.shared.clone(), state.entities.clone(), board, full);
+            }
+            ThreadMsg::Tick => {
+                if state.last_active.elapsed() >= state.shared.config.idle_timeout {
+                    myself.stop(Some("idle".into()));
+                }
+            }
+            #[cfg(debug_assertions)]
+            ThreadMsg::Crash => panic!("crash requested for thread {} (test hook)", state.id()),
+        }
+        Ok(())
+    }
+}

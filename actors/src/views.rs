@@ -1,0 +1,132 @@
+//! Cached views: what an entity serves for reads, rendered once per change.
+//!
+//! An entity actor holds its state and, beside it, the bytes of each view
+//! asked for (thread JSON, thread page per theme, catalog…) with an ETag. A
+//! read that finds its view cached costs a lookup and an `Arc` clone; a
+//! write drops every cached view of that entity. How a view is rendered is
+//! not the actors' business (they know neither HTML nor the API's JSON
+//! shapes): the node supplies a [`ViewRenderer`].
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Arc;
+use wani_store::{Board, ThreadFull, ThreadSummary};
+
+/// A view of a thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ThreadView {
+    /// `GET /api/v1/thread/{id}`.
+    Json,
+    /// The thread page, in a theme (the renderer's theme number).
+    Page { theme: u8 },
+    /// The gallery page, in a theme.
+    Gallery { theme: u8 },
+}
+
+/// A view of a board's live threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CatalogView {
+    /// `GET /api/v1/board/{id}/catalog`.
+    Json,
+    /// The catalog page, in a theme.
+    Page { theme: u8 },
+}
+
+/// Renders views from entity state. Implemented by the node (HTML and JSON).
+pub trait ViewRenderer: Send + Sync + 'static {
+    fn thread(&self, view: ThreadView, board: &Board, thread: &ThreadFull) -> Rendered;
+    fn catalog(&self, view: CatalogView, board: &Board, threads: &[ThreadSummary]) -> Rendered;
+}
+
+/// Freshly rendered bytes.
+#[derive(Clone, Debug)]
+pub struct Rendered {
+    pub content_type: &'static str,
+    pub body: Bytes,
+}
+
+/// Rendered bytes with their ETag, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct CachedView {
+    pub content_type: &'static str,
+    pub body: Bytes,
+    /// A strong ETag: a hash of the bytes, so it survives restarts and is the
+    /// same on every node serving the same content.
+    pub etag: Arc<str>,
+}
+
+impl CachedView {
+    pub fn new(r: Rendered) -> CachedView {
+        let digest = Sha256::digest(&r.body);
+        let etag = format!("\"{}\"", hex::encode(&digest[..12]));
+        CachedView {
+            content_type: r.content_type,
+            body: r.body,
+            etag: etag.into(),
+        }
+    }
+}
+
+/// The cached views of one entity.
+#[derive(Debug)]
+pub struct ViewCache<K> {
+    views: HashMap<K, CachedView>,
+}
+
+impl<K: Eq + Hash + Copy> Default for ViewCache<K> {
+    fn default() -> Self {
+        ViewCache {
+            views: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Eq + Hash + Copy> ViewCache<K> {
+    /// The cached view, rendering it first if needed.
+    pub fn get_or_render(&mut self, key: K, render: impl FnOnce() -> Rendered) -> CachedView {
+        self.views
+            .entry(key)
+            .or_insert_with(|| CachedView::new(render()))
+            .clone()
+    }
+    /// Drops every view; the next read renders from the new state.
+    pub fn invalidate(&mut self) {
+        self.views.clear();
+    }
+    pub fn len(&self) -> usize {
+        self.views.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.views.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_once_until_invalidated() {
+        let mut c = ViewCache::<ThreadView>::default();
+        let mut renders = 0;
+        for _ in 0..3 {
+            c.get_or_render(ThreadView::Json, || {
+                renders += 1;
+                Rendered {
+                    content_type: "application/json",
+                    body: Bytes::from_static(b"[]"),
+                }
+            });
+        }
+        assert_eq!(renders, 1);
+        c.invalidate();
+        let v = c.get_or_render(ThreadView::Json, || Rendered {
+            content_type: "x",
+            body: Bytes::from_static(b"{}"),
+        });
+        assert_eq!(&v.body[..], b"{}");
+        assert!(v.etag.starts_with('"') && v.etag.len() == 26);
+    }
+}

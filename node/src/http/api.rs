@@ -1,0 +1,297 @@
+//! `/api/v1`: Maniwani's JSON routes.
+//!
+//! Reads come from entity caches (thread, catalog) with ETags; writes are
+//! multipart like Maniwani's and answer with what was stored: `201` and the
+//! new thread or post, or `200` and the same when a retried request carried
+//! an idempotency key already used.
+
+use super::cache::{respond, respond_fresh};
+use super::client::ClientAddr;
+use super::upload::{self, Submission};
+use super::{ApiError, AppState};
+use crate::json;
+use axum::extract::{Multipart, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use wani_actors::{BoardMsg, CatalogView, ThreadMsg, ThreadView};
+use wani_store::{Board, Committed, Post, PostId, Thread, ThreadId, ThreadSummary};
+
+fn parse_id(raw: &str, what: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .map_err(|_| ApiError::bad_request(format!("{raw:?} is not a {what} id")))
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such API route")
+}
+
+/// `GET /boards/`: every board, each with the thumbnail of its latest thread.
+pub async fn boards(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let boards = state.boards().await?;
+    let latest = latest_per_board(&state, &boards, 1).await;
+    let list: Vec<_> = boards
+        .iter()
+        .map(|b| {
+            let thumb = latest
+                .iter()
+                .find(|(lb, _)| lb.id == b.id)
+                .and_then(|(_, t)| t.op.media.as_ref());
+            json::board(b, thumb)
+        })
+        .collect();
+    Ok(respond_fresh(
+        &headers,
+        "application/json",
+        serde_json::to_vec(&list).map_err(ApiError::internal)?,
+    ))
+}
+
+/// The `limit` most recently bumped threads of each board, as (board, thread).
+pub(crate) async fn latest_per_board(
+    state: &AppState,
+    boards: &[Board],
+    limit: usize,
+) -> Vec<(Board, ThreadSummary)> {
+    let mut out = Vec::new();
+    for b in boards {
+        match state
+            .entities
+            .call_board(b.id, |reply| BoardMsg::Latest { limit, reply })
+            .await
+        {
+            Ok((board, threads)) => out.extend(threads.into_iter().map(|t| (board.clone(), t))),
+            Err(e) => tracing::warn!(board = %b.id, error = %e, "board left out of the listing"),
+        }
+    }
+    out.sort_by(|a, b| b.1.thread.last_updated.cmp(&a.1.thread.last_updated));
+    out
+}
+
+/// `GET /board/{id}/catalog`.
+pub async fn catalog(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let board = state.resolve_board(&id).await?;
+    let view = state
+        .entities
+        .call_board(board.id, |reply| BoardMsg::View {
+            view: CatalogView::Json,
+            reply,
+        })
+        .await??;
+    Ok(respond(&headers, view))
+}
+
+/// `GET /firehose`: the latest bumped threads across boards.
+pub async fn firehose(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let boards = state.boards().await?;
+    let mut latest = latest_per_board(&state, &boards, FIREHOSE_LEN).await;
+    latest.truncate(FIREHOSE_LEN);
+    let list: Vec<_> = latest
+        .iter()
+        .map(|(b, t)| json::catalog_entry(t, Some(b)))
+        .collect();
+    Ok(respond_fresh(
+        &headers,
+        "application/json",
+        serde_json::to_vec(&list).map_err(ApiError::internal)?,
+    ))
+}
+
+/// Threads on the firehose and the front page.
+pub const FIREHOSE_LEN: usize = 20;
+
+/// `GET /thread/{id}`: the posts, opening post first.
+pub async fn thread(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = ThreadId(parse_id(&id, "thread")?);
+    let view = state
+        .entities
+        .call_thread(id, |reply| ThreadMsg::View {
+            view: ThreadView::Json,
+            reply,
+        })
+        .await??;
+    Ok(respond(&headers, view))
+}
+
+/// `GET /post/{id}`: one post, with `body` rendered to HTML (as Maniwani does).
+pub async fn post(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = PostId(parse_id(&id, "post")?);
+    let post = state
+        .store
+        .post(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("post {id} does not exist")))?;
+    let thread = state
+        .entities
+        .call_thread(post.thread, |reply| ThreadMsg::Summary { reply })
+        .await?;
+    let is_op = thread.op.id == post.id;
+    let mut j = json::post(&post, &thread.thread, is_op);
+    j.body = &post.body_html;
+    Ok(respond_fresh(
+        &headers,
+        "application/json",
+        serde_json::to_vec(&j).map_err(ApiError::internal)?,
+    ))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// `POST /thread/new`: fields board, subject, body, tags, media, spoiler.
+pub async fn new_thread(
+    State(state): State<AppState>,
+    ClientAddr(ip): ClientAddr,
+    headers: HeaderMap,
+    form: Multipart,
+) -> Result<Response, ApiError> {
+    let s = upload::read(form, state.config.media.max_upload_bytes).await?;
+    let board_key = s
+        .text("board")
+        .ok_or_else(|| ApiError::bad_request("the field \"board\" is missing"))?;
+    let board = state.resolve_board(board_key.trim()).await?;
+    let committed = create_thread(&state, &board, &s, ip, idempotency_key(&headers)).await?;
+    let status = if committed.is_created() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let (thread, op) = committed.into_inner();
+    Ok((status, Json(thread_created(&thread, &op))).into_response())
+}
+
+fn thread_created(thread: &Thread, op: &Post) -> serde_json::Value {
+    serde_json::json!({
+        "id": thread.id,
+        "board": thread.board,
+        "thread_url": json::thread_url(thread),
+        "post": json::post(op, thread, true),
+    })
+}
+
+/// Shared by the API and the HTML form.
+pub(crate) async fn create_thread(
+    state: &AppState,
+    board: &Board,
+    s: &Submission,
+    ip: String,
+    key: Option<String>,
+) -> Result<Committed<(Thread, Post)>, ApiError> {
+    // Rules that need no file are checked first, so a refused post stores nothing.
+    wani_actors::rules::check_thread_content(s.file.is_some())?;
+    let subject = wani_actors::rules::parse_subject(s.text("subject"))?;
+    let tags = wani_actors::rules::parse_tags(s.text("tags").unwrap_or(""))?;
+    wani_actors::rules::PostBody::parse(s.text("body").unwrap_or(""))?;
+    let media = match &s.file {
+        Some(f) => Some(upload::store_media(state, board, f.clone()).await?),
+        None => None,
+    };
+    let draft = upload::draft(s, ip, media.clone(), key);
+    let res = state
+        .entities
+        .call_board(board.id, |reply| BoardMsg::CreateThread {
+            subject: subject.clone(),
+            tags: tags.clone(),
+            draft: draft.clone(),
+            reply,
+        })
+        .await
+        .and_then(|r| r);
+    match res {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            upload::discard_media(state, &media).await;
+            Err(e.into())
+        }
+    }
+}
+
+/// `POST /thread/{id}/new`: fields body, media, spoiler, sage.
+pub async fn new_reply(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ClientAddr(ip): ClientAddr,
+    headers: HeaderMap,
+    form: Multipart,
+) -> Result<Response, ApiError> {
+    let id = ThreadId(parse_id(&id, "thread")?);
+    let s = upload::read(form, state.config.media.max_upload_bytes).await?;
+    let committed = create_reply(&state, id, &s, ip, idempotency_key(&headers)).await?;
+    let status = if committed.is_created() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let post = committed.into_inner();
+    let summary = state
+        .entities
+        .call_thread(id, |reply| ThreadMsg::Summary { reply })
+        .await?;
+    let mut body = serde_json::to_value(json::post(&post, &summary.thread, false))
+        .map_err(ApiError::internal)?;
+    body["post_url"] = json::post_url(&post).into();
+    Ok((status, Json(body)).into_response())
+}
+
+/// Shared by the API and the HTML form.
+pub(crate) async fn create_reply(
+    state: &AppState,
+    thread: ThreadId,
+    s: &Submission,
+    ip: String,
+    key: Option<String>,
+) -> Result<Committed<Post>, ApiError> {
+    let body = wani_actors::rules::PostBody::parse(s.text("body").unwrap_or(""))?;
+    wani_actors::rules::check_reply_content(&body, s.file.is_some())?;
+    let media = match &s.file {
+        Some(f) => {
+            let summary = state
+                .entities
+                .call_thread(thread, |reply| ThreadMsg::Summary { reply })
+                .await?;
+            let board = state
+                .resolve_board(&summary.thread.board.to_string())
+                .await?;
+            Some(upload::store_media(state, &board, f.clone()).await?)
+        }
+        None => None,
+    };
+    let draft = upload::draft(s, ip, media.clone(), key);
+    let res = state
+        .entities
+        .call_thread(thread, |reply| ThreadMsg::CreatePost {
+            draft: draft.clone(),
+            reply,
+        })
+        .await
+        .and_then(|r| r);
+    match res {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            upload::discard_media(state, &media).await;
+            Err(e.into())
+        }
+    }
+}

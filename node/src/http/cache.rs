@@ -1,0 +1,69 @@
+//! Conditional GET: every GET carries a strong ETag, and a matching
+//! `If-None-Match` is answered 304 with no body.
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use wani_actors::{CachedView, Rendered};
+
+/// Answers a cached view, or 304 when the client already has it.
+pub fn respond(req: &HeaderMap, view: CachedView) -> Response {
+    let etag = HeaderValue::from_str(&view.etag).ok();
+    if let (Some(tag), Some(inm)) = (&etag, req.get(header::IF_NONE_MATCH)) {
+        if matches(inm, tag) {
+            let mut res = StatusCode::NOT_MODIFIED.into_response();
+            res.headers_mut().insert(header::ETAG, tag.clone());
+            return res;
+        }
+    }
+    let mut res = (StatusCode::OK, view.body).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(view.content_type),
+    );
+    // Revalidate every time: the content changes with every post, the ETag makes that cheap.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Some(tag) = etag {
+        h.insert(header::ETAG, tag);
+    }
+    res
+}
+
+/// Renders-and-answers for content not cached by an actor.
+pub fn respond_fresh(
+    req: &HeaderMap,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response {
+    respond(
+        req,
+        CachedView::new(Rendered {
+            content_type,
+            body: body.into(),
+        }),
+    )
+}
+
+/// `If-None-Match` may list several tags, or `*`; weak tags match too.
+fn matches(inm: &HeaderValue, tag: &HeaderValue) -> bool {
+    let Ok(inm) = inm.to_str() else { return false };
+    let Ok(tag) = tag.to_str() else { return false };
+    inm.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t == tag || t.strip_prefix("W/") == Some(tag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_lists() {
+        let tag = HeaderValue::from_static("\"abc\"");
+        assert!(matches(&HeaderValue::from_static("\"x\", \"abc\""), &tag));
+        assert!(matches(&HeaderValue::from_static("W/\"abc\""), &tag));
+        assert!(matches(&HeaderValue::from_static("*"), &tag));
+        assert!(!matches(&HeaderValue::from_static("\"abcd\""), &tag));
+    }
+}

@@ -1,0 +1,126 @@
+//! The HTTP layer: HTML pages and the JSON API over the node's actors.
+//!
+//! Stateless: every handler turns a request into messages to entities (or a
+//! store read for things no entity owns, like the board list), so any node
+//! can serve any request. `app(state)` builds the router without a socket, so
+//! handlers are tested with `oneshot`; `serve` runs it with graceful shutdown.
+
+mod api;
+mod cache;
+mod client;
+pub mod error;
+mod files;
+mod site;
+mod upload;
+
+use crate::config::Config;
+use crate::render::SiteRenderer;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use wani_actors::{Entities, Thumbnailer};
+use wani_store::blob::BlobStore;
+use wani_store::{Board, BoardId, Store};
+
+pub use error::ApiError;
+
+/// What handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub inner: Arc<Inner>,
+}
+
+/// The parts of [`AppState`].
+pub struct Inner {
+    pub config: Config,
+    pub store: Store,
+    pub blobs: Arc<dyn BlobStore>,
+    pub entities: Entities,
+    pub thumbnailer: Thumbnailer,
+    pub renderer: Arc<SiteRenderer>,
+    /// The site rules rendered once at start.
+    pub rules_html: String,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl AppState {
+    /// Every board, also refreshing the navigation cached pages show.
+    pub async fn boards(&self) -> Result<Vec<Board>, ApiError> {
+        let boards = wani_store::Repo::boards(&self.store).await?;
+        self.renderer.set_boards(boards.clone());
+        Ok(boards)
+    }
+
+    /// A board by numeric id or by name.
+    pub async fn resolve_board(&self, key: &str) -> Result<Board, ApiError> {
+        let found = match key.parse::<i64>() {
+            Ok(id) => wani_store::Repo::board(&self.store, BoardId(id)).await?,
+            Err(_) => self.store.board_by_name(key).await?,
+        };
+        found.ok_or_else(|| ApiError::not_found(format!("there is no board {key:?}")))
+    }
+}
+
+/// The router with every route.
+pub fn app(state: AppState) -> Router {
+    let body_limit = state.config.media.max_upload_bytes as usize + 1024 * 1024;
+    let api = Router::new()
+        .route("/boards", get(api::boards))
+        .route("/boards/", get(api::boards))
+        .route("/board/{id}/catalog", get(api::catalog))
+        .route("/firehose", get(api::firehose))
+        .route("/thread/{id}", get(api::thread))
+        .route("/post/{id}", get(api::post))
+        .route("/thread/new", post(api::new_thread))
+        .route("/thread/{id}/new", post(api::new_reply))
+        .fallback(api::not_found);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/", get(site::front))
+        .route("/boards", get(site::board_list))
+        .route("/boards/", get(site::board_list))
+        .route("/boards/{id}", get(site::catalog))
+        .route("/boards/{id}/archive", get(site::archive))
+        .route("/boards/{id}/new", post(site::new_thread))
+        .route("/boards/rules/{id}", get(site::board_rules))
+        .route("/threads/{id}", get(site::thread))
+        .route("/threads/{id}/gallery", get(site::gallery))
+        .route("/threads/{id}/new", post(site::new_reply))
+        .route("/rules", get(site::rules))
+        .route("/faq", get(site::faq))
+        .route("/themes", get(site::themes).post(site::set_theme))
+        .route("/upload/{id}", get(files::original))
+        .route("/upload/thumb/{id}", get(files::thumbnail))
+        .route("/static/style.css", get(files::style))
+        .route("/static/wani.js", get(files::script))
+        .route("/static/themes/{name}", get(files::theme))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(site::not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops taking
+/// connections and waits for the requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,0 +1,292 @@
+//! The HTML pages. Thread and catalog pages come from entity caches; the
+//! rest are rendered per request from small reads. Forms work without
+//! JavaScript: a successful post answers `303 See Other` to the new post.
+
+use super::api::{create_reply, create_thread, latest_per_board, FIREHOSE_LEN};
+use super::cache::{respond, respond_fresh};
+use super::client::{ClientAddr, ThemeChoice};
+use super::upload;
+use super::{ApiError, AppState};
+use crate::pages::{self, PageCtx, Theme};
+use crate::render::theme_index;
+use axum::extract::{Form, Multipart, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use wani_actors::{BoardMsg, CatalogView, ThreadMsg, ThreadView};
+use wani_store::{Board, ThreadId};
+
+const HTML: &str = "text/html; charset=utf-8";
+
+fn ctx<'a>(state: &'a AppState, theme: Theme, boards: &'a [Board]) -> PageCtx<'a> {
+    PageCtx {
+        theme,
+        site_name: &state.config.site.name,
+        boards,
+    }
+}
+
+fn thread_id(raw: &str) -> Result<ThreadId, ApiError> {
+    raw.parse::<i64>()
+        .map(ThreadId)
+        .map_err(|_| ApiError::not_found(format!("there is no thread {raw:?}")).html())
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("there is no page here").html()
+}
+
+/// `/`: the greeting and the latest bumped threads across boards.
+pub async fn front(
+    State(state): State<AppState>,
+    ThemeChoice(theme): ThemeChoice,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let boards = state.boards().await.map_err(ApiError::html)?;
+    let mut latest = latest_per_board(&state, &boards, FIREHOSE_LEN).await;
+    latest.truncate(FIREHOSE_LEN);
+    let html = pages::front(
+        &ctx(&state, theme, &boards),
+        &state.config.site.greeting,
+        &latest,
+    );
+    Ok(respond_fresh(&headers, HTML, html))
+}
+
+/// `/boards/`.
+pub async fn board_list(
+    State(state): State<AppState>,
+    ThemeChoice(theme): ThemeChoice,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let boards = state.boards().await.map_err(ApiError::html)?;
+    let latest = latest_per_board(&state, &boards, 1).await;
+    let with_thumbs: Vec<_> = boards
+        .iter()
+        .map(|b| {
+            let thumb = latest
+                .iter()
+                .find(|(lb, _)| lb.id == b.id)
+                .and_then(|(_, t)| t.op.media.clone());
+            (b.clone(), thumb)
+        })
+        .collect();
+    Ok(respond_fresh(
+        &headers,
+        HTML,
+        pages::board_list(&ctx(&state, theme, &boards), &with_thumbs),
+    ))
+}
+
+/// `/boards/{id}`: the catalog, with the new-thread form.
+pub async fn catalog(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ThemeChoice(theme): ThemeChoice,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let board = state.resolve_board(&id).await.map_err(ApiError::html)?;
+    let view = CatalogView::Page {
+        theme: theme_index(theme),
+    };
+    let v = state
+        .entities
+        .call_board(board.id, |reply| BoardMsg::View { view, reply })
+        .await
+        .and_then(|r| r)
+        .map_err(|e| ApiError::from(e).html())?;
+    Ok(respond(&headers, v))
+}
+
+/// `/boards/{id}/archive`.
+pub async fn archive(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ThemeChoice(theme): ThemeChoice,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let board = state.resolve_board(&id).await.map_err(ApiError::html)?;
+    let boards = state.boards().await.map_err(ApiError::html)?;
+    let threads = state
+        .store
+        .archived_threads(board.id)
+        .await
+        .map_err(|e| ApiError::from(e).html())?;
+    Ok(respond_fresh(
+        &headers,
+        HTML,
+        pages::archive(&ctx(&state, theme, &boards), &board, &threads),
+    ))
+}
+
+/// `/boards/rules/{id}`.
+pub async fn board_rules(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ThemeChoice(theme): ThemeChoice,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let board = state.resolve_board(&id).await.map_err(ApiError::html)?;
+    let boards = state.boards().await.map_err(ApiError::html)?;
+    let rules_html = wani_actors::markup::render(&board.rules, &|_| None);
+    Ok(respond_fresh(
+        &headers,
+        HTML,
+        pages::board_rules(&ctx(&state, theme, &boards), &board, &rules_html),
+    ))
+}
+
+async fn thread_view(
+    state: &AppState,
+    id: &str,
+    view: ThreadView,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = thread_id(id)?;
+    let v = state
+        .entities
+        .call_thread(id, |reply| ThreadMsg::View { view, reply })
+        .await
+        .and_then(|r| r)
+        .map_err(|e| ApiError::from(e).html())?;
+    Ok(respond(headers, v))
+}
+
+/// `/threads/{id}`.
+pub async fn thread(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ThemeChoice(theme): ThemeChoice,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    thread_view(
+        &state,
+        &id,
+        ThreadView::Page {
+            theme: theme_index(theme),
+        },
+        &headers,
+    )
+    .await
+}
+
+/// `/threads/{id}/gallery`.
+pub async fn gallery(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ThemeChoice(theme): ThemeChoice,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    thread_view(
+        &state,
+        &id,
+        ThreadView::Gallery {
+            theme: theme_index(theme),
+        },
+        &headers,
+    )
+    .await
+}
+
+/// `POST /boards/{id}/new`: the new-thread form.
+pub async fn new_thread(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ClientAddr(ip): ClientAddr,
+    form: Multipart,
+) -> Result<Response, ApiError> {
+    let board = state.resolve_board(&id).await.map_err(ApiError::html)?;
+    let s = upload::read(form, state.config.media.max_upload_bytes)
+        .await
+        .map_err(ApiError::html)?;
+    let (thread, _) = create_thread(&state, &board, &s, ip, None)
+        .await
+        .map_err(ApiError::html)?
+        .into_inner();
+    Ok(Redirect::to(&format!("/threads/{}", thread.id)).into_response())
+}
+
+/// `POST /threads/{id}/new`: the reply form.
+pub async fn new_reply(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ClientAddr(ip): ClientAddr,
+    form: Multipart,
+) -> Result<Response, ApiError> {
+    let id = thread_id(&id)?;
+    let s = upload::read(form, state.config.media.max_upload_bytes)
+        .await
+        .map_err(ApiError::html)?;
+    let post = create_reply(&state, id, &s, ip, None)
+        .await
+        .map_err(ApiError::html)?
+        .into_inner();
+    Ok(Redirect::to(&format!("/threads/{}#{}", id, post.id)).into_response())
+}
+
+/// `/rules`: the site rules.
+pub async fn rules(
+    State(state): State<AppState>,
+    ThemeChoice(theme): ThemeChoice,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let boards = state.boards().await.map_err(ApiError::html)?;
+    Ok(respond_fresh(
+        &headers,
+        HTML,
+        pages::rules(&ctx(&state, theme, &boards), &state.rules_html),
+    ))
+}
+
+/// `/faq`.
+pub async fn faq(
+    State(state): State<AppState>,
+    ThemeChoice(theme): ThemeChoice,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let boards = state.boards().await.map_err(ApiError::html)?;
+    Ok(respond_fresh(
+        &headers,
+        HTML,
+        pages::faq(&ctx(&state, theme, &boards)),
+    ))
+}
+
+/// `/themes`: the theme picker.
+pub async fn themes(
+    State(state): State<AppState>,
+    ThemeChoice(theme): ThemeChoice,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let boards = state.boards().await.map_err(ApiError::html)?;
+    Ok(respond_fresh(
+        &headers,
+        HTML,
+        pages::themes(&ctx(&state, theme, &boards)),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct ThemeForm {
+    theme: String,
+}
+
+/// `POST /themes`: remembers the theme in a cookie for a year.
+pub async fn set_theme(Form(f): Form<ThemeForm>) -> Result<Response, ApiError> {
+    let theme = Theme::from_name(&f.theme).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("there is no theme {:?}", f.theme),
+        )
+        .html()
+    })?;
+    let cookie = format!(
+        "theme={}; Path=/; Max-Age=31536000; SameSite=Lax",
+        theme.name()
+    );
+    let mut res = Redirect::to("/themes").into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(res)
+}

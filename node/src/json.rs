@@ -1,0 +1,142 @@
+//! The JSON shapes of `/api/v1`, field for field Maniwani's, plus a few
+//! additions (`body_html`, `thread`, `sage`, `board_name`) that clients can
+//! ignore.
+
+use serde::Serialize;
+use wani_store::{Board, Media, Post, PostId, Thread, ThreadSummary};
+
+/// A post as `GET /api/v1/thread/{id}` and `GET /api/v1/post/{id}` return it.
+#[derive(Serialize)]
+pub struct PostJson<'a> {
+    pub id: PostId,
+    pub thread: i64,
+    /// The markup as written (`/post/{id}` returns the rendered HTML here, as Maniwani does).
+    pub body: &'a str,
+    pub body_html: &'a str,
+    pub subject: Option<&'a str>,
+    pub datetime: i64,
+    pub poster: &'a str,
+    pub media: Option<i64>,
+    pub media_ext: Option<&'a str>,
+    pub mimetype: Option<&'a str>,
+    pub is_animated: bool,
+    pub thumb_url: Option<String>,
+    pub media_url: Option<String>,
+    pub spoiler: bool,
+    pub sage: bool,
+    /// Accounts come later; always null for now.
+    pub slip: Option<&'a str>,
+    pub replies: &'a [PostId],
+    pub tags: &'a [String],
+}
+
+pub fn media_url(m: &Media) -> String {
+    format!("/upload/{}", m.id)
+}
+
+pub fn thumb_url(m: &Media) -> String {
+    format!("/upload/thumb/{}", m.id)
+}
+
+pub fn thread_url(thread: &Thread) -> String {
+    format!("/threads/{}", thread.id)
+}
+
+pub fn post_url(post: &Post) -> String {
+    format!("/threads/{}#{}", post.thread, post.id)
+}
+
+/// A post with its thread's tags (only the opening post carries them).
+pub fn post<'a>(p: &'a Post, thread: &'a Thread, is_op: bool) -> PostJson<'a> {
+    let m = p.media.as_ref();
+    PostJson {
+        id: p.id,
+        thread: p.thread.0,
+        body: &p.body,
+        body_html: &p.body_html,
+        subject: p.subject.as_deref(),
+        datetime: p.datetime,
+        poster: &p.poster,
+        media: m.map(|m| m.id.0),
+        media_ext: m.map(|m| m.ext.as_str()),
+        mimetype: m.map(|m| m.mimetype.as_str()),
+        is_animated: m.map(|m| m.is_animated).unwrap_or(false),
+        thumb_url: m.map(thumb_url),
+        media_url: m.map(media_url),
+        spoiler: p.spoiler,
+        sage: p.sage,
+        slip: None,
+        replies: &p.replies,
+        tags: if is_op { &thread.tags } else { &[] },
+    }
+}
+
+/// A catalog entry (`/board/{id}/catalog`; `/firehose` adds `board`).
+#[derive(Serialize)]
+pub struct CatalogJson<'a> {
+    pub id: i64,
+    pub subject: Option<&'a str>,
+    pub body: &'a str,
+    pub last_updated: i64,
+    pub media: Option<i64>,
+    pub thread_url: String,
+    pub thumb_url: Option<String>,
+    pub spoiler: bool,
+    pub tags: &'a [String],
+    pub views: i64,
+    pub num_replies: i64,
+    pub num_media: i64,
+    pub admin_post: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub board: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub board_name: Option<&'a str>,
+}
+
+pub fn catalog_entry<'a>(t: &'a ThreadSummary, board: Option<&'a Board>) -> CatalogJson<'a> {
+    let m = t.op.media.as_ref();
+    CatalogJson {
+        id: t.thread.id.0,
+        subject: t.thread.subject.as_deref(),
+        body: &t.op.body,
+        last_updated: t.thread.last_updated,
+        media: m.map(|m| m.id.0),
+        thread_url: thread_url(&t.thread),
+        thumb_url: m.map(thumb_url),
+        spoiler: t.op.spoiler,
+        tags: &t.thread.tags,
+        views: t.thread.views,
+        num_replies: t.num_replies,
+        num_media: t.num_media,
+        admin_post: false,
+        board: board.map(|b| b.id.0),
+        board_name: board.map(|b| b.name.as_str()),
+    }
+}
+
+/// A board in `/boards/`.
+#[derive(Serialize)]
+pub struct BoardJson<'a> {
+    pub id: i64,
+    pub name: &'a str,
+    pub title: &'a str,
+    /// A thumbnail URL for the board (its latest thread's), as Maniwani's `media`.
+    pub media: Option<String>,
+    pub max_threads: i64,
+    pub bump_limit: i64,
+    pub mimetypes: &'a [String],
+    pub max_file_bytes: i64,
+}
+
+pub fn board<'a>(b: &'a Board, thumb: Option<&Media>) -> BoardJson<'a> {
+    BoardJson {
+        id: b.id.0,
+        name: &b.name,
+        title: &b.title,
+        media: thumb.map(thumb_url),
+        max_threads: b.max_threads,
+        bump_limit: b.bump_limit,
+        mimetypes: &b.mimetypes,
+        max_file_bytes: b.max_file_bytes,
+    }
+}

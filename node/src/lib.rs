@@ -1,0 +1,18 @@
+//! wani-node: the `wani` binary's library — configuration, the CLI's
+//! commands, the HTTP layer (HTML pages and the JSON API), and the wiring of
+//! one node's actor tree (see [`node`]).
+//!
+//! Split as a library so integration tests and the benchmark start real
+//! nodes in-process on port 0, and so handlers are tested with `oneshot`.
+
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod json;
+pub mod node;
+pub mod pages;
+pub mod render;
+
+pub use config::Config;
+pub use node::Node;

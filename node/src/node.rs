@@ -1,0 +1,159 @@
+//! One node: opening storage, starting the actor tree, serving HTTP, and
+//! shutting all of it down in order.
+//!
+//! ```text
+//! Node
+//! ├── Region             board and thread actors (wani-actors)
+//! ├── RendererPool       markup → HTML
+//! ├── ThumbnailerPool    uploads → checked media + thumbnails
+//! └── Http               axum, stateless (http/)
+//! ```
+//!
+//! Shutdown order: stop accepting connections and finish the requests in
+//! flight (axum's graceful shutdown), then passivate every entity (their
+//! writes are already committed: an entity acknowledges only after the
+//! store commits), then stop the pools, then close the database.
+
+use crate::config::Config;
+use crate::http::{self, AppState, Inner};
+use crate::render::SiteRenderer;
+use anyhow::Context;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use wani_actors::{Entities, EntityConfig, Renderer, Shared, Thumbnailer};
+use wani_store::blob::{BlobStore, DbBlobStore, FsBlobStore};
+use wani_store::{Repo, Store, StoreOptions};
+
+/// A started node (actors running, HTTP not yet serving).
+pub struct Node {
+    pub state: AppState,
+    renderer: Renderer,
+}
+
+/// Opens the database named in the config and brings its schema up to date.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect(StoreOptions {
+        url: config.database.url.clone(),
+        max_connections: config.database.max_connections,
+    })
+    .await
+    .with_context(|| format!("opening the database {}", config.database.url))?;
+    store.migrate().await.context("migrating the database")?;
+    Ok(store)
+}
+
+/// Creates the boards of `[[bootstrap.boards]]` that do not exist yet.
+pub async fn bootstrap_boards(store: &Store, config: &Config) -> anyhow::Result<()> {
+    for b in &config.bootstrap.boards {
+        if store.board_by_name(&b.name).await?.is_none() {
+            let mut settings = b.clone();
+            if settings.title.is_empty() {
+                settings.title = settings.name.clone();
+            }
+            store
+                .create_board(settings)
+                .await
+                .with_context(|| format!("creating the bootstrap board {:?}", b.name))?;
+            tracing::info!(board = %b.name, "created board from the bootstrap config");
+        }
+    }
+    Ok(())
+}
+
+impl Node {
+    /// Opens storage and starts the actors.
+    pub async fn start(config: Config) -> anyhow::Result<Node> {
+        let store = open_store(&config).await?;
+        bootstrap_boards(&store, &config).await?;
+        let blobs: Arc<dyn BlobStore> = match config.blobs.backend.as_str() {
+            "db" => Arc::new(DbBlobStore::new(store.clone())),
+            _ => Arc::new(FsBlobStore::new(&config.blobs.dir)),
+        };
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let (renderer, _) = Renderer::spawn(None, cores, 10_000).await?;
+        let thumb_workers = if config.media.thumb_workers == 0 {
+            cores
+        } else {
+            config.media.thumb_workers
+        };
+        let (thumbnailer, _) =
+            Thumbnailer::spawn(None, blobs.clone(), thumb_workers, config.media.thumb_queue)
+                .await?;
+        let boards = store.boards().await?;
+        let site = Arc::new(SiteRenderer::new(config.site.name.clone(), boards));
+        let poster_secret: Arc<[u8]> = store.poster_secret().await?.into();
+        let shared = Shared {
+            repo: Arc::new(store.clone()),
+            blobs: blobs.clone(),
+            renderer: renderer.clone(),
+            views: site.clone(),
+            config: EntityConfig {
+                idle_timeout: Duration::from_secs(config.entities.idle_timeout_secs),
+                ..EntityConfig::default()
+            },
+            poster_secret,
+        };
+        let (entities, _) = Entities::spawn(None, shared).await?;
+        let rules_html = wani_actors::markup::render(&config.site.rules, &|_| None);
+        let state = AppState {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                blobs,
+                entities,
+                thumbnailer,
+                renderer: site,
+                rules_html,
+            }),
+        };
+        Ok(Node { state, renderer })
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` resolves, then stops the node.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let served = http::serve(listener, self.state.clone(), shutdown).await;
+        self.stop().await;
+        served.context("serving HTTP")
+    }
+
+    /// Stops the actors and closes the database.
+    pub async fn stop(self) {
+        self.state.entities.passivate_all().await;
+        self.state.entities.stop();
+        self.state.thumbnailer.stop();
+        self.renderer.stop();
+        self.state.store.close().await;
+        tracing::info!("stopped");
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,206 @@
+//! Rare writes that bypass the group-commit writer: boards, the poster
+//! secret, shard leases.
+//!
+//! Each is ONE autocommit statement on the read pool, so on SQLite it simply
+//! waits (busy timeout) for the writer's current batch, and never holds a
+//! read snapshot while asking for the write lock (which SQLite would refuse
+//! outright instead of waiting).
+
+use rand::RngCore;
+use sqlx::AnyPool;
+
+use super::{db_err, read, Store};
+use crate::error::StoreError;
+use crate::model::*;
+
+/// Longest board name, in characters (Maniwani's `String(32)`).
+const MAX_BOARD_NAME: usize = 32;
+
+pub(super) const POSTER_SECRET_KEY: &str = "poster_secret";
+const POSTER_SECRET_BYTES: usize = 32;
+
+/// Rejects settings the schema or the URLs cannot carry.
+fn validate(settings: &BoardSettings) -> Result<(), StoreError> {
+    let name = &settings.name;
+    if name.is_empty() || name.chars().count() > MAX_BOARD_NAME {
+        return Err(StoreError::Invalid(format!(
+            "board name must be 1 to {MAX_BOARD_NAME} characters, got {}",
+            name.chars().count()
+        )));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    {
+        return Err(StoreError::Invalid(format!(
+            "board name {name:?} may only contain a-z, 0-9, _ and -"
+        )));
+    }
+    // Stored comma-separated, so a comma would split one type into two.
+    if let Some(bad) = settings
+        .mimetypes
+        .iter()
+        .find(|m| m.is_empty() || m.contains(','))
+    {
+        return Err(StoreError::Invalid(format!("bad MIME type {bad:?}")));
+    }
+    if settings.max_threads < 1 {
+        return Err(StoreError::Invalid("max_threads must be at least 1".into()));
+    }
+    if settings.bump_limit < 0 || settings.max_file_bytes < 0 {
+        return Err(StoreError::Invalid(
+            "bump_limit and max_file_bytes must not be negative".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Creates a board. `Invalid` for a bad name (empty, over 32 characters,
+    /// outside `[a-z0-9_-]`) or settings; `Conflict` if the name is taken.
+    pub async fn create_board(&self, settings: BoardSettings) -> Result<Board, StoreError> {
+        validate(&settings)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO board (name, title, rules, max_threads, bump_limit, mimetypes, \
+             max_file_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(&settings.name)
+        .bind(&settings.title)
+        .bind(&settings.rules)
+        .bind(settings.max_threads)
+        .bind(settings.bump_limit)
+        .bind(settings.mimetypes.join(","))
+        .bind(settings.max_file_bytes)
+        .fetch_one(self.pool())
+        .await
+        .map_err(|e| named_conflict(e, &settings.name))?;
+        Ok(board(BoardId(id), settings))
+    }
+
+    /// Replaces a board's settings (renaming it if the name changed).
+    /// `NotFound` for a missing board, otherwise as [`Store::create_board`].
+    pub async fn update_board(
+        &self,
+        id: BoardId,
+        settings: BoardSettings,
+    ) -> Result<Board, StoreError> {
+        validate(&settings)?;
+        let found: Option<i64> = sqlx::query_scalar(
+            "UPDATE board SET name = $1, title = $2, rules = $3, max_threads = $4, \
+             bump_limit = $5, mimetypes = $6, max_file_bytes = $7 WHERE id = $8 RETURNING id",
+        )
+        .bind(&settings.name)
+        .bind(&settings.title)
+        .bind(&settings.rules)
+        .bind(settings.max_threads)
+        .bind(settings.bump_limit)
+        .bind(settings.mimetypes.join(","))
+        .bind(settings.max_file_bytes)
+        .bind(id.0)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(|e| named_conflict(e, &settings.name))?;
+        match found {
+            Some(_) => Ok(board(id, settings)),
+            None => Err(StoreError::NotFound(format!("board {id}"))),
+        }
+    }
+
+    /// A board by its short name.
+    pub async fn board_by_name(&self, name: &str) -> Result<Option<Board>, StoreError> {
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        read::board_by_name(&mut conn, name).await
+    }
+
+    /// Takes, renews or keeps the lease on `shard` for `node` until
+    /// `now + ttl_ms`. Returns the fence its writes must carry, or `None`
+    /// while another node holds an unexpired lease. The epoch grows whenever
+    /// the lease changes hands, so writes fenced with an older one are
+    /// refused; renewing keeps it.
+    pub async fn acquire_lease(
+        &self,
+        shard: i64,
+        node: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<Fence>, StoreError> {
+        let epoch: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO shard_lease (shard, node, epoch, expires_at) VALUES ($1, $2, 1, $3) \
+             ON CONFLICT (shard) DO UPDATE SET \
+             epoch = CASE WHEN shard_lease.node = excluded.node THEN shard_lease.epoch \
+             ELSE shard_lease.epoch + 1 END, \
+             node = excluded.node, expires_at = excluded.expires_at \
+             WHERE shard_lease.node = excluded.node OR shard_lease.expires_at <= $4 \
+             RETURNING epoch",
+        )
+        .bind(shard)
+        .bind(node)
+        .bind(now.saturating_add(ttl_ms))
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_err)?;
+        Ok(epoch.map(|epoch| Fence { shard, epoch }))
+    }
+
+    /// Gives up `node`'s lease on `shard` so another node may take it at
+    /// once. The row (and its epoch) stays: deleting it would restart epochs
+    /// at 1 and let a stale owner's fence match again.
+    pub async fn release_lease(&self, shard: i64, node: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE shard_lease SET expires_at = 0 WHERE shard = $1 AND node = $2")
+            .bind(shard)
+            .bind(node)
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+fn board(id: BoardId, s: BoardSettings) -> Board {
+    Board {
+        id,
+        name: s.name,
+        title: s.title,
+        rules: s.rules,
+        max_threads: s.max_threads,
+        bump_limit: s.bump_limit,
+        mimetypes: s.mimetypes,
+        max_file_bytes: s.max_file_bytes,
+    }
+}
+
+/// A unique violation on a board write means the name is taken.
+fn named_conflict(e: sqlx::Error, name: &str) -> StoreError {
+    match db_err(e) {
+        StoreError::Conflict(_) => StoreError::Conflict(format!("board {name:?} already exists")),
+        other => other,
+    }
+}
+
+/// The poster-id secret: created once (32 random bytes), then read back.
+/// Two first callers may race; `DO NOTHING` keeps the first value and both
+/// read that one.
+pub(super) async fn poster_secret(pool: &AnyPool) -> Result<Vec<u8>, StoreError> {
+    let existing: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM setting WHERE key = $1")
+        .bind(POSTER_SECRET_KEY)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err)?;
+    if let Some(secret) = existing {
+        return Ok(secret);
+    }
+    let mut fresh = vec![0u8; POSTER_SECRET_BYTES];
+    rand::rng().fill_bytes(&mut fresh);
+    sqlx::query("INSERT INTO setting (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+        .bind(POSTER_SECRET_KEY)
+        .bind(fresh)
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
+    sqlx::query_scalar("SELECT value FROM setting WHERE key = $1")
+        .bind(POSTER_SECRET_KEY)
+        .fetch_one(pool)
+        .await
+        .map_err(db_err)
+}

@@ -1,0 +1,357 @@
+//! [`Store`]: the database behind [`Repo`], on SQLite or PostgreSQL.
+//!
+//! One set of SQL text serves both backends through sqlx's `Any` driver;
+//! where the dialects differ (how to begin a transaction, `FOR SHARE`), the
+//! text is chosen by [`Backend`] at the call site. The schema lives in
+//! `migrations/{sqlite,postgres}` and is applied by [`Store::migrate`].
+//!
+//! Shape:
+//! - `read`: queries that load records (a constant number per call, never
+//!   one per post) and the row-to-record mapping.
+//! - `write`: the three batched writes (thread, post, archive), each run
+//!   inside a savepoint of the writer's transaction.
+//! - `writer`: the group-commit task that owns every batched write.
+//! - `admin`: boards, the poster secret and shard leases — rare single-row
+//!   writes that go straight to the pool as one autocommit statement each.
+//! - `dberr`: sqlx errors mapped to [`StoreError`].
+//!
+//! Booleans: SQLite stores them as INTEGER 0/1 and PostgreSQL as BOOLEAN;
+//! queries bind Rust `bool` (both drivers accept it) and `read::flag` reads
+//! either form.
+//!
+//! Not handled here: caching, input validation beyond the schema and board
+//! names, deleting posts (moderation comes later).
+
+mod admin;
+mod dberr;
+mod read;
+mod write;
+mod writer;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, Executor, Transaction};
+
+use crate::error::StoreError;
+use crate::model::*;
+use crate::Repo;
+
+pub(crate) use dberr::db_err;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How long a SQLite statement waits for another connection's write lock
+/// before failing with `Unavailable`. A group commit holds it for a few
+/// milliseconds, so this is only reached when something is badly stuck.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+
+/// Which database a [`Store`] talks to, chosen from the URL scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// One file, one node: `sqlite://path/to/wani.db`.
+    Sqlite,
+    /// Shared by every node: `postgres://user@host:port/db`.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names, or `Invalid` for any other scheme.
+    pub fn from_url(url: &str) -> Result<Backend, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::Invalid(format!(
+                "database URL must start with sqlite:// or postgres://, got {:?}",
+                url.split(':').next().unwrap_or_default()
+            )))
+        }
+    }
+
+    /// The statement that opens the group-commit transaction. SQLite takes
+    /// the write lock up front (`IMMEDIATE`) so the batch never fails halfway
+    /// on a lock upgrade; readers in WAL mode are not blocked by it.
+    fn begin_write(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        }
+    }
+
+    /// The statement that opens a multi-query read: one snapshot, so a thread
+    /// and its reply links are read as of the same moment.
+    fn begin_read(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "BEGIN",
+            Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        }
+    }
+}
+
+/// How to reach the database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// `sqlite://path` (the file and its directory are created if missing)
+    /// or `postgres://user@host:port/db`.
+    pub url: String,
+    /// Connections in the read pool. The group-commit writer has one more of
+    /// its own, so writes never queue behind reads for a connection.
+    pub max_connections: u32,
+}
+
+impl StoreOptions {
+    /// Options for `url` with a pool size that suits a small node.
+    pub fn new(url: impl Into<String>) -> StoreOptions {
+        StoreOptions {
+            url: url.into(),
+            max_connections: 8,
+        }
+    }
+}
+
+/// The database: a read pool plus the group-commit writer. Cheap to clone;
+/// every clone shares the same pools and writer.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    pool: AnyPool,
+    writer: writer::Writer,
+}
+
+impl Store {
+    /// Connects to the database named by `opts.url`. Does not migrate: call
+    /// [`Store::migrate`] once before use.
+    pub async fn connect(opts: StoreOptions) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(&opts.url)?;
+        if backend == Backend::Sqlite {
+            create_sqlite_file(&opts.url)?;
+        }
+        let connect: AnyConnectOptions = opts
+            .url
+            .parse()
+            .map_err(|e| StoreError::Invalid(format!("database URL: {e}")))?;
+        let pool = pool_options(backend, opts.max_connections.max(1))
+            .connect_with(connect.clone())
+            .await
+            .map_err(db_err)?;
+        // A pool of one is the writer's own connection: reconnected by the
+        // pool if it breaks, never shared with readers.
+        let writer_pool = pool_options(backend, 1)
+            .connect_with(connect)
+            .await
+            .map_err(db_err)?;
+        let writer = writer::Writer::spawn(backend, writer_pool);
+        Ok(Store {
+            inner: Arc::new(Inner {
+                backend,
+                pool,
+                writer,
+            }),
+        })
+    }
+
+    /// Applies the embedded migrations for this backend; safe to call on every
+    /// start (applied ones are skipped, concurrent callers on PostgreSQL take
+    /// an advisory lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.inner.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&self.inner.pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))
+    }
+
+    /// Which database this store talks to.
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    /// Finishes the writes already queued, then closes every connection.
+    /// Later calls on any clone fail with `Unavailable`.
+    pub async fn close(&self) {
+        self.inner.writer.close().await;
+        self.inner.pool.close().await;
+    }
+
+    /// The read pool, for the database blob store and the admin queries.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.inner.pool
+    }
+
+    /// A read-only transaction over one snapshot, for reads of several queries.
+    async fn read_tx(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        self.inner
+            .pool
+            .begin_with(self.inner.backend.begin_read())
+            .await
+            .map_err(db_err)
+    }
+
+    /// One post with its media and the posts quoting it.
+    pub async fn post(&self, id: PostId) -> Result<Option<Post>, StoreError> {
+        let mut tx = self.read_tx().await?;
+        let post = read::post_by_id(&mut tx, id).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(post)
+    }
+
+    /// One media row.
+    pub async fn media(&self, id: MediaId) -> Result<Option<Media>, StoreError> {
+        let mut conn = self.inner.pool.acquire().await.map_err(db_err)?;
+        read::media(&mut conn, id).await
+    }
+
+    /// The archived threads of a board, most recently bumped first.
+    pub async fn archived_threads(&self, board: BoardId) -> Result<Vec<Thread>, StoreError> {
+        let mut tx = self.read_tx().await?;
+        let threads = read::archived_threads(&mut tx, board).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(threads)
+    }
+
+    /// How many posts exist, across every board (archived threads included).
+    pub async fn count_posts(&self) -> Result<i64, StoreError> {
+        let mut conn = self.inner.pool.acquire().await.map_err(db_err)?;
+        read::count_posts(&mut conn).await
+    }
+
+    /// Whether any media row references this blob (as original or
+    /// thumbnail). An upload whose post was refused is deleted only when this
+    /// is false, since identical content shares one blob.
+    pub async fn blob_in_use(&self, key: &str) -> Result<bool, StoreError> {
+        let mut conn = self.inner.pool.acquire().await.map_err(db_err)?;
+        // COUNT is a BIGINT on both backends, so it decodes as i64 through `Any`.
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM media WHERE blob = $1 OR thumb_blob = $1")
+                .bind(key)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_err)?;
+        Ok(n > 0)
+    }
+}
+
+#[async_trait]
+impl Repo for Store {
+    async fn boards(&self) -> Result<Vec<Board>, StoreError> {
+        let mut conn = self.inner.pool.acquire().await.map_err(db_err)?;
+        read::boards(&mut conn).await
+    }
+
+    async fn board(&self, id: BoardId) -> Result<Option<Board>, StoreError> {
+        let mut conn = self.inner.pool.acquire().await.map_err(db_err)?;
+        read::board_by_id(&mut conn, id).await
+    }
+
+    async fn board_threads(&self, board: BoardId) -> Result<Vec<ThreadSummary>, StoreError> {
+        let mut tx = self.read_tx().await?;
+        let threads = read::board_threads(&mut tx, board).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(threads)
+    }
+
+    async fn thread(&self, id: ThreadId) -> Result<Option<ThreadFull>, StoreError> {
+        let mut tx = self.read_tx().await?;
+        let thread = read::thread_full(&mut tx, id).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(thread)
+    }
+
+    async fn threads_of_posts(
+        &self,
+        ids: &[PostId],
+    ) -> Result<HashMap<PostId, ThreadId>, StoreError> {
+        let mut conn = self.inner.pool.acquire().await.map_err(db_err)?;
+        read::threads_of_posts(&mut conn, ids).await
+    }
+
+    async fn create_thread(&self, new: NewThread) -> Result<Committed<(Thread, Post)>, StoreError> {
+        match self.inner.writer.submit(write::Write::Thread(new)).await? {
+            write::Written::Thread(c) => Ok(c),
+            _ => Err(writer::wrong_answer()),
+        }
+    }
+
+    async fn create_post(&self, new: NewPost) -> Result<Committed<Post>, StoreError> {
+        match self.inner.writer.submit(write::Write::Post(new)).await? {
+            write::Written::Post(c) => Ok(c),
+            _ => Err(writer::wrong_answer()),
+        }
+    }
+
+    async fn archive_thread(&self, id: ThreadId) -> Result<Archived, StoreError> {
+        match self.inner.writer.submit(write::Write::Archive(id)).await? {
+            write::Written::Archived(a) => Ok(a),
+            _ => Err(writer::wrong_answer()),
+        }
+    }
+
+    async fn poster_secret(&self) -> Result<Vec<u8>, StoreError> {
+        admin::poster_secret(&self.inner.pool).await
+    }
+}
+
+/// Pool settings per backend. SQLite's pragmas are per connection, so they
+/// are set on every new one.
+fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
+    let options = AnyPoolOptions::new().max_connections(max_connections);
+    match backend {
+        Backend::Postgres => options,
+        Backend::Sqlite => options.after_connect(|conn, _meta| {
+            Box::pin(async move {
+                // WAL lets readers run beside the writer; NORMAL syncs at
+                // checkpoints rather than every commit, which WAL keeps safe
+                // against corruption (a power cut may lose the last commits).
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                conn.execute(sqlx::AssertSqlSafe(format!(
+                    "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"
+                )))
+                .await?;
+                Ok(())
+            })
+        }),
+    }
+}
+
+/// Creates the SQLite file and its directory if missing, so a fresh install
+/// needs no setup step. `sqlite::memory:` and friends are left alone.
+fn create_sqlite_file(url: &str) -> Result<(), StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.contains(":memory:") || rest.contains("mode=memory") {
+        return Ok(());
+    }
+    let path = Path::new(path);
+    let unavailable = |e: std::io::Error| {
+        StoreError::Unavailable(format!("creating SQLite file {}: {e}", path.display()))
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(unavailable)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(unavailable)?;
+    Ok(())
+}

@@ -1,0 +1,431 @@
+//! The batched writes: a new thread, a reply, archiving a thread.
+//!
+//! Each runs on the writer's connection inside its own savepoint (see
+//! `writer`), so it may fail with its own error without disturbing the rest
+//! of the batch. Order inside a write matters:
+//! 1. the idempotency key first — a retried write returns what was stored,
+//!    even if the thread has been archived since or the fence has moved on;
+//! 2. the fence, then the thread row (which also locks it on PostgreSQL, so
+//!    an archive from another node cannot slip in between check and insert);
+//! 3. the rows themselves. The key's UNIQUE constraint is the last line of
+//!    defence when two nodes race on PostgreSQL: the loser sees a conflict and
+//!    the writer replays it (see `replay_after_conflict`).
+
+use sqlx::{AnyConnection, Row};
+
+use super::{db_err, read, Backend};
+use crate::error::StoreError;
+use crate::model::*;
+
+/// One write request for the group-commit writer.
+pub(super) enum Write {
+    Thread(NewThread),
+    Post(NewPost),
+    Archive(ThreadId),
+}
+
+/// What a [`Write`] produced; the variant matches the request's.
+pub(super) enum Written {
+    Thread(Committed<(Thread, Post)>),
+    Post(Committed<Post>),
+    Archived(Archived),
+}
+
+impl Write {
+    /// Runs the write on `conn` (inside the caller's savepoint).
+    pub(super) async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        backend: Backend,
+    ) -> Result<Written, StoreError> {
+        match self {
+            Write::Thread(new) => create_thread(conn, backend, new).await.map(Written::Thread),
+            Write::Post(new) => create_post(conn, backend, new).await.map(Written::Post),
+            Write::Archive(id) => archive_thread(conn, *id).await.map(Written::Archived),
+        }
+    }
+
+    /// After a unique violation rolled this write back, whether the post was
+    /// written meanwhile under the same key (by another node, on PostgreSQL):
+    /// then it is a replay, not a conflict.
+    pub(super) async fn replay_after_conflict(
+        &self,
+        conn: &mut AnyConnection,
+    ) -> Result<Option<Written>, StoreError> {
+        match self {
+            Write::Thread(new) => Ok(replay_thread(conn, &new.op.idempotency_key)
+                .await?
+                .map(|t| Written::Thread(Committed::Replayed(t)))),
+            Write::Post(new) => Ok(read::post_by_key(conn, &new.idempotency_key)
+                .await?
+                .map(|p| Written::Post(Committed::Replayed(p)))),
+            Write::Archive(_) => Ok(None),
+        }
+    }
+}
+
+/// The thread and opening post stored under an idempotency key.
+async fn replay_thread(
+    conn: &mut AnyConnection,
+    key: &str,
+) -> Result<Option<(Thread, Post)>, StoreError> {
+    let Some(post) = read::post_by_key(conn, key).await? else {
+        return Ok(None);
+    };
+    let Some(thread) = read::thread_row(conn, post.thread).await? else {
+        return Err(StoreError::NotFound(format!("thread {}", post.thread)));
+    };
+    Ok(Some((thread, post)))
+}
+
+/// Refuses the write unless the shard lease still carries the fence's epoch.
+/// On PostgreSQL the row is share-locked until commit, so a takeover (which
+/// updates the row) waits for this transaction instead of racing it.
+async fn check_fence(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    fence: Option<Fence>,
+) -> Result<(), StoreError> {
+    let Some(fence) = fence else { return Ok(()) };
+    let sql = match backend {
+        Backend::Sqlite => "SELECT epoch FROM shard_lease WHERE shard = $1",
+        Backend::Postgres => "SELECT epoch FROM shard_lease WHERE shard = $1 FOR SHARE",
+    };
+    let epoch: Option<i64> = sqlx::query_scalar(sql)
+        .bind(fence.shard)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    if epoch == Some(fence.epoch) {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!(
+            "fenced: shard {} is not at epoch {}",
+            fence.shard, fence.epoch
+        )))
+    }
+}
+
+/// Finds or creates the poster for (thread, ip); returns its id and the
+/// stored hex (the first post of that address in the thread fixed it).
+async fn upsert_poster(
+    conn: &mut AnyConnection,
+    thread: ThreadId,
+    new: &NewPost,
+) -> Result<(i64, String), StoreError> {
+    // `DO UPDATE` to itself rather than `DO NOTHING`: only then does RETURNING
+    // yield the existing row, saving a second query.
+    let row = sqlx::query(
+        "INSERT INTO poster (thread, hex_string, ip) VALUES ($1, $2, $3) \
+         ON CONFLICT (thread, ip) DO UPDATE SET hex_string = poster.hex_string \
+         RETURNING id, hex_string",
+    )
+    .bind(thread.0)
+    .bind(&new.poster)
+    .bind(&new.ip)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let id: i64 = row.try_get("id").map_err(db_err)?;
+    let hex: String = row.try_get("hex_string").map_err(db_err)?;
+    Ok((id, hex))
+}
+
+async fn insert_media(conn: &mut AnyConnection, m: &NewMedia) -> Result<Media, StoreError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO media (blob, thumb_blob, mimetype, ext, is_animated, width, height, \
+         thumb_width, thumb_height, size_bytes, thumb_mimetype) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+    )
+    .bind(&m.blob)
+    .bind(&m.thumb_blob)
+    .bind(&m.mimetype)
+    .bind(&m.ext)
+    .bind(m.is_animated)
+    .bind(m.width)
+    .bind(m.height)
+    .bind(m.thumb_width)
+    .bind(m.thumb_height)
+    .bind(m.size_bytes)
+    .bind(&m.thumb_mimetype)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(Media {
+        id: MediaId(id),
+        blob: m.blob.clone(),
+        thumb_blob: m.thumb_blob.clone(),
+        mimetype: m.mimetype.clone(),
+        ext: m.ext.clone(),
+        is_animated: m.is_animated,
+        width: m.width,
+        height: m.height,
+        thumb_width: m.thumb_width,
+        thumb_height: m.thumb_height,
+        size_bytes: m.size_bytes,
+        thumb_mimetype: m.thumb_mimetype.clone(),
+    })
+}
+
+/// Inserts the post row, its media and its reply links; the thread row must
+/// already be checked.
+async fn insert_post(
+    conn: &mut AnyConnection,
+    thread: ThreadId,
+    subject: Option<&str>,
+    new: &NewPost,
+) -> Result<Post, StoreError> {
+    let (poster, hex) = upsert_poster(conn, thread, new).await?;
+    let media = match &new.media {
+        Some(m) => Some(insert_media(conn, m).await?),
+        None => None,
+    };
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO post (thread, body, body_html, subject, datetime, poster, media, \
+         spoiler, sage, ip, idempotency_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+    )
+    .bind(thread.0)
+    .bind(&new.body)
+    .bind(&new.body_html)
+    .bind(subject)
+    .bind(new.now)
+    .bind(poster)
+    .bind(media.as_ref().map(|m| m.id.0))
+    .bind(new.spoiler)
+    .bind(new.sage)
+    .bind(&new.ip)
+    .bind(&new.idempotency_key)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let mut quoted: Vec<i64> = new
+        .quotes
+        .iter()
+        .map(|q| q.0)
+        .filter(|&q| q != id)
+        .collect();
+    quoted.sort_unstable();
+    quoted.dedup();
+    for to in quoted {
+        // A quote of a post that does not exist is kept in the markup (it
+        // renders as dead) but links nothing. `WHERE` before `ON CONFLICT`
+        // is what lets SQLite parse an upsert on INSERT … SELECT.
+        sqlx::query(
+            "INSERT INTO reply (reply_from, reply_to) SELECT $1, id FROM post WHERE id = $2 \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(to)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(Post {
+        id: PostId(id),
+        thread,
+        body: new.body.clone(),
+        body_html: new.body_html.clone(),
+        subject: subject.map(str::to_string),
+        datetime: new.now,
+        poster: hex,
+        media,
+        spoiler: new.spoiler,
+        sage: new.sage,
+        replies: Vec::new(),
+    })
+}
+
+/// Tag names as stored: trimmed, without empties or repeats, sorted (the
+/// order a later read returns them in).
+fn normalize_tags(tags: &[String]) -> Vec<String> {
+    let mut tags: Vec<String> = tags
+        .iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    tags.sort();
+    tags.dedup();
+    tags
+}
+
+/// The poster-id secret, created in this transaction if this is the very
+/// first write (the insert is a no-op when another writer got there first).
+async fn poster_secret_in_tx(conn: &mut AnyConnection) -> Result<Vec<u8>, StoreError> {
+    let fresh: [u8; 32] = rand::random();
+    sqlx::query("INSERT INTO setting (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+        .bind(super::admin::POSTER_SECRET_KEY)
+        .bind(fresh.to_vec())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    sqlx::query_scalar("SELECT value FROM setting WHERE key = $1")
+        .bind(super::admin::POSTER_SECRET_KEY)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)
+}
+
+async fn create_thread(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    new: &NewThread,
+) -> Result<Committed<(Thread, Post)>, StoreError> {
+    if let Some(stored) = replay_thread(conn, &new.op.idempotency_key).await? {
+        return Ok(Committed::Replayed(stored));
+    }
+    check_fence(conn, backend, new.op.fence).await?;
+    let board: Option<i64> = sqlx::query_scalar("SELECT id FROM board WHERE id = $1")
+        .bind(new.board.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    if board.is_none() {
+        return Err(StoreError::NotFound(format!("board {}", new.board)));
+    }
+    let now = new.op.now;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO thread (board, subject, created, last_updated, archived, views) \
+         VALUES ($1, $2, $3, $3, $4, 0) RETURNING id",
+    )
+    .bind(new.board.0)
+    .bind(new.subject.as_deref())
+    .bind(now)
+    .bind(false)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let thread_id = ThreadId(id);
+    let tags = normalize_tags(&new.tags);
+    for tag in &tags {
+        sqlx::query("INSERT INTO tag (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
+            .bind(tag)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO thread_tag (thread, tag) SELECT $1, id FROM tag WHERE name = $2 \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(tag)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
+    // The opening post's poster id needs the thread id, known only now.
+    let secret = poster_secret_in_tx(conn).await?;
+    let mut op = new.op.clone();
+    op.poster = poster_hex(&secret, thread_id, &op.ip);
+    let post = insert_post(conn, thread_id, new.subject.as_deref(), &op).await?;
+    let thread = Thread {
+        id: thread_id,
+        board: new.board,
+        subject: new.subject.clone(),
+        tags,
+        created: now,
+        last_updated: now,
+        archived: false,
+        views: 0,
+    };
+    Ok(Committed::Created((thread, post)))
+}
+
+async fn create_post(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    new: &NewPost,
+) -> Result<Committed<Post>, StoreError> {
+    if let Some(stored) = read::post_by_key(conn, &new.idempotency_key).await? {
+        return Ok(Committed::Replayed(stored));
+    }
+    check_fence(conn, backend, new.fence).await?;
+    // One statement checks the thread, bumps it, and (on PostgreSQL) locks
+    // the row until commit. A bump never moves `last_updated` backwards, so
+    // a node with a slow clock cannot sink a thread. If the thread turns out
+    // archived, the savepoint rollback undoes the bump.
+    let archived = sqlx::query(
+        "UPDATE thread SET last_updated = CASE WHEN $1 AND $2 > last_updated \
+         THEN $2 ELSE last_updated END WHERE id = $3 RETURNING archived",
+    )
+    .bind(new.bump)
+    .bind(new.now)
+    .bind(new.thread.0)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let Some(row) = archived else {
+        return Err(StoreError::NotFound(format!("thread {}", new.thread)));
+    };
+    if read::flag(&row, "archived").map_err(db_err)? {
+        return Err(StoreError::Conflict(format!(
+            "thread {} is archived",
+            new.thread
+        )));
+    }
+    insert_post(conn, new.thread, None, new)
+        .await
+        .map(Committed::Created)
+}
+
+async fn archive_thread(conn: &mut AnyConnection, id: ThreadId) -> Result<Archived, StoreError> {
+    let found: Option<i64> =
+        sqlx::query_scalar("UPDATE thread SET archived = $1 WHERE id = $2 RETURNING id")
+            .bind(true)
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    if found.is_none() {
+        return Err(StoreError::NotFound(format!("thread {id}")));
+    }
+    let rows = sqlx::query(
+        "SELECT m.id AS id, m.blob AS blob, m.thumb_blob AS thumb_blob \
+         FROM post p JOIN media m ON m.id = p.media WHERE p.thread = $1",
+    )
+    .bind(id.0)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    if rows.is_empty() {
+        return Ok(Archived::default());
+    }
+    let mut media_ids = Vec::with_capacity(rows.len());
+    let mut keys = Vec::with_capacity(rows.len() * 2);
+    for row in &rows {
+        media_ids.push(row.try_get::<i64, _>("id").map_err(db_err)?);
+        keys.push(row.try_get::<String, _>("blob").map_err(db_err)?);
+        keys.push(row.try_get::<String, _>("thumb_blob").map_err(db_err)?);
+    }
+    sqlx::query("UPDATE post SET media = NULL WHERE thread = $1 AND media IS NOT NULL")
+        .bind(id.0)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    for media in media_ids {
+        sqlx::query("DELETE FROM media WHERE id = $1")
+            .bind(media)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    }
+    keys.sort();
+    keys.dedup();
+    let mut orphaned = Vec::new();
+    for key in keys {
+        // The same bytes may back media in other threads (content addressing
+        // deduplicates uploads); those blobs stay.
+        let used: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM media WHERE blob = $1 OR thumb_blob = $1 LIMIT 1")
+                .bind(&key)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_err)?;
+        if used.is_none() {
+            orphaned.push(key);
+        }
+    }
+    Ok(Archived {
+        orphaned_blobs: orphaned,
+    })
+}

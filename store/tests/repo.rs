@@ -1,0 +1,574 @@
+//! The `Repo` behaviour the actors rely on, on SQLite and on PostgreSQL.
+
+#[macro_use]
+mod common;
+
+use common::*;
+use wani_store::*;
+
+both_backends!(
+    boards_are_created_listed_and_validated,
+    threads_round_trip_with_global_increasing_ids,
+    quotes_are_recorded_as_replies,
+    bump_moves_last_updated_only_when_asked,
+    same_address_keeps_its_poster_id_per_thread,
+    idempotent_retry_returns_the_stored_post,
+    concurrent_duplicates_store_one_post,
+    archived_thread_refuses_replies_and_frees_unshared_blobs,
+    fenced_writes_need_the_current_epoch,
+    one_bad_write_does_not_sink_its_batch,
+    bad_input_gets_a_clear_error,
+    poster_secret_is_stable_across_reconnects,
+    data_survives_reopening,
+    long_threads_read_in_order,
+);
+
+async fn boards_are_created_listed_and_validated(db: &TestDb) {
+    let s = &db.store;
+    let g = s
+        .create_board(BoardSettings {
+            name: "g".into(),
+            title: "Technology".into(),
+            rules: "be nice".into(),
+            max_threads: 10,
+            bump_limit: 100,
+            mimetypes: vec!["image/png".into(), "video/webm".into()],
+            max_file_bytes: 1000,
+        })
+        .await
+        .unwrap();
+    assert_eq!(g.name, "g");
+    assert_eq!(s.board(g.id).await.unwrap(), Some(g.clone()));
+    assert_eq!(s.board_by_name("g").await.unwrap(), Some(g.clone()));
+    assert_eq!(s.board_by_name("nope").await.unwrap(), None);
+
+    let dup = s.create_board(BoardSettings {
+        name: "g".into(),
+        ..Default::default()
+    });
+    assert!(matches!(dup.await, Err(StoreError::Conflict(_))));
+    for bad in ["", "G", "a b", "ü", "../x", &"x".repeat(33)] {
+        let r = s
+            .create_board(BoardSettings {
+                name: bad.to_string(),
+                ..Default::default()
+            })
+            .await;
+        assert!(
+            matches!(r, Err(StoreError::Invalid(_))),
+            "{bad:?} accepted: {r:?}"
+        );
+    }
+    let longest = "a_-9".repeat(8);
+    let b = board(s, &longest).await;
+    assert_eq!(b.mimetypes, BoardSettings::default().mimetypes);
+
+    let all = s.boards().await.unwrap();
+    assert_eq!(
+        all.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(),
+        ["g", longest.as_str()]
+    );
+
+    let renamed = s
+        .update_board(
+            g.id,
+            BoardSettings {
+                name: "tech".into(),
+                max_threads: 3,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.board(g.id).await.unwrap(), Some(renamed));
+    let taken = s.update_board(
+        g.id,
+        BoardSettings {
+            name: longest.clone(),
+            ..Default::default()
+        },
+    );
+    assert!(matches!(taken.await, Err(StoreError::Conflict(_))));
+    let missing = s.update_board(
+        BoardId(9999),
+        BoardSettings {
+            name: "zz".into(),
+            ..Default::default()
+        },
+    );
+    assert!(matches!(missing.await, Err(StoreError::NotFound(_))));
+}
+
+async fn threads_round_trip_with_global_increasing_ids(db: &TestDb) {
+    let s = &db.store;
+    let b = board(s, "b").await;
+    let mut new = new_thread(b.id, "first", 1_000);
+    new.tags = vec!["rust".into(), " art ".into(), "rust".into(), "".into()];
+    let (t1, op1) = s.create_thread(new).await.unwrap().into_inner();
+    assert_eq!(t1.tags, ["art", "rust"]);
+    assert_eq!(
+        (t1.created, t1.last_updated, t1.archived),
+        (1_000, 1_000, false)
+    );
+    assert_eq!(op1.subject.as_deref(), Some("first"));
+    assert!(op1.media.is_some());
+
+    let (t2, op2) = thread(s, b.id, "second", 2_000).await;
+    let r1 = reply(s, t1.id, "reply in one", 3_000).await;
+    let r2 = reply(s, t2.id, "reply in two", 4_000).await;
+    let r3 = reply(s, t1.id, "again in one", 5_000).await;
+    assert!(t2.id > t1.id);
+    let ids = [op1.id, op2.id, r1.id, r2.id, r3.id];
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "post ids not increasing: {ids:?}"
+    );
+    assert_eq!(r1.media, None);
+    assert_eq!(r1.subject, None);
+
+    let full = s.thread(t1.id).await.unwrap().unwrap();
+    assert_eq!(full.thread, t1.clone().with_last_updated(5_000));
+    assert_eq!(full.posts, vec![op1.clone(), r1.clone(), r3.clone()]);
+    assert_eq!(s.post(r2.id).await.unwrap(), Some(r2.clone()));
+    let media = op1.media.clone().unwrap();
+    assert_eq!(s.media(media.id).await.unwrap(), Some(media));
+    assert_eq!(s.thread(ThreadId(9999)).await.unwrap(), None);
+    assert_eq!(s.post(PostId(9999)).await.unwrap(), None);
+
+    let found = s
+        .threads_of_posts(&[op1.id, r2.id, PostId(9999)])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 2);
+    assert_eq!(found[&op1.id], t1.id);
+    assert_eq!(found[&r2.id], t2.id);
+    assert_eq!(s.count_posts().await.unwrap(), 5);
+
+    let catalog = s.board_threads(b.id).await.unwrap();
+    assert_eq!(
+        catalog.iter().map(|c| c.thread.id).collect::<Vec<_>>(),
+        [t1.id, t2.id]
+    );
+    assert_eq!(catalog[0].op, op1);
+    assert_eq!(catalog[0].thread.tags, ["art", "rust"]);
+    assert_eq!((catalog[0].num_replies, catalog[0].num_media), (2, 1));
+    assert_eq!((catalog[1].num_replies, catalog[1].num_media), (1, 1));
+}
+
+trait WithLastUpdated {
+    fn with_last_updated(self, t: i64) -> Self;
+}
+impl WithLastUpdated for Thread {
+    fn with_last_updated(mut self, t: i64) -> Self {
+        self.last_updated = t;
+        self
+    }
+}
+
+async fn quotes_are_recorded_as_replies(db: &TestDb) {
+    let s = &db.store;
+    let b = board(s, "q").await;
+    let (t1, op1) = thread(s, b.id, "one", 1).await;
+    let (t2, op2) = thread(s, b.id, "two", 2).await;
+    let a = reply(s, t1.id, "plain", 3).await;
+    let mut quoting = new_post(t1.id, ">>op >>a >>a >>missing", 4);
+    quoting.quotes = vec![op1.id, a.id, a.id, PostId(9999)];
+    let q = s.create_post(quoting).await.unwrap().into_inner();
+    assert!(q.replies.is_empty());
+    // Across threads: a post in thread two quotes the opening post of one.
+    let mut cross = new_post(t2.id, ">>op1", 5);
+    cross.quotes = vec![op1.id];
+    let x = s.create_post(cross).await.unwrap().into_inner();
+
+    let full = s.thread(t1.id).await.unwrap().unwrap();
+    let replies: Vec<_> = full
+        .posts
+        .iter()
+        .map(|p| (p.id, p.replies.clone()))
+        .collect();
+    assert_eq!(
+        replies,
+        [
+            (op1.id, vec![q.id, x.id]),
+            (a.id, vec![q.id]),
+            (q.id, vec![])
+        ]
+    );
+    assert_eq!(s.post(a.id).await.unwrap().unwrap().replies, [q.id]);
+    let catalog = s.board_threads(b.id).await.unwrap();
+    let one = catalog.iter().find(|c| c.thread.id == t1.id).unwrap();
+    assert_eq!(one.op.replies, [q.id, x.id]);
+    let two = catalog.iter().find(|c| c.thread.id == t2.id).unwrap();
+    assert_eq!(two.op.id, op2.id);
+    assert!(two.op.replies.is_empty());
+}
+
+async fn bump_moves_last_updated_only_when_asked(db: &TestDb) {
+    let s = &db.store;
+    let b = board(s, "bump").await;
+    let (t1, _) = thread(s, b.id, "one", 100).await;
+    let (t2, _) = thread(s, b.id, "two", 200).await;
+    let order = |c: Vec<ThreadSummary>| c.iter().map(|c| c.thread.id).collect::<Vec<_>>();
+    assert_eq!(order(s.board_threads(b.id).await.unwrap()), [t2.id, t1.id]);
+
+    let mut sage = new_post(t1.id, "no bump", 300);
+    sage.bump = false;
+    sage.sage = true;
+    let stored = s.create_post(sage).await.unwrap().into_inner();
+    assert!(stored.sage);
+    let after = s.thread(t1.id).await.unwrap().unwrap().thread;
+    assert_eq!(after.last_updated, 100);
+    assert_eq!(order(s.board_threads(b.id).await.unwrap()), [t2.id, t1.id]);
+
+    reply(s, t1.id, "bump", 400).await;
+    assert_eq!(
+        s.thread(t1.id).await.unwrap().unwrap().thread.last_updated,
+        400
+    );
+    assert_eq!(order(s.board_threads(b.id).await.unwrap()), [t1.id, t2.id]);
+
+    // A post stamped earlier (a node with a slow clock) never sinks a thread.
+    reply(s, t1.id, "late clock", 350).await;
+    assert_eq!(
+        s.thread(t1.id).await.unwrap().unwrap().thread.last_updated,
+        400
+    );
+}
+
+async fn same_address_keeps_its_poster_id_per_thread(db: &TestDb) {
+    let s = &db.store;
+    let b = board(s, "ids").await;
+    let (t1, op) = thread(s, b.id, "one", 1).await;
+    assert_eq!(op.poster, "ab12");
+    let mut again = new_post(t1.id, "same address", 2);
+    again.poster = "ffff".into();
+    assert_eq!(
+        s.create_post(again).await.unwrap().into_inner().poster,
+        "ab12"
+    );
+    let mut other = new_post(t1.id, "other address", 3);
+    other.ip = "198.51.100.7".into();
+    other.poster = "0c0c".into();
+    assert_eq!(
+        s.create_post(other).await.unwrap().into_inner().poster,
+        "0c0c"
+    );
+    let mut two = new_thread(b.id, "two", 4);
+    two.op.ip = "203.0.113.50".into();
+    let (t2, _) = s.create_thread(two).await.unwrap().into_inner();
+    let mut elsewhere = new_post(t2.id, "same address, other thread", 5);
+    elsewhere.poster = "9999".into();
+    assert_eq!(
+        s.create_post(elsewhere).await.unwrap().into_inner().poster,
+        "9999"
+    );
+    let posters: Vec<_> = s
+        .thread(t1.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .posts
+        .into_iter()
+        .map(|p| p.poster)
+        .collect();
+    assert_eq!(posters, ["ab12", "ab12", "0c0c"]);
+}
+
+async fn idempotent_retry_returns_the_stored_post(db: &TestDb) {
+    let s = &db.store;
+    let b = board(s, "idem").await;
+    let new = new_thread(b.id, "once", 10);
+    let first = s.create_thread(new.clone()).await.unwrap();
+    let again = s.create_thread(new.clone()).await.unwrap();
+    assert!(first.is_created());
+    assert!(!again.is_created());
+    assert_eq!(first.clone().into_inner(), again.into_inner());
+    let (t, op) = first.into_inner();
+    assert_eq!(s.board_threads(b.id).await.unwrap().len(), 1);
+
+    let mut post = new_post(t.id, "retried", 20);
+    post.quotes = vec![op.id];
+    let created = s.create_post(post.clone()).await.unwrap();
+    assert!(created.is_created());
+    // Even a retry that differs (a later clock) gets what was stored first.
+    post.now = 30;
+    let replayed = s.create_post(post).await.unwrap();
+    assert_eq!(replayed, Committed::Replayed(created.into_inner()));
+    assert_eq!(s.count_posts().await.unwrap(), 2);
+    assert_eq!(
+        s.thread(t.id).await.unwrap().unwrap().thread.last_updated,
+        20
+    );
+    assert_eq!(s.post(op.id).await.unwrap().unwrap().replies.len(), 1);
+}
+
+async fn concurrent_duplicates_store_one_post(db: &TestDb) {
+    let s = &db.store;
+    let b = board(s, "dup").await;
+    let (t, _) = thread(s, b.id, "t", 1).await;
+    let post = new_post(t.id, "clicked submit many times", 2);
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (s, post) = (s.clone(), post.clone());
+            tokio::spawn(async move { s.create_post(post).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap().unwrap());
+    }
+    assert_eq!(results.iter().filter(|r| r.is_created()).count(), 1);
+    let id = results[0].clone().into_inner().id;
+    assert!(results.iter().all(|r| r.clone().into_inner().id == id));
+    assert_eq!(s.count_posts().await.unwrap(), 2);
+}
+
+async fn archived_thread_refuses_replies_and_frees_unshared_blobs(db: &TestDb) {
+    let s = &db.store;
+    let b = board(s, "arch").await;
+    let (old, op) = thread(s, b.id, "old", 1).await;
+    let (keep, _) = thread(s, b.id, "keep", 2).await;
+    let mut with_shared = new_post(old.id, "same file as keep's op", 3);
+    with_shared.media = Some(media("keep"));
+    reply(s, old.id, "no file", 4).await;
+    let shared = s.create_post(with_shared).await.unwrap().into_inner();
+
+    let archived = s.archive_thread(old.id).await.unwrap();
+    let mut expected = vec![
+        op.media.as_ref().unwrap().blob.clone(),
+        op.media.as_ref().unwrap().thumb_blob.clone(),
+    ];
+    expected.sort();
+    let mut orphaned = archived.orphaned_blobs.clone();
+    orphaned.sort();
+    assert_eq!(orphaned, expected, "keep's blobs are still referenced");
+
+    let catalog = s.board_threads(b.id).await.unwrap();
+    assert_eq!(
+        catalog.iter().map(|c| c.thread.id).collect::<Vec<_>>(),
+        [keep.id]
+    );
+    let gone = s.archived_threads(b.id).await.unwrap();
+    assert_eq!(
+        gone.iter().map(|t| (t.id, t.archived)).collect::<Vec<_>>(),
+        [(old.id, true)]
+    );
+    let full = s.thread(old.id).await.unwrap().unwrap();
+    assert!(full.thread.archived);
+    assert_eq!(full.posts.len(), 3);
+    assert!(full.posts.iter().all(|p| p.media.is_none()));
+    assert_eq!(s.media(shared.media.unwrap().id).await.unwrap(), None);
+
+    let refused = s.create_post(new_post(old.id, "too late", 5)).await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(s.count_posts().await.unwrap(), 4);
+    assert_eq!(s.archive_thread(old.id).await.unwrap(), Archived::default());
+    let missing = s.archive_thread(ThreadId(9999)).await;
+    assert!(matches!(missing, Err(StoreError::NotFound(_))));
+
+    // Once keep goes too, its blobs are free.
+    let freed = s.archive_thread(keep.id).await.unwrap();
+    assert_eq!(freed.orphaned_blobs.len(), 2);
+}
+
+async fn fenced_writes_need_the_current_epoch(db: &TestDb) {
+    let s = &db.store;
+    let b = board(s, "fence").await;
+    let (t, _) = thread(s, b.id, "t", 1).await;
+    let mine = s
+        .acquire_lease(7, "a@host:1", 1_000, 500)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.acquire_lease(7, "a@host:1", 1_200, 500).await.unwrap(),
+        Some(mine)
+    );
+    assert_eq!(
+        s.acquire_lease(7, "b@host:2", 1_300, 500).await.unwrap(),
+        None
+    );
+
+    let mut ok = new_post(t.id, "fenced and current", 2);
+    ok.fence = Some(mine);
+    s.create_post(ok).await.unwrap();
+
+    // a's lease lapses; b takes the shard with a higher epoch.
+    let theirs = s
+        .acquire_lease(7, "b@host:2", 1_800, 500)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(theirs.epoch > mine.epoch);
+    let mut stale = new_post(t.id, "from the old owner", 3);
+    stale.fence = Some(mine);
+    let refused = s.create_post(stale).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("fenced")),
+        "{refused:?}"
+    );
+    let mut stale_thread = new_thread(b.id, "stale", 4);
+    stale_thread.op.fence = Some(mine);
+    assert!(matches!(
+        s.create_thread(stale_thread).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let no_lease = Fence { shard: 8, epoch: 1 };
+    let mut unleased = new_post(t.id, "shard never leased", 5);
+    unleased.fence = Some(no_lease);
+    assert!(matches!(
+        s.create_post(unleased).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    assert_eq!(
+        s.count_posts().await.unwrap(),
+        2,
+        "refused writes wrote nothing"
+    );
+    assert_eq!(s.board_threads(b.id).await.unwrap().len(), 1);
+    assert_eq!(
+        s.thread(t.id).await.unwrap().unwrap().thread.last_updated,
+        2
+    );
+
+    // A released lease can be taken at once, and the epoch still grows.
+    s.release_lease(7, "b@host:2").await.unwrap();
+    let back = s
+        .acquire_lease(7, "a@host:1", 1_900, 500)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(back.epoch > theirs.epoch);
+}
+
+async fn one_bad_write_does_not_sink_its_batch(db: &TestDb) {
+    let s = &db.store;
+    let b = board(s, "batch").await;
+    let (t, _) = thread(s, b.id, "t", 1).await;
+    let (archived, _) = thread(s, b.id, "archived", 1).await;
+    s.archive_thread(archived.id).await.unwrap();
+    // Joined futures on the test's single-threaded runtime all enqueue before
+    // the writer task runs, so they share one batch.
+    let (a, missing, c, too_long, e, closed, g) = tokio::join!(
+        s.create_post(new_post(t.id, "a", 2)),
+        s.create_post(new_post(ThreadId(9999), "to nowhere", 2)),
+        s.create_post(new_post(t.id, "c", 3)),
+        s.create_post(new_post(t.id, &"x".repeat(4097), 3)),
+        s.create_post(new_post(t.id, "e", 4)),
+        s.create_post(new_post(archived.id, "to the archive", 4)),
+        s.create_thread(new_thread(b.id, "g", 5)),
+    );
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+    assert!(
+        matches!(too_long, Err(StoreError::Invalid(_))),
+        "{too_long:?}"
+    );
+    assert!(matches!(closed, Err(StoreError::Conflict(_))), "{closed:?}");
+    let bodies: Vec<_> = [a, c, e]
+        .into_iter()
+        .map(|r| r.unwrap().into_inner().body)
+        .collect();
+    assert_eq!(bodies, ["a", "c", "e"]);
+    g.unwrap();
+    let stored: Vec<_> = s
+        .thread(t.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .posts
+        .into_iter()
+        .map(|p| p.body)
+        .collect();
+    assert_eq!(stored, ["op of t", "a", "c", "e"]);
+    assert_eq!(s.count_posts().await.unwrap(), 6);
+}
+
+async fn bad_input_gets_a_clear_error(db: &TestDb) {
+    let s = &db.store;
+    let b = board(s, "bad").await;
+    let (t, _) = thread(s, b.id, "t", 1).await;
+    let longest = "é".repeat(4096);
+    assert_eq!(
+        reply(s, t.id, &longest, 2).await.body,
+        longest,
+        "4096 characters fit"
+    );
+    let r = s.create_post(new_post(t.id, &"é".repeat(4097), 3)).await;
+    assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
+    let r = s
+        .create_thread(new_thread(BoardId(9999), "nowhere", 4))
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+    let mut bad_poster = new_post(t.id, "poster ids are 4 hex digits", 5);
+    bad_poster.ip = "203.0.113.9".into();
+    bad_poster.poster = "toolong".into();
+    let r = s.create_post(bad_poster).await;
+    assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
+    assert_eq!(s.count_posts().await.unwrap(), 2);
+}
+
+async fn poster_secret_is_stable_across_reconnects(db: &TestDb) {
+    let s = &db.store;
+    let (a, b) = tokio::join!(s.poster_secret(), s.poster_secret());
+    let secret = a.unwrap();
+    assert_eq!(secret.len(), 32);
+    assert_eq!(b.unwrap(), secret);
+    let other = db.reopen().await;
+    assert_eq!(other.poster_secret().await.unwrap(), secret);
+    other.close().await;
+}
+
+async fn data_survives_reopening(db: &TestDb) {
+    let b = board(&db.store, "keep").await;
+    let (t, _) = thread(&db.store, b.id, "t", 1).await;
+    let r = reply(&db.store, t.id, "still here", 2).await;
+    let before = db.store.thread(t.id).await.unwrap();
+    db.store.close().await;
+    assert!(matches!(
+        db.store.create_post(new_post(t.id, "after close", 3)).await,
+        Err(StoreError::Unavailable(_))
+    ));
+
+    let again = db.reopen().await;
+    again.migrate().await.unwrap();
+    assert_eq!(again.thread(t.id).await.unwrap(), before);
+    assert_eq!(again.post(r.id).await.unwrap(), Some(r.clone()));
+    // Ids keep growing after a restart.
+    let next = reply(&again, t.id, "next", 3).await;
+    assert!(next.id > r.id);
+    again.close().await;
+}
+
+async fn long_threads_read_in_order(db: &TestDb) {
+    let s = &db.store;
+    let b = board(s, "long").await;
+    let (t, op) = thread(s, b.id, "long", 0).await;
+    let tasks: Vec<_> = (1..=300)
+        .map(|i| {
+            let s = s.clone();
+            let mut post = new_post(t.id, &format!("post {i}"), i);
+            post.quotes = vec![op.id];
+            if i % 10 == 0 {
+                post.media = Some(media(&format!("m{i}")));
+            }
+            tokio::spawn(async move { s.create_post(post).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let full = s.thread(t.id).await.unwrap().unwrap();
+    assert_eq!(full.posts.len(), 301);
+    assert!(full.posts.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(full.posts[0].replies.len(), 300);
+    assert_eq!(full.posts.iter().filter(|p| p.media.is_some()).count(), 31);
+    let summary = &s.board_threads(b.id).await.unwrap()[0];
+    assert_eq!((summary.num_replies, summary.num_media), (300, 31));
+}

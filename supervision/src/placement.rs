@@ -1,0 +1,144 @@
+//! Placement: which shard an entity belongs to and which node owns a shard.
+//!
+//! `shard = H(key) mod N` with a fixed `N` (the shard count never changes at
+//! run time, so shards, not entities, are what moves). The owner of a shard
+//! is the node with the highest `H(shard, node)` among the live nodes that
+//! carry the role ("rendezvous" or highest-random-weight hashing): it needs no
+//! coordination, every node agrees given the same view, and removing a node
+//! moves only the shards it owned.
+//!
+//! The hash is SHA-256 truncated to 64 bits: stable across processes,
+//! versions and platforms, unlike `std`'s randomly keyed `DefaultHasher`.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// Number of shards when the configuration does not say otherwise.
+pub const DEFAULT_SHARDS: u32 = 64;
+
+/// A shard number in `0..shards`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ShardId(pub u32);
+
+/// A node's stable identity, `name@host:port`, from its configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NodeName(pub String);
+
+impl fmt::Display for NodeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The key of a virtual entity: its kind and id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum EntityKey {
+    Board(i64),
+    Thread(i64),
+}
+
+impl fmt::Display for EntityKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EntityKey::Board(id) => write!(f, "board:{id}"),
+            EntityKey::Thread(id) => write!(f, "thread:{id}"),
+        }
+    }
+}
+
+fn hash64(parts: &[&[u8]]) -> u64 {
+    let mut h = Sha256::new();
+    for p in parts {
+        // Length-prefix each part so ("ab","c") and ("a","bc") differ.
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    let d = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&d[..8]);
+    u64::from_le_bytes(first)
+}
+
+/// The shard of an entity, for a cluster of `shards` shards (`shards > 0`).
+pub fn shard_of(key: &EntityKey, shards: u32) -> ShardId {
+    let shards = shards.max(1);
+    ShardId((hash64(&[key.to_string().as_bytes()]) % shards as u64) as u32)
+}
+
+/// The owner of `shard` among `candidates` (live nodes carrying the role),
+/// or `None` when there is none. Ties (equal hashes) go to the smaller name,
+/// so the result never depends on the candidates' order.
+pub fn owner_of<'a>(
+    shard: ShardId,
+    candidates: impl IntoIterator<Item = &'a NodeName>,
+) -> Option<&'a NodeName> {
+    candidates
+        .into_iter()
+        .map(|n| (hash64(&[&shard.0.to_le_bytes(), n.0.as_bytes()]), n))
+        .max_by(|(ha, na), (hb, nb)| ha.cmp(hb).then_with(|| nb.cmp(na)))
+        .map(|(_, n)| n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes(names: &[&str]) -> Vec<NodeName> {
+        names.iter().map(|n| NodeName(n.to_string())).collect()
+    }
+
+    #[test]
+    fn shards_are_stable_and_in_range() {
+        for id in 0..1000 {
+            let s = shard_of(&EntityKey::Thread(id), 64);
+            assert!(s.0 < 64);
+            assert_eq!(s, shard_of(&EntityKey::Thread(id), 64));
+        }
+        assert_ne!(
+            (0..64)
+                .map(|i| shard_of(&EntityKey::Thread(i), 64))
+                .collect::<Vec<_>>(),
+            (0..64)
+                .map(|i| shard_of(&EntityKey::Board(i), 64))
+                .collect::<Vec<_>>(),
+            "boards and threads with the same id should not share a placement"
+        );
+    }
+
+    #[test]
+    fn every_node_agrees_whatever_the_order() {
+        let a = nodes(&["a@h:1", "b@h:2", "c@h:3"]);
+        let mut b = a.clone();
+        b.reverse();
+        for s in 0..64 {
+            assert_eq!(owner_of(ShardId(s), &a), owner_of(ShardId(s), &b));
+        }
+    }
+
+    #[test]
+    fn removing_a_node_moves_only_its_shards_and_spreads_them() {
+        let all = nodes(&["a@h:1", "b@h:2", "c@h:3"]);
+        let survivors = nodes(&["a@h:1", "c@h:3"]);
+        let mut owned_by_b = 0;
+        for s in 0..256 {
+            let before = owner_of(ShardId(s), &all).cloned();
+            let after = owner_of(ShardId(s), &survivors).cloned();
+            if before.as_ref().map(|n| n.0.as_str()) == Some("b@h:2") {
+                owned_by_b += 1;
+            } else {
+                assert_eq!(before, after, "shard {s} moved although its owner stayed");
+            }
+        }
+        // Rendezvous hashing spreads load: each of three nodes owns roughly a third.
+        assert!(
+            (50..120).contains(&owned_by_b),
+            "b owned {owned_by_b} of 256"
+        );
+    }
+
+    #[test]
+    fn no_candidates_no_owner() {
+        assert_eq!(owner_of(ShardId(1), &Vec::<NodeName>::new()), None);
+    }
+}
