@@ -16,7 +16,6 @@ use ractor::factory::{
     WorkerId,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -62,17 +61,6 @@ impl RenderCache {
     }
 }
 
-fn cache_key(body: &str, links: &QuoteLinks) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update((body.len() as u64).to_le_bytes());
-    h.update(body.as_bytes());
-    for (post, thread) in links {
-        h.update(post.0.to_le_bytes());
-        h.update(thread.map(|t| t.0).unwrap_or(-1).to_le_bytes());
-    }
-    h.finalize().into()
-}
-
 /// One worker of the pool.
 pub struct RenderWorker;
 
@@ -100,7 +88,7 @@ impl Worker for RenderWorker {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             RenderMsg::Render { body, links, reply } => {
-                let k = cache_key(&body, &links);
+                let k = markup::cache_key(&body, &links);
                 let hit = cache.lock().ok().and_then(|c| c.get(&k));
                 let html = match hit {
                     Some(h) => h,

@@ -1,0 +1,247 @@
+//! The `wani` binary as a user runs it: real processes, signals, restarts.
+
+mod common;
+
+use common::{form, png};
+use reqwest::StatusCode;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn wani(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wani"));
+    c.current_dir(dir).env("RUST_LOG", "warn");
+    c
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_config(dir: &Path, port: u16) {
+    let cfg = format!(
+        "[node]\nlisten = \"127.0.0.1:{port}\"\n[[bootstrap.boards]]\nname = \"b\"\ntitle = \"Random\"\n"
+    );
+    std::fs::write(dir.join("cluster.toml"), cfg).unwrap();
+}
+
+/// A `wani serve` child; killed on drop if still running.
+struct Server(Child, String);
+
+impl Server {
+    fn start(dir: &Path) -> Server {
+        let mut child = wani(dir)
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        // The first line on stdout is the URL, printed once the socket listens.
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("wani is serving ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        Server(child, url.trim_end_matches('/').to_string())
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "wani did not exit within 20 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_loses_nothing_acknowledged_and_a_restart_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), free_port());
+    let mut server = Server::start(dir.path());
+    let c = reqwest::Client::new();
+    let res = c
+        .post(format!("{}/api/v1/thread/new", server.1))
+        .multipart(form(
+            &[("board", "b"), ("subject", "survives"), ("body", "op")],
+            Some(("a.png", png(50, 50, false))),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let thread = res.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+
+    // Replies in flight while the node is told to stop: each is either
+    // acknowledged (and then stored) or refused, never acknowledged and lost.
+    let url = format!("{}/api/v1/thread/{thread}/new", server.1);
+    let inflight: Vec<_> = (0..40)
+        .map(|i| {
+            let c = c.clone();
+            let url = url.clone();
+            tokio::spawn(async move {
+                let res = c
+                    .post(url)
+                    .multipart(form(&[("body", &format!("reply {i}"))], None))
+                    .send()
+                    .await
+                    .ok()?;
+                (res.status() == StatusCode::CREATED)
+                    .then(|| async move { res.json::<serde_json::Value>().await.ok() })?
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let status = tokio::task::spawn_blocking(move || {
+        let s = server.terminate();
+        (s, server)
+    })
+    .await
+    .unwrap();
+    assert!(
+        status.0.success(),
+        "wani exits 0 on SIGTERM, got {:?}",
+        status.0
+    );
+    let mut acked = Vec::new();
+    for h in inflight {
+        if let Some(v) = h.await.unwrap() {
+            acked.push(v["id"].as_i64().unwrap());
+        }
+    }
+
+    let server = Server::start(dir.path());
+    let posts: Vec<serde_json::Value> = c
+        .get(format!("{}/api/v1/thread/{thread}", server.1))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stored: Vec<i64> = posts.iter().map(|p| p["id"].as_i64().unwrap()).collect();
+    for id in &acked {
+        assert!(
+            stored.contains(id),
+            "acknowledged post {id} was lost (stored: {stored:?})"
+        );
+    }
+    assert_eq!(posts[0]["subject"], "survives");
+    let thumb = c
+        .get(format!(
+            "{}{}",
+            server.1,
+            posts[0]["thumb_url"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(thumb.status(), StatusCode::OK, "media survives the restart");
+    println!(
+        "{} of 40 in-flight replies acknowledged, all stored",
+        acked.len()
+    );
+}
+
+#[test]
+fn board_commands_and_clear_config_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), free_port());
+    let out = wani(dir.path())
+        .args([
+            "board",
+            "create",
+            "g",
+            "--title",
+            "Technology",
+            "--max-threads",
+            "10",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = wani(dir.path())
+        .args(["board", "edit", "g", "--bump-limit", "42"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = wani(dir.path()).args(["board", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        list.contains("/g/") && list.contains("Technology") && list.contains("42"),
+        "{list}"
+    );
+    assert!(list.contains("/b/"), "bootstrap boards exist too: {list}");
+
+    let out = wani(dir.path())
+        .args(["board", "create", "Bad Name!"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("a-z"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = wani(dir.path())
+        .args(["board", "create", "g"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "duplicate names are refused");
+
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[node]\nlisten = \"everywhere\"\n",
+    )
+    .unwrap();
+    let out = wani(dir.path())
+        .args(["--config", "bad.toml", "serve"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("node.listen"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = wani(dir.path()).arg("migrate").output().unwrap();
+    assert!(out.status.success());
+    let out = wani(dir.path()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for verb in ["serve", "migrate", "board", "bench"] {
+        assert!(help.contains(verb), "--help explains {verb}: {help}");
+    }
+}
