@@ -30,7 +30,7 @@ use crate::error::StoreError;
 
 /// Writes per transaction at most: bounds how long one commit holds the
 /// SQLite write lock and how much a failed commit takes down with it.
-pub(super) const MAX_BATCH: usize = 1;
+pub(super) const MAX_BATCH: usize = 256;
 
 /// Writes waiting for the writer; beyond this, callers wait to enqueue
 /// (backpressure instead of unbounded memory).
