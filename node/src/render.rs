@@ -45,6 +45,11 @@ impl SiteRenderer {
         }
     }
 
+    /// The id of the board with this name, if the cached list has it.
+    pub fn board_named(&self, name: &str) -> Option<wani_store::BoardId> {
+        self.boards().iter().find(|b| b.name == name).map(|b| b.id)
+    }
+
     fn boards(&self) -> Arc<Vec<Board>> {
         self.boards.read().map(|b| b.clone()).unwrap_or_default()
     }

@@ -152,6 +152,9 @@ pub struct NewPost {
     pub thread: ThreadId,
     pub body: String,
     pub body_html: String,
+    /// The poster id (4 hex digits). Left empty, the store derives it with
+    /// [`poster_hex`] from the poster secret, the thread and `ip`: an opening
+    /// post must, as its thread id does not exist before the write.
     pub poster: String,
     /// The client address, kept for moderation; never served.
     pub ip: String,

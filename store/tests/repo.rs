@@ -12,6 +12,7 @@ both_backends!(
     quotes_are_recorded_as_replies,
     bump_moves_last_updated_only_when_asked,
     same_address_keeps_its_poster_id_per_thread,
+    empty_poster_id_is_derived_from_the_secret,
     idempotent_retry_returns_the_stored_post,
     concurrent_duplicates_store_one_post,
     archived_thread_refuses_replies_and_frees_unshared_blobs,
@@ -272,6 +273,33 @@ async fn same_address_keeps_its_poster_id_per_thread(db: &TestDb) {
         .map(|p| p.poster)
         .collect();
     assert_eq!(posters, ["ab12", "ab12", "0c0c"]);
+}
+
+async fn empty_poster_id_is_derived_from_the_secret(db: &TestDb) {
+    let s = &db.store;
+    let b = board(s, "derived").await;
+    // The actors cannot know a new thread's id, so they leave the OP's empty.
+    let mut new = new_thread(b.id, "t", 1);
+    new.op.poster = String::new();
+    let (t, op) = s.create_thread(new).await.unwrap().into_inner();
+    let secret = s.poster_secret().await.unwrap();
+    assert_eq!(op.poster, poster_hex(&secret, t.id, &op_ip()));
+    let mut again = new_post(t.id, "same address, empty id", 2);
+    again.poster = String::new();
+    assert_eq!(
+        s.create_post(again).await.unwrap().into_inner().poster,
+        op.poster
+    );
+    let mut other = new_post(t.id, "other address, empty id", 3);
+    other.poster = String::new();
+    other.ip = "198.51.100.1".into();
+    let other = s.create_post(other).await.unwrap().into_inner();
+    assert_eq!(other.poster, poster_hex(&secret, t.id, "198.51.100.1"));
+}
+
+/// The address `new_post` posts from.
+fn op_ip() -> String {
+    new_post(ThreadId(0), "", 0).ip
 }
 
 async fn idempotent_retry_returns_the_stored_post(db: &TestDb) {

@@ -11,7 +11,7 @@ mod client;
 pub mod error;
 mod files;
 mod site;
-mod upload;
+pub(crate) mod upload;
 
 use crate::config::Config;
 use crate::render::SiteRenderer;
@@ -61,13 +61,26 @@ impl AppState {
         Ok(boards)
     }
 
-    /// A board by numeric id or by name.
+    /// A board's id from its numeric id or its name. Ids need no lookup; names
+    /// are found in the cached board list first (the store is asked only for a
+    /// board created since the list was last read).
+    pub async fn board_id(&self, key: &str) -> Result<BoardId, ApiError> {
+        if let Ok(id) = key.parse::<i64>() {
+            return Ok(BoardId(id));
+        }
+        if let Some(id) = self.renderer.board_named(key) {
+            return Ok(id);
+        }
+        match self.store.board_by_name(key).await? {
+            Some(b) => Ok(b.id),
+            None => Err(ApiError::not_found(format!("there is no board {key:?}"))),
+        }
+    }
+
+    /// A board's current settings, from its actor.
     pub async fn resolve_board(&self, key: &str) -> Result<Board, ApiError> {
-        let found = match key.parse::<i64>() {
-            Ok(id) => wani_store::Repo::board(&self.store, BoardId(id)).await?,
-            Err(_) => self.store.board_by_name(key).await?,
-        };
-        found.ok_or_else(|| ApiError::not_found(format!("there is no board {key:?}")))
+        let id = self.board_id(key).await?;
+        Ok(self.entities.call_board(id, |reply| wani_actors::BoardMsg::Info { reply }).await?)
     }
 }
 

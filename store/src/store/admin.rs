@@ -7,7 +7,7 @@
 //! outright instead of waiting).
 
 use rand::RngCore;
-use sqlx::AnyPool;
+use sqlx::AnyConnection;
 
 use super::{db_err, read, Store};
 use crate::error::StoreError;
@@ -16,7 +16,7 @@ use crate::model::*;
 /// Longest board name, in characters (Maniwani's `String(32)`).
 const MAX_BOARD_NAME: usize = 32;
 
-pub(super) const POSTER_SECRET_KEY: &str = "poster_secret";
+const POSTER_SECRET_KEY: &str = "poster_secret";
 const POSTER_SECRET_BYTES: usize = 32;
 
 /// Rejects settings the schema or the URLs cannot carry.
@@ -179,12 +179,12 @@ fn named_conflict(e: sqlx::Error, name: &str) -> StoreError {
 }
 
 /// The poster-id secret: created once (32 random bytes), then read back.
-/// Two first callers may race; `DO NOTHING` keeps the first value and both
-/// read that one.
-pub(super) async fn poster_secret(pool: &AnyPool) -> Result<Vec<u8>, StoreError> {
+/// Works on a pool connection or inside the writer's transaction. Two first
+/// callers may race; `DO NOTHING` keeps the first value and both read that.
+pub(super) async fn poster_secret(conn: &mut AnyConnection) -> Result<Vec<u8>, StoreError> {
     let existing: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM setting WHERE key = $1")
         .bind(POSTER_SECRET_KEY)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(db_err)?;
     if let Some(secret) = existing {
@@ -195,12 +195,12 @@ pub(super) async fn poster_secret(pool: &AnyPool) -> Result<Vec<u8>, StoreError>
     sqlx::query("INSERT INTO setting (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
         .bind(POSTER_SECRET_KEY)
         .bind(fresh)
-        .execute(pool)
+        .execute(&mut *conn)
         .await
         .map_err(db_err)?;
     sqlx::query_scalar("SELECT value FROM setting WHERE key = $1")
         .bind(POSTER_SECRET_KEY)
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await
         .map_err(db_err)
 }

@@ -302,7 +302,8 @@ impl Repo for Store {
     }
 
     async fn poster_secret(&self) -> Result<Vec<u8>, StoreError> {
-        admin::poster_secret(&self.inner.pool).await
+        let mut conn = self.inner.pool.acquire().await.map_err(db_err)?;
+        admin::poster_secret(&mut conn).await
     }
 }
 

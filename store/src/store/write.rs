@@ -111,7 +111,8 @@ async fn check_fence(
 async fn upsert_poster(
     conn: &mut AnyConnection,
     thread: ThreadId,
-    new: &NewPost,
+    hex: &str,
+    ip: &str,
 ) -> Result<(i64, String), StoreError> {
     // `DO UPDATE` to itself rather than `DO NOTHING`: only then does RETURNING
     // yield the existing row, saving a second query.
@@ -121,8 +122,8 @@ async fn upsert_poster(
          RETURNING id, hex_string",
     )
     .bind(thread.0)
-    .bind(&new.poster)
-    .bind(&new.ip)
+    .bind(hex)
+    .bind(ip)
     .fetch_one(&mut *conn)
     .await
     .map_err(db_err)?;
@@ -175,7 +176,8 @@ async fn insert_post(
     subject: Option<&str>,
     new: &NewPost,
 ) -> Result<Post, StoreError> {
-    let (poster, hex) = upsert_poster(conn, thread, new).await?;
+    let hex = poster_of(conn, thread, new).await?;
+    let (poster, hex) = upsert_poster(conn, thread, &hex, &new.ip).await?;
     let media = match &new.media {
         Some(m) => Some(insert_media(conn, m).await?),
         None => None,
@@ -249,21 +251,20 @@ fn normalize_tags(tags: &[String]) -> Vec<String> {
     tags
 }
 
-/// The poster-id secret, created in this transaction if this is the very
-/// first write (the insert is a no-op when another writer got there first).
-async fn poster_secret_in_tx(conn: &mut AnyConnection) -> Result<Vec<u8>, StoreError> {
-    let fresh: [u8; 32] = rand::random();
-    sqlx::query("INSERT INTO setting (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-        .bind(super::admin::POSTER_SECRET_KEY)
-        .bind(fresh.to_vec())
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
-    sqlx::query_scalar("SELECT value FROM setting WHERE key = $1")
-        .bind(super::admin::POSTER_SECRET_KEY)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db_err)
+/// The poster id to store for `new` in `thread`: the caller's, or, when it
+/// leaves it empty, derived with [`poster_hex`] from the poster secret. An
+/// opening post needs that: its thread id, which keys the id, exists only
+/// inside this transaction.
+async fn poster_of(
+    conn: &mut AnyConnection,
+    thread: ThreadId,
+    new: &NewPost,
+) -> Result<String, StoreError> {
+    if !new.poster.is_empty() {
+        return Ok(new.poster.clone());
+    }
+    let secret = super::admin::poster_secret(conn).await?;
+    Ok(poster_hex(&secret, thread, &new.ip))
 }
 
 async fn create_thread(
@@ -313,11 +314,7 @@ async fn create_thread(
         .await
         .map_err(db_err)?;
     }
-    // The opening post's poster id needs the thread id, known only now.
-    let secret = poster_secret_in_tx(conn).await?;
-    let mut op = new.op.clone();
-    op.poster = poster_hex(&secret, thread_id, &op.ip);
-    let post = insert_post(conn, thread_id, new.subject.as_deref(), &op).await?;
+    let post = insert_post(conn, thread_id, new.subject.as_deref(), &new.op).await?;
     let thread = Thread {
         id: thread_id,
         board: new.board,

@@ -7,13 +7,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use sqlx::{AnyConnection, AssertSqlSafe, Connection, Executor};
 use wani_store::*;
-
-/// The environment variable naming the PostgreSQL server for tests.
-pub const PG_ENV: &str = "WANI_TEST_POSTGRES_URL";
 
 /// One test's database. Dropping it removes the database.
 pub struct TestDb {
@@ -45,27 +39,13 @@ impl TestDb {
     /// A fresh PostgreSQL database, or `None` (with a note) when no server
     /// is configured.
     pub async fn postgres() -> Option<TestDb> {
-        let Ok(admin_url) = std::env::var(PG_ENV) else {
-            println!("PostgreSQL tests skipped: set {PG_ENV}");
+        let Some(admin_url) = testing::postgres_admin_url() else {
+            println!("PostgreSQL tests skipped: set {}", testing::POSTGRES_ENV);
             return None;
         };
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "wani_test_{}_{}_{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed),
-            rand::random::<u32>()
-        );
-        sqlx::any::install_default_drivers();
-        let mut admin = AnyConnection::connect(&admin_url)
+        let (url, name) = testing::create_postgres_database(&admin_url)
             .await
-            .expect("connect to WANI_TEST_POSTGRES_URL");
-        admin
-            .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .expect("create test database");
-        admin.close().await.expect("close admin connection");
-        let url = with_database(&admin_url, &name);
+            .unwrap_or_else(|e| panic!("create a test database on {admin_url}: {e}"));
         let store = open(&url).await;
         Some(TestDb {
             store,
@@ -79,7 +59,7 @@ impl TestDb {
         open(&self.url).await
     }
 
-    /// The backend's name, for messages.
+    /// Which backend this database is on.
     pub fn backend(&self) -> Backend {
         self.store.backend()
     }
@@ -102,16 +82,8 @@ impl Drop for TestDb {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .expect("runtime for teardown");
-            rt.block_on(async move {
-                let mut admin = AnyConnection::connect(&admin_url).await?;
-                admin
-                    .execute(AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
-                    )))
-                    .await?;
-                admin.close().await
-            })
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            rt.block_on(testing::drop_postgres_database(&admin_url, &db))
         })
         .join();
         if !matches!(dropped, Ok(Ok(()))) {
@@ -129,20 +101,6 @@ async fn open(url: &str) -> Store {
     .unwrap_or_else(|e| panic!("connect {url}: {e}"));
     store.migrate().await.expect("migrate");
     store
-}
-
-/// `url` with its database (the path) replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let host_start = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match base[host_start..].find('/') {
-        Some(slash) => &base[..host_start + slash],
-        None => base,
-    };
-    format!("{base}/{name}{query}")
 }
 
 /// Runs each `async fn case(db: &TestDb)` once per backend:
