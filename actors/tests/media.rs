@@ -649,7 +649,7 @@ fn probe_resize() {
     use image::imageops::FilterType;
     let bytes = jpeg(4000, 3000);
     let best = |f: &dyn Fn()| {
-        let mut v: Vec<Duration> = (0..3)
+        let mut v: Vec<Duration> = (0..5)
             .map(|_| {
                 let s = Instant::now();
                 f();
@@ -722,6 +722,13 @@ fn probe_resize() {
         "png decode: {:?}",
         best(&|| {
             image::load_from_memory_with_format(&pngb, ImageFormat::Png).unwrap();
+        })
+    );
+    let d = image::load_from_memory_with_format(&pngb, ImageFormat::Png).unwrap();
+    println!(
+        "png into_rgba8+resize rgba: {:?}",
+        best(&|| {
+            let _ = d.resize_exact(500, 391, FilterType::Triangle);
         })
     );
 }

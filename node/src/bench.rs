@@ -82,7 +82,13 @@ pub struct RequestTemplate {
 
 impl RequestTemplate {
     pub fn get(path: impl Into<String>) -> RequestTemplate {
-        RequestTemplate { method: "GET", path: path.into(), content_type: None, body: None, expect: 200 }
+        RequestTemplate {
+            method: "GET",
+            path: path.into(),
+            content_type: None,
+            body: None,
+            expect: 200,
+        }
     }
 
     fn bytes(&self, i: u64) -> Vec<u8> {
@@ -90,7 +96,11 @@ impl RequestTemplate {
         match (&self.content_type, &self.body) {
             (Some(ct), Some(body)) => {
                 let body = body.replace("{i}", &i.to_string());
-                let _ = write!(req, "Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                let _ = write!(
+                    req,
+                    "Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
             }
             _ => req.push_str("\r\n"),
         }
@@ -127,13 +137,18 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Re
         }
         buf.extend_from_slice(&chunk[..n]);
     };
-    let head = std::str::from_utf8(&buf[..header_end]).map_err(|_| std::io::ErrorKind::InvalidData)?;
-    let status: u16 = head.get(9..12).and_then(|s| s.parse().ok()).ok_or(std::io::ErrorKind::InvalidData)?;
+    let head =
+        std::str::from_utf8(&buf[..header_end]).map_err(|_| std::io::ErrorKind::InvalidData)?;
+    let status: u16 = head
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .ok_or(std::io::ErrorKind::InvalidData)?;
     let len: usize = head
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
         })
         .unwrap_or(0);
     while buf.len() < header_end + len {
@@ -148,7 +163,12 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Re
 
 /// Drives `connections` keep-alive connections, each sending the template
 /// of its index (`templates[conn % len]`) back to back for `duration`.
-pub async fn load(addr: std::net::SocketAddr, templates: &[RequestTemplate], connections: usize, duration: Duration) -> LoadResult {
+pub async fn load(
+    addr: std::net::SocketAddr,
+    templates: &[RequestTemplate],
+    connections: usize,
+    duration: Duration,
+) -> LoadResult {
     let start = Instant::now();
     let deadline = start + duration;
     let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -202,7 +222,11 @@ pub async fn load(addr: std::net::SocketAddr, templates: &[RequestTemplate], con
     r.seconds = start.elapsed().as_secs_f64();
     r.requests = r.ok + r.errors;
     all.sort_unstable();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
     r.p50_us = pct(0.50);
     r.p99_us = pct(0.99);
     r
@@ -212,19 +236,33 @@ pub async fn load(addr: std::net::SocketAddr, templates: &[RequestTemplate], con
 pub fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
         .map(|kib| format!("{:.0} GiB", kib as f64 / 1024.0 / 1024.0))
         .unwrap_or_default();
     format!("{cores} cores ({cpu}), {mem} RAM")
@@ -232,10 +270,14 @@ fn machine() -> String {
 
 async fn seed_media(state: &AppState, board: &Board) -> anyhow::Result<wani_store::NewMedia> {
     let mut png = std::io::Cursor::new(Vec::new());
-    image::RgbImage::from_fn(640, 480, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 99]))
-        .write_to(&mut png, image::ImageFormat::Png)
-        .context("encoding the seed image")?;
-    http::upload::store_media(state, board, Bytes::from(png.into_inner())).await.map_err(|e| anyhow::anyhow!("{}", e.message))
+    image::RgbImage::from_fn(640, 480, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 99])
+    })
+    .write_to(&mut png, image::ImageFormat::Png)
+    .context("encoding the seed image")?;
+    http::upload::store_media(state, board, Bytes::from(png.into_inner()))
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))
 }
 
 fn draft(body: String, media: Option<wani_store::NewMedia>, n: usize) -> PostDraft {
@@ -249,8 +291,17 @@ fn draft(body: String, media: Option<wani_store::NewMedia>, n: usize) -> PostDra
     }
 }
 
-async fn new_thread(state: &AppState, board: &Board, media: &wani_store::NewMedia, n: usize) -> anyhow::Result<ThreadId> {
-    let d = draft(format!("thread {n}\n>greentext\n**bold**"), Some(media.clone()), n);
+async fn new_thread(
+    state: &AppState,
+    board: &Board,
+    media: &wani_store::NewMedia,
+    n: usize,
+) -> anyhow::Result<ThreadId> {
+    let d = draft(
+        format!("thread {n}\n>greentext\n**bold**"),
+        Some(media.clone()),
+        n,
+    );
     let (t, _) = state
         .entities
         .call_board(board.id, |reply| BoardMsg::CreateThread {
@@ -272,8 +323,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     config.blobs.dir = dir.join("blobs");
     config.entities.idle_timeout_secs = 3600;
     config.bootstrap.boards = vec![
-        BoardSettings { name: "bench".into(), title: "Bench".into(), max_threads: 1000, bump_limit: 100_000, ..Default::default() },
-        BoardSettings { name: "many".into(), title: "Many".into(), max_threads: 1_000_000, ..Default::default() },
+        BoardSettings {
+            name: "bench".into(),
+            title: "Bench".into(),
+            max_threads: 1000,
+            bump_limit: 100_000,
+            ..Default::default()
+        },
+        BoardSettings {
+            name: "many".into(),
+            title: "Many".into(),
+            max_threads: 1_000_000,
+            ..Default::default()
+        },
     ];
     let node = Node::start(config).await?;
     let state = node.state.clone();
@@ -286,29 +348,59 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         get(move |Path(name): Path<String>| {
             let fixed = fixed2.clone();
             async move {
-                let body = fixed.read().ok().and_then(|m| m.get(&name).cloned()).unwrap_or_default();
-                ([(axum::http::header::CONTENT_TYPE, "application/octet-stream")], body)
+                let body = fixed
+                    .read()
+                    .ok()
+                    .and_then(|m| m.get(&name).cloned())
+                    .unwrap_or_default();
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+                    body,
+                )
             }
         }),
     );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.await;
-            })
-            .await
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop_rx.await;
+        })
+        .await
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let idle_rss = rss_kib();
 
     eprintln!("seeding: a 300-post thread and a 150-thread board");
-    let board = state.resolve_board("bench").await.map_err(|e| anyhow::anyhow!(e.message))?;
+    let board = state
+        .resolve_board("bench")
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
     let media = seed_media(&state, &board).await?;
     let big = new_thread(&state, &board, &media, 0).await?;
     for i in 1..300 {
-        let d = draft(format!("reply {i}: >>{}\n>greentext line\n||spoiler|| and `code`", i), if i % 10 == 0 { Some(media.clone()) } else { None }, i);
-        state.entities.call_thread(big, |reply| ThreadMsg::CreatePost { draft: d.clone(), reply }).await??;
+        let d = draft(
+            format!(
+                "reply {i}: >>{}\n>greentext line\n||spoiler|| and `code`",
+                i
+            ),
+            if i % 10 == 0 {
+                Some(media.clone())
+            } else {
+                None
+            },
+            i,
+        );
+        state
+            .entities
+            .call_thread(big, |reply| ThreadMsg::CreatePost {
+                draft: d.clone(),
+                reply,
+            })
+            .await??;
     }
     for n in 1..150 {
         new_thread(&state, &board, &media, n).await?;
@@ -319,10 +411,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let reads = [
         ("thread JSON, 300 posts", format!("/api/v1/thread/{big}")),
         ("thread page (HTML), 300 posts", format!("/threads/{big}")),
-        ("catalog JSON, 150 threads", format!("/api/v1/board/{}/catalog", board.id)),
+        (
+            "catalog JSON, 150 threads",
+            format!("/api/v1/board/{}/catalog", board.id),
+        ),
     ];
     for (i, (name, path)) in reads.iter().enumerate() {
-        let warm = load(addr, &[RequestTemplate::get(path.clone())], 1, Duration::from_millis(200)).await;
+        let warm = load(
+            addr,
+            &[RequestTemplate::get(path.clone())],
+            1,
+            Duration::from_millis(200),
+        )
+        .await;
         // The ceiling answers the same number of bytes from memory.
         let body = Bytes::from(vec![b'x'; warm.bytes_per_response]);
         if let Ok(mut m) = fixed.write() {
@@ -330,7 +431,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         eprintln!("measuring {name}");
         let real = load(addr, &[RequestTemplate::get(path.clone())], c, d).await;
-        let ceiling = load(addr, &[RequestTemplate::get(format!("/__bench/fixed/{i}"))], c, d).await;
+        let ceiling = load(
+            addr,
+            &[RequestTemplate::get(format!("/__bench/fixed/{i}"))],
+            c,
+            d,
+        )
+        .await;
         rows.push((name.to_string(), real, ceiling));
     }
 
@@ -339,7 +446,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let one = load(addr, &[reply_template(big)], c, d).await;
     let mut threads16 = Vec::new();
     for n in 0..16 {
-        threads16.push(reply_template(new_thread(&state, &board, &media, 1000 + n).await?));
+        threads16.push(reply_template(
+            new_thread(&state, &board, &media, 1000 + n).await?,
+        ));
     }
     let mid = state.store.count_posts().await?;
     let sixteen = load(addr, &threads16, c, d).await;
@@ -348,7 +457,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let stored_sixteen = (after - mid) as u64;
 
     eprintln!("activating {} threads", args.activate);
-    let many = state.resolve_board("many").await.map_err(|e| anyhow::anyhow!(e.message))?;
+    let many = state
+        .resolve_board("many")
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
     let mut ids = Vec::with_capacity(args.activate);
     for n in 0..args.activate {
         ids.push(new_thread(&state, &many, &media, 10_000 + n).await?);
@@ -356,7 +468,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     state.entities.passivate_all().await;
     let rss_before_activation = rss_kib();
     for id in &ids {
-        state.entities.call_thread(*id, |reply| ThreadMsg::Summary { reply }).await?;
+        state
+            .entities
+            .call_thread(*id, |reply| ThreadMsg::Summary { reply })
+            .await?;
     }
     let (_, active_threads) = state.entities.active();
     let rss_activated = rss_kib();
@@ -367,9 +482,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
 
     let mut out = String::new();
-    let build = if cfg!(debug_assertions) { "debug build (numbers are not representative)" } else { "release build" };
-    let _ = writeln!(out, "Machine: {}. {} connections, {} s per measurement, {build}.\n", machine(), c, args.seconds);
-    let _ = writeln!(out, "| cached GET | bytes | req/s | p50 ms | p99 ms | ceiling req/s | ratio | floor 70% |");
+    let build = if cfg!(debug_assertions) {
+        "debug build (numbers are not representative)"
+    } else {
+        "release build"
+    };
+    let _ = writeln!(
+        out,
+        "Machine: {}. {} connections, {} s per measurement, {build}.\n",
+        machine(),
+        c,
+        args.seconds
+    );
+    let _ = writeln!(
+        out,
+        "| cached GET | bytes | req/s | p50 ms | p99 ms | ceiling req/s | ratio | floor 70% |"
+    );
     let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|");
     for (name, real, ceil) in &rows {
         let ratio = real.rps() / ceil.rps().max(1e-9);
@@ -387,7 +515,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let _ = writeln!(out, "\n| reply creation (SQLite) | acknowledged/s | p50 ms | p99 ms | acknowledged | stored | errors | floor |");
     let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|");
-    for (name, r, stored, floor) in [("one thread", &one, stored_one, None), ("16 threads", &sixteen, stored_sixteen, Some(2000.0))] {
+    for (name, r, stored, floor) in [
+        ("one thread", &one, stored_one, None),
+        ("16 threads", &sixteen, stored_sixteen, Some(2000.0)),
+    ] {
         let _ = writeln!(
             out,
             "| {name} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} |",
@@ -405,8 +536,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     let _ = writeln!(out, "\n| memory | RSS |\n|---|---:|");
-    let _ = writeln!(out, "| idle, just started | {:.1} MiB |", idle_rss as f64 / 1024.0);
-    let _ = writeln!(out, "| all seeded data passivated | {:.1} MiB |", rss_before_activation as f64 / 1024.0);
+    let _ = writeln!(
+        out,
+        "| idle, just started | {:.1} MiB |",
+        idle_rss as f64 / 1024.0
+    );
+    let _ = writeln!(
+        out,
+        "| all seeded data passivated | {:.1} MiB |",
+        rss_before_activation as f64 / 1024.0
+    );
     let _ = writeln!(
         out,
         "| {} thread actors active | {:.1} MiB ({:.1} KiB per thread) |",
@@ -416,7 +555,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     println!("{out}");
     if one.ok != stored_one || sixteen.ok != stored_sixteen {
-        anyhow::bail!("acknowledged and stored posts differ: {} vs {}, {} vs {}", one.ok, stored_one, sixteen.ok, stored_sixteen);
+        anyhow::bail!(
+            "acknowledged and stored posts differ: {} vs {}, {} vs {}",
+            one.ok,
+            stored_one,
+            sixteen.ok,
+            stored_sixteen
+        );
     }
     if let Some(path) = args.out {
         std::fs::write(&path, &out).with_context(|| format!("writing {}", path.display()))?;
@@ -425,7 +570,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("wani-bench-{}-{}", std::process::id(), rand::random::<u32>()));
+    let dir = std::env::temp_dir().join(format!(
+        "wani-bench-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
 }

@@ -213,7 +213,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_shipped_config_parses() {
+    fn the_shipped_configs_parse() {
+        Config::parse(include_str!("../../examples/single-box/cluster.toml")).unwrap();
         let c = Config::parse(include_str!("../../cluster.toml")).unwrap();
         assert_eq!(c.listen_addr().unwrap().to_string(), "127.0.0.1:8080");
         assert!(c.bootstrap.boards.iter().any(|b| b.name == "b"));

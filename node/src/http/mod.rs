@@ -80,7 +80,10 @@ impl AppState {
     /// A board's current settings, from its actor.
     pub async fn resolve_board(&self, key: &str) -> Result<Board, ApiError> {
         let id = self.board_id(key).await?;
-        Ok(self.entities.call_board(id, |reply| wani_actors::BoardMsg::Info { reply }).await?)
+        Ok(self
+            .entities
+            .call_board(id, |reply| wani_actors::BoardMsg::Info { reply })
+            .await?)
     }
 }
 

@@ -50,7 +50,7 @@ fn multipart_error(e: MultipartError, max: u64) -> ApiError {
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
                 "the upload is larger than the {} this server accepts",
-                human_size(max)
+                crate::pages::html::human_size(max as i64)
             ),
         )
     } else {
@@ -181,13 +181,4 @@ pub fn draft(
 fn random_key() -> String {
     let bytes: [u8; 16] = rand::random();
     hex::encode(bytes)
-}
-
-/// "8 MB", "512 KB": sizes as people read them.
-pub fn human_size(bytes: u64) -> String {
-    if bytes >= 1024 * 1024 {
-        format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0)).replace(".0 ", " ")
-    } else {
-        format!("{} KB", bytes.div_ceil(1024))
-    }
 }

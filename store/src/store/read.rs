@@ -8,8 +8,8 @@
 
 use std::collections::HashMap;
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, AssertSqlSafe, Row};
+use sqlx::any::{AnyRow, AnyTypeInfoKind};
+use sqlx::{AnyConnection, AssertSqlSafe, Row, ValueRef};
 
 use super::db_err;
 use crate::error::StoreError;
@@ -54,10 +54,13 @@ macro_rules! board_select {
 }
 
 /// Reads a boolean stored as BOOLEAN (PostgreSQL) or INTEGER 0/1 (SQLite).
+/// Looks at the value's type first rather than trying one decode and
+/// falling back: a failed decode allocates an error, per flag, per row.
 pub(super) fn flag(row: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
-    match row.try_get::<bool, _>(col) {
-        Ok(b) => Ok(b),
-        Err(_) => row.try_get::<i64, _>(col).map(|v| v != 0),
+    if row.try_get_raw(col)?.type_info().kind() == AnyTypeInfoKind::Bool {
+        row.try_get(col)
+    } else {
+        row.try_get::<i64, _>(col).map(|v| v != 0)
     }
 }
 
@@ -225,6 +228,33 @@ async fn replies_to(conn: &mut AnyConnection, id: PostId) -> Result<Vec<PostId>,
         .map_err(db_err)
 }
 
+/// The tag names of a board's live (or archived) threads, by thread id,
+/// alphabetically.
+async fn tags_of_board(
+    conn: &mut AnyConnection,
+    board: BoardId,
+    archived: bool,
+) -> Result<HashMap<i64, Vec<String>>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT tt.thread AS thread, g.name AS name FROM thread_tag tt \
+         JOIN tag g ON g.id = tt.tag JOIN thread t ON t.id = tt.thread \
+         WHERE t.board = $1 AND t.archived = $2 ORDER BY g.name",
+    )
+    .bind(board.0)
+    .bind(archived)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let mut tags: HashMap<i64, Vec<String>> = HashMap::new();
+    for row in &rows {
+        let thread: i64 = row.try_get("thread").map_err(db_err)?;
+        tags.entry(thread)
+            .or_default()
+            .push(row.try_get("name").map_err(db_err)?);
+    }
+    Ok(tags)
+}
+
 /// One post, with media and replies.
 pub(super) async fn post_by_id(
     conn: &mut AnyConnection,
@@ -351,23 +381,7 @@ pub(super) async fn board_threads(
     .await
     .map_err(db_err)?;
     let mut replies = replies_by_target(&reply_rows).map_err(db_err)?;
-    let tag_rows = sqlx::query(
-        "SELECT tt.thread AS thread, g.name AS name FROM thread_tag tt \
-         JOIN tag g ON g.id = tt.tag JOIN thread t ON t.id = tt.thread \
-         WHERE t.board = $1 AND t.archived = $2 ORDER BY g.name",
-    )
-    .bind(board.0)
-    .bind(false)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    let mut tags: HashMap<i64, Vec<String>> = HashMap::new();
-    for row in &tag_rows {
-        let thread: i64 = row.try_get("thread").map_err(db_err)?;
-        tags.entry(thread)
-            .or_default()
-            .push(row.try_get("name").map_err(db_err)?);
-    }
+    let mut tags = tags_of_board(conn, board, false).await?;
 
     let mut out = Vec::with_capacity(heads.len());
     for (mut thread, num_posts, num_media, op_id) in heads {
@@ -412,23 +426,7 @@ pub(super) async fn archived_threads(
         .map(thread_from_row)
         .collect::<Result<_, _>>()
         .map_err(db_err)?;
-    let tag_rows = sqlx::query(
-        "SELECT tt.thread AS thread, g.name AS name FROM thread_tag tt \
-         JOIN tag g ON g.id = tt.tag JOIN thread t ON t.id = tt.thread \
-         WHERE t.board = $1 AND t.archived = $2 ORDER BY g.name",
-    )
-    .bind(board.0)
-    .bind(true)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    let mut tags: HashMap<i64, Vec<String>> = HashMap::new();
-    for row in &tag_rows {
-        let thread: i64 = row.try_get("thread").map_err(db_err)?;
-        tags.entry(thread)
-            .or_default()
-            .push(row.try_get("name").map_err(db_err)?);
-    }
+    let mut tags = tags_of_board(conn, board, true).await?;
     for thread in &mut threads {
         thread.tags = tags.remove(&thread.id.0).unwrap_or_default();
     }
