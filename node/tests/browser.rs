@@ -1,0 +1,513 @@
+//! A real browser against a real node: headless Chromium driven through
+//! chromedriver (the WebDriver protocol, JSON over HTTP spoken with
+//! `reqwest`), doing what a newcomer does — start a thread with an image,
+//! quote it in a reply, switch the theme. It catches what the HTML-level
+//! tests cannot: a form a browser would not submit, an image that does not
+//! decode, the script that quotes a post on click.
+//!
+//! Without chromedriver and Chromium (Debian: `chromium`, `chromium-driver`)
+//! the test prints a note and passes. It runs on SQLite only: it is about
+//! the browser, not the database. A screenshot of the thread lands in
+//! `target/test-artifacts/browser-thread.png`, chromedriver's log beside it.
+
+mod common;
+
+use anyhow::{bail, Context};
+use common::{eventually, png, Db, TestNode};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// How long any one wait may take: Chromium starting, a page loading, a
+/// form's redirect. Generous, because CI shares two cores with the build.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The key under which WebDriver names an element in JSON.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+const SUBJECT: &str = "Hello from Chromium";
+const BODY: &str = ">be me\n**bold** move, ||the ending||";
+const REPLY: &str = "nice picture";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_starts_a_thread_replies_and_picks_a_theme() -> anyhow::Result<()> {
+    let Some(browser) = Browser::launch().await? else {
+        println!("browser tests skipped: install chromium and chromium-driver");
+        return Ok(());
+    };
+    let started = Instant::now();
+    let node = TestNode::start(Db::Sqlite, |_| {})
+        .await
+        .context("a SQLite node always starts")?;
+    let b = &browser;
+
+    // 1. The new-thread form, folded in its <details>, with an image.
+    let image = node.dir.path().join("gradient.png");
+    std::fs::write(&image, png(800, 600, true)).context("writing the upload")?;
+    b.goto(&node.at("/boards/b")).await?;
+    b.click(&b.find("details.form-toggle > summary").await?)
+        .await?;
+    let form = "form.new-thread";
+    b.type_text(
+        &b.find(&format!("{form} input[name=subject]")).await?,
+        SUBJECT,
+    )
+    .await?;
+    b.type_text(&b.find(&format!("{form} textarea[name=body]")).await?, BODY)
+        .await?;
+    let path = image
+        .canonicalize()
+        .context("absolute path of the upload")?;
+    b.type_text(
+        &b.find(&format!("{form} input[name=media]")).await?,
+        &path.display().to_string(),
+    )
+    .await?;
+    b.click(&b.find(&format!("{form} button[type=submit]")).await?)
+        .await?;
+
+    // 2. The browser follows the 303 to the thread, which shows everything.
+    let threads = format!("{}/threads/", node.url);
+    let threads = threads.as_str();
+    let thread: u64 = eventually(
+        "the browser to land on /threads/N",
+        DEADLINE,
+        || async move { b.url().await.ok()?.strip_prefix(threads)?.parse().ok() },
+    )
+    .await;
+    let thread_url = node.at(&format!("/threads/{thread}"));
+    let op = b.wait_for("the opening post", "article.post.op").await;
+    let op_id = b.attr(&op, "id").await?.context("the OP has an id")?;
+    let in_op = |css: &str| format!("article[id=\"{op_id}\"] {css}");
+    assert_eq!(b.text(&b.find(&in_op(".subject")).await?).await?, SUBJECT);
+    assert_eq!(
+        b.text(&b.find(&in_op(".post-body span.greentext")).await?)
+            .await?,
+        ">be me"
+    );
+    assert_eq!(
+        b.text(&b.find(&in_op(".post-body strong")).await?).await?,
+        "bold"
+    );
+    let spoiler = b.find(&in_op(".post-body span.spoiler")).await?;
+    assert_eq!(b.text(&spoiler).await?, "the ending");
+    let hidden = b
+        .script(
+            "const s = getComputedStyle(arguments[0]); return s.color === s.backgroundColor;",
+            &[spoiler.json()],
+        )
+        .await?;
+    assert_eq!(
+        hidden,
+        json!(true),
+        "a spoiler is unreadable until revealed"
+    );
+
+    let img = b.find(&in_op("img.thumb")).await?;
+    let src = b.attr(&img, "src").await?.unwrap_or_default();
+    assert!(src.starts_with("/upload/thumb/"), "thumbnail src {src:?}");
+    let img_json = img.json();
+    let img_json = &img_json;
+    let natural_width = eventually("the thumbnail to finish loading", DEADLINE, || async move {
+        let js = "const i = arguments[0]; return i.complete ? i.naturalWidth : null;";
+        b.script(js, std::slice::from_ref(img_json))
+            .await
+            .ok()?
+            .as_u64()
+    })
+    .await;
+    assert!(
+        natural_width > 0 && natural_width <= 500,
+        "the thumbnail decoded in Chromium, at most 500 px wide: {natural_width}"
+    );
+
+    // 3. Quote the OP the way a user does, by clicking its "No.", and reply.
+    b.click(&b.find(&in_op("a.post-no")).await?).await?;
+    let reply_box = b.find("#reply textarea[name=body]").await?;
+    assert_eq!(
+        b.script("return arguments[0].value;", &[reply_box.json()])
+            .await?,
+        json!(format!(">>{op_id}\n")),
+        "clicking No. quotes the post in the reply form"
+    );
+    b.type_text(&reply_box, REPLY).await?;
+    b.click(&b.find("#reply button[type=submit]").await?)
+        .await?;
+    let anchor = format!("{thread_url}#");
+    let anchor = anchor.as_str();
+    let reply_id: u64 = eventually("the redirect to /threads/N#post", DEADLINE, || async move {
+        b.url().await.ok()?.strip_prefix(anchor)?.parse().ok()
+    })
+    .await;
+    let reply = format!("article.post.reply[id=\"{reply_id}\"]");
+    b.wait_for("the reply on the thread page", &reply).await;
+    assert!(
+        b.text(&b.find(&format!("{reply} .post-body")).await?)
+            .await?
+            .contains(REPLY),
+        "the reply's text"
+    );
+    let quote = b.find(&format!("{reply} .post-body a.post-reply")).await?;
+    assert_eq!(
+        b.attr(&quote, "href").await?.as_deref(),
+        Some(format!("/threads/{thread}#{op_id}").as_str()),
+        "the quote links to the OP"
+    );
+    let back = b.find(&in_op("footer.post-replies a.post-reply")).await?;
+    assert_eq!(
+        b.attr(&back, "href").await?.as_deref(),
+        Some(format!("/threads/{thread}#{reply_id}").as_str()),
+        "the OP's Replies line links to the reply"
+    );
+    assert_eq!(b.text(&back).await?, format!(">>{reply_id}"));
+
+    // 4. A screenshot to look at when this fails, or when the pages change.
+    b.script("window.scrollTo(0, 0);", &[]).await?;
+    let shot = artifacts()?.join("browser-thread.png");
+    std::fs::write(&shot, b.screenshot().await?)
+        .with_context(|| format!("writing {}", shot.display()))?;
+    println!("screenshot: {}", shot.display());
+
+    // 5. The theme picker sets a cookie every page then follows.
+    b.goto(&node.at("/themes")).await?;
+    b.click(&b.find("input[name=theme][value=wildride]").await?)
+        .await?;
+    b.click(&b.find("form.theme-form button[type=submit]").await?)
+        .await?;
+    // The answer redirects back to /themes, so the URL does not change:
+    // wait for the page that links the new stylesheet instead.
+    let wildride = "link[rel=stylesheet][href=\"/static/themes/wildride.css\"]";
+    b.wait_for("/themes to come back in wildride", wildride)
+        .await;
+    b.goto(&thread_url).await?;
+    b.find(wildride)
+        .await
+        .context("the thread page links the wildride stylesheet")?;
+    assert!(
+        b.find("link[href=\"/static/themes/stock.css\"]")
+            .await
+            .is_err(),
+        "and no longer the stock one"
+    );
+
+    println!("browser test took {:?}", started.elapsed());
+    node.stop().await;
+    Ok(())
+}
+
+/// `target/test-artifacts` of the workspace, created if missing.
+fn artifacts() -> anyhow::Result<PathBuf> {
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/test-artifacts"
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    dir.canonicalize()
+        .context("resolving target/test-artifacts")
+}
+
+/// `/usr/bin/{name}`, else `name` on the PATH.
+fn installed(name: &str) -> Option<PathBuf> {
+    let usual = Path::new("/usr/bin").join(name);
+    if usual.is_file() {
+        return Some(usual);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// A WebDriver element reference.
+struct Element(String);
+
+impl Element {
+    /// The element as a script argument.
+    fn json(&self) -> Value {
+        json!({ ELEMENT: self.0 })
+    }
+}
+
+/// One Chromium session through its chromedriver. Dropped — also while a
+/// failing test unwinds — it ends the session, which quits Chromium, then
+/// stops chromedriver.
+struct Browser {
+    http: reqwest::Client,
+    /// `http://127.0.0.1:{port}/session/{id}`.
+    session: String,
+    session_id: String,
+    /// Chromium's main process, killed on drop if ending the session failed.
+    chromium_pid: Option<libc::pid_t>,
+    // Fields drop in order: chromedriver is stopped after `Drop::drop` ended
+    // the session, and the profile is removed once Chromium is gone.
+    driver: Driver,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium session, or `None` when
+    /// either is not installed.
+    async fn launch() -> anyhow::Result<Option<Browser>> {
+        let (Some(chromedriver), Some(chromium)) =
+            (installed("chromedriver"), installed("chromium"))
+        else {
+            return Ok(None);
+        };
+        let driver = Driver::start(&chromedriver)?;
+        let http = reqwest::Client::builder()
+            // A wedged chromedriver fails the test instead of hanging it.
+            .timeout(Duration::from_secs(60))
+            .build()
+            .context("WebDriver client")?;
+        let base = format!("http://127.0.0.1:{}", driver.port);
+        let status = format!("{base}/status");
+        let (http_ref, status) = (&http, status.as_str());
+        eventually(
+            "chromedriver to answer /status with ready: true",
+            DEADLINE,
+            || async move {
+                let res = http_ref.get(status).send().await.ok()?;
+                let body: Value = res.json().await.ok()?;
+                body["value"]["ready"].as_bool().filter(|ready| *ready)
+            },
+        )
+        .await;
+
+        let profile = tempfile::tempdir().context("Chromium profile dir")?;
+        let args = [
+            "--headless=new".to_string(),
+            // Root in a container has no user namespaces for the sandbox.
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--no-first-run".into(),
+            "--window-size=1280,1000".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let caps = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": chromium, "args": args },
+        }}});
+        let res = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .context("creating a WebDriver session")?;
+        let body: Value = res.json().await.context("session answer")?;
+        let Some(session_id) = body["value"]["sessionId"].as_str() else {
+            bail!("chromedriver refused a session: {}", body["value"]);
+        };
+        let chromium_pid = body["value"]["capabilities"]["goog:processID"]
+            .as_i64()
+            .and_then(|pid| libc::pid_t::try_from(pid).ok());
+        Ok(Some(Browser {
+            http,
+            session: format!("{base}/session/{session_id}"),
+            session_id: session_id.to_string(),
+            chromium_pid,
+            driver,
+            _profile: profile,
+        }))
+    }
+
+    /// One command; the answer's `value`, or its WebDriver error.
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> anyhow::Result<Value> {
+        let what = format!("{method} {path}");
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.session));
+        if method == reqwest::Method::POST {
+            req = req.json(&body);
+        }
+        let res = req.send().await.with_context(|| what.clone())?;
+        let status = res.status();
+        let mut answer: Value = res.json().await.with_context(|| what.clone())?;
+        let value = answer["value"].take();
+        if !status.is_success() {
+            bail!("{what}: {status} {} — {}", value["error"], value["message"]);
+        }
+        Ok(value)
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.cmd(reqwest::Method::GET, path, Value::Null).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.cmd(reqwest::Method::POST, path, body).await
+    }
+
+    /// Navigates and waits for the page to load.
+    async fn goto(&self, url: &str) -> anyhow::Result<()> {
+        self.post("/url", json!({ "url": url })).await.map(drop)
+    }
+
+    async fn url(&self) -> anyhow::Result<String> {
+        let url = self.get("/url").await?;
+        url.as_str().map(str::to_string).context("URL is a string")
+    }
+
+    /// The first element matching `css`, or an error at once.
+    async fn find(&self, css: &str) -> anyhow::Result<Element> {
+        let found = self
+            .post("/element", json!({ "using": "css selector", "value": css }))
+            .await
+            .with_context(|| format!("finding {css}"))?;
+        let id = found[ELEMENT].as_str().context("element reference")?;
+        Ok(Element(id.to_string()))
+    }
+
+    /// The first element matching `css`, polled for until `DEADLINE`.
+    async fn wait_for(&self, what: &str, css: &str) -> Element {
+        eventually(what, DEADLINE, || async move { self.find(css).await.ok() }).await
+    }
+
+    async fn click(&self, el: &Element) -> anyhow::Result<()> {
+        let path = format!("/element/{}/click", el.0);
+        self.post(&path, json!({})).await.map(drop)
+    }
+
+    /// Types into a field (appending), or gives a file input its path.
+    async fn type_text(&self, el: &Element, text: &str) -> anyhow::Result<()> {
+        let path = format!("/element/{}/value", el.0);
+        self.post(&path, json!({ "text": text })).await.map(drop)
+    }
+
+    async fn attr(&self, el: &Element, name: &str) -> anyhow::Result<Option<String>> {
+        let value = self
+            .get(&format!("/element/{}/attribute/{name}", el.0))
+            .await?;
+        Ok(value.as_str().map(str::to_string))
+    }
+
+    /// The element's text as rendered.
+    async fn text(&self, el: &Element) -> anyhow::Result<String> {
+        let value = self.get(&format!("/element/{}/text", el.0)).await?;
+        value
+            .as_str()
+            .map(str::to_string)
+            .context("text is a string")
+    }
+
+    /// Runs `js` as a function body with `args` as `arguments`.
+    async fn script(&self, js: &str, args: &[Value]) -> anyhow::Result<Value> {
+        self.post("/execute/sync", json!({ "script": js, "args": args }))
+            .await
+    }
+
+    /// The viewport as PNG bytes.
+    async fn screenshot(&self) -> anyhow::Result<Vec<u8>> {
+        let encoded = self.get("/screenshot").await?;
+        let png = base64(encoded.as_str().context("screenshot is a string")?)?;
+        if !png.starts_with(b"\x89PNG") {
+            bail!("the screenshot is not a PNG");
+        }
+        Ok(png)
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.end_session() {
+            if let Some(pid) = self.chromium_pid {
+                // Its renderers and helpers exit with it.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+impl Browser {
+    /// Ends the session, which quits Chromium; whether chromedriver said so.
+    /// Drop cannot await, hence a blocking HTTP/1.1 request by hand.
+    fn end_session(&self) -> bool {
+        let port = self.driver.port;
+        let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+        let request = format!(
+            "DELETE /session/{} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\r\n",
+            self.session_id
+        );
+        if conn.write_all(request.as_bytes()).is_err() {
+            return false;
+        }
+        // chromedriver answers once Chromium has quit, and keeps the
+        // connection open afterwards: the end of the headers is the signal.
+        let (mut answer, mut chunk) = (Vec::new(), [0u8; 512]);
+        while let Ok(n @ 1..) = conn.read(&mut chunk) {
+            answer.extend_from_slice(&chunk[..n]);
+            if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                return answer.starts_with(b"HTTP/1.1 200");
+            }
+        }
+        false
+    }
+}
+
+/// A chromedriver child, killed on drop. It stays in the test's process
+/// group, so Ctrl-C on `cargo test` ends it (and Chromium) too.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start(chromedriver: &Path) -> anyhow::Result<Driver> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("a free port")?
+            .port();
+        let log_path = artifacts()?.join("chromedriver.log");
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
+        let child = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(log.try_clone().context("log handle")?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", chromedriver.display()))?;
+        Ok(Driver { child, port })
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Decodes standard base64 (the screenshot); small enough not to need a crate.
+fn base64(text: &str) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text
+        .bytes()
+        .filter(|c| *c != b'=' && !c.is_ascii_whitespace())
+    {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => bail!("{:?} is not base64", c as char),
+        };
+        // Bits shifted out of `acc` were already emitted.
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Ok(out)
+}
