@@ -474,6 +474,25 @@ impl Entities {
         }
     }
 
+    /// Sends to a board if it is active; gives the message back when it
+    /// could not be delivered (inactive, or stopped meanwhile).
+    pub fn tell_board_if_active(&self, id: BoardId, msg: BoardMsg) -> Option<BoardMsg> {
+        let Some(r) = live(
+            self.maps
+                .boards
+                .read()
+                .ok()
+                .and_then(|m| m.get(&id).cloned()),
+        ) else {
+            return Some(msg);
+        };
+        match r.cast(msg) {
+            Ok(()) => None,
+            Err(ractor::MessagingErr::SendErr(m)) => Some(m),
+            Err(_) => None,
+        }
+    }
+
     /// Active entities: (boards, threads).
     pub fn active(&self) -> (usize, usize) {
         let b = self.maps.boards.read().map(|m| m.len()).unwrap_or(0);

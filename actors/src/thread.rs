@@ -278,17 +278,20 @@ impl ThreadState {
         let Some(summary) = self.summary() else {
             return;
         };
-        let entities = self.entities.clone();
-        let board = self.board.id;
-        // Activating the board may take a store round trip; the writer does not wait for it.
-        tokio::spawn(async move {
-            if let Err(e) = entities
-                .tell_board(board, BoardMsg::ThreadChanged(Box::new(summary)))
-                .await
-            {
-                tracing::warn!(%board, error = %e, "could not update the board's catalog");
-            }
-        });
+        let msg = BoardMsg::ThreadChanged(Box::new(summary));
+        // An active board gets the summary in this actor's send order. An
+        // inactive one is activated off the write path; it loads the thread
+        // list from the store anyway, and drops summaries older than what it
+        // holds, so a late one cannot roll the catalog back.
+        if let Some(msg) = self.entities.tell_board_if_active(self.board.id, msg) {
+            let entities = self.entities.clone();
+            let board = self.board.id;
+            tokio::spawn(async move {
+                if let Err(e) = entities.tell_board(board, msg).await {
+                    tracing::warn!(%board, error = %e, "could not update the board's catalog");
+                }
+            });
+        }
     }
 }
 

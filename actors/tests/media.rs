@@ -599,37 +599,50 @@ fn hostile_bytes_never_panic() {
 }
 
 // ---------------------------------------------------------------------------
-// Timing: `cargo test --release -p wani-actors --test media -- --ignored --nocapture`
+// Timing: `cargo test --release -p wani-actors --test media timing -- --ignored
+// --nocapture --test-threads=1` (alone: two timings at once share two cores).
 
-fn time(label: &str, bytes: &[u8], limits: &MediaLimits) {
-    let options = ThumbOptions::default();
-    let mut runs: Vec<Duration> = (0..5)
+fn fastest(mut f: impl FnMut()) -> Duration {
+    (0..5)
         .map(|_| {
             let start = Instant::now();
-            let p = media::process(bytes, limits, &options).expect("accepted");
-            let took = start.elapsed();
-            assert!(p.thumb_width <= 500 && p.thumb_height <= 500);
-            took
+            f();
+            start.elapsed()
         })
-        .collect();
-    runs.sort();
+        .min()
+        .unwrap_or_default()
+}
+
+/// Prints how long `process` takes on `bytes`, and how much of that is the
+/// bare decode (what a reduced-scale decode could cut).
+fn time(label: &str, bytes: &[u8], format: ImageFormat, limits: &MediaLimits) {
+    let options = ThumbOptions::default();
+    let process = fastest(|| {
+        let p = media::process(bytes, limits, &options).expect("accepted");
+        assert!(p.thumb_width <= 500 && p.thumb_height <= 500);
+    });
+    let decode = fastest(|| {
+        image::load_from_memory_with_format(bytes, format).expect("decodes");
+    });
     println!(
-        "{label}: {} bytes; process min {:?}, median {:?}, max {:?}",
-        bytes.len(),
-        runs[0],
-        runs[2],
-        runs[4]
+        "{label}, {} bytes: process {process:.1?} (fastest of 5), of which decoding {decode:.1?}",
+        bytes.len()
     );
 }
 
 #[test]
-#[ignore = "timing, not a check; run with --release --ignored --nocapture"]
+#[ignore = "timing, not a check; run with --release --ignored --nocapture --test-threads=1"]
 fn timing() {
     let limits = MediaLimits {
         max_bytes: 64 << 20,
         ..MediaLimits::default()
     };
-    time("12 MP JPEG (4000×3000, q90)", &jpeg(4000, 3000), &limits);
+    time(
+        "12 MP JPEG (4000×3000, q90)",
+        &jpeg(4000, 3000),
+        ImageFormat::Jpeg,
+        &limits,
+    );
 
     let alpha = RgbaImage::from_fn(1600, 1250, |x, y| {
         Rgba([
@@ -640,95 +653,10 @@ fn timing() {
         ])
     });
     let alpha_png = encode(&DynamicImage::ImageRgba8(alpha), ImageFormat::Png);
-    time("2 MP RGBA PNG (1600×1250)", &alpha_png, &limits);
-}
-
-#[test]
-#[ignore]
-fn probe_resize() {
-    use image::imageops::FilterType;
-    let bytes = jpeg(4000, 3000);
-    let best = |f: &dyn Fn()| {
-        let mut v: Vec<Duration> = (0..5)
-            .map(|_| {
-                let s = Instant::now();
-                f();
-                s.elapsed()
-            })
-            .collect();
-        v.sort();
-        v[0]
-    };
-    println!(
-        "decode: {:?}",
-        best(&|| {
-            image::load_from_memory_with_format(&bytes, ImageFormat::Jpeg).unwrap();
-        })
-    );
-    let img = image::load_from_memory_with_format(&bytes, ImageFormat::Jpeg).unwrap();
-    for (name, f) in [
-        ("Triangle", FilterType::Triangle),
-        ("CatmullRom", FilterType::CatmullRom),
-        ("Lanczos3", FilterType::Lanczos3),
-    ] {
-        println!(
-            "direct {name}: {:?}",
-            best(&|| {
-                let _ = img.resize_exact(500, 375, f);
-            })
-        );
-        println!(
-            "two-step 2x {name}: {:?}",
-            best(&|| {
-                let _ = img.thumbnail_exact(1000, 750).resize_exact(500, 375, f);
-            })
-        );
-    }
-    println!(
-        "box to 1000: {:?}",
-        best(&|| {
-            let _ = img.thumbnail_exact(1000, 750);
-        })
-    );
-    println!(
-        "box only: {:?}",
-        best(&|| {
-            let _ = img.thumbnail_exact(500, 375);
-        })
-    );
-    let small = img
-        .thumbnail_exact(1000, 750)
-        .resize_exact(500, 375, FilterType::Triangle)
-        .into_rgb8();
-    println!(
-        "encode: {:?}",
-        best(&|| {
-            let mut out = Vec::new();
-            JpegEncoder::new_with_quality(&mut out, 85)
-                .encode_image(&small)
-                .unwrap();
-        })
-    );
-    let alpha = RgbaImage::from_fn(1600, 1250, |x, y| {
-        Rgba([
-            (x % 256) as u8,
-            (y % 256) as u8,
-            ((x + y) % 256) as u8,
-            ((x ^ y) % 256) as u8,
-        ])
-    });
-    let pngb = encode(&DynamicImage::ImageRgba8(alpha), ImageFormat::Png);
-    println!(
-        "png decode: {:?}",
-        best(&|| {
-            image::load_from_memory_with_format(&pngb, ImageFormat::Png).unwrap();
-        })
-    );
-    let d = image::load_from_memory_with_format(&pngb, ImageFormat::Png).unwrap();
-    println!(
-        "png into_rgba8+resize rgba: {:?}",
-        best(&|| {
-            let _ = d.resize_exact(500, 391, FilterType::Triangle);
-        })
+    time(
+        "2 MP RGBA PNG (1600×1250)",
+        &alpha_png,
+        ImageFormat::Png,
+        &limits,
     );
 }

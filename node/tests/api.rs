@@ -620,7 +620,68 @@ async fn many_concurrent_replies_keep_one_order(db: Db) {
     node.stop().await;
 }
 
+async fn malformed_requests_get_clear_json_errors(db: Db) {
+    let Some(node) = TestNode::start(db, |c| c.media.max_upload_bytes = 300_000).await else {
+        return;
+    };
+    let c = node.client();
+    let (thread, _) = new_thread(&node, &c, "t", "op").await;
+    let url = node.at(&format!("/api/v1/thread/{thread}/new"));
+
+    let res = c
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"body\":\"hi\"}")
+        .send()
+        .await
+        .unwrap();
+    let (status, v) = json(res).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(v["error"].as_str().unwrap().contains("multipart"), "{v}");
+
+    let res = c
+        .post(&url)
+        .header("content-type", "multipart/form-data; boundary=XYZ")
+        .body("--XYZ\r\nContent-Disposition: form-data; name=\"body\"\r\n\r\nunterminated")
+        .send()
+        .await
+        .unwrap();
+    let (status, v) = json(res).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+
+    let res = c
+        .post(&url)
+        .multipart(form(
+            &[("body", "big")],
+            Some(("big.png", vec![0u8; 2_000_000])),
+        ))
+        .send()
+        .await;
+    // The server may close the connection while the client is still sending.
+    if let Ok(res) = res {
+        let (status, v) = json(res).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+        assert!(v["error"].as_str().unwrap().contains("larger than"), "{v}");
+    }
+    let res = c.get(node.at("/api/v1/nothing/here")).send().await.unwrap();
+    let (status, v) = json(res).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(v["error"].is_string());
+    assert_eq!(
+        thread_json(&node, thread).await.len(),
+        1,
+        "nothing was stored"
+    );
+    assert_eq!(
+        node.blob_files(),
+        2,
+        "only the opening post's image and thumbnail"
+    );
+    node.stop().await;
+}
+
 both_backends!(
+    malformed_requests_get_clear_json_errors,
     thread_with_image_round_trips,
     a_thread_needs_a_file_and_rules_hold,
     bad_uploads_are_refused_and_leave_nothing,

@@ -280,6 +280,10 @@ mod tests {
         for cut in 2..full.len() - 1 {
             assert!(jpeg(&full[..cut]).is_err(), "cut at {cut}");
         }
+        // Progressive: several scans, each followed by tables, then EOI.
+        let progressive = b"\xFF\xD8\xFF\xC2\x00\x03x\xFF\xC4\x00\x03h\xFF\xDA\x00\x02\x01\x02\xFF\xC4\x00\x03h\xFF\xDA\x00\x02\x03\xFF\x00\xFF\xD9";
+        assert!(jpeg(progressive).is_ok());
+        assert!(jpeg(&progressive[..progressive.len() - 2]).is_err());
         // An EOI hidden inside an APP1 segment (an EXIF thumbnail) is not the end.
         let exif = b"\xFF\xD8\xFF\xE1\x00\x06\xFF\xD8\xFF\xD9\xFF\xDA\x00\x02\x12";
         assert!(jpeg(exif).is_err());

@@ -20,9 +20,6 @@ pub(crate) struct Thumb {
     pub height: u32,
 }
 
-/// Above this shrink factor the box pre-pass runs; see [`shrink`].
-const PREPASS_RATIO: u32 = 3;
-
 /// Makes the thumbnail of `image`, which the viewer should show rotated by
 /// `orientation`.
 pub(crate) fn thumbnail(
@@ -46,8 +43,8 @@ pub(crate) fn thumbnail(
             small.height(),
             ExtendedColorType::Rgb8,
         )
-        // Encoding our own well-formed buffer fails only on a bug; it is
-        // still reported, not unwrapped, since the input was hostile.
+        // Encoding a buffer we built can only fail on a bug; reported all
+        // the same, since no upload may panic the thumbnailer.
         .map_err(|e| MediaError::Corrupt(format!("the thumbnail could not be encoded: {e}")))?;
     Ok(Thumb {
         jpeg,
@@ -85,40 +82,42 @@ fn flatten(image: DynamicImage, background: [u8; 3]) -> RgbImage {
     let rgba = image.into_rgba8();
     let (width, height) = rgba.dimensions();
     let mut out = RgbImage::new(width, height);
-    let bg = background.map(u32::from);
+    let [br, bg, bb] = background.map(u16::from);
     for (dst, src) in out.chunks_exact_mut(3).zip(rgba.as_raw().chunks_exact(4)) {
-        let alpha = u32::from(src[3]);
-        let rest = 255 - alpha;
-        for c in 0..3 {
-            // Rounded integer blend; at most 255 * 255 + 127, so /255 fits u8.
-            dst[c] = ((u32::from(src[c]) * alpha + bg[c] * rest + 127) / 255) as u8;
+        let alpha = u16::from(src[3]);
+        // Most pixels of a typical sticker or screenshot are fully opaque or
+        // fully clear, and need no arithmetic.
+        match alpha {
+            255 => dst.copy_from_slice(&src[..3]),
+            0 => dst.copy_from_slice(&background),
+            _ => {
+                let rest = 255 - alpha;
+                dst[0] = div255(u16::from(src[0]) * alpha + br * rest);
+                dst[1] = div255(u16::from(src[1]) * alpha + bg * rest);
+                dst[2] = div255(u16::from(src[2]) * alpha + bb * rest);
+            }
         }
     }
     out
 }
 
-/// Resizes to exactly `width`×`height`.
-///
-/// A filter's cost grows with the shrink factor (Triangle over a 4000-pixel
-/// side shrunk to 500 reads 16 source pixels per output pixel and axis), so
-/// large shrinks first box-average down to about twice the target, which
-/// touches each source pixel once, and finish with Triangle for a smooth
-/// result. See the timings in `actors/tests/media.rs` (`timing`).
+/// `v / 255`, rounded, for `v <= 255 * 255` (exact over that range).
+fn div255(v: u16) -> u8 {
+    let v = u32::from(v) + 128;
+    ((v + (v >> 8)) >> 8) as u8
+}
+
+/// Resizes to exactly `width`×`height` with a Triangle (bilinear) filter,
+/// whose support widens with the shrink factor, so every source pixel
+/// contributes and a big shrink does not alias. Its cost follows the source
+/// size, not the shrink factor: measured in release on a 4000×3000 image
+/// to 500×375, one Triangle pass took 37 ms, against 43 ms for a box
+/// pre-pass to 1000×750 followed by Triangle, 45–55 ms with CatmullRom
+/// (either way) and 80 ms for direct Lanczos3.
 fn shrink(image: DynamicImage, width: u32, height: u32) -> DynamicImage {
     if (image.width(), image.height()) == (width, height) {
         return image;
     }
-    let (w, h) = (image.width(), image.height());
-    let image =
-        if w > width.saturating_mul(PREPASS_RATIO) || h > height.saturating_mul(PREPASS_RATIO) {
-            // Capped at the source so a 100 000×1 strip is not stretched.
-            image.thumbnail_exact(
-                width.saturating_mul(2).min(w),
-                height.saturating_mul(2).min(h),
-            )
-        } else {
-            image
-        };
     image.resize_exact(width, height, FilterType::Triangle)
 }
 
@@ -147,5 +146,13 @@ mod tests {
         assert_eq!(flat.get_pixel(0, 0).0, [200, 100, 50]);
         assert_eq!(flat.get_pixel(1, 0).0, [10, 20, 30]);
         assert_eq!(flat.get_pixel(2, 0).0, [100, 50, 25]);
+    }
+
+    #[test]
+    fn div255_rounds_exactly() {
+        for v in 0..=255u16 * 255 {
+            let want = ((f64::from(v) / 255.0).round()) as u8;
+            assert_eq!(div255(v), want, "{v}");
+        }
     }
 }

@@ -10,6 +10,7 @@ use super::client::ClientAddr;
 use super::upload::{self, Submission};
 use super::{ApiError, AppState};
 use crate::json;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -165,7 +166,7 @@ pub async fn new_thread(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
-    form: Multipart,
+    form: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let s = upload::read(form, state.config.media.max_upload_bytes).await?;
     let board_key = s
@@ -234,7 +235,7 @@ pub async fn new_reply(
     Path(id): Path<String>,
     ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
-    form: Multipart,
+    form: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let id = ThreadId(parse_id(&id, "thread")?);
     let s = upload::read(form, state.config.media.max_upload_bytes).await?;

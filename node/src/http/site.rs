@@ -9,6 +9,7 @@ use super::upload;
 use super::{ApiError, AppState};
 use crate::pages::{self, PageCtx, Theme};
 use crate::render::theme_index;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Form, Multipart, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -193,7 +194,7 @@ pub async fn new_thread(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ClientAddr(ip): ClientAddr,
-    form: Multipart,
+    form: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let board = state.resolve_board(&id).await.map_err(ApiError::html)?;
     let s = upload::read(form, state.config.media.max_upload_bytes)
@@ -211,7 +212,7 @@ pub async fn new_reply(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ClientAddr(ip): ClientAddr,
-    form: Multipart,
+    form: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let id = thread_id(&id)?;
     let s = upload::read(form, state.config.media.max_upload_bytes)
@@ -272,7 +273,16 @@ pub struct ThemeForm {
 }
 
 /// `POST /themes`: remembers the theme in a cookie for a year.
-pub async fn set_theme(Form(f): Form<ThemeForm>) -> Result<Response, ApiError> {
+pub async fn set_theme(
+    form: Result<Form<ThemeForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, ApiError> {
+    let Form(f) = form.map_err(|e| {
+        ApiError::bad_request(format!(
+            "the theme form could not be read: {}",
+            e.body_text()
+        ))
+        .html()
+    })?;
     let theme = Theme::from_name(&f.theme).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -10,7 +10,7 @@
 //! nothing behind.
 
 use super::{ApiError, AppState};
-use axum::extract::multipart::{Multipart, MultipartError};
+use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::http::StatusCode;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -59,7 +59,16 @@ fn multipart_error(e: MultipartError, max: u64) -> ApiError {
 }
 
 /// Reads the whole form. The file field is `media` (also `file`).
-pub async fn read(mut form: Multipart, max_upload: u64) -> Result<Submission, ApiError> {
+pub async fn read(
+    form: Result<Multipart, MultipartRejection>,
+    max_upload: u64,
+) -> Result<Submission, ApiError> {
+    let mut form = form.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("expected a multipart/form-data body: {}", e.body_text()),
+        )
+    })?;
     let mut s = Submission::default();
     while let Some(field) = form
         .next_field()
