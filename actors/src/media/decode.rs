@@ -96,8 +96,9 @@ pub(crate) fn decode(
         });
     }
 
-    // Before the decode: the decoders fill a truncated scan with grey and
-    // call it success, so completeness is judged from the container.
+    // Before the decode, because decoders return partial pixels for some
+    // truncated files (zune-jpeg fills the rest of a scan; a PNG cut after
+    // its last IDAT decodes): completeness is judged from the container.
     let layout = structure::walk(format, bytes).map_err(MediaError::Corrupt)?;
 
     // A broken EXIF block should not sink an image that decodes; it only
