@@ -4,6 +4,9 @@
 //! - [`placement`]: entity key → shard → owning node, by rendezvous hashing.
 //!   Every node computes the same owner from the same view, and a view change
 //!   moves only the shards whose owner left or whose new owner arrived.
+//! - [`membership`]: who is up, suspect, down or leaving, decided from
+//!   heartbeats by a state machine (a paused process is noticed, not only a
+//!   closed socket).
 //! - [`restart`]: when a crashed entity may be started again (a budget of
 //!   restarts in a window, with backoff), as a plain struct tested without tokio.
 //!
@@ -11,8 +14,10 @@
 //! cluster issue adds membership, failure detection, leases and fencing on
 //! top of these rules. Nothing here does I/O.
 
+pub mod membership;
 pub mod placement;
 pub mod restart;
 
+pub use membership::{DetectorConfig, Input, Member, MemberState, Membership, Role, ViewChange};
 pub use placement::{owner_of, shard_of, EntityKey, NodeName, ShardId, DEFAULT_SHARDS};
 pub use restart::{RestartDecision, RestartPolicy};
