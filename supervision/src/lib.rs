@@ -7,6 +7,8 @@
 //! - [`membership`]: who is up, suspect, down or leaving, decided from
 //!   heartbeats by a state machine (a paused process is noticed, not only a
 //!   closed socket).
+//! - [`wire`]: the versioned bincode envelope that crosses nodes; decoding
+//!   a broken frame yields an error, never a panic.
 //! - [`restart`]: when a crashed entity may be started again (a budget of
 //!   restarts in a window, with backoff), as a plain struct tested without tokio.
 //!
@@ -17,7 +19,8 @@
 pub mod membership;
 pub mod placement;
 pub mod restart;
+pub mod wire;
 
 pub use membership::{DetectorConfig, Input, Member, MemberState, Membership, Role, ViewChange};
-pub use placement::{owner_of, shard_of, EntityKey, NodeName, ShardId, DEFAULT_SHARDS};
+pub use placement::{owner_of, shard_of, EntityKey, NodeName, ShardId, ShardMap, DEFAULT_SHARDS};
 pub use restart::{RestartDecision, RestartPolicy};

@@ -142,3 +142,63 @@ mod tests {
         assert_eq!(owner_of(ShardId(1), &Vec::<NodeName>::new()), None);
     }
 }
+
+/// Which node owns each shard, computed from a list of owners.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardMap {
+    owners: Vec<Option<NodeName>>,
+}
+
+impl ShardMap {
+    /// The owner of every shard in `0..shards` among `candidates`.
+    pub fn compute(shards: u32, candidates: &[NodeName]) -> ShardMap {
+        ShardMap {
+            owners: (0..shards)
+                .map(|s| owner_of(ShardId(s), candidates).cloned())
+                .collect(),
+        }
+    }
+
+    /// The owner of one shard.
+    pub fn owner(&self, shard: ShardId) -> Option<&NodeName> {
+        self.owners.get(shard.0 as usize).and_then(Option::as_ref)
+    }
+
+    /// Shards owned by `node`.
+    pub fn owned_by<'a>(&'a self, node: &'a NodeName) -> impl Iterator<Item = ShardId> + 'a {
+        self.owners
+            .iter()
+            .enumerate()
+            .filter(move |(_, o)| o.as_ref() == Some(node))
+            .map(|(i, _)| ShardId(i as u32))
+    }
+
+    /// Shards whose owner differs between `self` (before) and `after`.
+    pub fn moved(&self, after: &ShardMap) -> Vec<ShardId> {
+        (0..self.owners.len().max(after.owners.len()))
+            .filter(|&i| self.owners.get(i) != after.owners.get(i))
+            .map(|i| ShardId(i as u32))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod map_tests {
+    use super::*;
+
+    #[test]
+    fn a_view_change_moves_only_the_lost_nodes_shards() {
+        let three: Vec<NodeName> = ["a", "b", "c"]
+            .iter()
+            .map(|s| NodeName(s.to_string()))
+            .collect();
+        let two: Vec<NodeName> = three.iter().filter(|n| n.0 != "c").cloned().collect();
+        let before = ShardMap::compute(64, &three);
+        let after = ShardMap::compute(64, &two);
+        let c = NodeName("c".into());
+        let owned_by_c: Vec<ShardId> = before.owned_by(&c).collect();
+        assert_eq!(before.moved(&after), owned_by_c);
+        assert_eq!(after.owned_by(&c).count(), 0);
+        assert!(ShardMap::compute(8, &[]).owner(ShardId(0)).is_none());
+    }
+}

@@ -1,0 +1,177 @@
+//! The wire format between nodes: a versioned bincode envelope that never
+//! panics on bad input.
+//!
+//! ractor_cluster moves opaque byte frames; `BytesConvertable::from_bytes`
+//! cannot return an error. So what crosses nodes is [`Wire`], whose
+//! decoding yields a `Result`: a truncated, oversized, garbage or
+//! future-version frame becomes a [`WireError`] the receiver logs and
+//! answers, never a panic that would take the session (and every actor
+//! proxied over it) down.
+//!
+//! Every frame is `Envelope::V1(Frame)`. A later format adds `V2` beside it;
+//! a node that receives a version it does not know answers
+//! `WireError::UnknownVersion` instead of guessing. Frames are bounded by
+//! [`MAX_FRAME`], well under ractor_cluster's 16 MiB session limit (over which
+//! it drops the whole session): media bytes never travel here, only keys.
+//!
+//! This module holds the membership frames. Entity routing frames (calls to
+//! a remote region) are added with the region's remote routing.
+
+use bincode::{Decode, Encode};
+
+/// Largest encoded frame accepted or sent, in bytes.
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// A frame with its format version.
+#[derive(Clone, Debug, PartialEq, Encode, Decode)]
+pub enum Envelope {
+    V1(Frame),
+}
+
+/// What nodes tell each other (format version 1).
+#[derive(Clone, Debug, PartialEq, Encode, Decode)]
+pub enum Frame {
+    /// "I am alive": sent to every peer each heartbeat interval.
+    Heartbeat(Heartbeat),
+    /// The answer to a heartbeat, echoing its send time for the round trip.
+    HeartbeatAck { beat: Heartbeat, echo_sent_ms: u64 },
+    /// The sender is draining and will own nothing.
+    Leaving { from: String, incarnation: u64 },
+}
+
+/// A heartbeat's content.
+#[derive(Clone, Debug, PartialEq, Encode, Decode)]
+pub struct Heartbeat {
+    /// The sender's configured name (`name@host:port`).
+    pub from: String,
+    pub incarnation: u64,
+    /// Role names (`web`, `entities`, …).
+    pub roles: Vec<String>,
+    /// How the sender sees the receiver: `up`, `suspect`, `down`, `leaving`,
+    /// or empty when it does not know it yet.
+    pub you_are: String,
+    /// The sender's clock when sent (ms), echoed in the ack.
+    pub sent_ms: u64,
+    /// The sender's cluster cookie digest; a mismatch is refused.
+    pub cookie_digest: [u8; 16],
+}
+
+/// Why a frame could not be read or written.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("frame of {0} bytes is over the {MAX_FRAME}-byte limit")]
+    TooLarge(usize),
+    #[error("frame is empty")]
+    Empty,
+    #[error("frame is malformed: {0}")]
+    Malformed(String),
+    #[error("frame has {0} trailing bytes")]
+    Trailing(usize),
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_FRAME>()
+}
+
+/// Encodes a frame.
+pub fn encode(frame: &Envelope) -> Result<Vec<u8>, WireError> {
+    let bytes =
+        bincode::encode_to_vec(frame, config()).map_err(|e| WireError::Malformed(e.to_string()))?;
+    if bytes.len() > MAX_FRAME {
+        return Err(WireError::TooLarge(bytes.len()));
+    }
+    Ok(bytes)
+}
+
+/// Decodes a frame; any defect is an error, never a panic.
+pub fn decode(bytes: &[u8]) -> Result<Envelope, WireError> {
+    if bytes.is_empty() {
+        return Err(WireError::Empty);
+    }
+    if bytes.len() > MAX_FRAME {
+        return Err(WireError::TooLarge(bytes.len()));
+    }
+    let (env, used) = bincode::decode_from_slice::<Envelope, _>(bytes, config())
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    if used != bytes.len() {
+        return Err(WireError::Trailing(bytes.len() - used));
+    }
+    Ok(env)
+}
+
+/// A frame as an actor message crossing nodes: decoding cannot fail, it
+/// yields the error instead.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Wire(pub Result<Envelope, WireError>);
+
+impl ractor::BytesConvertable for Wire {
+    fn into_bytes(self) -> Vec<u8> {
+        // An unencodable frame goes out empty and is refused as `Empty` by
+        // the receiver, which is what the sender's error would have said.
+        match self.0 {
+            Ok(env) => encode(&env).unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn from_bytes(bytes: Vec<u8>) -> Self {
+        Wire(decode(&bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ractor::BytesConvertable;
+
+    fn beat() -> Envelope {
+        Envelope::V1(Frame::Heartbeat(Heartbeat {
+            from: "a@127.0.0.1:7001".into(),
+            incarnation: 42,
+            roles: vec!["web".into(), "entities".into()],
+            you_are: "up".into(),
+            sent_ms: 1_700_000_000_000,
+            cookie_digest: [7; 16],
+        }))
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let bytes = encode(&beat()).unwrap();
+        assert_eq!(decode(&bytes).unwrap(), beat());
+        assert_eq!(
+            Wire::from_bytes(Wire(Ok(beat())).into_bytes()),
+            Wire(Ok(beat()))
+        );
+    }
+
+    #[test]
+    fn broken_frames_are_errors_not_panics() {
+        let good = encode(&beat()).unwrap();
+        assert_eq!(decode(&[]), Err(WireError::Empty));
+        for cut in 1..good.len() {
+            assert!(decode(&good[..cut]).is_err(), "truncated at {cut}");
+        }
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert_eq!(decode(&trailing), Err(WireError::Trailing(1)));
+        assert!(
+            matches!(decode(&[9, 9, 9, 9]), Err(WireError::Malformed(_))),
+            "unknown version tag"
+        );
+        assert_eq!(
+            decode(&vec![0u8; MAX_FRAME + 1]),
+            Err(WireError::TooLarge(MAX_FRAME + 1))
+        );
+        // A length prefix claiming a huge string must not allocate it.
+        let mut huge = vec![0u8, 0u8];
+        huge.extend_from_slice(&[0xFD, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F]);
+        assert!(decode(&huge).is_err());
+        // Every single-byte corruption decodes to something or an error.
+        for i in 0..good.len() {
+            let mut b = good.clone();
+            b[i] ^= 0xFF;
+            let _ = decode(&b);
+        }
+    }
+}
