@@ -24,12 +24,14 @@ use crate::error::ActorError;
 use crate::renderer::Renderer;
 use crate::thread::{ThreadActor, ThreadArgs, ThreadMsg};
 use crate::views::ViewRenderer;
+use futures::future::BoxFuture;
 use ractor::rpc::CallResult;
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SpawnErr,
     SupervisionEvent,
 };
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wani_store::blob::BlobStore;
@@ -68,8 +70,8 @@ pub struct Shared {
 
 #[derive(Default)]
 struct Maps {
-    threads: RwLock<HashMap<ThreadId, ActorRef<ThreadMsg>>>,
-    boards: RwLock<HashMap<BoardId, ActorRef<BoardMsg>>>,
+    threads: Table<ThreadId, ThreadMsg>,
+    boards: Table<BoardId, BoardMsg>,
 }
 
 /// The region's mailbox.
@@ -141,35 +143,52 @@ impl RegionState {
         Ok(())
     }
 
+    /// The running actor of an entity, spawned (state loaded in its
+    /// `pre_start`) unless the table has a live one.
+    #[allow(clippy::too_many_arguments)]
+    async fn activate<A: Actor, K: Eq + Hash + Copy>(
+        &mut self,
+        myself: &ActorRef<RegionMsg>,
+        table: fn(&Maps) -> &Table<K, A::Msg>,
+        id: K,
+        key: EntityKey,
+        actor: A,
+        args: A::Arguments,
+    ) -> Result<ActorRef<A::Msg>, ActorError> {
+        let maps = self.maps.clone();
+        if let Some(r) = get_live(table(&maps), &id) {
+            return Ok(r);
+        }
+        self.check_refused(key)?;
+        let (actor, _) = Actor::spawn_linked(None, actor, args, myself.get_cell())
+            .await
+            .map_err(|e| startup_error(e, key.to_string()))?;
+        self.children.insert(actor.get_id(), key);
+        if let Ok(mut m) = table(&maps).write() {
+            m.insert(id, actor.clone());
+        }
+        Ok(actor)
+    }
+
     async fn activate_thread(
         &mut self,
         myself: &ActorRef<RegionMsg>,
         id: ThreadId,
     ) -> Result<ActorRef<ThreadMsg>, ActorError> {
-        if let Some(r) = live(
-            self.maps
-                .threads
-                .read()
-                .ok()
-                .and_then(|m| m.get(&id).cloned()),
-        ) {
-            return Ok(r);
-        }
-        let key = EntityKey::Thread(id.0);
-        self.check_refused(key)?;
         let args = ThreadArgs {
             id,
             shared: self.shared.clone(),
             entities: self.entities.clone(),
         };
-        let (actor, _) = Actor::spawn_linked(None, ThreadActor, args, myself.get_cell())
-            .await
-            .map_err(|e| startup_error(e, crate::names::thread(id)))?;
-        self.children.insert(actor.get_id(), key);
-        if let Ok(mut m) = self.maps.threads.write() {
-            m.insert(id, actor.clone());
-        }
-        Ok(actor)
+        self.activate(
+            myself,
+            |m| &m.threads,
+            id,
+            EntityKey::Thread(id.0),
+            ThreadActor,
+            args,
+        )
+        .await
     }
 
     async fn activate_board(
@@ -177,53 +196,47 @@ impl RegionState {
         myself: &ActorRef<RegionMsg>,
         id: BoardId,
     ) -> Result<ActorRef<BoardMsg>, ActorError> {
-        if let Some(r) = live(
-            self.maps
-                .boards
-                .read()
-                .ok()
-                .and_then(|m| m.get(&id).cloned()),
-        ) {
-            return Ok(r);
-        }
-        let key = EntityKey::Board(id.0);
-        self.check_refused(key)?;
         let args = BoardArgs {
             id,
             shared: self.shared.clone(),
             entities: self.entities.clone(),
         };
-        let (actor, _) = Actor::spawn_linked(None, BoardActor, args, myself.get_cell())
-            .await
-            .map_err(|e| startup_error(e, crate::names::board(id)))?;
-        self.children.insert(actor.get_id(), key);
-        if let Ok(mut m) = self.maps.boards.write() {
-            m.insert(id, actor.clone());
-        }
-        Ok(actor)
+        self.activate(
+            myself,
+            |m| &m.boards,
+            id,
+            EntityKey::Board(id.0),
+            BoardActor,
+            args,
+        )
+        .await
     }
 
     /// Forgets a child that exited, unless a newer activation replaced it.
     fn forget(&mut self, cell: &ActorCell) -> Option<EntityKey> {
         let key = self.children.remove(&cell.get_id())?;
-        let id = cell.get_id();
         match key {
-            EntityKey::Thread(t) => {
-                if let Ok(mut m) = self.maps.threads.write() {
-                    if m.get(&ThreadId(t)).map(|r| r.get_id()) == Some(id) {
-                        m.remove(&ThreadId(t));
-                    }
-                }
-            }
-            EntityKey::Board(b) => {
-                if let Ok(mut m) = self.maps.boards.write() {
-                    if m.get(&BoardId(b)).map(|r| r.get_id()) == Some(id) {
-                        m.remove(&BoardId(b));
-                    }
-                }
-            }
+            EntityKey::Thread(t) => remove_if(&self.maps.threads, &ThreadId(t), cell.get_id()),
+            EntityKey::Board(b) => remove_if(&self.maps.boards, &BoardId(b), cell.get_id()),
         }
         Some(key)
+    }
+}
+
+/// Active entities of one kind.
+type Table<K, M> = RwLock<HashMap<K, ActorRef<M>>>;
+
+/// The entry for `k`, if its actor is still running.
+fn get_live<K: Eq + Hash, M: ractor::Message>(table: &Table<K, M>, k: &K) -> Option<ActorRef<M>> {
+    live(table.read().ok().and_then(|m| m.get(k).cloned()))
+}
+
+/// Removes `k` only if it is still the actor `id` (not a newer activation).
+fn remove_if<K: Eq + Hash, M: ractor::Message>(table: &Table<K, M>, k: &K, id: ActorId) {
+    if let Ok(mut m) = table.write() {
+        if m.get(k).map(|r| r.get_id()) == Some(id) {
+            m.remove(k);
+        }
     }
 }
 
@@ -365,13 +378,7 @@ impl Entities {
 
     /// The running actor of a thread (activated if needed).
     pub async fn thread(&self, id: ThreadId) -> Result<ActorRef<ThreadMsg>, ActorError> {
-        if let Some(r) = live(
-            self.maps
-                .threads
-                .read()
-                .ok()
-                .and_then(|m| m.get(&id).cloned()),
-        ) {
+        if let Some(r) = get_live(&self.maps.threads, &id) {
             return Ok(r);
         }
         flatten(
@@ -386,13 +393,7 @@ impl Entities {
 
     /// The running actor of a board (activated if needed).
     pub async fn board(&self, id: BoardId) -> Result<ActorRef<BoardMsg>, ActorError> {
-        if let Some(r) = live(
-            self.maps
-                .boards
-                .read()
-                .ok()
-                .and_then(|m| m.get(&id).cloned()),
-        ) {
+        if let Some(r) = get_live(&self.maps.boards, &id) {
             return Ok(r);
         }
         flatten(
@@ -405,49 +406,46 @@ impl Entities {
         )
     }
 
-    /// Asks a thread and waits for its answer, re-activating it if it
-    /// stopped before answering.
+    /// Asks an entity and waits for its answer, re-activating it (through
+    /// `get`) if it stopped between lookup and delivery.
+    async fn call<'a, M: ractor::Message, T: Send + 'static>(
+        &'a self,
+        what: String,
+        get: impl Fn() -> BoxFuture<'a, Result<ActorRef<M>, ActorError>>,
+        msg: impl Fn(RpcReplyPort<T>) -> M,
+    ) -> Result<T, ActorError> {
+        for _ in 0..DELIVERY_ATTEMPTS {
+            match get().await?.call(&msg, Some(self.timeout)).await {
+                Ok(CallResult::Success(v)) => return Ok(v),
+                Ok(CallResult::Timeout) => {
+                    return Err(ActorError::Unavailable(format!("{what} timed out")))
+                }
+                Ok(CallResult::SenderError) | Err(_) => {}
+            }
+        }
+        Err(ActorError::Unavailable(format!(
+            "{what} stopped before answering"
+        )))
+    }
+
+    /// Asks a thread and waits for its answer.
     pub async fn call_thread<T: Send + 'static>(
         &self,
         id: ThreadId,
         msg: impl Fn(RpcReplyPort<T>) -> ThreadMsg,
     ) -> Result<T, ActorError> {
-        let mut last = ActorError::Unavailable(format!("thread {id} did not answer"));
-        for _ in 0..DELIVERY_ATTEMPTS {
-            let actor = self.thread(id).await?;
-            match actor.call(&msg, Some(self.timeout)).await {
-                Ok(CallResult::Success(v)) => return Ok(v),
-                Ok(CallResult::Timeout) => {
-                    return Err(ActorError::Unavailable(format!("thread {id} timed out")))
-                }
-                Ok(CallResult::SenderError) | Err(_) => {
-                    last = ActorError::Unavailable(format!("thread {id} stopped before answering"));
-                }
-            }
-        }
-        Err(last)
+        self.call(crate::names::thread(id), || Box::pin(self.thread(id)), msg)
+            .await
     }
 
-    /// Asks a board and waits for its answer, re-activating it if needed.
+    /// Asks a board and waits for its answer.
     pub async fn call_board<T: Send + 'static>(
         &self,
         id: BoardId,
         msg: impl Fn(RpcReplyPort<T>) -> BoardMsg,
     ) -> Result<T, ActorError> {
-        let mut last = ActorError::Unavailable(format!("board {id} did not answer"));
-        for _ in 0..DELIVERY_ATTEMPTS {
-            let actor = self.board(id).await?;
-            match actor.call(&msg, Some(self.timeout)).await {
-                Ok(CallResult::Success(v)) => return Ok(v),
-                Ok(CallResult::Timeout) => {
-                    return Err(ActorError::Unavailable(format!("board {id} timed out")))
-                }
-                Ok(CallResult::SenderError) | Err(_) => {
-                    last = ActorError::Unavailable(format!("board {id} stopped before answering"));
-                }
-            }
-        }
-        Err(last)
+        self.call(crate::names::board(id), || Box::pin(self.board(id)), msg)
+            .await
     }
 
     /// Sends to a thread without waiting; activates it if needed.
@@ -463,13 +461,7 @@ impl Entities {
     /// Sends to a thread only if it is active (an inactive one reloads from
     /// the store anyway, so it needs no notice).
     pub fn tell_thread_if_active(&self, id: ThreadId, msg: ThreadMsg) {
-        if let Some(r) = live(
-            self.maps
-                .threads
-                .read()
-                .ok()
-                .and_then(|m| m.get(&id).cloned()),
-        ) {
+        if let Some(r) = get_live(&self.maps.threads, &id) {
             let _ = r.cast(msg);
         }
     }
@@ -477,13 +469,7 @@ impl Entities {
     /// Sends to a board if it is active; gives the message back when it
     /// could not be delivered (inactive, or stopped meanwhile).
     pub fn tell_board_if_active(&self, id: BoardId, msg: BoardMsg) -> Option<BoardMsg> {
-        let Some(r) = live(
-            self.maps
-                .boards
-                .read()
-                .ok()
-                .and_then(|m| m.get(&id).cloned()),
-        ) else {
+        let Some(r) = get_live(&self.maps.boards, &id) else {
             return Some(msg);
         };
         match r.cast(msg) {
