@@ -41,6 +41,10 @@ pub enum BoardMsg {
     Info { reply: RpcReplyPort<Board> },
     /// A thread of this board changed (sent by its actor after a write).
     ThreadChanged(Box<ThreadSummary>),
+    /// A thread was moved here by a mod (sent by its actor).
+    ThreadAdded(Box<ThreadSummary>),
+    /// A thread left this board: deleted or moved away (sent by its actor).
+    ThreadRemoved(ThreadId),
     /// The board's settings or threads changed in the store: reload them.
     Reload {
         reply: RpcReplyPort<Result<(), ActorError>>,
@@ -82,11 +86,13 @@ async fn load(shared: &Shared, id: BoardId) -> Result<(Board, Vec<ThreadSummary>
     Ok((board, threads))
 }
 
+/// Catalog order: stickies first, then most recently bumped.
 fn sort(threads: &mut [ThreadSummary]) {
     threads.sort_by(|a, b| {
         b.thread
-            .last_updated
-            .cmp(&a.thread.last_updated)
+            .sticky
+            .cmp(&a.thread.sticky)
+            .then_with(|| b.thread.last_updated.cmp(&a.thread.last_updated))
             .then_with(|| b.thread.id.cmp(&a.thread.id))
     });
 }
@@ -130,6 +136,7 @@ impl BoardState {
                 bump: true,
                 now: now_ms(),
                 fence: None,
+                author: draft.author,
             },
         };
         let committed = self.shared.repo.create_thread(new).await?;
@@ -266,6 +273,17 @@ impl Actor for BoardActor {
                 let _ = reply.send(state.board.clone());
             }
             BoardMsg::ThreadChanged(summary) => state.thread_changed(*summary),
+            BoardMsg::ThreadAdded(summary) => {
+                let id = summary.thread.id;
+                state.threads.retain(|t| t.thread.id != id);
+                state.threads.push(*summary);
+                sort(&mut state.threads);
+                state.views.invalidate();
+            }
+            BoardMsg::ThreadRemoved(id) => {
+                state.threads.retain(|t| t.thread.id != id);
+                state.views.invalidate();
+            }
             BoardMsg::Reload { reply } => {
                 let r = load(&state.shared, state.board.id)
                     .await

@@ -11,6 +11,15 @@
 //!
 //! After a write the actor tells its board (new summary for the catalog) and
 //! the active threads holding posts it quoted (their "Replies:" lists).
+//!
+//! Moderation (deleting posts or the thread, sticky, lock, move, spoiler)
+//! goes through this actor too, in `thread/moderation.rs`, so each action
+//! is applied once, after the store committed it, and the cached views are
+//! dropped in the same step.
+
+mod moderation;
+
+pub use moderation::Removed;
 
 use crate::board::BoardMsg;
 use crate::error::ActorError;
@@ -23,8 +32,8 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wani_store::{
-    poster_hex, Board, Committed, NewMedia, NewPost, Post, PostId, ThreadFull, ThreadId,
-    ThreadSummary,
+    poster_hex, Author, Board, BoardId, Committed, NewMedia, NewPost, Post, PostId, Thread,
+    ThreadFull, ThreadId, ThreadSummary,
 };
 
 /// A post as submitted, before the actor decides its poster id and bump.
@@ -40,6 +49,10 @@ pub struct PostDraft {
     /// Unique per submission; a retry with the same key is answered with the
     /// post stored the first time.
     pub idempotency_key: String,
+    /// Who signs the post (anonymous, tripcode, or a slip with its badge).
+    pub author: Author,
+    /// Posted by a moderator of this board: may reply to a locked thread.
+    pub privileged: bool,
 }
 
 /// The thread actor's mailbox.
@@ -63,6 +76,33 @@ pub enum ThreadMsg {
     Summary { reply: RpcReplyPort<ThreadSummary> },
     /// A post (in this or another thread) quoted one of ours.
     QuotedBy { target: PostId, by: PostId },
+    /// Deletes a post with its media; the opening post deletes the thread.
+    DeletePost {
+        id: PostId,
+        reply: RpcReplyPort<Result<Removed, ActorError>>,
+    },
+    /// Deletes the whole thread; the actor stops afterwards.
+    DeleteThread {
+        reply: RpcReplyPort<Result<(), ActorError>>,
+    },
+    /// Sets the sticky and/or locked flags (`None` keeps a flag); answers
+    /// with the thread row as it is now.
+    SetFlags {
+        sticky: Option<bool>,
+        locked: Option<bool>,
+        reply: RpcReplyPort<Result<Thread, ActorError>>,
+    },
+    /// Sets the spoiler flag of one post's media.
+    SetSpoiler {
+        id: PostId,
+        spoiler: bool,
+        reply: RpcReplyPort<Result<(), ActorError>>,
+    },
+    /// Moves the thread to another board.
+    MoveTo {
+        board: BoardId,
+        reply: RpcReplyPort<Result<(), ActorError>>,
+    },
     /// The stored thread changed behind the actor's back (archived): reload it.
     Reload,
     /// Periodic check for passivation.
@@ -181,6 +221,11 @@ impl ThreadState {
                 "this thread is archived and takes no more replies".into(),
             ));
         }
+        if self.full.thread.locked && !draft.privileged {
+            return Err(ActorError::Conflict(
+                "this thread is locked: only moderators may reply".into(),
+            ));
+        }
         let body = PostBody::parse(&draft.body)?;
         rules::check_reply_content(&body, draft.media.is_some())?;
         let me = self.id();
@@ -225,6 +270,7 @@ impl ThreadState {
             bump,
             now: now_ms(),
             fence: None,
+            author: draft.author,
         };
         let committed = self.shared.repo.create_post(new).await?;
         if let Committed::Created(post) = &committed {
@@ -348,6 +394,35 @@ impl Actor for ThreadActor {
                 }
             }
             ThreadMsg::QuotedBy { target, by } => state.add_reply(target, by),
+            ThreadMsg::DeletePost { id, reply } => {
+                let r = state.delete_post(id).await;
+                let stop = matches!(r, Ok(Removed::Thread));
+                let _ = reply.send(r);
+                if stop {
+                    myself.stop(Some("thread deleted".into()));
+                }
+            }
+            ThreadMsg::DeleteThread { reply } => {
+                let r = state.delete_thread().await;
+                let stop = r.is_ok();
+                let _ = reply.send(r);
+                if stop {
+                    myself.stop(Some("thread deleted".into()));
+                }
+            }
+            ThreadMsg::SetFlags {
+                sticky,
+                locked,
+                reply,
+            } => {
+                let _ = reply.send(state.set_flags(sticky, locked).await);
+            }
+            ThreadMsg::SetSpoiler { id, spoiler, reply } => {
+                let _ = reply.send(state.set_spoiler(id, spoiler).await);
+            }
+            ThreadMsg::MoveTo { board, reply } => {
+                let _ = reply.send(state.move_to(board).await);
+            }
             ThreadMsg::Reload => {
                 let (board, full) = load(&state.shared, state.id()).await?;
                 *state =

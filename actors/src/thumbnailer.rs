@@ -9,9 +9,16 @@
 //!
 //! The queue is bounded: beyond `queue_limit` waiting jobs a new job is
 //! refused at once (the caller answers "busy, try again") instead of letting
-//! a burst of uploads hold unbounded memory.
+//! a burst of uploads hold unbounded memory; [`Thumbnailer::queue_depth`]
+//! is shown at `/api/v1/status`. Each worker runs one job at a time, so at
+//! most `workers` decodes (or ffmpeg children) are in flight.
+//!
+//! Video goes to [`VideoTools`] (ffprobe and ffmpeg as child processes with
+//! time and memory limits) when the node found them at start-up; without
+//! them a video job is refused with [`MediaError::VideoUnavailable`].
 
 use crate::error::ActorError;
+use crate::media::video::{VideoError, VideoTools};
 use crate::media::{self, MediaError, MediaLimits, ThumbOptions};
 use bytes::Bytes;
 use ractor::factory::{
@@ -47,9 +54,15 @@ pub enum ThumbMsg {
 }
 impl ractor::Message for ThumbMsg {}
 
-/// The blob store handed to each worker at start.
-pub struct BlobsArg(Arc<dyn BlobStore>);
+/// What each worker is handed at start: the blob store and the video tools.
+pub struct BlobsArg(Arc<dyn BlobStore>, Option<VideoTools>);
 impl ractor::Message for BlobsArg {}
+
+/// A worker's state.
+pub struct WorkerState {
+    blobs: Arc<dyn BlobStore>,
+    video: Option<VideoTools>,
+}
 
 /// One worker of the pool.
 pub struct ThumbWorker;
@@ -58,15 +71,18 @@ impl Worker for ThumbWorker {
     type Key = ();
     type Message = ThumbMsg;
     type Arguments = BlobsArg;
-    type State = Arc<dyn BlobStore>;
+    type State = WorkerState;
 
     async fn pre_start(
         &self,
         _wid: WorkerId,
         _factory: &ActorRef<FactoryMessage<(), ThumbMsg>>,
         args: BlobsArg,
-    ) -> Result<Arc<dyn BlobStore>, ActorProcessingErr> {
-        Ok(args.0)
+    ) -> Result<WorkerState, ActorProcessingErr> {
+        Ok(WorkerState {
+            blobs: args.0,
+            video: args.1,
+        })
     }
 
     async fn handle(
@@ -74,7 +90,7 @@ impl Worker for ThumbWorker {
         _wid: WorkerId,
         _factory: &ActorRef<FactoryMessage<(), ThumbMsg>>,
         Job { msg, key, .. }: Job<(), ThumbMsg>,
-        blobs: &mut Arc<dyn BlobStore>,
+        state: &mut WorkerState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ThumbMsg::Process {
@@ -83,7 +99,15 @@ impl Worker for ThumbWorker {
                 options,
                 reply,
             } => {
-                let _ = reply.send(process(blobs.as_ref(), blob, limits, options).await);
+                let res = process(
+                    state.blobs.as_ref(),
+                    state.video.as_ref(),
+                    blob,
+                    limits,
+                    options,
+                )
+                .await;
+                let _ = reply.send(res);
             }
         }
         Ok(key)
@@ -92,6 +116,7 @@ impl Worker for ThumbWorker {
 
 async fn process(
     blobs: &dyn BlobStore,
+    video: Option<&VideoTools>,
     blob: String,
     limits: MediaLimits,
     options: ThumbOptions,
@@ -104,9 +129,21 @@ async fn process(
             ThumbError::Unavailable(format!("blob {blob} vanished before it was processed"))
         })?;
     let size = bytes.len() as i64;
-    let processed = tokio::task::spawn_blocking(move || media::process(&bytes, &limits, &options))
-        .await
-        .map_err(|e| ThumbError::Unavailable(format!("thumbnailer task failed: {e}")))??;
+    let sniffed = media::precheck(&bytes, &limits)?;
+    let processed = if let media::FileFormat::Video(_) = sniffed.format {
+        let tools = video.ok_or(MediaError::VideoUnavailable)?;
+        tools
+            .process(&bytes, sniffed, &limits, &options)
+            .await
+            .map_err(|e| match e {
+                VideoError::Media(m) => ThumbError::Media(m),
+                VideoError::Unavailable(m) => ThumbError::Unavailable(m),
+            })?
+    } else {
+        tokio::task::spawn_blocking(move || media::process(&bytes, &limits, &options))
+            .await
+            .map_err(|e| ThumbError::Unavailable(format!("thumbnailer task failed: {e}")))??
+    };
     let thumb_blob = blobs
         .put(Bytes::from(processed.thumb))
         .await
@@ -123,6 +160,8 @@ async fn process(
         thumb_height: processed.thumb_height as i64,
         size_bytes: size,
         thumb_mimetype: processed.thumb_mimetype,
+        duration_ms: processed.duration_ms as i64,
+        frames: processed.frames as i64,
     })
 }
 
@@ -131,20 +170,24 @@ async fn process(
 pub struct Thumbnailer {
     factory: ActorRef<FactoryMessage<(), ThumbMsg>>,
     timeout: Duration,
+    video: bool,
 }
 
 impl Thumbnailer {
     /// Starts `workers` workers (one per core is right: the work is CPU) with
-    /// at most `queue_limit` jobs waiting.
+    /// at most `queue_limit` jobs waiting; `video` is what
+    /// [`VideoTools::detect`] found (`None`: video is refused).
     pub async fn spawn(
         supervisor: Option<ractor::ActorCell>,
         blobs: Arc<dyn BlobStore>,
+        video: Option<VideoTools>,
         workers: usize,
         queue_limit: usize,
     ) -> Result<(Thumbnailer, ractor::concurrency::JoinHandle<()>), ActorError> {
+        let has_video = video.is_some();
         let args = FactoryArguments::builder()
             .worker_builder(Box::new(worker_builder(move |_wid| {
-                (ThumbWorker, BlobsArg(blobs.clone()))
+                (ThumbWorker, BlobsArg(blobs.clone(), video.clone()))
             })))
             .queue(queues::DefaultQueue::default())
             .router(routing::QueuerRouting::default())
@@ -167,6 +210,7 @@ impl Thumbnailer {
             Thumbnailer {
                 factory,
                 timeout: Duration::from_secs(60),
+                video: has_video,
             },
             handle,
         ))
@@ -203,6 +247,11 @@ impl Thumbnailer {
                 "the thumbnailer is busy; try again in a moment".into(),
             )),
         }
+    }
+
+    /// Whether video uploads can be processed (ffmpeg was found).
+    pub fn video_available(&self) -> bool {
+        self.video
     }
 
     /// Jobs waiting for a worker.

@@ -394,7 +394,10 @@ fn non_images_are_refused_as_unknown_type() {
         let e = refused(bytes, &limits);
         assert_eq!(e, MediaError::UnknownType, "{bytes:?}");
         assert_eq!(e.status(), 415);
-        assert!(e.to_string().contains("JPEG, PNG, GIF or WebP"), "{e}");
+        assert!(
+            e.to_string().contains("JPEG, PNG, GIF, WebP, WebM or MP4"),
+            "{e}"
+        );
     }
 }
 

@@ -161,6 +161,18 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Re
     Ok((status, len))
 }
 
+/// A plain `GET` over HTTP/1.1 (for `wani cluster status`): status and body.
+pub async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream
+        .write_all(RequestTemplate::get(path).bytes(0).as_slice())
+        .await?;
+    let mut buf = Vec::new();
+    let (status, len) = read_response(&mut stream, &mut buf).await?;
+    let start = buf.len() - len;
+    Ok((status, buf[start..].to_vec()))
+}
+
 /// Drives `connections` keep-alive connections, each sending the template
 /// of its index (`templates[conn % len]`) back to back for `duration`.
 pub async fn load(
@@ -288,6 +300,8 @@ fn draft(body: String, media: Option<wani_store::NewMedia>, n: usize) -> PostDra
         spoiler: false,
         sage: false,
         idempotency_key: format!("seed-{n}-{}", rand::random::<u64>()),
+        author: Default::default(),
+        privileged: false,
     }
 }
 
@@ -322,19 +336,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     config.database.url = format!("sqlite://{}/wani.db", dir.display());
     config.blobs.dir = dir.join("blobs");
     config.entities.idle_timeout_secs = 3600;
+    // The load comes from a few addresses and repeats itself: flood control
+    // and captcha would measure the refusals, not the board.
+    config.abuse.same_content_secs = 0;
+    let open = BoardSettings {
+        captcha_threads: false,
+        thread_interval_secs: 0,
+        reply_interval_secs: 0,
+        ..Default::default()
+    };
     config.bootstrap.boards = vec![
         BoardSettings {
             name: "bench".into(),
             title: "Bench".into(),
             max_threads: 1000,
             bump_limit: 100_000,
-            ..Default::default()
+            ..open.clone()
         },
         BoardSettings {
             name: "many".into(),
             title: "Many".into(),
             max_threads: 1_000_000,
-            ..Default::default()
+            ..open
         },
     ];
     let node = Node::start(config).await?;

@@ -37,9 +37,29 @@ pub enum Command {
     /// Create, list or edit boards.
     #[command(subcommand)]
     Board(BoardCommand),
+    /// Create slips (accounts), e.g. the first admin.
+    #[command(subcommand)]
+    Slip(SlipCommand),
     /// Run the load benchmark on an in-process node with a fresh database and
     /// print a Markdown report (see docs/BENCHMARKS.md).
     Bench(crate::bench::BenchArgs),
+    /// Show the cluster as a running node sees it.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Thumbnail throughput and peak memory on one image (scripts/bench-media
+    /// runs it beside Pillow; see docs/BENCHMARKS.md).
+    BenchMedia(crate::bench_media::BenchMediaArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Ask a running node (node.listen of the config, or --addr) for its
+    /// view: every node, its state, roles and last heartbeat.
+    Status {
+        /// HTTP address of the node to ask, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        addr: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -60,6 +80,25 @@ pub enum BoardCommand {
         name: String,
         #[command(flatten)]
         settings: BoardFlags,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SlipCommand {
+    /// Create a slip: `wani slip create NAME --admin` for the first admin.
+    /// Without --password the password is read from the first line of stdin.
+    Create {
+        /// 1 to 20 characters.
+        name: String,
+        /// Give the slip every power, including board admin.
+        #[arg(long, conflicts_with = "moderator")]
+        admin: bool,
+        /// Let the slip moderate every board.
+        #[arg(long = "mod", id = "moderator")]
+        moderator: bool,
+        /// The password (at least 8 characters); prompted for when absent.
+        #[arg(long)]
+        password: Option<String>,
     },
 }
 
@@ -84,6 +123,30 @@ pub struct BoardFlags {
     /// Largest upload, in bytes.
     #[arg(long)]
     pub max_file_bytes: Option<i64>,
+    /// Largest image or video in pixels (width × height); 0 leaves the node's limit.
+    #[arg(long)]
+    pub max_pixels: Option<i64>,
+    /// Longest video in seconds; 0 for no limit.
+    #[arg(long)]
+    pub max_duration_secs: Option<i64>,
+    /// Most frames in an animated GIF, WebP or PNG; 0 for no limit.
+    #[arg(long)]
+    pub max_frames: Option<i64>,
+    /// Refuse files already posted on this board (true or false).
+    #[arg(long)]
+    pub no_reposts: Option<bool>,
+    /// Ask a captcha for new threads (true or false; default true).
+    #[arg(long)]
+    pub captcha_threads: Option<bool>,
+    /// Ask a captcha for replies (true or false; default false).
+    #[arg(long)]
+    pub captcha_replies: Option<bool>,
+    /// Flood control: seconds one address waits between new threads (0: off).
+    #[arg(long)]
+    pub thread_interval_secs: Option<i64>,
+    /// Flood control: seconds one address waits between posts (0: off).
+    #[arg(long)]
+    pub reply_interval_secs: Option<i64>,
 }
 
 impl BoardFlags {
@@ -109,6 +172,30 @@ impl BoardFlags {
         }
         if let Some(v) = self.max_file_bytes {
             s.max_file_bytes = v;
+        }
+        if let Some(v) = self.max_pixels {
+            s.max_pixels = v;
+        }
+        if let Some(v) = self.captcha_threads {
+            s.captcha_threads = v;
+        }
+        if let Some(v) = self.captcha_replies {
+            s.captcha_replies = v;
+        }
+        if let Some(v) = self.thread_interval_secs {
+            s.thread_interval_secs = v;
+        }
+        if let Some(v) = self.reply_interval_secs {
+            s.reply_interval_secs = v;
+        }
+        if let Some(v) = self.max_duration_secs {
+            s.max_duration_secs = v;
+        }
+        if let Some(v) = self.max_frames {
+            s.max_frames = v;
+        }
+        if let Some(v) = self.no_reposts {
+            s.no_reposts = v;
         }
     }
 }
@@ -146,7 +233,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Board(cmd) => board(config, cmd).await,
+        Command::Slip(cmd) => slip(config, cmd).await,
         Command::Bench(args) => crate::bench::run(args).await,
+        Command::Cluster(ClusterCommand::Status { addr }) => cluster_status(&config, addr).await,
+        Command::BenchMedia(args) => crate::bench_media::run(args),
     }
 }
 
@@ -198,15 +288,7 @@ async fn board(config: Config, cmd: BoardCommand) -> anyhow::Result<()> {
                     .board_by_name(&name)
                     .await?
                     .with_context(|| format!("there is no board {name:?}"))?;
-                let mut s = BoardSettings {
-                    name: b.name.clone(),
-                    title: b.title.clone(),
-                    rules: b.rules.clone(),
-                    max_threads: b.max_threads,
-                    bump_limit: b.bump_limit,
-                    mimetypes: b.mimetypes.clone(),
-                    max_file_bytes: b.max_file_bytes,
-                };
+                let mut s = b.settings();
                 settings.apply(&mut s);
                 let b = store.update_board(b.id, s).await?;
                 println!("updated board /{}/", b.name);
@@ -217,4 +299,86 @@ async fn board(config: Config, cmd: BoardCommand) -> anyhow::Result<()> {
     .await;
     store.close().await;
     result
+}
+
+async fn slip(config: Config, cmd: SlipCommand) -> anyhow::Result<()> {
+    let SlipCommand::Create {
+        name,
+        admin,
+        moderator,
+        password,
+    } = cmd;
+    let password = match password {
+        Some(p) => p,
+        None => {
+            eprint!("password for {name}: ");
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password from stdin")?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    if password.chars().count() < crate::http::auth::MIN_PASSWORD_CHARS {
+        bail!(
+            "the password needs at least {} characters",
+            crate::http::auth::MIN_PASSWORD_CHARS
+        );
+    }
+    let hash = crate::http::auth::hash_password(password)
+        .await
+        .map_err(|e| anyhow::anyhow!("hashing the password: {}", e.message))?;
+    let store = open_store(&config).await?;
+    let result = store.create_slip(&name, &hash, admin, moderator).await;
+    store.close().await;
+    let slip = result?;
+    let role = if admin {
+        "admin"
+    } else if moderator {
+        "mod"
+    } else {
+        "user"
+    };
+    println!("created slip {:?} ({role}, id {})", slip.name, slip.id);
+    Ok(())
+}
+
+async fn cluster_status(config: &Config, addr: Option<String>) -> anyhow::Result<()> {
+    let addr = addr.unwrap_or_else(|| config.node.listen.clone());
+    let (status, body) = crate::bench::http_get(&addr, "/api/v1/cluster")
+        .await
+        .with_context(|| format!("asking the node at {addr} (is it running?)"))?;
+    if status != 200 {
+        bail!("the node at {addr} answered {status}");
+    }
+    let view: serde_json::Value =
+        serde_json::from_slice(&body).context("reading the node's answer")?;
+    println!(
+        "view of {} (version {})",
+        view["me"].as_str().unwrap_or("?"),
+        view["version"]
+    );
+    println!(
+        "{:<20} {:<8} {:>14} {:>16}  roles",
+        "node", "state", "incarnation", "last heartbeat"
+    );
+    for m in view["members"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        let beat = match m["last_heartbeat_ms_ago"].as_u64() {
+            Some(ms) => format!("{ms} ms ago"),
+            None => "(this node)".to_string(),
+        };
+        let roles: Vec<&str> = m["roles"]
+            .as_array()
+            .map(|r| r.iter().filter_map(|x| x.as_str()).collect())
+            .unwrap_or_default();
+        println!(
+            "{:<20} {:<8} {:>14} {:>16}  {}",
+            m["name"].as_str().unwrap_or("?"),
+            m["state"].as_str().unwrap_or("?"),
+            m["incarnation"],
+            beat,
+            roles.join(",")
+        );
+    }
+    Ok(())
 }

@@ -20,7 +20,93 @@ pub struct Config {
     pub site: SiteConfig,
     pub media: MediaConfig,
     pub entities: EntitiesConfig,
+    pub abuse: AbuseConfig,
+    pub cluster: ClusterSection,
     pub bootstrap: Bootstrap,
+}
+
+/// `[cluster]`: how this node joins others. Off by default (a single box).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    pub enabled: bool,
+    /// Where peers connect to this node (not the HTTP address).
+    pub listen: String,
+    /// The host peers reach this node at; the listen host when empty.
+    pub advertise_host: String,
+    /// `host:port` of other nodes' cluster listeners.
+    pub seeds: Vec<String>,
+    /// Shared secret of the cluster; or `cookie_file` naming a file holding it.
+    pub cookie: String,
+    pub cookie_file: Option<PathBuf>,
+    pub heartbeat_ms: u64,
+    /// Missed heartbeats before a peer is suspected, and before it is down.
+    pub suspect_after: u32,
+    pub down_after: u32,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        let d = wani_supervision::DetectorConfig::default();
+        ClusterSection {
+            enabled: false,
+            listen: "127.0.0.1:7000".into(),
+            advertise_host: String::new(),
+            seeds: Vec::new(),
+            cookie: String::new(),
+            cookie_file: None,
+            heartbeat_ms: d.heartbeat_interval_ms,
+            suspect_after: d.suspect_after,
+            down_after: d.down_after,
+        }
+    }
+}
+
+impl ClusterSection {
+    /// The runtime settings, with the cookie read (from the file if named).
+    pub fn runtime(
+        &self,
+        node: &NodeConfig,
+    ) -> anyhow::Result<wani_supervision::cluster::ClusterConfig> {
+        let listen: std::net::SocketAddr = self.listen.parse().map_err(|e| {
+            anyhow::anyhow!(
+                "cluster.listen: {:?} is not an address like 127.0.0.1:7000 ({e})",
+                self.listen
+            )
+        })?;
+        let cookie = match &self.cookie_file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("cluster.cookie_file: reading {}", path.display()))?
+                .trim()
+                .to_string(),
+            None => self.cookie.clone(),
+        };
+        if cookie.len() < 8 {
+            bail!("cluster.cookie: the cluster cookie must be at least 8 characters (or set cluster.cookie_file)");
+        }
+        let roles = node
+            .roles
+            .iter()
+            .filter_map(|r| wani_supervision::Role::from_name(r))
+            .collect();
+        Ok(wani_supervision::cluster::ClusterConfig {
+            name: node.name.clone(),
+            listen,
+            advertise_host: if self.advertise_host.is_empty() {
+                listen.ip().to_string()
+            } else {
+                self.advertise_host.clone()
+            },
+            seeds: self.seeds.clone(),
+            cookie,
+            roles,
+            detector: wani_supervision::DetectorConfig {
+                heartbeat_interval_ms: self.heartbeat_ms,
+                suspect_after: self.suspect_after,
+                down_after: self.down_after,
+            },
+        })
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -84,6 +170,11 @@ pub struct SiteConfig {
     pub greeting: String,
     /// Site-wide rules, in wani markup.
     pub rules: String,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the
+    /// client; from anyone else the header is ignored.
+    pub trusted_proxies: Vec<String>,
+    /// Mark the session cookie `Secure` (set when served over HTTPS).
+    pub secure_cookies: bool,
 }
 
 impl Default for SiteConfig {
@@ -92,6 +183,8 @@ impl Default for SiteConfig {
             name: "wani".into(),
             greeting: "Welcome to wani.".into(),
             rules: "Be nice.".into(),
+            trusted_proxies: Vec::new(),
+            secure_cookies: false,
         }
     }
 }
@@ -105,6 +198,13 @@ pub struct MediaConfig {
     pub thumb_queue: usize,
     /// Largest request body accepted, whatever the board allows.
     pub max_upload_bytes: u64,
+    /// Thumbnails of images with transparency: `jpeg` (flattened onto the
+    /// background, as Maniwani does), `png` or `webp` (alpha kept).
+    pub thumb_alpha: String,
+    /// Seconds an ffprobe or ffmpeg child may run before it is killed.
+    pub video_timeout_secs: u64,
+    /// Address space an ffprobe or ffmpeg child may map, in MiB.
+    pub video_memory_mib: u64,
 }
 
 impl Default for MediaConfig {
@@ -115,6 +215,9 @@ impl Default for MediaConfig {
             thumb_workers: 0,
             thumb_queue: 64,
             max_upload_bytes: 32 * 1024 * 1024,
+            thumb_alpha: "jpeg".into(),
+            video_timeout_secs: 30,
+            video_memory_mib: 1024,
         }
     }
 }
@@ -129,6 +232,31 @@ impl Default for EntitiesConfig {
     fn default() -> Self {
         EntitiesConfig {
             idle_timeout_secs: 600,
+        }
+    }
+}
+
+/// `[abuse]`: site-wide anti-abuse settings (per-board ones are board settings).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AbuseConfig {
+    /// Seconds before the same text may be posted again, by anyone (0: off).
+    pub same_content_secs: i64,
+    /// Seconds a captcha may be answered after it was drawn.
+    pub captcha_ttl_secs: i64,
+    /// Seconds a client that solved a captcha may post without another.
+    pub captcha_cooldown_secs: i64,
+    /// Days a login lasts.
+    pub session_days: i64,
+}
+
+impl Default for AbuseConfig {
+    fn default() -> Self {
+        AbuseConfig {
+            same_content_secs: 60,
+            captcha_ttl_secs: 600,
+            captcha_cooldown_secs: 600,
+            session_days: 30,
         }
     }
 }
@@ -183,8 +311,39 @@ impl Config {
                 self.media.thumb_max_side
             );
         }
+        if wani_actors::media::AlphaThumb::parse(&self.media.thumb_alpha).is_none() {
+            bail!(
+                "media.thumb_alpha: {:?} must be jpeg, png or webp",
+                self.media.thumb_alpha
+            );
+        }
         if self.media.max_pixels == 0 {
             bail!("media.max_pixels: must be above 0");
+        }
+        for p in &self.site.trusted_proxies {
+            crate::abuse::addr::Cidr::parse(p)
+                .map_err(|e| anyhow::anyhow!("site.trusted_proxies: {e}"))?;
+        }
+        if self.abuse.same_content_secs < 0 || self.abuse.captcha_cooldown_secs < 0 {
+            bail!("abuse.same_content_secs and abuse.captcha_cooldown_secs must not be negative");
+        }
+        if self.abuse.captcha_ttl_secs < 1 || self.abuse.session_days < 1 {
+            bail!("abuse.captcha_ttl_secs and abuse.session_days must be at least 1");
+        }
+        if self.cluster.enabled {
+            self.cluster.runtime(&self.node)?;
+            if self.database.url.starts_with("sqlite:") {
+                bail!(
+                    "cluster.enabled: the nodes of a cluster share their state through PostgreSQL, but database.url is SQLite; \
+                     set database.url = \"postgres://…\" or turn the cluster off"
+                );
+            }
+            if self.cluster.heartbeat_ms == 0
+                || self.cluster.suspect_after == 0
+                || self.cluster.down_after <= self.cluster.suspect_after
+            {
+                bail!("cluster.heartbeat_ms, suspect_after, down_after: need heartbeat_ms > 0 and 0 < suspect_after < down_after");
+            }
         }
         if self.entities.idle_timeout_secs == 0 {
             bail!("entities.idle_timeout_secs: must be at least 1");
@@ -221,6 +380,17 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxies_parse() {
+        let c = Config::parse(
+            "[site]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\nsecure_cookies = true",
+        )
+        .unwrap();
+        assert_eq!(c.site.trusted_proxies.len(), 2);
+        assert!(c.site.secure_cookies);
+        assert!(Config::parse("").unwrap().site.trusted_proxies.is_empty());
+    }
+
+    #[test]
     fn an_empty_file_is_a_single_box() {
         let c = Config::parse("").unwrap();
         assert_eq!(c.node.roles.len(), ROLES.len());
@@ -235,7 +405,22 @@ mod tests {
         assert!(format!("{e:#}").contains("node.roles"), "{e:#}");
         let e = Config::parse("[node]\nlisen = \"x\"").unwrap_err();
         assert!(format!("{e:#}").contains("lisen"), "{e:#}");
+        let e = Config::parse("[cluster]\nenabled = true\ncookie = \"long enough\"").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("PostgreSQL"),
+            "a cluster on SQLite is refused: {e:#}"
+        );
+        let e = Config::parse(
+            "[database]\nurl = \"postgres://x@h/db\"\n[cluster]\nenabled = true\ncookie = \"x\"",
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("cluster.cookie"), "{e:#}");
+        Config::parse("[database]\nurl = \"postgres://x@h/db\"\n[cluster]\nenabled = true\ncookie = \"long enough\"\nseeds = [\"127.0.0.1:7001\"]").unwrap();
         let e = Config::parse("[blobs]\nbackend = \"s3\"").unwrap_err();
         assert!(format!("{e:#}").contains("blobs.backend"), "{e:#}");
+        let e = Config::parse("[site]\ntrusted_proxies = [\"10.0.0.0/40\"]").unwrap_err();
+        assert!(format!("{e:#}").contains("site.trusted_proxies"), "{e:#}");
+        let e = Config::parse("[abuse]\ncaptcha_ttl_secs = 0").unwrap_err();
+        assert!(format!("{e:#}").contains("captcha_ttl_secs"), "{e:#}");
     }
 }

@@ -24,8 +24,10 @@ pub struct PostJson<'a> {
     pub media_url: Option<String>,
     pub spoiler: bool,
     pub sage: bool,
-    /// Accounts come later; always null for now.
+    /// The name shown: the slip's name, or `name !tripcode`; null when anonymous.
     pub slip: Option<&'a str>,
+    /// The role badge ("Admin", "Mod", "Volunteer") of a post made with a slip.
+    pub capcode: Option<&'a str>,
     pub replies: &'a [PostId],
     pub tags: &'a [String],
 }
@@ -65,7 +67,8 @@ pub fn post<'a>(p: &'a Post, thread: &'a Thread, is_op: bool) -> PostJson<'a> {
         media_url: m.map(media_url),
         spoiler: p.spoiler,
         sage: p.sage,
-        slip: None,
+        slip: p.slip_name.as_deref(),
+        capcode: p.capcode.as_deref(),
         replies: &p.replies,
         tags: if is_op { &thread.tags } else { &[] },
     }
@@ -108,7 +111,7 @@ pub fn catalog_entry<'a>(t: &'a ThreadSummary, board: Option<&'a Board>) -> Cata
         views: t.thread.views,
         num_replies: t.num_replies,
         num_media: t.num_media,
-        admin_post: false,
+        admin_post: t.op.capcode.as_deref() == Some("Admin"),
         board: board.map(|b| b.id.0),
         board_name: board.map(|b| b.name.as_str()),
     }

@@ -5,7 +5,9 @@
 //! Split as a library so integration tests and the benchmark start real
 //! nodes in-process on port 0, and so handlers are tested with `oneshot`.
 
+pub mod abuse;
 pub mod bench;
+pub mod bench_media;
 pub mod cli;
 pub mod config;
 pub mod http;

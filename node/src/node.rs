@@ -22,9 +22,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use wani_actors::media::video::VideoTools;
 use wani_actors::{Entities, EntityConfig, Renderer, Shared, Thumbnailer};
 use wani_store::blob::{BlobStore, DbBlobStore, FsBlobStore};
 use wani_store::{Repo, Store, StoreOptions};
+use wani_supervision::cluster::Cluster;
 
 /// A started node (actors running, HTTP not yet serving).
 pub struct Node {
@@ -80,12 +82,37 @@ impl Node {
         } else {
             config.media.thumb_workers
         };
-        let (thumbnailer, _) =
-            Thumbnailer::spawn(None, blobs.clone(), thumb_workers, config.media.thumb_queue)
-                .await?;
+        let video = VideoTools::detect(
+            Duration::from_secs(config.media.video_timeout_secs.max(1)),
+            config.media.video_memory_mib.max(64) * 1024 * 1024,
+        )
+        .await;
+        if video.is_none() {
+            tracing::warn!(
+                "ffmpeg/ffprobe not found on the PATH: video uploads (WebM, MP4) will be refused; \
+                 install ffmpeg to accept them"
+            );
+        }
+        let (thumbnailer, _) = Thumbnailer::spawn(
+            None,
+            blobs.clone(),
+            video,
+            thumb_workers,
+            config.media.thumb_queue,
+        )
+        .await?;
         let boards = store.boards().await?;
         let site = Arc::new(SiteRenderer::new(config.site.name.clone(), boards));
         let poster_secret: Arc<[u8]> = store.poster_secret().await?.into();
+        let now = crate::http::auth::now_ms();
+        let abuse = crate::abuse::Abuse::new(
+            &config.site.trusted_proxies,
+            config.abuse.same_content_secs,
+            config.abuse.captcha_ttl_secs,
+            config.abuse.captcha_cooldown_secs,
+            store.active_bans(now).await.context("loading the bans")?,
+        )
+        .map_err(|e| anyhow::anyhow!("site.trusted_proxies: {e}"))?;
         let shared = Shared {
             repo: Arc::new(store.clone()),
             blobs: blobs.clone(),
@@ -95,10 +122,21 @@ impl Node {
                 idle_timeout: Duration::from_secs(config.entities.idle_timeout_secs),
                 ..EntityConfig::default()
             },
-            poster_secret,
+            poster_secret: poster_secret.clone(),
         };
         let (entities, _) = Entities::spawn(None, shared).await?;
         let rules_html = wani_actors::markup::render(&config.site.rules, &|_| None);
+        let cluster = if config.cluster.enabled {
+            let runtime = config.cluster.runtime(&config.node)?;
+            let listen = runtime.listen;
+            let c = Cluster::start(runtime)
+                .await
+                .context("starting the cluster membership")?;
+            tracing::info!(%listen, seeds = ?config.cluster.seeds, "cluster membership started");
+            Some(Arc::new(c))
+        } else {
+            None
+        };
         let state = AppState {
             inner: Arc::new(Inner {
                 config,
@@ -108,6 +146,9 @@ impl Node {
                 thumbnailer,
                 renderer: site,
                 rules_html,
+                abuse,
+                site_secret: poster_secret,
+                cluster,
             }),
         };
         Ok(Node { state, renderer })
@@ -126,6 +167,9 @@ impl Node {
 
     /// Stops the actors and closes the database.
     pub async fn stop(self) {
+        if let Some(c) = &self.state.cluster {
+            c.stop();
+        }
         self.state.entities.passivate_all().await;
         self.state.entities.stop();
         self.state.thumbnailer.stop();

@@ -2,77 +2,17 @@
 
 mod common;
 
+use common::process::{free_port, wani, Server};
 use common::{form, png};
 use reqwest::StatusCode;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn wani(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_wani"));
-    c.current_dir(dir).env("RUST_LOG", "warn");
-    c
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use std::time::Duration;
 
 fn write_config(dir: &Path, port: u16) {
     let cfg = format!(
-        "[node]\nlisten = \"127.0.0.1:{port}\"\n[[bootstrap.boards]]\nname = \"b\"\ntitle = \"Random\"\n"
+        "[node]\nlisten = \"127.0.0.1:{port}\"\n[abuse]\nsame_content_secs = 0\n[[bootstrap.boards]]\nname = \"b\"\ntitle = \"Random\"\ncaptcha_threads = false\nthread_interval_secs = 0\nreply_interval_secs = 0\n"
     );
     std::fs::write(dir.join("cluster.toml"), cfg).unwrap();
-}
-
-/// A `wani serve` child; killed on drop if still running.
-struct Server(Child, String);
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let mut child = wani(dir)
-            .arg("serve")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        // The first line on stdout is the URL, printed once the socket listens.
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("wani is serving ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        Server(child, url.trim_end_matches('/').to_string())
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "wani did not exit within 20 s of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,11 +18,13 @@
 //! Not handled here: caching (the actors cache), rendering, validation of
 //! user input beyond what the schema enforces (the HTTP layer does it).
 
+pub mod accounts;
 pub mod blob;
 mod error;
 pub mod model;
 pub mod testing;
 
+pub use accounts::{Ban, ModLogEntry, Report, Session, Slip};
 pub use error::StoreError;
 pub use model::*;
 
@@ -57,6 +59,25 @@ pub trait Repo: Send + Sync + 'static {
     async fn archive_thread(&self, id: ThreadId) -> Result<Archived, StoreError>;
     /// The secret that keys poster ids; created once, stable across restarts.
     async fn poster_secret(&self) -> Result<Vec<u8>, StoreError>;
+    /// Deletes a post (its reply links, report and media row too). Returns
+    /// the blobs nothing references any more; the caller deletes them.
+    /// Deleting an opening post is refused: delete the thread instead.
+    async fn delete_post(&self, id: PostId) -> Result<Deleted, StoreError>;
+    /// Deletes a thread and every post in it, as [`Repo::delete_post`].
+    async fn delete_thread(&self, id: ThreadId) -> Result<Deleted, StoreError>;
+    /// Sets a thread's sticky and locked flags.
+    async fn set_thread_flags(
+        &self,
+        id: ThreadId,
+        sticky: bool,
+        locked: bool,
+    ) -> Result<(), StoreError>;
+    /// Moves a thread to another board.
+    async fn move_thread(&self, id: ThreadId, board: BoardId) -> Result<(), StoreError>;
+    /// Sets the spoiler flag of a post's media.
+    async fn set_spoiler(&self, post: PostId, spoiler: bool) -> Result<(), StoreError>;
+    /// Replaces a post's rendered HTML (a quote of it died).
+    async fn set_body_html(&self, post: PostId, html: &str) -> Result<(), StoreError>;
 }
 
 mod store;

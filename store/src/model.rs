@@ -58,6 +58,47 @@ pub struct Board {
     pub mimetypes: Vec<String>,
     /// Largest accepted upload in bytes.
     pub max_file_bytes: i64,
+    /// Whether a new thread needs a solved captcha.
+    pub captcha_threads: bool,
+    /// Whether a reply needs a solved captcha.
+    pub captcha_replies: bool,
+    /// Flood control: seconds one address must wait between new threads.
+    pub thread_interval_secs: i64,
+    /// Flood control: seconds one address must wait between posts.
+    pub reply_interval_secs: i64,
+    /// Largest image or video in pixels (width × height); 0 leaves only the
+    /// node's `media.max_pixels`.
+    pub max_pixels: i64,
+    /// Longest video in seconds; 0 means no limit of the board's own.
+    pub max_duration_secs: i64,
+    /// Most frames in an animated GIF, WebP or PNG; 0 means no limit.
+    pub max_frames: i64,
+    /// Refuse a file already posted on this board (same SHA-256 after
+    /// metadata stripping), naming the post that has it.
+    pub no_reposts: bool,
+}
+
+impl Board {
+    /// The settings that recreate this board, to edit some of them.
+    pub fn settings(&self) -> BoardSettings {
+        BoardSettings {
+            name: self.name.clone(),
+            title: self.title.clone(),
+            rules: self.rules.clone(),
+            max_threads: self.max_threads,
+            bump_limit: self.bump_limit,
+            mimetypes: self.mimetypes.clone(),
+            max_file_bytes: self.max_file_bytes,
+            captcha_threads: self.captcha_threads,
+            captcha_replies: self.captcha_replies,
+            thread_interval_secs: self.thread_interval_secs,
+            reply_interval_secs: self.reply_interval_secs,
+            max_pixels: self.max_pixels,
+            max_duration_secs: self.max_duration_secs,
+            max_frames: self.max_frames,
+            no_reposts: self.no_reposts,
+        }
+    }
 }
 
 /// What creating or editing a board takes; every field has a default.
@@ -71,6 +112,14 @@ pub struct BoardSettings {
     pub bump_limit: i64,
     pub mimetypes: Vec<String>,
     pub max_file_bytes: i64,
+    pub captcha_threads: bool,
+    pub captcha_replies: bool,
+    pub thread_interval_secs: i64,
+    pub reply_interval_secs: i64,
+    pub max_pixels: i64,
+    pub max_duration_secs: i64,
+    pub max_frames: i64,
+    pub no_reposts: bool,
 }
 
 impl Default for BoardSettings {
@@ -83,6 +132,14 @@ impl Default for BoardSettings {
             bump_limit: 300,
             mimetypes: DEFAULT_MIMETYPES.iter().map(|s| s.to_string()).collect(),
             max_file_bytes: 8 * 1024 * 1024,
+            captcha_threads: true,
+            captcha_replies: false,
+            thread_interval_secs: 60,
+            reply_interval_secs: 10,
+            max_pixels: 40_000_000,
+            max_duration_secs: 300,
+            max_frames: 1000,
+            no_reposts: false,
         }
     }
 }
@@ -91,7 +148,9 @@ impl Default for BoardSettings {
 pub const DEFAULT_MIMETYPES: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/webp"];
 
 /// A stored file and its thumbnail. Bytes live in the blob store under
-/// `blob` / `thumb_blob` (hex SHA-256 of the content).
+/// `blob` / `thumb_blob` (hex SHA-256 of the content). For JPEG, PNG and
+/// WebP, `blob` is the hash of the file *after* its metadata was stripped,
+/// which is what is served and what duplicates are recognised by.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Media {
     pub id: MediaId,
@@ -107,6 +166,10 @@ pub struct Media {
     pub thumb_height: i64,
     pub size_bytes: i64,
     pub thumb_mimetype: String,
+    /// Video length in milliseconds; 0 for images.
+    pub duration_ms: i64,
+    /// Animation frames (1 for a still image or a video).
+    pub frames: i64,
 }
 
 /// A media file ready to be recorded: its blobs are already in the blob store.
@@ -123,6 +186,10 @@ pub struct NewMedia {
     pub thumb_height: i64,
     pub size_bytes: i64,
     pub thumb_mimetype: String,
+    /// Video length in milliseconds; 0 for images.
+    pub duration_ms: i64,
+    /// Animation frames (1 for a still image or a video).
+    pub frames: i64,
 }
 
 /// One post as stored, with the ids of the posts that quote it.
@@ -144,6 +211,24 @@ pub struct Post {
     pub sage: bool,
     /// Posts that quote this one (`>>id`), oldest first.
     pub replies: Vec<PostId>,
+    /// The name shown: the slip's name when posted with a slip, or
+    /// `name !tripcode`; `None` for an anonymous post.
+    #[serde(default)]
+    pub slip_name: Option<String>,
+    /// The role badge ("Admin", "Mod") of a post made with a slip that has one.
+    #[serde(default)]
+    pub capcode: Option<String>,
+}
+
+/// Who signs a post: nobody (anonymous), a name with a tripcode, or a slip.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Author {
+    /// The slip posting, if any (kept for moderation; never served).
+    pub slip: Option<i64>,
+    /// The name shown ([`Post::slip_name`]).
+    pub name: Option<String>,
+    /// The role badge ([`Post::capcode`]).
+    pub capcode: Option<String>,
 }
 
 /// A post to commit. `thread` is ignored when the post opens a new thread.
@@ -170,6 +255,9 @@ pub struct NewPost {
     pub now: i64,
     /// When set, the write commits only if the shard lease still has this epoch.
     pub fence: Option<Fence>,
+    /// Who signs the post.
+    #[serde(default)]
+    pub author: Author,
 }
 
 /// A new thread: its opening post and thread-level fields.
@@ -199,6 +287,12 @@ pub struct Thread {
     pub last_updated: i64,
     pub archived: bool,
     pub views: i64,
+    /// Pinned first in the catalog by a mod.
+    #[serde(default)]
+    pub sticky: bool,
+    /// Takes replies from mods only.
+    #[serde(default)]
+    pub locked: bool,
 }
 
 /// A thread with all its posts, opening post first.
@@ -242,6 +336,13 @@ impl<T> Committed<T> {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Archived {
     /// Blob keys no longer referenced by any live post; the caller deletes them.
+    pub orphaned_blobs: Vec<String>,
+}
+
+/// What deleting a post or thread freed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Deleted {
+    /// Blob keys no longer referenced by any media row; the caller deletes them.
     pub orphaned_blobs: Vec<String>,
 }
 

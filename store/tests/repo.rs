@@ -22,6 +22,7 @@ both_backends!(
     poster_secret_is_stable_across_reconnects,
     data_survives_reopening,
     long_threads_read_in_order,
+    duplicate_files_are_found_by_blob,
 );
 
 async fn boards_are_created_listed_and_validated(db: &TestDb) {
@@ -35,6 +36,14 @@ async fn boards_are_created_listed_and_validated(db: &TestDb) {
             bump_limit: 100,
             mimetypes: vec!["image/png".into(), "video/webm".into()],
             max_file_bytes: 1000,
+            max_pixels: 1_000_000,
+            max_duration_secs: 30,
+            max_frames: 50,
+            no_reposts: true,
+            captcha_threads: false,
+            captcha_replies: true,
+            thread_interval_secs: 30,
+            reply_interval_secs: 5,
         })
         .await
         .unwrap();
@@ -599,4 +608,36 @@ async fn long_threads_read_in_order(db: &TestDb) {
     assert_eq!(full.posts.iter().filter(|p| p.media.is_some()).count(), 31);
     let summary = &s.board_threads(b.id).await.unwrap()[0];
     assert_eq!((summary.num_replies, summary.num_media), (300, 31));
+}
+
+async fn duplicate_files_are_found_by_blob(db: &TestDb) {
+    let s = &db.store;
+    let b = board(s, "dup").await;
+    let other = board(s, "other").await;
+    let (t, op) = thread(s, b.id, "cat", 1_000).await;
+    let key = op.media.clone().unwrap().blob;
+    assert_eq!(s.media_by_blob(&key).await.unwrap(), op.media.clone());
+    assert_eq!(
+        s.post_with_blob(b.id, &key).await.unwrap(),
+        Some((op.id, t.id))
+    );
+    assert_eq!(s.post_with_blob(other.id, &key).await.unwrap(), None);
+
+    // The same file again, in another board: the newest row is reused.
+    let (_, again) = thread(s, other.id, "cat", 2_000).await;
+    let reused = s.media_by_blob(&key).await.unwrap().unwrap();
+    assert_eq!(Some(reused.clone()), again.media);
+    assert_eq!((reused.duration_ms, reused.frames), (0, 1));
+    assert_eq!(
+        s.post_with_blob(b.id, &key).await.unwrap(),
+        Some((op.id, t.id))
+    );
+
+    let unknown = wani_store::blob::blob_key(b"never stored");
+    assert_eq!(s.media_by_blob(&unknown).await.unwrap(), None);
+    assert_eq!(s.post_with_blob(b.id, &unknown).await.unwrap(), None);
+
+    // Archived threads give up their media, so their files are no reposts.
+    s.archive_thread(t.id).await.unwrap();
+    assert_eq!(s.post_with_blob(b.id, &key).await.unwrap(), None);
 }

@@ -4,6 +4,8 @@
 //! - [`placement`]: entity key → shard → owning node, by rendezvous hashing.
 //!   Every node computes the same owner from the same view, and a view change
 //!   moves only the shards whose owner left or whose new owner arrived.
+//! - [`cluster`]: the runtime: ractor_cluster's node server and the
+//!   membership actor exchanging heartbeats with every peer.
 //! - [`membership`]: who is up, suspect, down or leaving, decided from
 //!   heartbeats by a state machine (a paused process is noticed, not only a
 //!   closed socket).
@@ -16,6 +18,7 @@
 //! cluster issue adds membership, failure detection, leases and fencing on
 //! top of these rules. Nothing here does I/O.
 
+pub mod cluster;
 pub mod membership;
 pub mod placement;
 pub mod restart;

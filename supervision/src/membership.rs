@@ -113,12 +113,12 @@ impl Default for DetectorConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Input {
     /// A heartbeat (or its answer) from `from`. `you_are` is how the sender
-    /// sees this node, if it knows it.
+    /// sees this node (and which incarnation of it), if it knows it.
     Heartbeat {
         from: NodeName,
         incarnation: u64,
         roles: BTreeSet<Role>,
-        you_are: Option<MemberState>,
+        you_are: Option<(MemberState, u64)>,
         now_ms: u64,
         rtt_ms: Option<u64>,
     },
@@ -184,6 +184,11 @@ impl Membership {
         &self.me
     }
 
+    /// This node's roles.
+    pub fn roles(&self) -> &BTreeSet<Role> {
+        &self.roles
+    }
+
     /// This node's incarnation.
     pub fn incarnation(&self) -> u64 {
         self.incarnation
@@ -207,6 +212,11 @@ impl Membership {
         self.members.get(name).map(|m| m.state)
     }
 
+    /// A peer as this node sees it.
+    pub fn member(&self, name: &NodeName) -> Option<&Member> {
+        self.members.get(name)
+    }
+
     /// Nodes that own shards for `role`: this node (if it has the role) and
     /// every peer that is `Up` or `Suspect` with the role. Sorted by name.
     pub fn owners_for(&self, role: Role) -> Vec<NodeName> {
@@ -225,9 +235,13 @@ impl Membership {
         out
     }
 
-    /// Starts over as a new incarnation after being declared down.
+    /// Starts over as a new incarnation after being declared down, and
+    /// forgets every peer: while this node was paused or cut off it marked
+    /// them down too, and since `Down` is final for an incarnation it would
+    /// otherwise never take them back. Their next heartbeats re-add them.
     pub fn rejoin(&mut self, incarnation: u64) {
         self.incarnation = incarnation.max(self.incarnation + 1);
+        self.members.clear();
         self.version += 1;
     }
 
@@ -260,7 +274,7 @@ impl Membership {
         from: NodeName,
         incarnation: u64,
         roles: BTreeSet<Role>,
-        you_are: Option<MemberState>,
+        you_are: Option<(MemberState, u64)>,
         now_ms: u64,
         rtt_ms: Option<u64>,
     ) -> Vec<ViewChange> {
@@ -268,7 +282,9 @@ impl Membership {
         if from == self.me {
             return changes;
         }
-        if you_are == Some(MemberState::Down) {
+        // Only a verdict on this incarnation counts: one about a previous
+        // life (sent before the sender saw us rejoin) is stale.
+        if you_are == Some((MemberState::Down, self.incarnation)) {
             changes.push(ViewChange::SelfDowned);
         }
         match self.members.get_mut(&from) {
@@ -380,7 +396,7 @@ mod tests {
             from: n(from),
             incarnation: inc,
             roles: all(),
-            you_are: Some(MemberState::Up),
+            you_are: Some((MemberState::Up, 1)),
             now_ms: now,
             rtt_ms: Some(1),
         }
@@ -451,14 +467,32 @@ mod tests {
             from: n("b"),
             incarnation: 7,
             roles: all(),
-            you_are: Some(MemberState::Down),
+            you_are: Some((MemberState::Down, 1)),
             now_ms: 0,
             rtt_ms: None,
         });
         assert!(changes.contains(&ViewChange::SelfDowned));
+        let stale = Input::Heartbeat {
+            from: n("b"),
+            incarnation: 7,
+            roles: all(),
+            you_are: Some((MemberState::Down, 0)),
+            now_ms: 0,
+            rtt_ms: None,
+        };
+        assert!(
+            !view().step(stale).contains(&ViewChange::SelfDowned),
+            "a verdict on an older incarnation is stale"
+        );
         let before = m.incarnation();
         m.rejoin(before);
         assert!(m.incarnation() > before);
+        assert_eq!(
+            m.peers().count(),
+            0,
+            "peers are re-learnt from their heartbeats"
+        );
+        assert_eq!(m.step(hb("b", 7, 10)), vec![ViewChange::Joined(n("b"))]);
     }
 
     #[test]

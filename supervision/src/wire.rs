@@ -37,6 +37,9 @@ pub enum Frame {
     HeartbeatAck { beat: Heartbeat, echo_sent_ms: u64 },
     /// The sender is draining and will own nothing.
     Leaving { from: String, incarnation: u64 },
+    /// The membership actor's own timer. Local only; one received from a
+    /// peer would only make the receiver re-check its view early.
+    Tick,
 }
 
 /// A heartbeat's content.
@@ -48,8 +51,10 @@ pub struct Heartbeat {
     /// Role names (`web`, `entities`, …).
     pub roles: Vec<String>,
     /// How the sender sees the receiver: `up`, `suspect`, `down`, `leaving`,
-    /// or empty when it does not know it yet.
+    /// or empty when it does not know it yet…
     pub you_are: String,
+    /// …and which incarnation of the receiver that verdict is about.
+    pub you_are_incarnation: u64,
     /// The sender's clock when sent (ms), echoed in the ack.
     pub sent_ms: u64,
     /// The sender's cluster cookie digest; a mismatch is refused.
@@ -130,6 +135,7 @@ mod tests {
             incarnation: 42,
             roles: vec!["web".into(), "entities".into()],
             you_are: "up".into(),
+            you_are_incarnation: 3,
             sent_ms: 1_700_000_000_000,
             cookie_digest: [7; 16],
         }))

@@ -7,9 +7,14 @@
 //! its claim. `image::Limits` are set as well, as a second line of defence
 //! should a decoder ever allocate more than the header promised.
 //!
-//! Decoding at reduced scale (a 1/8-size DCT for a 12-megapixel JPEG that
-//! only needs a 500-pixel thumbnail) belongs here when it comes: nothing
-//! else in the module decodes.
+//! Shrink-on-load: a 12-megapixel JPEG that only needs a 500-pixel
+//! thumbnail is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain
+//! (jpeg-decoder's `scale`), which skips most of the inverse transform and
+//! allocates a sixteenth of the pixels. Like Pillow's `draft`, the scale
+//! keeps at least twice the thumbnail's size, so the final resize still has
+//! real pixels to filter. zune-jpeg (inside `image`) reads the header, the
+//! EXIF orientation and any JPEG jpeg-decoder cannot scale (CMYK, 12-bit).
+//! Nothing else in the module decodes.
 
 use std::io::Cursor;
 
@@ -22,12 +27,17 @@ use super::structure;
 
 /// A decoded image with what the header and container said about it.
 pub(crate) struct Decoded {
-    /// The pixels of the first (or only) frame, as stored (not yet rotated).
+    /// The pixels of the first (or only) frame, as stored (not yet
+    /// rotated); smaller than the file when decoded at reduced scale.
     pub image: DynamicImage,
+    /// The stored width of the file, whatever scale `image` was decoded at.
+    pub width: u32,
+    /// The stored height of the file.
+    pub height: u32,
     /// The EXIF orientation the viewer should apply.
     pub orientation: Orientation,
-    /// More than one frame.
-    pub animated: bool,
+    /// Frames in the container (1 for a still).
+    pub frames: u64,
 }
 
 /// Room for metadata (ICC profiles, EXIF, PNG text) beside the pixels.
@@ -43,11 +53,15 @@ const MAX_BYTES_PER_PIXEL: u64 = 8;
 const GIF_MAX_PIXELS: u64 = 50_000_000 / 4;
 
 /// Decodes the first frame of `bytes` (sniffed as `format`), refusing it
-/// before any pixel is decoded if it has more than `max_pixels` pixels.
+/// before any pixel is decoded if it has more than `max_pixels` pixels or
+/// (`max_frames` > 0) more frames. A JPEG much larger than `target_side`
+/// (the thumbnail's longest side) is decoded at reduced scale.
 pub(crate) fn decode(
     bytes: &[u8],
     format: ImageFormat,
     max_pixels: u64,
+    max_frames: u64,
+    target_side: u32,
 ) -> Result<Decoded, MediaError> {
     let max_pixels = match format {
         ImageFormat::Gif => max_pixels.min(GIF_MAX_PIXELS),
@@ -100,16 +114,75 @@ pub(crate) fn decode(
     // truncated files (zune-jpeg fills the rest of a scan; a PNG cut after
     // its last IDAT decodes): completeness is judged from the container.
     let layout = structure::walk(format, bytes).map_err(MediaError::Corrupt)?;
+    if max_frames > 0 && layout.frames > max_frames {
+        return Err(MediaError::TooManyFrames {
+            frames: layout.frames,
+            limit: max_frames,
+        });
+    }
 
     // A broken EXIF block should not sink an image that decodes; it only
     // loses its rotation.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    let scaled = match format {
+        ImageFormat::Jpeg => jpeg_scaled(bytes, width, height, target_side)?,
+        _ => None,
+    };
+    let image = match scaled {
+        Some(image) => image,
+        None => DynamicImage::from_decoder(decoder).map_err(corrupt)?,
+    };
     Ok(Decoded {
         image,
+        width,
+        height,
         orientation,
-        animated: layout.animated,
+        frames: layout.frames,
     })
+}
+
+/// Decodes a JPEG at the smallest DCT scale (1/2, 1/4, 1/8) that keeps at
+/// least twice `target_side` on the long side; `None` when no scaling
+/// applies or jpeg-decoder cannot produce RGB or grey for it (the caller
+/// then decodes at full size).
+fn jpeg_scaled(
+    bytes: &[u8],
+    width: u32,
+    height: u32,
+    target_side: u32,
+) -> Result<Option<DynamicImage>, MediaError> {
+    let long = width.max(height);
+    let want = target_side.max(1);
+    if long < want.saturating_mul(2) {
+        return Ok(None); // not even a 1/2 scale would keep twice the target
+    }
+    let (tw, th) = super::thumb::fit(width, height, want);
+    let mut d = jpeg_decoder::Decoder::new(bytes);
+    let (req_w, req_h) = (
+        u16::try_from(tw).unwrap_or(u16::MAX),
+        u16::try_from(th).unwrap_or(u16::MAX),
+    );
+    let Ok((w, h)) = d.scale(req_w, req_h) else {
+        return Ok(None);
+    };
+    let Some(info) = d.info() else {
+        return Ok(None);
+    };
+    let pixels = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8 => {
+            d.decode().map_err(|e| MediaError::Corrupt(e.to_string()))?
+        }
+        _ => return Ok(None),
+    };
+    let (w, h) = (u32::from(w), u32::from(h));
+    let image = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => {
+            image::RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8)
+        }
+        _ => image::GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8),
+    };
+    // A buffer of the wrong length would be a decoder bug; full decode then.
+    Ok(image)
 }
 
 /// A decoder's error as the reason in [`MediaError::Corrupt`].

@@ -21,8 +21,9 @@ pub enum MediaError {
         /// The board's limit in bytes.
         limit: u64,
     },
-    /// The bytes are not a JPEG, PNG, GIF or WebP, whatever the file is called.
-    #[error("the file is not an image wani can read (JPEG, PNG, GIF or WebP)")]
+    /// The bytes are not a JPEG, PNG, GIF, WebP, WebM or MP4, whatever the
+    /// file is called.
+    #[error("the file is not an image or video wani can read (JPEG, PNG, GIF, WebP, WebM or MP4)")]
     UnknownType,
     /// The bytes are an image, but of a type the board does not take.
     #[error("{mimetype} is not accepted on this board (accepted: {})", type_list(.accepted))]
@@ -50,17 +51,60 @@ pub enum MediaError {
     /// the decoder lacks. The text says which part failed.
     #[error("the image is truncated or corrupt ({0})")]
     Corrupt(String),
+    /// An animation with more frames than the board allows.
+    #[error("the animation has {frames} frames; this board accepts at most {limit}")]
+    TooManyFrames {
+        /// Frames counted in the container.
+        frames: u64,
+        /// The board's limit.
+        limit: u64,
+    },
+    /// A video longer than the board allows.
+    #[error(
+        "the video is {} long; this board accepts at most {}",
+        seconds_up(*.duration_ms),
+        seconds_down(*.limit_ms)
+    )]
+    TooLong {
+        /// The video's duration from ffprobe.
+        duration_ms: u64,
+        /// The board's limit.
+        limit_ms: u64,
+    },
+    /// The file is a valid image or video that is also an HTML document or
+    /// script (a polyglot), which a browser could be tricked into running.
+    #[error("the file also contains {0:?} markup (an image that is also a web page is refused)")]
+    Polyglot(String),
+    /// A WebM or MP4 with no video stream (audio only, or empty).
+    #[error("the file has no video stream")]
+    NoVideoStream,
+    /// ffprobe or ffmpeg could not read the video; the text says why.
+    #[error("the video could not be read ({0})")]
+    VideoUnreadable(String),
+    /// This server has no ffmpeg, so it takes no video.
+    #[error("video uploads are not available on this server (ffmpeg is not installed)")]
+    VideoUnavailable,
 }
 
 impl MediaError {
     /// The HTTP status for this refusal: 413 when the upload is too big
-    /// (in bytes or pixels), 415 when its type is wrong, 422 when it is
-    /// empty or cannot be decoded.
+    /// (bytes, pixels, frames, seconds), 415 when its type is wrong (or a
+    /// polyglot, or video without ffmpeg), 422 when it is empty or cannot be
+    /// decoded.
     pub fn status(&self) -> u16 {
         match self {
-            MediaError::TooLarge { .. } | MediaError::TooManyPixels { .. } => 413,
-            MediaError::UnknownType | MediaError::NotAccepted { .. } => 415,
-            MediaError::Empty | MediaError::Corrupt(_) => 422,
+            MediaError::TooLarge { .. }
+            | MediaError::TooManyPixels { .. }
+            | MediaError::TooManyFrames { .. }
+            | MediaError::TooLong { .. } => 413,
+            MediaError::UnknownType
+            | MediaError::NotAccepted { .. }
+            | MediaError::Polyglot(_)
+            | MediaError::VideoUnavailable => 415,
+            MediaError::Empty
+            | MediaError::Corrupt(_)
+            | MediaError::NoVideoStream
+            | MediaError::VideoUnreadable(_) => 422,
         }
     }
 }
@@ -89,6 +133,14 @@ fn human_size(bytes: u64, up: bool) -> String {
         return format!("{bytes} bytes");
     };
     format!("{} {name}", tenths(bytes, unit, up))
+}
+
+fn seconds_up(ms: u64) -> String {
+    format!("{} s", tenths(ms, 1000, true))
+}
+
+fn seconds_down(ms: u64) -> String {
+    format!("{} s", tenths(ms, 1000, false))
 }
 
 fn megapixels_down(pixels: u64) -> String {
@@ -207,5 +259,16 @@ mod tests {
         assert_eq!(MediaError::Corrupt("x".into()).status(), 422);
         assert_eq!(MediaError::UnknownType.status(), 415);
         assert_eq!(MediaError::TooLarge { size: 2, limit: 1 }.status(), 413);
+        let long = MediaError::TooLong {
+            duration_ms: 61_200,
+            limit_ms: 60_000,
+        };
+        assert_eq!(long.status(), 413);
+        assert_eq!(
+            long.to_string(),
+            "the video is 61.2 s long; this board accepts at most 60 s"
+        );
+        assert_eq!(MediaError::Polyglot("<html".into()).status(), 415);
+        assert_eq!(MediaError::NoVideoStream.status(), 422);
     }
 }

@@ -12,9 +12,16 @@
 //! cheapest first, so hostile input costs as little as possible:
 //!
 //! ```text
-//! empty → byte size → sniff → accepted? → header dimensions → pixel limit
-//!       → container walk (truncation, frame count) → decode → thumbnail
+//! empty → byte size → sniff → accepted? → strip metadata (walks the framing)
+//!       → polyglot scan → header dimensions → pixel limit
+//!       → container walk (truncation, frame limit) → decode → thumbnail
 //! ```
+//!
+//! The first half ([`prepare`]) runs on the request path before the upload
+//! is stored, because what is stored is the stripped file (`strip`) and its
+//! hash is the duplicate key; the rest ([`process`]) runs in the
+//! thumbnailer pool on the stored blob. Video takes the same first half,
+//! then `video` (ffprobe, ffmpeg in child processes) instead of decoding.
 //!
 //! The pixel limit is checked against the header before any pixel is
 //! decoded, which is what stops decompression bombs (a few hundred bytes
@@ -25,29 +32,30 @@
 //! The same walk counts animation frames without decoding them.
 //!
 //! Files: `sniff` (magic bytes), `options` (limits and thumbnail settings),
-//! `decode` (the one place pixels are decoded), `structure` (container
-//! walks), `thumb` (flatten, resize, encode), `error` (user-facing refusals),
-//! `process` (the pipeline).
+//! `strip` (metadata removal), `polyglot` (HTML hidden in media), `decode`
+//! (the one place pixels are decoded, at reduced scale for big JPEGs),
+//! `structure` (container walks), `thumb` (flatten, SIMD resize, encode),
+//! `video` (ffprobe/ffmpeg), `error` (user-facing refusals), `process`
+//! (the pipeline).
 //!
 //! ## What it does not do
-//! - Video (WebM/MP4): thumbnailed through ffmpeg elsewhere; here those
-//!   bytes are an [`MediaError::UnknownType`].
-//! - Stripping metadata from the original: the stored file is the upload as
-//!   sent. The thumbnail carries no metadata.
-//! - Colour management: ICC profiles are ignored, so a wide-gamut photo's
-//!   thumbnail is a little dull.
-//! - Reduced-scale JPEG decoding (decode a 12-megapixel photo at 1/4 size
-//!   for a 500-pixel thumbnail): `decode` is the seam for it.
+//! - Colour management: ICC profiles are kept in the original but ignored
+//!   for thumbnails, so a wide-gamut photo's thumbnail is a little dull.
+//! - Metadata in GIFs and in video containers is kept as uploaded.
 
 mod decode;
 mod error;
 mod options;
+mod polyglot;
 mod process;
 mod sniff;
+mod strip;
 mod structure;
 mod thumb;
+pub mod video;
 
 pub use error::MediaError;
-pub use options::{MediaLimits, ThumbOptions};
-pub use process::{precheck, process, Processed};
-pub use sniff::{sniff, ImageFormat, Sniffed};
+pub use options::{AlphaThumb, MediaLimits, ThumbOptions};
+pub use process::{precheck, prepare, process, Prepared, Processed};
+pub use sniff::{sniff, FileFormat, ImageFormat, Sniffed, VideoFormat};
+pub use strip::strip;

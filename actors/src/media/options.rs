@@ -13,6 +13,11 @@ pub struct MediaLimits {
     /// Accepted MIME types (`image/jpeg`, …), compared case-insensitively
     /// with the type sniffed from the bytes.
     pub accepted: Vec<String>,
+    /// Most frames in an animation, counted from the container without
+    /// decoding; 0 means no limit.
+    pub max_frames: u64,
+    /// Longest video in milliseconds; 0 means no limit.
+    pub max_duration_ms: u64,
 }
 
 impl MediaLimits {
@@ -25,7 +30,8 @@ impl MediaLimits {
 }
 
 impl Default for MediaLimits {
-    /// 8 MiB, 40 megapixels, and the four image types wani decodes.
+    /// 8 MiB, 40 megapixels, 1000 frames, five minutes, and the four image
+    /// types wani decodes.
     fn default() -> Self {
         MediaLimits {
             max_bytes: 8 * 1024 * 1024,
@@ -33,6 +39,8 @@ impl Default for MediaLimits {
             accepted: ["image/jpeg", "image/png", "image/gif", "image/webp"]
                 .map(String::from)
                 .to_vec(),
+            max_frames: 1000,
+            max_duration_ms: 300_000,
         }
     }
 }
@@ -47,6 +55,33 @@ pub struct ThumbOptions {
     pub background: [u8; 3],
     /// JPEG quality, 1–100 (values outside are clamped).
     pub jpeg_quality: u8,
+    /// The format of thumbnails of images with transparency.
+    pub alpha: AlphaThumb,
+}
+
+/// What a thumbnail of an image with transparency is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AlphaThumb {
+    /// Flattened onto the background and encoded as JPEG, as Maniwani does:
+    /// the smallest files, and every thumbnail is the same type.
+    #[default]
+    Jpeg,
+    /// PNG, keeping the transparency.
+    Png,
+    /// Lossless WebP, keeping the transparency (smaller than PNG).
+    WebP,
+}
+
+impl AlphaThumb {
+    /// From a config value: `jpeg`, `png` or `webp`.
+    pub fn parse(s: &str) -> Option<AlphaThumb> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "jpeg" | "jpg" => Some(AlphaThumb::Jpeg),
+            "png" => Some(AlphaThumb::Png),
+            "webp" => Some(AlphaThumb::WebP),
+            _ => None,
+        }
+    }
 }
 
 impl Default for ThumbOptions {
@@ -56,6 +91,7 @@ impl Default for ThumbOptions {
             max_side: 500,
             background: [255, 255, 255],
             jpeg_quality: 85,
+            alpha: AlphaThumb::Jpeg,
         }
     }
 }

@@ -6,8 +6,10 @@ use std::panic::{self, AssertUnwindSafe};
 use super::decode::decode;
 use super::error::MediaError;
 use super::options::{MediaLimits, ThumbOptions};
-use super::sniff::{sniff, Sniffed};
-use super::thumb::thumbnail;
+use super::polyglot::html_marker;
+use super::sniff::{sniff, FileFormat, Sniffed};
+use super::strip::strip;
+use super::thumb::{fit, thumbnail};
 
 /// What an accepted upload turned out to be, and its thumbnail.
 #[derive(Clone, PartialEq, Eq)]
@@ -22,9 +24,14 @@ pub struct Processed {
     pub height: u32,
     /// A GIF, WebP or APNG with more than one frame.
     pub is_animated: bool,
+    /// Frames in the container (1 for a still or a video).
+    pub frames: u64,
+    /// A video's length in milliseconds; 0 for images.
+    pub duration_ms: u64,
     /// The encoded thumbnail.
     pub thumb: Vec<u8>,
-    /// Always `image/jpeg`.
+    /// `image/jpeg`, or `image/png` / `image/webp` for an image with
+    /// transparency when [`ThumbOptions::alpha`] asks for it.
     pub thumb_mimetype: String,
     /// Thumbnail width; at most [`ThumbOptions::max_side`], and no larger
     /// than the original.
@@ -42,6 +49,8 @@ impl fmt::Debug for Processed {
             .field("width", &self.width)
             .field("height", &self.height)
             .field("is_animated", &self.is_animated)
+            .field("frames", &self.frames)
+            .field("duration_ms", &self.duration_ms)
             .field("thumb", &format_args!("<{} bytes>", self.thumb.len()))
             .field("thumb_mimetype", &self.thumb_mimetype)
             .field("thumb_width", &self.thumb_width)
@@ -74,6 +83,37 @@ pub fn precheck(bytes: &[u8], limits: &MediaLimits) -> Result<Sniffed, MediaErro
     Ok(sniffed)
 }
 
+/// An upload ready to be stored: checked, and stripped of metadata.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// What the bytes are.
+    pub sniffed: Sniffed,
+    /// The bytes to store and serve: the upload without EXIF, XMP, comments
+    /// and trailers (JPEG, PNG, WebP), or as uploaded (GIF, video).
+    pub bytes: Vec<u8>,
+}
+
+/// [`precheck`], then metadata stripping (which walks the file's framing,
+/// so a truncated image is refused here) and the polyglot scan. Linear in
+/// the size of the upload and allocation-light: meant for a blocking
+/// thread on the request path, before the upload is stored.
+pub fn prepare(bytes: &[u8], limits: &MediaLimits) -> Result<Prepared, MediaError> {
+    let sniffed = precheck(bytes, limits)?;
+    let stripped = match sniffed.format {
+        FileFormat::Image(format) => strip(bytes, format)?,
+        FileFormat::Video(_) => bytes.to_vec(),
+    };
+    // The original is scanned, not the stripped copy: a file built to be a
+    // web page is refused even when stripping would have defused it.
+    if let Some(marker) = html_marker(bytes) {
+        return Err(MediaError::Polyglot(marker.to_owned()));
+    }
+    Ok(Prepared {
+        sniffed,
+        bytes: stripped,
+    })
+}
+
 /// Checks an upload against `limits` and makes its thumbnail.
 ///
 /// The checks run cheapest first, and each only once the previous passed:
@@ -87,24 +127,32 @@ pub fn process(
     options: &ThumbOptions,
 ) -> Result<Processed, MediaError> {
     let sniffed = precheck(bytes, limits)?;
+    let Some(format) = sniffed.format.image() else {
+        // Video goes through `video::process` (ffmpeg) in the thumbnailer.
+        return Err(MediaError::VideoUnavailable);
+    };
 
     // The codecs are third-party parsers fed hostile bytes. Should one of
     // them panic, that is a corrupt file for this upload, not a crashed
     // thumbnailer for everyone queued behind it. Nothing outlives the
     // closure but its result, so no broken state can be observed.
     let made = panic::catch_unwind(AssertUnwindSafe(|| {
-        let decoded = decode(bytes, sniffed.format, limits.max_pixels)?;
-        let (width, height) = displayed_size(&decoded);
-        let thumb = thumbnail(
-            decoded.image,
-            decoded.orientation,
+        let decoded = decode(
+            bytes,
+            format,
+            limits.max_pixels,
+            limits.max_frames,
             options.max_side,
-            options.background,
-            options.jpeg_quality,
         )?;
-        Ok::<_, MediaError>((width, height, decoded.animated, thumb))
+        if let Some(marker) = html_marker(bytes) {
+            return Err(MediaError::Polyglot(marker.to_owned()));
+        }
+        let (width, height) = displayed_size(&decoded);
+        let size = fit(decoded.width, decoded.height, options.max_side);
+        let thumb = thumbnail(decoded.image, decoded.orientation, size, options)?;
+        Ok::<_, MediaError>((width, height, decoded.frames, thumb))
     }));
-    let (width, height, is_animated, thumb) = match made {
+    let (width, height, frames, thumb) = match made {
         Ok(result) => result?,
         Err(_) => {
             return Err(MediaError::Corrupt(
@@ -118,9 +166,11 @@ pub fn process(
         ext: sniffed.ext.to_owned(),
         width,
         height,
-        is_animated,
-        thumb: thumb.jpeg,
-        thumb_mimetype: "image/jpeg".to_owned(),
+        is_animated: frames > 1,
+        frames,
+        duration_ms: 0,
+        thumb: thumb.bytes,
+        thumb_mimetype: thumb.mimetype.to_owned(),
         thumb_width: thumb.width,
         thumb_height: thumb.height,
     })
@@ -129,7 +179,7 @@ pub fn process(
 /// The stored size with the quarter-turn rotations applied.
 fn displayed_size(decoded: &super::decode::Decoded) -> (u32, u32) {
     use image::metadata::Orientation::*;
-    let (w, h) = (decoded.image.width(), decoded.image.height());
+    let (w, h) = (decoded.width, decoded.height);
     match decoded.orientation {
         Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH => (h, w),
         NoTransforms | Rotate180 | FlipHorizontal | FlipVertical => (w, h),

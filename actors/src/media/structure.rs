@@ -18,8 +18,16 @@ use super::sniff::ImageFormat;
 /// What a container walk learned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Layout {
-    /// More than one frame: an animated GIF, WebP or APNG.
-    pub animated: bool,
+    /// Frames: more than one for an animated GIF, WebP or APNG.
+    pub frames: u64,
+}
+
+impl Layout {
+    fn of(frames: u32) -> Layout {
+        Layout {
+            frames: u64::from(frames.max(1)),
+        }
+    }
 }
 
 /// Walks the container of `bytes`, already sniffed as `format`; the error
@@ -70,7 +78,7 @@ fn jpeg(bytes: &[u8]) -> Result<Layout, String> {
         };
         pos += 1;
         match marker {
-            0xD9 => return Ok(Layout { animated: false }),
+            0xD9 => return Ok(Layout::of(1)),
             // No length: stuffed byte, restart markers, TEM, a stray SOI.
             0x00 | 0x01 | 0xD0..=0xD8 => {}
             _ => {
@@ -126,11 +134,7 @@ fn png(bytes: &[u8]) -> Result<Layout, String> {
             return Err(PNG_TRUNCATED.to_owned());
         }
         match kind {
-            b"IEND" => {
-                return Ok(Layout {
-                    animated: frames > 1,
-                })
-            }
+            b"IEND" => return Ok(Layout::of(frames)),
             // APNG: the frame count is the first field of the animation
             // control chunk; browsers animate it, so it is flagged too.
             b"acTL" => frames = u32_be(bytes, data).unwrap_or(1),
@@ -161,9 +165,7 @@ fn gif(bytes: &[u8]) -> Result<Layout, String> {
             // A missing trailer after complete frames is common enough in
             // the wild (and harmless) that browsers accept it; so do we.
             return if frames > 0 {
-                Ok(Layout {
-                    animated: frames > 1,
-                })
+                Ok(Layout::of(frames))
             } else {
                 Err(truncated(0))
             };
@@ -171,9 +173,7 @@ fn gif(bytes: &[u8]) -> Result<Layout, String> {
         match introducer {
             0x3B => {
                 return if frames > 0 {
-                    Ok(Layout {
-                        animated: frames > 1,
-                    })
+                    Ok(Layout::of(frames))
                 } else {
                     Err("the GIF contains no image".to_owned())
                 };
@@ -192,11 +192,7 @@ fn gif(bytes: &[u8]) -> Result<Layout, String> {
             }
             // Junk where a block should start: after a complete frame,
             // browsers stop and show what they have; before one, it is no GIF.
-            _ if frames > 0 => {
-                return Ok(Layout {
-                    animated: frames > 1,
-                })
-            }
+            _ if frames > 0 => return Ok(Layout::of(frames)),
             other => return Err(format!("the GIF has an unknown block type 0x{other:02X}")),
         }
     }
@@ -259,9 +255,7 @@ fn webp(bytes: &[u8]) -> Result<Layout, String> {
     if chunks == 0 {
         return Err("the WebP contains no image".to_owned());
     }
-    Ok(Layout {
-        animated: frames > 1,
-    })
+    Ok(Layout::of(frames))
 }
 
 #[cfg(test)]
@@ -298,8 +292,8 @@ mod tests {
         two.extend_from_slice(frame);
         one.push(0x3B);
         two.push(0x3B);
-        assert_eq!(gif(&one), Ok(Layout { animated: false }));
-        assert_eq!(gif(&two), Ok(Layout { animated: true }));
+        assert_eq!(gif(&one), Ok(Layout::of(1)));
+        assert_eq!(gif(&two), Ok(Layout::of(2)));
         assert!(gif(&two[..two.len() - 3]).is_err());
         assert!(
             gif(&one[..one.len() - 1]).is_ok(),
@@ -316,7 +310,7 @@ mod tests {
         }
         let size = (webp_bytes.len() - 8) as u32;
         webp_bytes[4..8].copy_from_slice(&size.to_le_bytes());
-        assert_eq!(webp(&webp_bytes), Ok(Layout { animated: true }));
+        assert_eq!(webp(&webp_bytes), Ok(Layout::of(2)));
         assert!(webp(&webp_bytes[..webp_bytes.len() - 2]).is_err());
     }
 

@@ -7,8 +7,10 @@
 
 use super::cache::{respond, respond_fresh};
 use super::client::ClientAddr;
+use super::guard::{self, Poster};
 use super::upload::{self, Submission};
 use super::{ApiError, AppState};
+use crate::abuse::flood::PostKind;
 use crate::json;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, State};
@@ -173,7 +175,8 @@ pub async fn new_thread(
         .text("board")
         .ok_or_else(|| ApiError::bad_request("the field \"board\" is missing"))?;
     let board = state.resolve_board(board_key.trim()).await?;
-    let committed = create_thread(&state, &board, &s, ip, idempotency_key(&headers)).await?;
+    let poster = api_poster(&state, &headers, ip).await?;
+    let committed = create_thread(&state, &board, &s, &poster, idempotency_key(&headers)).await?;
     let status = if committed.is_created() {
         StatusCode::CREATED
     } else {
@@ -192,12 +195,21 @@ fn thread_created(thread: &Thread, op: &Post) -> serde_json::Value {
     })
 }
 
+/// Who posts through the API: the slip of `Authorization: Basic` (a wrong
+/// one is 401), or anonymous.
+async fn api_poster(state: &AppState, headers: &HeaderMap, ip: String) -> Result<Poster, ApiError> {
+    Ok(Poster {
+        slip: super::auth::basic_auth(state, headers).await?,
+        ..Poster::anonymous(ip)
+    })
+}
+
 /// Shared by the API and the HTML form.
 pub(crate) async fn create_thread(
     state: &AppState,
     board: &Board,
     s: &Submission,
-    ip: String,
+    poster: &Poster,
     key: Option<String>,
 ) -> Result<Committed<(Thread, Post)>, ApiError> {
     // Rules that need no file are checked first, so a refused post stores nothing.
@@ -205,11 +217,14 @@ pub(crate) async fn create_thread(
     let subject = wani_actors::rules::parse_subject(s.text("subject"))?;
     let tags = wani_actors::rules::parse_tags(s.text("tags").unwrap_or(""))?;
     wani_actors::rules::PostBody::parse(s.text("body").unwrap_or(""))?;
+    guard::check(state, board, poster, PostKind::Thread, s)?;
     let media = match &s.file {
         Some(f) => Some(upload::store_media(state, board, f.clone()).await?),
         None => None,
     };
-    let draft = upload::draft(s, ip, media.clone(), key);
+    let mut draft = upload::draft(s, poster.ip.clone(), media.clone(), key);
+    draft.author = poster.author(s, &state.site_secret);
+    draft.privileged = poster.moderates(board);
     let res = state
         .entities
         .call_board(board.id, |reply| BoardMsg::CreateThread {
@@ -239,7 +254,8 @@ pub async fn new_reply(
 ) -> Result<Response, ApiError> {
     let id = ThreadId(parse_id(&id, "thread")?);
     let s = upload::read(form, state.config.media.max_upload_bytes).await?;
-    let committed = create_reply(&state, id, &s, ip, idempotency_key(&headers)).await?;
+    let poster = api_poster(&state, &headers, ip).await?;
+    let committed = create_reply(&state, id, &s, &poster, idempotency_key(&headers)).await?;
     let status = if committed.is_created() {
         StatusCode::CREATED
     } else {
@@ -261,25 +277,33 @@ pub(crate) async fn create_reply(
     state: &AppState,
     thread: ThreadId,
     s: &Submission,
-    ip: String,
+    poster: &Poster,
     key: Option<String>,
 ) -> Result<Committed<Post>, ApiError> {
     let body = wani_actors::rules::PostBody::parse(s.text("body").unwrap_or(""))?;
     wani_actors::rules::check_reply_content(&body, s.file.is_some())?;
+    let summary = state
+        .entities
+        .call_thread(thread, |reply| ThreadMsg::Summary { reply })
+        .await?;
+    let board = state
+        .resolve_board(&summary.thread.board.to_string())
+        .await?;
+    if summary.thread.locked && !poster.moderates(&board) {
+        // Refused before the captcha is spent or the upload stored.
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "this thread is locked: only moderators may reply",
+        ));
+    }
+    guard::check(state, &board, poster, PostKind::Reply, s)?;
     let media = match &s.file {
-        Some(f) => {
-            let summary = state
-                .entities
-                .call_thread(thread, |reply| ThreadMsg::Summary { reply })
-                .await?;
-            let board = state
-                .resolve_board(&summary.thread.board.to_string())
-                .await?;
-            Some(upload::store_media(state, &board, f.clone()).await?)
-        }
+        Some(f) => Some(upload::store_media(state, &board, f.clone()).await?),
         None => None,
     };
-    let draft = upload::draft(s, ip, media.clone(), key);
+    let mut draft = upload::draft(s, poster.ip.clone(), media.clone(), key);
+    draft.author = poster.author(s, &state.site_secret);
+    draft.privileged = poster.moderates(&board);
     let res = state
         .entities
         .call_thread(thread, |reply| ThreadMsg::CreatePost {
@@ -295,4 +319,80 @@ pub(crate) async fn create_reply(
             Err(e.into())
         }
     }
+}
+
+/// `GET /status`: what this node is doing now. `thumbnail_queue` is the
+/// number of uploads waiting for a thumbnailer worker (the bound is
+/// `media.thumb_queue`); `video` says whether ffmpeg was found. Never
+/// cached. (A Prometheus `/metrics` comes with the cluster work.)
+pub async fn status(State(state): State<AppState>) -> Response {
+    let body = serde_json::json!({
+        "thumbnail_queue": state.thumbnailer.queue_depth().await,
+        "thumbnail_queue_limit": state.config.media.thumb_queue,
+        "video": state.thumbnailer.video_available(),
+    });
+    let mut res = Json(body).into_response();
+    res.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    res
+}
+
+/// `DELETE /thread/post/{id}`: deletes a post (the opening post deletes its
+/// thread) for a mod of its board, authenticated with HTTP Basic auth as in
+/// Maniwani: 401 `{"error": "Authentication failed"}` without valid
+/// credentials, 403 for a slip that does not moderate the board.
+pub async fn delete_post(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = PostId(parse_id(&id, "post")?);
+    let slip = super::auth::basic_auth(&state, &headers)
+        .await?
+        .ok_or_else(super::auth::auth_failed)?;
+    let reason = headers
+        .get("x-reason")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let (removed, _) = super::moderation::delete_post_as(&state, &slip, id, reason)
+        .await
+        .map_err(|mut e| {
+            e.format = super::error::Format::Json;
+            e
+        })?;
+    Ok(Json(serde_json::json!({
+        "success": true,
+        "deleted": match removed {
+            wani_actors::thread::Removed::Post => "post",
+            wani_actors::thread::Removed::Thread => "thread",
+        },
+    }))
+    .into_response())
+}
+
+/// `GET /cluster`: this node's view of the cluster (just itself on a single box).
+pub async fn cluster(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let view = match &state.cluster {
+        Some(c) => c.view(),
+        None => {
+            let roles = state
+                .config
+                .node
+                .roles
+                .iter()
+                .filter_map(|r| wani_supervision::Role::from_name(r))
+                .collect();
+            wani_supervision::cluster::ViewSnapshot::single(&state.config.node.name, &roles)
+        }
+    };
+    Ok(respond_fresh(
+        &headers,
+        "application/json",
+        serde_json::to_vec(&view).map_err(ApiError::internal)?,
+    ))
 }

@@ -1,24 +1,34 @@
 //! Who is asking: the client address and the page theme.
 
+use super::AppState;
 use crate::pages::Theme;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::{header, request::Parts};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
-/// The client's address, from the socket. (Trusting `X-Forwarded-For` from
-/// configured proxies comes with anti-abuse; until then it is ignored.)
+/// The client's address: the socket's peer, or the client named by
+/// `X-Forwarded-For` when the peer is one of `site.trusted_proxies`
+/// (see [`crate::abuse::addr::client_ip`]); from anyone else the header is
+/// ignored, so it cannot be used to dodge bans or flood control.
 pub struct ClientAddr(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
-        let ip = parts
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
+        let Some(peer) = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
-            .unwrap_or_else(|| "unknown".to_string());
-        Ok(ClientAddr(ip))
+            .map(|c| c.0.ip())
+        else {
+            return Ok(ClientAddr("unknown".to_string()));
+        };
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        let ip = crate::abuse::addr::client_ip(peer, forwarded, &state.abuse.trusted_proxies);
+        Ok(ClientAddr(ip.to_string()))
     }
 }
 

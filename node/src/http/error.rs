@@ -42,6 +42,18 @@ impl ApiError {
     pub fn not_found(m: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, m)
     }
+    /// 403: the request is understood and refused (a role, a ban, a
+    /// missing CSRF token or captcha); the message says why.
+    pub fn forbidden(m: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, m)
+    }
+    /// 429 with `Retry-After: secs`.
+    pub fn too_many(secs: u64, m: impl Into<String>) -> ApiError {
+        ApiError {
+            retry_after: Some(secs.max(1)),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, m)
+        }
+    }
     /// An internal failure: the cause is logged, the client sees a generic message.
     pub fn internal(cause: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %cause, "internal error");

@@ -2,7 +2,10 @@
 //!
 //! Blobs are content-addressed, so a media id always names the same bytes:
 //! they are served with a year-long immutable cache and their hash as ETag.
-//! `nosniff` stops a browser from second-guessing the type we sniffed.
+//! `nosniff` stops a browser from second-guessing the type we sniffed, and
+//! a `sandbox` CSP keeps an upload opened on its own from running anything.
+//! A single `Range: bytes=…` is answered with 206 (what browsers send to
+//! seek in a video); several ranges get the whole file, which HTTP allows.
 
 use super::{ApiError, AppState};
 use crate::pages;
@@ -44,8 +47,35 @@ async fn serve_blob(
         .get(key)
         .await?
         .ok_or_else(|| ApiError::not_found("the file is gone"))?;
-    let mut res = (StatusCode::OK, bytes).into_response();
+    let total = bytes.len() as u64;
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| parse_range(v, total));
+    let mut res = match range {
+        Some(Range::Unsatisfiable) => {
+            let mut res = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
+                res.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(res);
+        }
+        Some(Range::Bytes(start, end)) => {
+            let part = bytes.slice(start as usize..=end as usize);
+            let mut res = (StatusCode::PARTIAL_CONTENT, part).into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{total}")) {
+                res.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            res
+        }
+        Some(Range::Whole) | None => (StatusCode::OK, bytes).into_response(),
+    };
     let h = res.headers_mut();
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; sandbox"),
+    );
     if let Ok(v) = HeaderValue::from_str(mimetype) {
         h.insert(header::CONTENT_TYPE, v);
     }
@@ -61,6 +91,59 @@ async fn serve_blob(
         h.insert(header::ETAG, v);
     }
     Ok(res)
+}
+
+/// What a `Range` header asks of a file of some length.
+#[derive(Debug, PartialEq, Eq)]
+enum Range {
+    /// Bytes `start..=end`, within the file.
+    Bytes(u64, u64),
+    /// Nothing the file has (416).
+    Unsatisfiable,
+    /// Not a single byte range we serve partially: the whole file (200).
+    Whole,
+}
+
+/// Parses `bytes=a-b`, `bytes=a-` and `bytes=-n` against a file of `total`
+/// bytes.
+fn parse_range(value: &str, total: u64) -> Range {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Range::Whole;
+    };
+    if spec.contains(',') {
+        return Range::Whole;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return Range::Whole;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let parsed = match (a.is_empty(), b.is_empty()) {
+        (true, true) => return Range::Whole,
+        // The last n bytes.
+        (true, false) => match b.parse::<u64>() {
+            Ok(0) => return Range::Unsatisfiable,
+            Ok(n) => (total.saturating_sub(n), total.saturating_sub(1)),
+            Err(_) => return Range::Whole,
+        },
+        (false, _) => {
+            let Ok(start) = a.parse::<u64>() else {
+                return Range::Whole;
+            };
+            let end = if b.is_empty() {
+                total.saturating_sub(1)
+            } else {
+                match b.parse::<u64>() {
+                    Ok(end) if end >= start => end.min(total.saturating_sub(1)),
+                    _ => return Range::Whole,
+                }
+            };
+            (start, end)
+        }
+    };
+    if total == 0 || parsed.0 >= total {
+        return Range::Unsatisfiable;
+    }
+    Range::Bytes(parsed.0, parsed.1)
 }
 
 /// `/upload/{id}`: the original file.
@@ -104,4 +187,23 @@ pub async fn theme(Path(name): Path<String>, headers: HeaderMap) -> Result<Respo
         "text/css; charset=utf-8",
         pages::theme_css(theme),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Range::Bytes(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), Range::Bytes(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), Range::Bytes(90, 99));
+        assert_eq!(parse_range("bytes=-500", 100), Range::Bytes(0, 99));
+        assert_eq!(parse_range("bytes=50-500", 100), Range::Bytes(50, 99));
+        assert_eq!(parse_range("bytes=100-", 100), Range::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), Range::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), Range::Whole);
+        assert_eq!(parse_range("bytes=9-3", 100), Range::Whole);
+        assert_eq!(parse_range("items=0-1", 100), Range::Whole);
+    }
 }

@@ -6,11 +6,17 @@
 //! handlers are tested with `oneshot`; `serve` runs it with graceful shutdown.
 
 mod api;
+pub mod auth;
 mod cache;
+mod captcha;
 mod client;
+pub mod csrf;
 pub mod error;
 mod files;
+pub mod guard;
+mod moderation;
 mod site;
+mod slip;
 pub(crate) mod upload;
 
 use crate::config::Config;
@@ -44,6 +50,12 @@ pub struct Inner {
     pub renderer: Arc<SiteRenderer>,
     /// The site rules rendered once at start.
     pub rules_html: String,
+    /// Bans, flood control, captchas (this node's memory).
+    pub abuse: crate::abuse::Abuse,
+    /// Keys tripcodes (the poster-id secret: stable, never served).
+    pub site_secret: Arc<[u8]>,
+    /// Cluster membership, when `[cluster] enabled`.
+    pub cluster: Option<Arc<wani_supervision::cluster::Cluster>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -95,10 +107,13 @@ pub fn app(state: AppState) -> Router {
         .route("/boards/", get(api::boards))
         .route("/board/{id}/catalog", get(api::catalog))
         .route("/firehose", get(api::firehose))
+        .route("/cluster", get(api::cluster))
+        .route("/status", get(api::status))
         .route("/thread/{id}", get(api::thread))
         .route("/post/{id}", get(api::post))
         .route("/thread/new", post(api::new_thread))
         .route("/thread/{id}/new", post(api::new_reply))
+        .route("/thread/post/{id}", axum::routing::delete(api::delete_post))
         .fallback(api::not_found);
     Router::new()
         .nest("/api/v1", api)
@@ -120,9 +135,22 @@ pub fn app(state: AppState) -> Router {
         .route("/static/style.css", get(files::style))
         .route("/static/wani.js", get(files::script))
         .route("/static/themes/{name}", get(files::theme))
+        .route("/slip", get(slip::page))
+        .route("/slip/login", post(slip::login))
+        .route("/slip/register", post(slip::register))
+        .route("/slip/logout", post(slip::logout))
+        .route("/captcha", get(captcha::new_json))
+        .route("/captcha/new.png", get(captcha::new_image))
+        .route("/captcha/{id}", get(captcha::image))
+        .route(
+            "/report/{post}",
+            get(moderation::report_form).post(moderation::report),
+        )
+        .merge(moderation::routes())
         .route("/healthz", get(|| async { "ok" }))
         .fallback(site::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(csrf::guard))
         .with_state(state)
 }
 

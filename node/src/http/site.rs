@@ -3,8 +3,10 @@
 //! JavaScript: a successful post answers `303 See Other` to the new post.
 
 use super::api::{create_reply, create_thread, latest_per_board, FIREHOSE_LEN};
+use super::auth::{cookie, Viewer};
 use super::cache::{respond, respond_fresh};
 use super::client::{ClientAddr, ThemeChoice};
+use super::guard::Poster;
 use super::upload;
 use super::{ApiError, AppState};
 use crate::pages::{self, PageCtx, Theme};
@@ -194,13 +196,16 @@ pub async fn new_thread(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ClientAddr(ip): ClientAddr,
+    viewer: Viewer,
+    headers: HeaderMap,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let board = state.resolve_board(&id).await.map_err(ApiError::html)?;
     let s = upload::read(form, state.config.media.max_upload_bytes)
         .await
         .map_err(ApiError::html)?;
-    let (thread, _) = create_thread(&state, &board, &s, ip, None)
+    let poster = form_poster(ip, viewer, &headers);
+    let (thread, _) = create_thread(&state, &board, &s, &poster, None)
         .await
         .map_err(ApiError::html)?
         .into_inner();
@@ -212,17 +217,31 @@ pub async fn new_reply(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ClientAddr(ip): ClientAddr,
+    viewer: Viewer,
+    headers: HeaderMap,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let id = thread_id(&id)?;
     let s = upload::read(form, state.config.media.max_upload_bytes)
         .await
         .map_err(ApiError::html)?;
-    let post = create_reply(&state, id, &s, ip, None)
+    let poster = form_poster(ip, viewer, &headers);
+    let post = create_reply(&state, id, &s, &poster, None)
         .await
         .map_err(ApiError::html)?
         .into_inner();
     Ok(Redirect::to(&format!("/threads/{}#{}", id, post.id)).into_response())
+}
+
+/// Who posts through an HTML form: the logged-in slip, if any, and the
+/// captcha whose image the form showed (its id is in a cookie, since the
+/// cached page cannot carry it).
+fn form_poster(ip: String, viewer: Viewer, headers: &HeaderMap) -> Poster {
+    Poster {
+        ip,
+        slip: viewer.0.map(|s| s.slip),
+        captcha_id: cookie(headers, super::captcha::COOKIE).map(str::to_string),
+    }
 }
 
 /// `/rules`: the site rules.

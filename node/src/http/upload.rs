@@ -7,14 +7,16 @@
 //! the thumbnailer (pixel limit before decoding, full decode, thumbnail).
 //! Whatever fails after the bytes were stored removes them again unless
 //! another post already uses the same content, so a refused upload leaves
-//! nothing behind.
+//! nothing behind. What is stored is the upload with its metadata stripped
+//! (EXIF, XMP, GPS, comments), keyed by the SHA-256 of those bytes, so
+//! duplicates are found by what is served.
 
 use super::{ApiError, AppState};
 use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::http::StatusCode;
 use bytes::Bytes;
 use std::collections::HashMap;
-use wani_actors::media::{self, MediaLimits, ThumbOptions};
+use wani_actors::media::{self, AlphaThumb, MediaError, MediaLimits, ThumbOptions};
 use wani_actors::PostDraft;
 use wani_store::{Board, NewMedia};
 
@@ -106,28 +108,88 @@ pub async fn read(
     Ok(s)
 }
 
-/// Checks, stores and thumbnails an upload for `board`.
+/// A board's limits, with the node's pixel limit as a ceiling.
+pub fn board_limits(state: &AppState, board: &Board) -> MediaLimits {
+    let node_pixels = state.config.media.max_pixels;
+    let max_pixels = match u64::try_from(board.max_pixels) {
+        Ok(p) if p > 0 => p.min(node_pixels),
+        _ => node_pixels,
+    };
+    MediaLimits {
+        max_bytes: board.max_file_bytes.max(0) as u64,
+        max_pixels,
+        accepted: board.mimetypes.clone(),
+        max_frames: board.max_frames.max(0) as u64,
+        max_duration_ms: (board.max_duration_secs.max(0) as u64).saturating_mul(1000),
+    }
+}
+
+/// How thumbnails are made on this node.
+pub fn thumb_options(state: &AppState) -> ThumbOptions {
+    ThumbOptions {
+        max_side: state.config.media.thumb_max_side,
+        background: crate::pages::theme_background(crate::pages::Theme::default()),
+        jpeg_quality: 85,
+        alpha: AlphaThumb::parse(&state.config.media.thumb_alpha).unwrap_or_default(),
+    }
+}
+
+fn refuse(e: MediaError) -> ApiError {
+    ApiError::from(wani_actors::ThumbError::Media(e))
+}
+
+/// Checks, strips, stores and thumbnails an upload for `board`.
+///
+/// The order keeps refused uploads from ever reaching the blob store: the
+/// cheap checks, then metadata stripping and the polyglot scan (on a
+/// blocking thread: they read every byte), then the hash of the *stripped*
+/// bytes, which is the blob key. With that key, a board with "no reposts"
+/// refuses a file it already shows, and a file stored before is reused
+/// (its thumbnail and dimensions, held to this board's limits) instead of
+/// being decoded again. Only then are the bytes stored and thumbnailed.
+/// Two identical uploads racing on a "no reposts" board may both pass.
 pub async fn store_media(
     state: &AppState,
     board: &Board,
     file: Bytes,
 ) -> Result<NewMedia, ApiError> {
-    let limits = MediaLimits {
-        max_bytes: board.max_file_bytes.max(0) as u64,
-        max_pixels: state.config.media.max_pixels,
-        accepted: board.mimetypes.clone(),
-    };
-    media::precheck(&file, &limits)
-        .map_err(|e| ApiError::from(wani_actors::ThumbError::Media(e)))?;
-    let key = state.blobs.put(file).await?;
-    let options = ThumbOptions {
-        max_side: state.config.media.thumb_max_side,
-        background: crate::pages::theme_background(crate::pages::Theme::default()),
-        jpeg_quality: 85,
-    };
+    let limits = board_limits(state, board);
+    let sniffed = media::precheck(&file, &limits).map_err(refuse)?;
+    if matches!(sniffed.format, media::FileFormat::Video(_)) && !state.thumbnailer.video_available()
+    {
+        return Err(refuse(MediaError::VideoUnavailable));
+    }
+    let check = limits.clone();
+    let (prepared, key) = tokio::task::spawn_blocking(move || {
+        let prepared = media::prepare(&file, &check)?;
+        let key = wani_store::blob::blob_key(&prepared.bytes);
+        Ok::<_, MediaError>((prepared, key))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(refuse)?;
+
+    if board.no_reposts {
+        if let Some((post, thread)) = state.store.post_with_blob(board.id, &key).await? {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "this file is already on /{}/ (no reposts on this board): \
+                     >>{post} at /threads/{thread}#{post}",
+                    board.name
+                ),
+            ));
+        }
+    }
+    if let Some(existing) = reusable(state, &key).await? {
+        within_limits(&existing, &limits).map_err(refuse)?;
+        return Ok(existing);
+    }
+
+    let key = state.blobs.put(Bytes::from(prepared.bytes)).await?;
     match state
         .thumbnailer
-        .process(key.clone(), limits, options)
+        .process(key.clone(), limits, thumb_options(state))
         .await
     {
         Ok(m) => Ok(m),
@@ -136,6 +198,60 @@ pub async fn store_media(
             Err(e.into())
         }
     }
+}
+
+/// The media already stored for blob `key`, if its original and thumbnail
+/// are both still in the blob store.
+async fn reusable(state: &AppState, key: &str) -> Result<Option<NewMedia>, ApiError> {
+    let Some(m) = state.store.media_by_blob(key).await? else {
+        return Ok(None);
+    };
+    if !state.blobs.exists(&m.blob).await? || !state.blobs.exists(&m.thumb_blob).await? {
+        return Ok(None);
+    }
+    Ok(Some(NewMedia {
+        blob: m.blob,
+        thumb_blob: m.thumb_blob,
+        mimetype: m.mimetype,
+        ext: m.ext,
+        is_animated: m.is_animated,
+        width: m.width,
+        height: m.height,
+        thumb_width: m.thumb_width,
+        thumb_height: m.thumb_height,
+        size_bytes: m.size_bytes,
+        thumb_mimetype: m.thumb_mimetype,
+        duration_ms: m.duration_ms,
+        frames: m.frames,
+    }))
+}
+
+/// A reused file is held to this board's limits, which may be stricter
+/// than those of the board it was first posted on.
+fn within_limits(m: &NewMedia, limits: &MediaLimits) -> Result<(), MediaError> {
+    let (w, h) = (m.width.max(0) as u64, m.height.max(0) as u64);
+    if w * h > limits.max_pixels {
+        return Err(MediaError::TooManyPixels {
+            width: w as u32,
+            height: h as u32,
+            limit: limits.max_pixels,
+        });
+    }
+    let frames = m.frames.max(0) as u64;
+    if limits.max_frames > 0 && frames > limits.max_frames {
+        return Err(MediaError::TooManyFrames {
+            frames,
+            limit: limits.max_frames,
+        });
+    }
+    let duration_ms = m.duration_ms.max(0) as u64;
+    if limits.max_duration_ms > 0 && duration_ms > limits.max_duration_ms {
+        return Err(MediaError::TooLong {
+            duration_ms,
+            limit_ms: limits.max_duration_ms,
+        });
+    }
+    Ok(())
 }
 
 /// Deletes blobs of a post that was not written, unless a stored post uses
@@ -184,6 +300,9 @@ pub fn draft(
             .or_else(|| s.text("idempotency_key").map(str::to_string))
             .filter(|k| !k.is_empty() && k.len() <= 128)
             .unwrap_or_else(random_key),
+        // Set by the caller, which knows who posts (see `guard::Poster`).
+        author: Default::default(),
+        privileged: false,
     }
 }
 

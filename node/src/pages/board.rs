@@ -258,7 +258,9 @@ fn new_thread_form(out: &mut String, board: &Board) -> fmt::Result {
         "<details class=\"form-toggle\">\n<summary>Start a new thread</summary>\n\
          <form class=\"post-form new-thread\" method=\"post\" action=\"/boards/{id}/new\" \
          enctype=\"multipart/form-data\">\n\
+         <label>Name <input type=\"text\" name=\"name\" maxlength=\"40\" placeholder=\"Anonymous (name#secret for a tripcode)\" autocomplete=\"off\"></label>\n\
          <label>Subject <input type=\"text\" name=\"subject\" maxlength=\"64\" autocomplete=\"off\"></label>\n\
+         {captcha}\
          <label>Comment <textarea name=\"body\" rows=\"6\" maxlength=\"4096\"></textarea></label>\n\
          <label>Tags <input type=\"text\" name=\"tags\" placeholder=\"comma, separated\" autocomplete=\"off\"></label>\n\
          <label>File <input type=\"file\" name=\"media\" required accept=\"{accept}\"> \
@@ -269,6 +271,7 @@ fn new_thread_form(out: &mut String, board: &Board) -> fmt::Result {
          <code>||spoiler||</code>, Markdown. See the <a href=\"/faq\">FAQ</a>.</p>\n\
          </form>\n</details>\n",
         id = board.id,
+        captcha = if board.captcha_threads { super::CAPTCHA_FIELD } else { "" },
         accept = escape(&board.mimetypes.join(",")),
         max = human_size(board.max_file_bytes),
     )

@@ -34,6 +34,14 @@ pub fn board() -> Board {
         bump_limit: 300,
         mimetypes: vec!["image/jpeg".into(), "image/png".into()],
         max_file_bytes: 8 * 1024 * 1024,
+        captcha_threads: true,
+        captcha_replies: false,
+        thread_interval_secs: 60,
+        reply_interval_secs: 10,
+        max_pixels: 40_000_000,
+        max_duration_secs: 300,
+        max_frames: 1000,
+        no_reposts: false,
     }
 }
 
@@ -59,6 +67,8 @@ pub fn media(id: i64, ext: &str) -> Media {
         thumb_height: 375,
         size_bytes: 240 * 1024,
         thumb_mimetype: "image/jpeg".into(),
+        duration_ms: 0,
+        frames: 1,
     }
 }
 
@@ -72,6 +82,8 @@ pub fn thread_row(id: i64, archived: bool) -> Thread {
         last_updated: NOON + 120_000,
         archived,
         views: 0,
+        sticky: false,
+        locked: false,
     }
 }
 
@@ -88,6 +100,8 @@ fn post(id: i64, body_html: &str, minute: i64) -> Post {
         spoiler: false,
         sage: false,
         replies: vec![],
+        slip_name: None,
+        capcode: None,
     }
 }
 

@@ -23,14 +23,21 @@
 //! - `thread`: thread page with its reply form, gallery;
 //! - `info`: rules, FAQ, theme picker, error and "posted" pages.
 //!
+//! Posting forms show a captcha image (`/captcha/new.png`, which keeps its
+//! id in a cookie) when the board asks for one, and every post links to its
+//! report form and the thread to its mod view: none of it is per viewer.
+//! The per-viewer pages (`/slip`, `/mod/…`) are in `moderation` and are
+//! never cached, so their forms carry the session's CSRF token.
+//!
 //! Not handled here: routing, caching, cookies (the server reads and sets
-//! the theme cookie), CSRF and captcha, moderation views, slips (accounts).
+//! them), CSRF checks, role checks.
 
 pub mod html;
 
 mod board;
 mod info;
 mod layout;
+mod moderation;
 mod post;
 mod thread;
 
@@ -40,6 +47,9 @@ mod fixtures;
 pub use board::{archive, board_list, catalog, front};
 pub use html::escape;
 pub use info::{board_rules, error, faq, posted, rules, themes};
+pub use moderation::{
+    bans, board_admin, done, mod_home, mod_log, mod_thread, report_form, reports, slip_page,
+};
 pub use post::post;
 pub use thread::{gallery, thread};
 
@@ -111,6 +121,15 @@ pub fn theme_background(theme: Theme) -> [u8; 3] {
         Theme::Wildride => [0x17, 0x17, 0x1f],
     }
 }
+
+/// The captcha of a posting form. The image is drawn per request by
+/// `/captcha/new.png`, which remembers its id in a cookie, so the form
+/// itself holds nothing per viewer and the page stays cacheable.
+pub(crate) const CAPTCHA_FIELD: &str =
+    "<label>Captcha <img class=\"captcha\" src=\"/captcha/new.png\" \
+     width=\"184\" height=\"64\" alt=\"Type the characters in this picture\"> \
+     <input type=\"text\" name=\"captcha\" maxlength=\"12\" autocomplete=\"off\" \
+     placeholder=\"the code above (not needed right after solving one)\"></label>\n";
 
 /// What every page needs besides its own data.
 #[derive(Clone, Copy, Debug)]

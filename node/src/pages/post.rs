@@ -59,6 +59,17 @@ pub(crate) fn write_post(
     if let Some(subject) = subject {
         write!(out, "<span class=\"subject\">{}</span> ", escape(subject))?;
     }
+    if let Some(name) = p.slip_name.as_deref() {
+        write!(out, "<span class=\"name\">{}</span> ", escape(name))?;
+    }
+    if let Some(cap) = p.capcode.as_deref() {
+        // The badge is what tells a real moderator from a name that looks like one.
+        write!(
+            out,
+            "<span class=\"capcode\" title=\"Posted with a {0} slip\">## {0}</span> ",
+            escape(cap)
+        )?;
+    }
     write!(
         out,
         "<span class=\"poster-id\" style=\"--poster-hue:{}\" title=\"Poster ID\">{}</span> ",
@@ -76,6 +87,11 @@ pub(crate) fn write_post(
     if p.sage {
         out.push_str(" <span class=\"sage\">sage</span>");
     }
+    write!(
+        out,
+        " <a class=\"report-link\" href=\"/report/{}\" rel=\"nofollow\">Report</a>",
+        p.id
+    )?;
     if is_op && !thread.tags.is_empty() {
         out.push_str(" <span class=\"tags\">");
         for tag in &thread.tags {

@@ -38,6 +38,11 @@ pub fn thread(ctx: &PageCtx, board: &Board, t: &ThreadFull) -> String {
             if t.thread.archived {
                 archived_notice(out)?;
             } else {
+                if t.thread.locked {
+                    out.push_str(
+                        "<p class=\"notice locked\">This thread is locked: only moderators may reply.</p>\n",
+                    );
+                }
                 reply_form(out, board, t)?;
             }
             thread_nav(out, t, true)?;
@@ -116,12 +121,19 @@ fn thread_nav(out: &mut String, t: &ThreadFull, bottom: bool) -> fmt::Result {
         out,
         "<nav class=\"thread-nav\"{} aria-label=\"Thread\"><a href=\"/boards/{b}\">Catalog</a> \
          <a href=\"/threads/{id}/gallery\">Gallery</a> <a href=\"#top\">Top</a> \
-         <a href=\"#bottom\">Bottom</a> <span class=\"muted\">{replies} repl{} · {images} image{}</span></nav>",
+         <a href=\"#bottom\">Bottom</a> <span class=\"muted\">{replies} repl{} · {images} image{}</span>{flags} \
+         <a class=\"mod-link\" href=\"/mod/thread/{id}\" rel=\"nofollow\">Mod</a></nav>",
         if bottom { " id=\"bottom\"" } else { "" },
         if replies == 1 { "y" } else { "ies" },
         if images == 1 { "" } else { "s" },
         b = t.thread.board,
         id = t.thread.id,
+        flags = match (t.thread.sticky, t.thread.locked) {
+            (true, true) => " <span class=\"flag\">Sticky</span> <span class=\"flag\">Locked</span>",
+            (true, false) => " <span class=\"flag\">Sticky</span>",
+            (false, true) => " <span class=\"flag\">Locked</span>",
+            (false, false) => "",
+        },
     )
 }
 
@@ -141,7 +153,8 @@ fn reply_form(out: &mut String, board: &Board, t: &ThreadFull) -> fmt::Result {
         "<form class=\"post-form reply-form\" id=\"reply\" method=\"post\" \
          action=\"/threads/{id}/new\" enctype=\"multipart/form-data\">\n\
          <h2>Reply</h2>\n\
-         <label>Comment <textarea name=\"body\" rows=\"6\" maxlength=\"4096\"></textarea></label>\n\
+         <label>Name <input type=\"text\" name=\"name\" maxlength=\"40\" placeholder=\"Anonymous (name#secret for a tripcode)\" autocomplete=\"off\"></label>\n\
+         {captcha}<label>Comment <textarea name=\"body\" rows=\"6\" maxlength=\"4096\"></textarea></label>\n\
          <label>File <input type=\"file\" name=\"media\" accept=\"{accept}\"> \
          <small class=\"muted\">optional, up to {max}</small></label>\n\
          <div class=\"form-row\"><label class=\"check\"><input type=\"checkbox\" name=\"spoiler\" value=\"on\"> Spoiler image</label>\n\
@@ -152,6 +165,7 @@ fn reply_form(out: &mut String, board: &Board, t: &ThreadFull) -> fmt::Result {
          See the <a href=\"/faq\">FAQ</a>.</p>\n\
          </form>\n",
         id = t.thread.id,
+        captcha = if board.captcha_replies { super::CAPTCHA_FIELD } else { "" },
         accept = escape(&board.mimetypes.join(",")),
         max = human_size(board.max_file_bytes),
     )

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod process;
+
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -55,9 +57,15 @@ impl TestNode {
             }
         };
         config.blobs.dir = dir.path().join("blobs");
+        // Tests post fast, from one address, often the same text: anti-abuse
+        // is off unless a test turns it on (tests/moderation.rs does).
+        config.abuse.same_content_secs = 0;
         config.bootstrap.boards = vec![wani_store::BoardSettings {
             name: "b".into(),
             title: "Random".into(),
+            captcha_threads: false,
+            thread_interval_secs: 0,
+            reply_interval_secs: 0,
             ..Default::default()
         }];
         tweak(&mut config);

@@ -47,9 +47,16 @@ fn validate(settings: &BoardSettings) -> Result<(), StoreError> {
     if settings.max_threads < 1 {
         return Err(StoreError::Invalid("max_threads must be at least 1".into()));
     }
-    if settings.bump_limit < 0 || settings.max_file_bytes < 0 {
+    if settings.bump_limit < 0
+        || settings.max_file_bytes < 0
+        || settings.max_pixels < 0
+        || settings.max_duration_secs < 0
+        || settings.max_frames < 0
+    {
         return Err(StoreError::Invalid(
-            "bump_limit and max_file_bytes must not be negative".into(),
+            "bump_limit, max_file_bytes, max_pixels, max_duration_secs and max_frames \
+             must not be negative"
+                .into(),
         ));
     }
     Ok(())
@@ -62,7 +69,8 @@ impl Store {
         validate(&settings)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO board (name, title, rules, max_threads, bump_limit, mimetypes, \
-             max_file_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+             max_file_bytes, max_pixels, max_duration_secs, max_frames, no_reposts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
         )
         .bind(&settings.name)
         .bind(&settings.title)
@@ -71,9 +79,14 @@ impl Store {
         .bind(settings.bump_limit)
         .bind(settings.mimetypes.join(","))
         .bind(settings.max_file_bytes)
+        .bind(settings.max_pixels)
+        .bind(settings.max_duration_secs)
+        .bind(settings.max_frames)
+        .bind(settings.no_reposts)
         .fetch_one(self.pool())
         .await
         .map_err(|e| named_conflict(e, &settings.name))?;
+        super::moderation::write_abuse_settings(self.pool(), BoardId(id), &settings).await?;
         Ok(board(BoardId(id), settings))
     }
 
@@ -87,7 +100,9 @@ impl Store {
         validate(&settings)?;
         let found: Option<i64> = sqlx::query_scalar(
             "UPDATE board SET name = $1, title = $2, rules = $3, max_threads = $4, \
-             bump_limit = $5, mimetypes = $6, max_file_bytes = $7 WHERE id = $8 RETURNING id",
+             bump_limit = $5, mimetypes = $6, max_file_bytes = $7, max_pixels = $8, \
+             max_duration_secs = $9, max_frames = $10, no_reposts = $11 WHERE id = $12 \
+             RETURNING id",
         )
         .bind(&settings.name)
         .bind(&settings.title)
@@ -96,12 +111,19 @@ impl Store {
         .bind(settings.bump_limit)
         .bind(settings.mimetypes.join(","))
         .bind(settings.max_file_bytes)
+        .bind(settings.max_pixels)
+        .bind(settings.max_duration_secs)
+        .bind(settings.max_frames)
+        .bind(settings.no_reposts)
         .bind(id.0)
         .fetch_optional(self.pool())
         .await
         .map_err(|e| named_conflict(e, &settings.name))?;
         match found {
-            Some(_) => Ok(board(id, settings)),
+            Some(_) => {
+                super::moderation::write_abuse_settings(self.pool(), id, &settings).await?;
+                Ok(board(id, settings))
+            }
             None => Err(StoreError::NotFound(format!("board {id}"))),
         }
     }
@@ -167,6 +189,14 @@ fn board(id: BoardId, s: BoardSettings) -> Board {
         bump_limit: s.bump_limit,
         mimetypes: s.mimetypes,
         max_file_bytes: s.max_file_bytes,
+        captcha_threads: s.captcha_threads,
+        captcha_replies: s.captcha_replies,
+        thread_interval_secs: s.thread_interval_secs,
+        reply_interval_secs: s.reply_interval_secs,
+        max_pixels: s.max_pixels,
+        max_duration_secs: s.max_duration_secs,
+        max_frames: s.max_frames,
+        no_reposts: s.no_reposts,
     }
 }
 

@@ -13,17 +13,22 @@
 //! - `writer`: the group-commit task that owns every batched write.
 //! - `admin`: boards, the poster secret and shard leases — rare single-row
 //!   writes that go straight to the pool as one autocommit statement each.
+//! - `accounts`: slips and sessions (autocommit statements).
+//! - `moderation`: deleting posts and threads (batched writes of the
+//!   writer), thread flags, moves, spoilers, bans, the mod log, reports.
 //! - `dberr`: sqlx errors mapped to [`StoreError`].
 //!
 //! Booleans: SQLite stores them as INTEGER 0/1 and PostgreSQL as BOOLEAN;
 //! queries bind Rust `bool` (both drivers accept it) and `read::flag` reads
 //! either form.
 //!
-//! Not handled here: caching, input validation beyond the schema and board
-//! names, deleting posts (moderation comes later).
+//! Not handled here: caching, input validation beyond the schema, board
+//! and slip names, who may delete what (the node checks roles).
 
+mod accounts;
 mod admin;
 mod dberr;
+mod moderation;
 mod read;
 mod write;
 mod writer;
@@ -244,6 +249,44 @@ impl Store {
                 .map_err(db_err)?;
         Ok(n > 0)
     }
+
+    /// The most recent media row whose original is the blob `key`: a
+    /// duplicate upload reuses its thumbnail and what was learned about the
+    /// file instead of decoding it again.
+    pub async fn media_by_blob(&self, key: &str) -> Result<Option<Media>, StoreError> {
+        let mut conn = self.inner.pool.acquire().await.map_err(db_err)?;
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM media WHERE blob = $1")
+            .bind(key)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        match id {
+            Some(id) => read::media(&mut conn, MediaId(id)).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The first live post on `board` whose file is the blob `key`, with its
+    /// thread, for the "no reposts" rule. Archived threads have given up
+    /// their media, so only files still shown on the board count.
+    pub async fn post_with_blob(
+        &self,
+        board: BoardId,
+        key: &str,
+    ) -> Result<Option<(PostId, ThreadId)>, StoreError> {
+        let mut conn = self.inner.pool.acquire().await.map_err(db_err)?;
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT p.id, p.thread FROM post p JOIN media m ON m.id = p.media \
+             JOIN thread t ON t.id = p.thread \
+             WHERE m.blob = $1 AND t.board = $2 ORDER BY p.id LIMIT 1",
+        )
+        .bind(key)
+        .bind(board.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        Ok(row.map(|(p, t)| (PostId(p), ThreadId(t))))
+    }
 }
 
 #[async_trait]
@@ -304,6 +347,51 @@ impl Repo for Store {
     async fn poster_secret(&self) -> Result<Vec<u8>, StoreError> {
         let mut conn = self.inner.pool.acquire().await.map_err(db_err)?;
         admin::poster_secret(&mut conn).await
+    }
+
+    async fn delete_post(&self, id: PostId) -> Result<Deleted, StoreError> {
+        match self
+            .inner
+            .writer
+            .submit(write::Write::DeletePost(id))
+            .await?
+        {
+            write::Written::Deleted(d) => Ok(d),
+            _ => Err(writer::wrong_answer()),
+        }
+    }
+
+    async fn delete_thread(&self, id: ThreadId) -> Result<Deleted, StoreError> {
+        match self
+            .inner
+            .writer
+            .submit(write::Write::DeleteThread(id))
+            .await?
+        {
+            write::Written::Deleted(d) => Ok(d),
+            _ => Err(writer::wrong_answer()),
+        }
+    }
+
+    async fn set_thread_flags(
+        &self,
+        id: ThreadId,
+        sticky: bool,
+        locked: bool,
+    ) -> Result<(), StoreError> {
+        self.update_thread_flags(id, sticky, locked).await
+    }
+
+    async fn move_thread(&self, id: ThreadId, board: BoardId) -> Result<(), StoreError> {
+        self.update_thread_board(id, board).await
+    }
+
+    async fn set_spoiler(&self, post: PostId, spoiler: bool) -> Result<(), StoreError> {
+        self.update_spoiler(post, spoiler).await
+    }
+
+    async fn set_body_html(&self, post: PostId, html: &str) -> Result<(), StoreError> {
+        self.update_body_html(post, html).await
     }
 }
 

@@ -21,12 +21,13 @@ macro_rules! post_select {
     () => {
         "SELECT p.id AS id, p.thread AS thread, p.body AS body, p.body_html AS body_html, \
          p.subject AS subject, p.datetime AS datetime, pr.hex_string AS poster, \
-         p.spoiler AS spoiler, p.sage AS sage, \
+         p.spoiler AS spoiler, p.sage AS sage, p.name AS slip_name, p.capcode AS capcode, \
          m.id AS m_id, m.blob AS m_blob, m.thumb_blob AS m_thumb_blob, \
          m.mimetype AS m_mimetype, m.ext AS m_ext, m.is_animated AS m_is_animated, \
          m.width AS m_width, m.height AS m_height, m.thumb_width AS m_thumb_width, \
          m.thumb_height AS m_thumb_height, m.size_bytes AS m_size_bytes, \
-         m.thumb_mimetype AS m_thumb_mimetype \
+         m.thumb_mimetype AS m_thumb_mimetype, m.duration_ms AS m_duration_ms, \
+         m.frames AS m_frames \
          FROM post p JOIN poster pr ON pr.id = p.poster LEFT JOIN media m ON m.id = p.media "
     };
 }
@@ -34,7 +35,8 @@ macro_rules! post_select {
 macro_rules! thread_columns {
     () => {
         "t.id AS id, t.board AS board, t.subject AS subject, t.created AS created, \
-         t.last_updated AS last_updated, t.archived AS archived, t.views AS views"
+         t.last_updated AS last_updated, t.archived AS archived, t.views AS views, \
+         t.sticky AS sticky, t.locked AS locked"
     };
 }
 
@@ -48,8 +50,9 @@ macro_rules! board_ops {
 
 macro_rules! board_select {
     () => {
-        "SELECT id, name, title, rules, max_threads, bump_limit, mimetypes, max_file_bytes \
-         FROM board "
+        "SELECT id, name, title, rules, max_threads, bump_limit, mimetypes, max_file_bytes, \
+         captcha_threads, captcha_replies, thread_interval_secs, reply_interval_secs, \
+         max_pixels, max_duration_secs, max_frames, no_reposts FROM board "
     };
 }
 
@@ -80,6 +83,8 @@ fn post_from_row(row: &AnyRow) -> Result<Post, sqlx::Error> {
             thumb_height: row.try_get("m_thumb_height")?,
             size_bytes: row.try_get("m_size_bytes")?,
             thumb_mimetype: row.try_get("m_thumb_mimetype")?,
+            duration_ms: row.try_get("m_duration_ms")?,
+            frames: row.try_get("m_frames")?,
         }),
     };
     Ok(Post {
@@ -94,6 +99,8 @@ fn post_from_row(row: &AnyRow) -> Result<Post, sqlx::Error> {
         spoiler: flag(row, "spoiler")?,
         sage: flag(row, "sage")?,
         replies: Vec::new(),
+        slip_name: row.try_get("slip_name")?,
+        capcode: row.try_get("capcode")?,
     })
 }
 
@@ -107,6 +114,8 @@ fn thread_from_row(row: &AnyRow) -> Result<Thread, sqlx::Error> {
         last_updated: row.try_get("last_updated")?,
         archived: flag(row, "archived")?,
         views: row.try_get("views")?,
+        sticky: flag(row, "sticky")?,
+        locked: flag(row, "locked")?,
     })
 }
 
@@ -125,6 +134,14 @@ fn board_from_row(row: &AnyRow) -> Result<Board, sqlx::Error> {
             .map(str::to_string)
             .collect(),
         max_file_bytes: row.try_get("max_file_bytes")?,
+        captcha_threads: flag(row, "captcha_threads")?,
+        captcha_replies: flag(row, "captcha_replies")?,
+        thread_interval_secs: row.try_get("thread_interval_secs")?,
+        reply_interval_secs: row.try_get("reply_interval_secs")?,
+        max_pixels: row.try_get("max_pixels")?,
+        max_duration_secs: row.try_get("max_duration_secs")?,
+        max_frames: row.try_get("max_frames")?,
+        no_reposts: flag(row, "no_reposts")?,
     })
 }
 
@@ -336,7 +353,7 @@ pub(super) async fn board_threads(
         ", COUNT(p.id) AS num_posts, COUNT(p.media) AS num_media, MIN(p.id) AS op_id \
          FROM thread t JOIN post p ON p.thread = t.id \
          WHERE t.board = $1 AND t.archived = $2 \
-         GROUP BY t.id ORDER BY t.last_updated DESC, t.id DESC"
+         GROUP BY t.id ORDER BY t.sticky DESC, t.last_updated DESC, t.id DESC"
     );
     let rows = sqlx::query(sql)
         .bind(board.0)
@@ -440,7 +457,8 @@ pub(super) async fn media(
 ) -> Result<Option<Media>, StoreError> {
     let row = sqlx::query(
         "SELECT id, blob, thumb_blob, mimetype, ext, is_animated, width, height, \
-         thumb_width, thumb_height, size_bytes, thumb_mimetype FROM media WHERE id = $1",
+         thumb_width, thumb_height, size_bytes, thumb_mimetype, duration_ms, frames \
+         FROM media WHERE id = $1",
     )
     .bind(id.0)
     .fetch_optional(&mut *conn)
@@ -461,6 +479,8 @@ pub(super) async fn media(
             thumb_height: row.try_get("thumb_height")?,
             size_bytes: row.try_get("size_bytes")?,
             thumb_mimetype: row.try_get("thumb_mimetype")?,
+            duration_ms: row.try_get("duration_ms")?,
+            frames: row.try_get("frames")?,
         })
     })()
     .map_err(db_err)?;

@@ -22,6 +22,8 @@ pub(super) enum Write {
     Thread(NewThread),
     Post(NewPost),
     Archive(ThreadId),
+    DeletePost(PostId),
+    DeleteThread(ThreadId),
 }
 
 /// What a [`Write`] produced; the variant matches the request's.
@@ -29,6 +31,7 @@ pub(super) enum Written {
     Thread(Committed<(Thread, Post)>),
     Post(Committed<Post>),
     Archived(Archived),
+    Deleted(Deleted),
 }
 
 impl Write {
@@ -42,6 +45,12 @@ impl Write {
             Write::Thread(new) => create_thread(conn, backend, new).await.map(Written::Thread),
             Write::Post(new) => create_post(conn, backend, new).await.map(Written::Post),
             Write::Archive(id) => archive_thread(conn, *id).await.map(Written::Archived),
+            Write::DeletePost(id) => super::moderation::delete_post(conn, *id)
+                .await
+                .map(Written::Deleted),
+            Write::DeleteThread(id) => super::moderation::delete_thread(conn, *id)
+                .await
+                .map(Written::Deleted),
         }
     }
 
@@ -59,7 +68,7 @@ impl Write {
             Write::Post(new) => Ok(read::post_by_key(conn, &new.idempotency_key)
                 .await?
                 .map(|p| Written::Post(Committed::Replayed(p)))),
-            Write::Archive(_) => Ok(None),
+            Write::Archive(_) | Write::DeletePost(_) | Write::DeleteThread(_) => Ok(None),
         }
     }
 }
@@ -135,8 +144,8 @@ async fn upsert_poster(
 async fn insert_media(conn: &mut AnyConnection, m: &NewMedia) -> Result<Media, StoreError> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO media (blob, thumb_blob, mimetype, ext, is_animated, width, height, \
-         thumb_width, thumb_height, size_bytes, thumb_mimetype) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+         thumb_width, thumb_height, size_bytes, thumb_mimetype, duration_ms, frames) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
     )
     .bind(&m.blob)
     .bind(&m.thumb_blob)
@@ -149,6 +158,8 @@ async fn insert_media(conn: &mut AnyConnection, m: &NewMedia) -> Result<Media, S
     .bind(m.thumb_height)
     .bind(m.size_bytes)
     .bind(&m.thumb_mimetype)
+    .bind(m.duration_ms)
+    .bind(m.frames)
     .fetch_one(&mut *conn)
     .await
     .map_err(db_err)?;
@@ -165,6 +176,8 @@ async fn insert_media(conn: &mut AnyConnection, m: &NewMedia) -> Result<Media, S
         thumb_height: m.thumb_height,
         size_bytes: m.size_bytes,
         thumb_mimetype: m.thumb_mimetype.clone(),
+        duration_ms: m.duration_ms,
+        frames: m.frames,
     })
 }
 
@@ -184,8 +197,8 @@ async fn insert_post(
     };
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO post (thread, body, body_html, subject, datetime, poster, media, \
-         spoiler, sage, ip, idempotency_key) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+         spoiler, sage, ip, idempotency_key, slip, name, capcode) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
     )
     .bind(thread.0)
     .bind(&new.body)
@@ -198,6 +211,9 @@ async fn insert_post(
     .bind(new.sage)
     .bind(&new.ip)
     .bind(&new.idempotency_key)
+    .bind(new.author.slip)
+    .bind(new.author.name.as_deref())
+    .bind(new.author.capcode.as_deref())
     .fetch_one(&mut *conn)
     .await
     .map_err(db_err)?;
@@ -235,6 +251,8 @@ async fn insert_post(
         spoiler: new.spoiler,
         sage: new.sage,
         replies: Vec::new(),
+        slip_name: new.author.name.clone(),
+        capcode: new.author.capcode.clone(),
     })
 }
 
@@ -324,6 +342,8 @@ async fn create_thread(
         last_updated: now,
         archived: false,
         views: 0,
+        sticky: false,
+        locked: false,
     };
     Ok(Committed::Created((thread, post)))
 }

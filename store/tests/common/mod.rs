@@ -161,6 +161,7 @@ pub fn new_post(thread: ThreadId, body: &str, now: i64) -> NewPost {
         bump: true,
         now,
         fence: None,
+        author: Author::default(),
     }
 }
 
@@ -183,6 +184,8 @@ pub fn media(seed: &str) -> NewMedia {
         thumb_height: 375,
         size_bytes: 12345,
         thumb_mimetype: "image/jpeg".to_string(),
+        duration_ms: 0,
+        frames: 1,
     }
 }
 

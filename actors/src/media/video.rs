@@ -1,0 +1,347 @@
+//! Video: WebM and MP4 probed with ffprobe and thumbnailed with ffmpeg.
+//!
+//! Video decoders are large C libraries fed hostile bytes, so they never
+//! run in wani's process: each job writes the (already stored) file to a
+//! temporary path and runs `ffprobe`, then `ffmpeg`, as child processes
+//! with a wall-clock limit (the child is killed when it is reached) and an
+//! address-space limit (`RLIMIT_AS`, set between fork and exec), one
+//! thread each. The thumbnailer pool runs them, so at most one video job
+//! per worker is in flight.
+//!
+//! The thumbnail frame is taken a few percent into the video (5%, at most
+//! 10 s in), not at 0: many videos open on black. ffmpeg applies the
+//! stream's rotation itself, so dimensions are reported as displayed.
+//!
+//! [`VideoTools::detect`] looks for both programs once at start-up; without
+//! them the node logs it and refuses video with
+//! [`MediaError::VideoUnavailable`].
+//!
+//! Not handled: audio-only files (refused: no video stream), container
+//! metadata (kept as uploaded), animated video previews.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use image::metadata::Orientation;
+use tokio::process::Command;
+
+use super::error::MediaError;
+use super::options::{MediaLimits, ThumbOptions};
+use super::process::Processed;
+use super::sniff::Sniffed;
+use super::thumb::{fit, thumbnail};
+
+/// Where ffmpeg and ffprobe are, and how far a child may go.
+#[derive(Debug, Clone)]
+pub struct VideoTools {
+    ffmpeg: PathBuf,
+    ffprobe: PathBuf,
+    /// Wall-clock limit per child process.
+    pub timeout: Duration,
+    /// Address-space limit per child process, in bytes.
+    pub memory_bytes: u64,
+}
+
+/// Why a video job failed.
+#[derive(Debug)]
+pub enum VideoError {
+    /// The file is refused; tell the user.
+    Media(MediaError),
+    /// wani could not run the job (temporary files, spawning).
+    Unavailable(String),
+}
+
+impl From<MediaError> for VideoError {
+    fn from(e: MediaError) -> Self {
+        VideoError::Media(e)
+    }
+}
+
+impl VideoTools {
+    /// Finds `ffmpeg` and `ffprobe` on the `PATH` (each must answer
+    /// `-version`); `None` if either is missing.
+    pub async fn detect(timeout: Duration, memory_bytes: u64) -> Option<VideoTools> {
+        let ffmpeg = which("ffmpeg")?;
+        let ffprobe = which("ffprobe")?;
+        for tool in [&ffmpeg, &ffprobe] {
+            let ok = Command::new(tool)
+                .arg("-version")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .status()
+                .await
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if !ok {
+                return None;
+            }
+        }
+        Some(VideoTools {
+            ffmpeg,
+            ffprobe,
+            timeout,
+            memory_bytes,
+        })
+    }
+
+    /// Probes `bytes` (sniffed as a video), checks `limits`, and makes a
+    /// thumbnail from a frame a few percent in.
+    pub async fn process(
+        &self,
+        bytes: &[u8],
+        sniffed: Sniffed,
+        limits: &MediaLimits,
+        options: &ThumbOptions,
+    ) -> Result<Processed, VideoError> {
+        let file = TempFile::write(bytes, sniffed.ext).await?;
+        let probe = self.probe(file.path()).await?;
+        let (width, height) = (probe.width, probe.height);
+        if u64::from(width) * u64::from(height) > limits.max_pixels {
+            return Err(MediaError::TooManyPixels {
+                width,
+                height,
+                limit: limits.max_pixels,
+            }
+            .into());
+        }
+        if limits.max_duration_ms > 0 && probe.duration_ms > limits.max_duration_ms {
+            return Err(MediaError::TooLong {
+                duration_ms: probe.duration_ms,
+                limit_ms: limits.max_duration_ms,
+            }
+            .into());
+        }
+        let (tw, th) = fit(width, height, options.max_side);
+        let at_ms = (probe.duration_ms / 20).min(10_000);
+        let mut frame = self.frame(file.path(), at_ms, (tw, th)).await?;
+        if frame.is_empty() && at_ms > 0 {
+            // The seek landed past the last frame (a wrong duration in the
+            // header): the first frame is better than none.
+            frame = self.frame(file.path(), 0, (tw, th)).await?;
+        }
+        if frame.is_empty() {
+            return Err(MediaError::VideoUnreadable("ffmpeg produced no frame".into()).into());
+        }
+        let image = image::load_from_memory_with_format(&frame, image::ImageFormat::Png)
+            .map_err(|e| MediaError::VideoUnreadable(format!("the frame: {e}")))?;
+        let size = (image.width(), image.height());
+        let thumb = thumbnail(image, Orientation::NoTransforms, size, options)?;
+        Ok(Processed {
+            mimetype: sniffed.mimetype.to_owned(),
+            ext: sniffed.ext.to_owned(),
+            width,
+            height,
+            is_animated: false,
+            frames: 1,
+            duration_ms: probe.duration_ms,
+            thumb: thumb.bytes,
+            thumb_mimetype: thumb.mimetype.to_owned(),
+            thumb_width: thumb.width,
+            thumb_height: thumb.height,
+        })
+    }
+
+    async fn probe(&self, path: &Path) -> Result<Probe, VideoError> {
+        let out = self
+            .run(
+                Command::new(&self.ffprobe)
+                    .args(["-v", "error", "-print_format", "json", "-show_format"])
+                    .args(["-show_streams", "-i"])
+                    .arg(path),
+            )
+            .await?;
+        if !out.status.success() {
+            return Err(MediaError::VideoUnreadable(first_line(&out.stderr)).into());
+        }
+        parse_probe(&out.stdout).map_err(VideoError::Media)
+    }
+
+    /// One frame at `at_ms`, scaled to `w`×`h` after rotation, as PNG; empty
+    /// if there is no frame there.
+    async fn frame(
+        &self,
+        path: &Path,
+        at_ms: u64,
+        (w, h): (u32, u32),
+    ) -> Result<Vec<u8>, VideoError> {
+        let out = self
+            .run(
+                Command::new(&self.ffmpeg)
+                    .args(["-v", "error", "-nostdin", "-threads", "1"])
+                    .args(["-ss", &format!("{}.{:03}", at_ms / 1000, at_ms % 1000)])
+                    .arg("-i")
+                    .arg(path)
+                    .args(["-map", "0:v:0", "-frames:v", "1", "-an", "-sn"])
+                    .args(["-vf", &format!("scale={w}:{h}:flags=bicubic")])
+                    .args(["-f", "image2pipe", "-c:v", "png", "-"]),
+            )
+            .await?;
+        if !out.status.success() {
+            return Err(MediaError::VideoUnreadable(first_line(&out.stderr)).into());
+        }
+        Ok(out.stdout)
+    }
+
+    /// Runs a child with the limits; a child past its time is killed.
+    async fn run(&self, cmd: &mut Command) -> Result<std::process::Output, VideoError> {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let limit = self.memory_bytes as libc::rlim_t;
+        // SAFETY: between fork and exec only async-signal-safe calls are
+        // allowed; setrlimit is one, and nothing here allocates.
+        unsafe {
+            cmd.pre_exec(move || {
+                let rl = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &rl) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| VideoError::Unavailable(format!("starting ffmpeg: {e}")))?;
+        match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(e)) => Err(VideoError::Unavailable(format!("running ffmpeg: {e}"))),
+            // Dropping the future drops the child, which kills it.
+            Err(_) => Err(MediaError::VideoUnreadable(format!(
+                "it took longer than {} s to read",
+                self.timeout.as_secs()
+            ))
+            .into()),
+        }
+    }
+}
+
+/// What ffprobe said about the first video stream.
+#[derive(Debug, PartialEq, Eq)]
+struct Probe {
+    /// As displayed (rotation applied).
+    width: u32,
+    height: u32,
+    duration_ms: u64,
+}
+
+fn parse_probe(json: &[u8]) -> Result<Probe, MediaError> {
+    let v: serde_json::Value = serde_json::from_slice(json)
+        .map_err(|e| MediaError::VideoUnreadable(format!("ffprobe's answer: {e}")))?;
+    let streams = v["streams"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let video = streams
+        .iter()
+        // Cover art in an MP4 is a "video" stream of one picture; skip it.
+        .find(|s| s["codec_type"] == "video" && s["disposition"]["attached_pic"] != 1)
+        .ok_or(MediaError::NoVideoStream)?;
+    let dim = |k: &str| video[k].as_u64().and_then(|n| u32::try_from(n).ok());
+    let (Some(w), Some(h)) = (dim("width"), dim("height")) else {
+        return Err(MediaError::VideoUnreadable(
+            "the video stream has no dimensions".into(),
+        ));
+    };
+    if w == 0 || h == 0 {
+        return Err(MediaError::VideoUnreadable(format!("the video is {w}×{h}")));
+    }
+    let rotation = video["side_data_list"]
+        .as_array()
+        .and_then(|l| l.iter().find_map(|d| d["rotation"].as_i64()))
+        .or_else(|| {
+            video["tags"]["rotate"]
+                .as_str()
+                .and_then(|r| r.parse().ok())
+        })
+        .unwrap_or(0);
+    let (width, height) = if rotation.rem_euclid(180) == 90 {
+        (h, w)
+    } else {
+        (w, h)
+    };
+    let seconds = |x: &serde_json::Value| x.as_str().and_then(|s| s.parse::<f64>().ok());
+    let duration = seconds(&v["format"]["duration"])
+        .or_else(|| seconds(&video["duration"]))
+        .filter(|d| d.is_finite() && *d >= 0.0)
+        .unwrap_or(0.0);
+    Ok(Probe {
+        width,
+        height,
+        duration_ms: (duration * 1000.0).round() as u64,
+    })
+}
+
+fn first_line(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let line: String = line.chars().take(200).collect();
+    if line.is_empty() {
+        "ffmpeg could not read it".to_owned()
+    } else {
+        // Paths in messages are ours, not the user's; keep only the reason.
+        line.rsplit(": ").next().unwrap_or(&line).to_owned()
+    }
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// A file in the temporary directory, removed on drop.
+struct TempFile(PathBuf);
+
+static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl TempFile {
+    async fn write(bytes: &[u8], ext: &str) -> Result<TempFile, VideoError> {
+        let n = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("wani-video-{}-{n}.{ext}", std::process::id()));
+        tokio::fs::write(&path, bytes)
+            .await
+            .map_err(|e| VideoError::Unavailable(format!("writing {}: {e}", path.display())))?;
+        Ok(TempFile(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_reads_dimensions_rotation_and_duration() {
+        let json = br#"{"streams":[{"codec_type":"audio"},
+            {"codec_type":"video","width":1920,"height":1080,
+             "side_data_list":[{"rotation":-90}]}],
+            "format":{"duration":"12.345"}}"#;
+        assert_eq!(
+            parse_probe(json).unwrap(),
+            Probe {
+                width: 1080,
+                height: 1920,
+                duration_ms: 12_345
+            }
+        );
+        let audio = br#"{"streams":[{"codec_type":"audio"}],"format":{"duration":"3"}}"#;
+        assert_eq!(parse_probe(audio), Err(MediaError::NoVideoStream));
+        assert!(parse_probe(b"{}").is_err());
+    }
+}

@@ -1,0 +1,202 @@
+//! Moderation applied by the thread actor: deleting a post or the thread,
+//! sticky and lock, spoilering a post's media, moving the thread to another
+//! board.
+//!
+//! Each action writes through [`wani_store::Repo`] first and changes the
+//! actor's memory only once the store committed, then drops the cached
+//! views and tells the board(s), exactly as a new post does. Blobs the
+//! store reports as unreferenced are deleted here, after the commit.
+//!
+//! A deleted post disappears from the thread, its "Replies:" entries and the
+//! catalog. Posts of this thread that quoted it are re-rendered so the quote
+//! shows as dead; posts in other threads keep their link (it then leads to
+//! a thread without that post) — re-rendering across threads is left out.
+//! Who may do this is not decided here: the HTTP layer checks roles.
+
+use super::{resolve_quotes, ThreadState};
+use crate::board::BoardMsg;
+use crate::error::ActorError;
+use crate::thread::ThreadMsg;
+use wani_store::{BoardId, PostId, Thread};
+
+/// What a [`ThreadMsg::DeletePost`] removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removed {
+    /// One reply.
+    Post,
+    /// The opening post was asked for, so the whole thread went.
+    Thread,
+}
+
+impl ThreadState {
+    fn reindex(&mut self) {
+        self.index = self
+            .full
+            .posts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id, i))
+            .collect();
+    }
+
+    /// Deletes blobs the store no longer references; failures only leave a
+    /// file behind, so they are logged, not returned.
+    async fn collect(&self, blobs: Vec<String>) {
+        for blob in blobs {
+            if let Err(e) = self.shared.blobs.delete(&blob).await {
+                tracing::warn!(%blob, error = %e, "could not delete the media of a deleted post");
+            }
+        }
+    }
+
+    pub(super) async fn delete_post(&mut self, id: PostId) -> Result<Removed, ActorError> {
+        let Some(&i) = self.index.get(&id) else {
+            return Err(ActorError::NotFound(format!(
+                "post {id} is not in thread {}",
+                self.id()
+            )));
+        };
+        if i == 0 {
+            self.delete_thread().await?;
+            return Ok(Removed::Thread);
+        }
+        let deleted = self.shared.repo.delete_post(id).await?;
+        let post = self.full.posts.remove(i);
+        self.reindex();
+        if post.media.is_some() {
+            self.num_media -= 1;
+        }
+        for p in &mut self.full.posts {
+            p.replies.retain(|r| *r != id);
+        }
+        self.views.invalidate();
+        self.tell_board();
+        self.collect(deleted.orphaned_blobs).await;
+
+        let me = self.id();
+        // Other threads list the deleted post under the posts it quoted; an
+        // active one reloads (an inactive one reads the store when activated).
+        match resolve_quotes(&self.shared, &post.body, |p| {
+            self.index.contains_key(&p).then_some(me)
+        })
+        .await
+        {
+            Ok(links) => {
+                for t in links.iter().filter_map(|(_, t)| *t).filter(|t| *t != me) {
+                    self.entities.tell_thread_if_active(t, ThreadMsg::Reload);
+                }
+            }
+            Err(e) => tracing::warn!(post = %id, error = %e, "could not tell quoted threads"),
+        }
+        for quoting in post.replies {
+            if let Err(e) = self.rerender(quoting).await {
+                tracing::warn!(post = %quoting, error = %e, "could not re-render a dead quote");
+            }
+        }
+        self.views.invalidate();
+        Ok(Removed::Post)
+    }
+
+    /// Renders a post of this thread again (its quotes resolved as of now)
+    /// and stores the new HTML.
+    async fn rerender(&mut self, id: PostId) -> Result<(), ActorError> {
+        let Some(&j) = self.index.get(&id) else {
+            return Ok(());
+        };
+        let me = self.id();
+        let body = self.full.posts[j].body.clone();
+        let links = resolve_quotes(&self.shared, &body, |p| {
+            self.index.contains_key(&p).then_some(me)
+        })
+        .await?;
+        let html = self.shared.renderer.render(body, links).await?;
+        self.shared.repo.set_body_html(id, &html).await?;
+        self.full.posts[j].body_html = html;
+        Ok(())
+    }
+
+    pub(super) async fn delete_thread(&mut self) -> Result<(), ActorError> {
+        let deleted = self.shared.repo.delete_thread(self.id()).await?;
+        self.views.invalidate();
+        // An inactive board reads its list from the store when activated.
+        let _ = self
+            .entities
+            .tell_board_if_active(self.board.id, BoardMsg::ThreadRemoved(self.id()));
+        self.collect(deleted.orphaned_blobs).await;
+        Ok(())
+    }
+
+    pub(super) async fn set_flags(
+        &mut self,
+        sticky: Option<bool>,
+        locked: Option<bool>,
+    ) -> Result<Thread, ActorError> {
+        let sticky = sticky.unwrap_or(self.full.thread.sticky);
+        let locked = locked.unwrap_or(self.full.thread.locked);
+        self.shared
+            .repo
+            .set_thread_flags(self.id(), sticky, locked)
+            .await?;
+        self.full.thread.sticky = sticky;
+        self.full.thread.locked = locked;
+        self.views.invalidate();
+        self.tell_board();
+        Ok(self.full.thread.clone())
+    }
+
+    pub(super) async fn set_spoiler(
+        &mut self,
+        id: PostId,
+        spoiler: bool,
+    ) -> Result<(), ActorError> {
+        let Some(&i) = self.index.get(&id) else {
+            return Err(ActorError::NotFound(format!(
+                "post {id} is not in thread {}",
+                self.id()
+            )));
+        };
+        if self.full.posts[i].media.is_none() {
+            return Err(ActorError::Invalid(format!(
+                "post {id} has no media to spoiler"
+            )));
+        }
+        self.shared.repo.set_spoiler(id, spoiler).await?;
+        self.full.posts[i].spoiler = spoiler;
+        self.views.invalidate();
+        if i == 0 {
+            self.tell_board();
+        }
+        Ok(())
+    }
+
+    pub(super) async fn move_to(&mut self, to: BoardId) -> Result<(), ActorError> {
+        if to == self.board.id {
+            return Ok(());
+        }
+        if self.full.thread.archived {
+            return Err(ActorError::Conflict(
+                "an archived thread stays on its board".into(),
+            ));
+        }
+        let board = self
+            .shared
+            .repo
+            .board(to)
+            .await?
+            .ok_or_else(|| ActorError::NotFound(format!("board {to} does not exist")))?;
+        self.shared.repo.move_thread(self.id(), to).await?;
+        let from = self.board.id;
+        self.board = board;
+        self.full.thread.board = to;
+        self.views.invalidate();
+        let _ = self
+            .entities
+            .tell_board_if_active(from, BoardMsg::ThreadRemoved(self.id()));
+        if let Some(summary) = self.summary() {
+            let _ = self
+                .entities
+                .tell_board_if_active(to, BoardMsg::ThreadAdded(Box::new(summary)));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,139 @@
+//! Anti-abuse: the rules (pure, tested without tokio) and the node's live
+//! state built from them.
+//!
+//! - [`addr`]: address ranges, the client behind trusted proxies, per-/64 keys;
+//! - [`bans`]: the in-memory ban list the posting path checks (no query);
+//! - [`flood`]: minimum intervals per client and for repeated text;
+//! - [`captcha`]: the built-in captcha, its bookkeeping and its picture;
+//! - [`roles`]: who may moderate what, and post badges;
+//! - [`tripcode`]: `name#secret` → `name !hash`.
+//!
+//! [`Abuse`] holds one node's state of these behind locks held for
+//! microseconds (never across an await). Everything here is per node; the
+//! seams for the cluster are named in each module.
+
+pub mod addr;
+pub mod bans;
+pub mod captcha;
+pub mod flood;
+pub mod roles;
+pub mod tripcode;
+
+use std::net::IpAddr;
+use std::sync::{Mutex, RwLock};
+
+use wani_store::{Ban, BoardId, Store, StoreError};
+
+use addr::Cidr;
+use bans::BanList;
+use captcha::{CaptchaBook, CaptchaError};
+use flood::{FloodControl, Intervals, PostKind};
+
+/// One node's anti-abuse state.
+pub struct Abuse {
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Seconds before the same text may be posted again (0: off).
+    pub same_content_secs: i64,
+    bans: RwLock<BanList>,
+    flood: Mutex<FloodControl>,
+    captchas: Mutex<CaptchaBook>,
+}
+
+impl Abuse {
+    /// The state for a node: `trusted` proxies (already validated by the
+    /// config), captcha lifetimes in seconds, and the bans active now.
+    pub fn new(
+        trusted: &[String],
+        same_content_secs: i64,
+        captcha_ttl_secs: i64,
+        captcha_cooldown_secs: i64,
+        bans: Vec<Ban>,
+    ) -> Result<Abuse, String> {
+        let trusted_proxies = trusted
+            .iter()
+            .map(|t| Cidr::parse(t))
+            .collect::<Result<_, _>>()?;
+        Ok(Abuse {
+            trusted_proxies,
+            same_content_secs,
+            bans: RwLock::new(BanList::new(bans)),
+            flood: Mutex::new(FloodControl::default()),
+            captchas: Mutex::new(CaptchaBook::new(
+                captcha_ttl_secs.saturating_mul(1000),
+                captcha_cooldown_secs.saturating_mul(1000),
+            )),
+        })
+    }
+
+    /// Rebuilds the ban list from the store (after a ban or unban here; the
+    /// cluster issue calls this when another node announces a change).
+    pub async fn reload_bans(&self, store: &Store, now: i64) -> Result<(), StoreError> {
+        let list = BanList::new(store.active_bans(now).await?);
+        if let Ok(mut b) = self.bans.write() {
+            *b = list;
+        }
+        Ok(())
+    }
+
+    /// The ban stopping `ip` from posting on `board`, if any. No query.
+    pub fn ban_for(&self, ip: &str, board: BoardId, now: i64) -> Option<Ban> {
+        let ip: IpAddr = ip.parse().ok()?;
+        self.bans.read().ok()?.find(ip, board, now).cloned()
+    }
+
+    /// Every active ban, newest first.
+    pub fn bans(&self) -> Vec<Ban> {
+        self.bans
+            .read()
+            .map(|b| b.all().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Flood control for one post; `Err((seconds, why))` when too soon.
+    pub fn flood_check(
+        &self,
+        ip: &str,
+        kind: PostKind,
+        body: &str,
+        limits: Intervals,
+        now: i64,
+    ) -> Result<(), (u64, &'static str)> {
+        let Ok(mut f) = self.flood.lock() else {
+            return Ok(());
+        };
+        // Entries older than a day can no longer refuse anything.
+        if f.len() > 100_000 {
+            f.forget_before(now - 86_400_000);
+        }
+        f.check(&addr::client_key(ip), kind, body, limits, now)
+    }
+
+    /// Issues a captcha; answers its id and code.
+    pub fn new_captcha(&self, now: i64) -> Option<(String, String)> {
+        Some(self.captchas.lock().ok()?.issue(now))
+    }
+
+    /// The code of a pending captcha, to draw it.
+    pub fn captcha_code(&self, id: &str, now: i64) -> Option<String> {
+        Some(self.captchas.lock().ok()?.code(id, now)?.to_string())
+    }
+
+    /// Passes when `ip` is in its cooldown or `answer` solves captcha `id`.
+    pub fn check_captcha(
+        &self,
+        ip: &str,
+        id: &str,
+        answer: &str,
+        now: i64,
+    ) -> Result<(), CaptchaError> {
+        let client = addr::client_key(ip);
+        let Ok(mut book) = self.captchas.lock() else {
+            return Err(CaptchaError::Unknown);
+        };
+        if book.in_cooldown(&client, now) {
+            return Ok(());
+        }
+        book.solve(id, answer, &client, now)
+    }
+}

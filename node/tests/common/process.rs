@@ -1,0 +1,76 @@
+//! `wani` as child processes: start one on a config, signal it, stop it.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `wani` binary, run in `dir` with quiet logs.
+pub fn wani(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wani"));
+    c.current_dir(dir).env("RUST_LOG", "warn");
+    c
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `wani serve` child; killed on drop if still running.
+pub struct Server(pub Child, pub String);
+
+impl Server {
+    /// Starts `wani serve` in `dir` (reading `dir/cluster.toml`) and waits
+    /// for the URL it prints once its socket listens.
+    pub fn start(dir: &Path) -> Server {
+        let mut child = wani(dir)
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("wani is serving ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        Server(child, url.trim_end_matches('/').to_string())
+    }
+
+    /// Sends a signal (SIGSTOP, SIGCONT, SIGKILL…).
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.0.id() as i32, sig) };
+    }
+
+    /// SIGTERM, then waits (20 s at most) for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "wani did not exit within 20 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // A stopped process must be continued to die of SIGKILL promptly.
+        self.signal(libc::SIGCONT);
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -1,0 +1,471 @@
+//! The cluster runtime of one node: ractor_cluster's node server plus the
+//! membership actor that turns heartbeats into a [`Membership`] view.
+//!
+//! ```text
+//! Cluster
+//! ├── NodeServer        ractor_cluster: listener, authenticated sessions (cookie)
+//! └── MembershipActor   remotable (its messages are `Wire` frames); joins the
+//!                       process group "wani:membership", so every peer holds a
+//!                       proxy of it after the session handshake
+//! ```
+//!
+//! Every `heartbeat_interval_ms` the membership actor (1) ticks the failure
+//! detector, (2) sends a heartbeat to every peer's membership actor, telling
+//! each how it sees it (`you_are`), and (3) dials every seed it has no
+//! session with, backing off per seed (doubling up to 5 s) so a restarted
+//! peer is found again without a storm of connection attempts. Peers are
+//! identified by their configured name, taken from the session handshake and
+//! from the heartbeat itself, never by ractor's per-connection node id.
+//!
+//! A peer with the wrong cookie fails ractor_cluster's handshake and never
+//! reaches the group; a heartbeat whose cookie digest differs is dropped too,
+//! so a misconfigured node can neither join nor evict anyone.
+//!
+//! Readers (HTTP, placement) take [`ViewSnapshot`]s from a shared lock and
+//! subscribe to [`ViewChange`]s; they never wait on the actor's mailbox.
+//!
+//! Not handled here yet: routing entity messages to the owner's region,
+//! leases and fencing, draining. They build on this view.
+
+use crate::membership::{DetectorConfig, Input, MemberState, Membership, Role, ViewChange};
+use crate::placement::NodeName;
+use crate::wire::{Envelope, Frame, Heartbeat, Wire};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor_cluster::node::{NodeConnectionMode, NodeServerMessage};
+use ractor_cluster::NodeServer;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::broadcast;
+
+/// The process group every membership actor joins.
+pub const MEMBERSHIP_GROUP: &str = "wani:membership";
+
+/// Longest wait between two connection attempts to one seed.
+const MAX_DIAL_BACKOFF_MS: u64 = 5_000;
+
+/// How a node takes part in the cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// This node's configured name (unique in the cluster).
+    pub name: String,
+    /// Where the node server listens for peers.
+    pub listen: SocketAddr,
+    /// The host peers reach this node at (the listen port is kept).
+    pub advertise_host: String,
+    /// `host:port` of peers to connect to.
+    pub seeds: Vec<String>,
+    /// Shared secret; peers with another cookie are refused.
+    pub cookie: String,
+    pub roles: BTreeSet<Role>,
+    pub detector: DetectorConfig,
+}
+
+/// One member in a [`ViewSnapshot`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MemberView {
+    pub name: String,
+    /// `up`, `suspect`, `down` or `leaving`.
+    pub state: &'static str,
+    pub roles: Vec<&'static str>,
+    pub incarnation: u64,
+    /// Milliseconds since its last heartbeat arrived (`None` for this node).
+    pub last_heartbeat_ms_ago: Option<u64>,
+    /// Whether this is the node that answered.
+    pub this_node: bool,
+}
+
+/// The view as readers see it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ViewSnapshot {
+    pub me: String,
+    pub incarnation: u64,
+    pub version: u64,
+    pub members: Vec<MemberView>,
+}
+
+impl ViewSnapshot {
+    /// The view of a node that is not in a cluster: itself, up.
+    pub fn single(name: &str, roles: &BTreeSet<Role>) -> ViewSnapshot {
+        ViewSnapshot {
+            me: name.to_string(),
+            incarnation: 0,
+            version: 0,
+            members: vec![MemberView {
+                name: name.to_string(),
+                state: "up",
+                roles: roles.iter().map(|r| r.name()).collect(),
+                incarnation: 0,
+                last_heartbeat_ms_ago: None,
+                this_node: true,
+            }],
+        }
+    }
+
+    fn of(m: &Membership, now_ms: u64) -> ViewSnapshot {
+        let mut members: Vec<MemberView> = m
+            .peers()
+            .map(|p| MemberView {
+                name: p.name.0.clone(),
+                state: state_name(p.state),
+                roles: p.roles.iter().map(|r| r.name()).collect(),
+                incarnation: p.incarnation,
+                last_heartbeat_ms_ago: Some(now_ms.saturating_sub(p.last_heartbeat_ms)),
+                this_node: false,
+            })
+            .collect();
+        members.push(MemberView {
+            name: m.me().0.clone(),
+            state: "up",
+            roles: m.roles().iter().map(|r| r.name()).collect(),
+            incarnation: m.incarnation(),
+            last_heartbeat_ms_ago: None,
+            this_node: true,
+        });
+        members.sort_by(|a, b| a.name.cmp(&b.name));
+        ViewSnapshot {
+            me: m.me().0.clone(),
+            incarnation: m.incarnation(),
+            version: m.version(),
+            members,
+        }
+    }
+}
+
+fn state_name(s: MemberState) -> &'static str {
+    match s {
+        MemberState::Up => "up",
+        MemberState::Suspect => "suspect",
+        MemberState::Down => "down",
+        MemberState::Leaving => "leaving",
+    }
+}
+
+fn state_from(s: &str) -> Option<MemberState> {
+    match s {
+        "up" => Some(MemberState::Up),
+        "suspect" => Some(MemberState::Suspect),
+        "down" => Some(MemberState::Down),
+        "leaving" => Some(MemberState::Leaving),
+        _ => None,
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn cookie_digest(cookie: &str) -> [u8; 16] {
+    let d = Sha256::digest(cookie.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    out
+}
+
+/// Why the cluster could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("could not start the cluster listener on {0}: {1}")]
+    Listen(SocketAddr, String),
+    #[error("could not start the membership actor: {0}")]
+    Membership(String),
+}
+
+/// Arguments of [`MembershipActor`].
+pub struct MembershipArgs {
+    config: ClusterConfig,
+    node_server: ActorRef<NodeServerMessage>,
+    view: Arc<RwLock<ViewSnapshot>>,
+    changes: broadcast::Sender<ViewChange>,
+}
+impl ractor::Message for MembershipArgs {}
+
+/// Per-seed dialing state.
+struct Dial {
+    next_ms: u64,
+    backoff_ms: u64,
+}
+
+/// The membership actor's state.
+pub struct MembershipState {
+    config: ClusterConfig,
+    membership: Membership,
+    node_server: ActorRef<NodeServerMessage>,
+    view: Arc<RwLock<ViewSnapshot>>,
+    changes: broadcast::Sender<ViewChange>,
+    cookie_digest: [u8; 16],
+    dials: HashMap<String, Dial>,
+    my_connection: String,
+}
+
+/// Sends and receives heartbeats; owns the view.
+pub struct MembershipActor;
+
+impl MembershipState {
+    fn heartbeat(&self, you_are: Option<(MemberState, u64)>) -> Wire {
+        Wire(Ok(Envelope::V1(Frame::Heartbeat(Heartbeat {
+            from: self.membership.me().0.clone(),
+            incarnation: self.membership.incarnation(),
+            roles: self
+                .membership
+                .roles()
+                .iter()
+                .map(|r| r.name().to_string())
+                .collect(),
+            you_are: you_are
+                .map(|(s, _)| state_name(s))
+                .unwrap_or("")
+                .to_string(),
+            you_are_incarnation: you_are.map(|(_, i)| i).unwrap_or(0),
+            sent_ms: now_ms(),
+            cookie_digest: self.cookie_digest,
+        }))))
+    }
+
+    fn publish(&mut self, changes: Vec<ViewChange>) {
+        let now = now_ms();
+        for c in &changes {
+            match c {
+                ViewChange::SelfDowned => {
+                    tracing::warn!(
+                        "a peer declared this node down; rejoining as a new incarnation"
+                    );
+                    self.membership.rejoin(now);
+                }
+                other => tracing::info!(change = ?other, "cluster view changed"),
+            }
+            let _ = self.changes.send(c.clone());
+        }
+        if let Ok(mut v) = self.view.write() {
+            *v = ViewSnapshot::of(&self.membership, now);
+        }
+    }
+
+    async fn tick(&mut self) {
+        let now = now_ms();
+        let changes = self.membership.step(Input::Tick { now_ms: now });
+        self.publish(changes);
+
+        // Who is connected, by configured name and by address.
+        let sessions =
+            match ractor::call_t!(self.node_server, NodeServerMessage::GetSessions, 1_000) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the node server did not answer");
+                    HashMap::new()
+                }
+            };
+        let mut names = HashMap::new();
+        let mut connected = BTreeSet::new();
+        for s in sessions.values() {
+            if let Some(peer) = &s.peer_name {
+                let name = peer.name.split('@').next().unwrap_or("").to_string();
+                names.insert(s.node_id, name);
+                connected.insert(peer.connection_string.clone());
+            }
+        }
+
+        for cell in ractor::pg::get_members(&MEMBERSHIP_GROUP.to_string()) {
+            let id = cell.get_id();
+            if id.is_local() {
+                continue;
+            }
+            let you_are = names
+                .get(&id.node())
+                .and_then(|n| self.membership.member(&NodeName(n.clone())))
+                .map(|m| (m.state, m.incarnation));
+            let peer: ActorRef<Wire> = cell.into();
+            let _ = peer.cast(self.heartbeat(you_are));
+        }
+
+        for seed in self.config.seeds.clone() {
+            if seed == self.my_connection {
+                continue;
+            }
+            let interval = self.config.detector.heartbeat_interval_ms;
+            let dial = self.dials.entry(seed.clone()).or_insert(Dial {
+                next_ms: 0,
+                backoff_ms: interval,
+            });
+            if connected.contains(&seed) {
+                dial.backoff_ms = interval;
+                dial.next_ms = 0;
+                continue;
+            }
+            if now < dial.next_ms {
+                continue;
+            }
+            dial.next_ms = now + dial.backoff_ms;
+            dial.backoff_ms = (dial.backoff_ms * 2).min(MAX_DIAL_BACKOFF_MS);
+            let server = self.node_server.clone();
+            tokio::spawn(async move {
+                if let Err(e) = ractor_cluster::client_connect(&server, seed.as_str()).await {
+                    tracing::debug!(%seed, error = %e, "seed not reachable yet");
+                }
+            });
+        }
+    }
+
+    fn receive(&mut self, frame: Frame) {
+        match frame {
+            Frame::Heartbeat(beat) | Frame::HeartbeatAck { beat, .. } => {
+                if beat.cookie_digest != self.cookie_digest {
+                    tracing::warn!(from = %beat.from, "heartbeat with another cluster cookie refused");
+                    return;
+                }
+                let roles = beat
+                    .roles
+                    .iter()
+                    .filter_map(|r| Role::from_name(r))
+                    .collect();
+                let changes = self.membership.step(Input::Heartbeat {
+                    from: NodeName(beat.from),
+                    incarnation: beat.incarnation,
+                    roles,
+                    you_are: state_from(&beat.you_are).map(|s| (s, beat.you_are_incarnation)),
+                    now_ms: now_ms(),
+                    rtt_ms: None,
+                });
+                self.publish(changes);
+            }
+            Frame::Leaving { from, incarnation } => {
+                let changes = self.membership.step(Input::Leaving {
+                    from: NodeName(from),
+                    incarnation,
+                    now_ms: now_ms(),
+                });
+                self.publish(changes);
+            }
+            Frame::Tick => {}
+        }
+    }
+}
+
+impl Actor for MembershipActor {
+    type Msg = Wire;
+    type State = MembershipState;
+    type Arguments = MembershipArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Wire>,
+        args: MembershipArgs,
+    ) -> Result<MembershipState, ActorProcessingErr> {
+        ractor::pg::join(MEMBERSHIP_GROUP.to_string(), vec![myself.get_cell()]);
+        let c = &args.config;
+        let membership = Membership::new(
+            NodeName(c.name.clone()),
+            now_ms(),
+            c.roles.clone(),
+            c.detector,
+        );
+        let my_connection = format!("{}:{}", c.advertise_host, c.listen.port());
+        let mut state = MembershipState {
+            cookie_digest: cookie_digest(&c.cookie),
+            config: args.config,
+            membership,
+            node_server: args.node_server,
+            view: args.view,
+            changes: args.changes,
+            dials: HashMap::new(),
+            my_connection,
+        };
+        state.publish(Vec::new());
+        Ok(state)
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<Wire>,
+        state: &mut MembershipState,
+    ) -> Result<(), ActorProcessingErr> {
+        let every = Duration::from_millis(state.config.detector.heartbeat_interval_ms.max(10));
+        myself.send_interval(every, || Wire(Ok(Envelope::V1(Frame::Tick))));
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Wire>,
+        msg: Wire,
+        state: &mut MembershipState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg.0 {
+            Ok(Envelope::V1(Frame::Tick)) => state.tick().await,
+            Ok(Envelope::V1(frame)) => state.receive(frame),
+            Err(e) => tracing::warn!(error = %e, "dropped a broken cluster frame"),
+        }
+        Ok(())
+    }
+}
+
+/// A running cluster membership for this node.
+pub struct Cluster {
+    view: Arc<RwLock<ViewSnapshot>>,
+    changes: broadcast::Sender<ViewChange>,
+    node_server: ActorRef<NodeServerMessage>,
+    membership: ActorRef<Wire>,
+}
+
+impl Cluster {
+    /// Starts the node server and the membership actor.
+    pub async fn start(config: ClusterConfig) -> Result<Cluster, ClusterError> {
+        let server = NodeServer::new(
+            config.listen.port(),
+            config.cookie.clone(),
+            config.name.clone(),
+            config.advertise_host.clone(),
+            None,
+            Some(NodeConnectionMode::Isolated),
+        )
+        .with_listen_addr(config.listen.ip());
+        let (node_server, _) = Actor::spawn(None, server, ())
+            .await
+            .map_err(|e| ClusterError::Listen(config.listen, e.to_string()))?;
+        let view = Arc::new(RwLock::new(ViewSnapshot::single(
+            &config.name,
+            &config.roles,
+        )));
+        let (changes, _) = broadcast::channel(256);
+        let args = MembershipArgs {
+            config,
+            node_server: node_server.clone(),
+            view: view.clone(),
+            changes: changes.clone(),
+        };
+        let (membership, _) = Actor::spawn(None, MembershipActor, args)
+            .await
+            .map_err(|e| ClusterError::Membership(e.to_string()))?;
+        Ok(Cluster {
+            view,
+            changes,
+            node_server,
+            membership,
+        })
+    }
+
+    /// The current view.
+    pub fn view(&self) -> ViewSnapshot {
+        self.view
+            .read()
+            .map(|v| v.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// View changes from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<ViewChange> {
+        self.changes.subscribe()
+    }
+
+    /// Stops membership and closes every session.
+    pub fn stop(&self) {
+        self.membership.stop(None);
+        self.node_server.stop(None);
+    }
+}
