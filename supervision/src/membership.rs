@@ -159,6 +159,8 @@ pub struct Membership {
     config: DetectorConfig,
     members: BTreeMap<NodeName, Member>,
     version: u64,
+    /// When the last tick ran, to notice that this process itself was frozen.
+    last_tick_ms: Option<u64>,
 }
 
 impl Membership {
@@ -176,6 +178,7 @@ impl Membership {
             config,
             members: BTreeMap::new(),
             version: 0,
+            last_tick_ms: None,
         }
     }
 
@@ -359,6 +362,21 @@ impl Membership {
     fn tick(&mut self, now_ms: u64) -> Vec<ViewChange> {
         let interval = self.config.heartbeat_interval_ms.max(1);
         let mut changes = Vec::new();
+        // Ticks come every interval. A gap as long as the down threshold means
+        // *this* process was frozen (SIGSTOP, a stalled VM), not that every
+        // peer died at once: give the peers a fresh grace period instead of
+        // declaring them all down. If it was declared down meanwhile, the
+        // peers' next heartbeats say so and it rejoins.
+        let frozen = self.last_tick_ms.is_some_and(|last| {
+            now_ms.saturating_sub(last) >= interval * self.config.down_after as u64
+        });
+        self.last_tick_ms = Some(now_ms);
+        if frozen {
+            for m in self.members.values_mut() {
+                m.last_heartbeat_ms = m.last_heartbeat_ms.max(now_ms);
+            }
+            return changes;
+        }
         for m in self.members.values_mut() {
             let missed = now_ms.saturating_sub(m.last_heartbeat_ms) / interval;
             match m.state {
@@ -435,6 +453,22 @@ mod tests {
             vec![ViewChange::Downed(n("b"))]
         );
         assert_eq!(m.owners_for(Role::Entities), vec![n("a")]);
+    }
+
+    #[test]
+    fn a_node_that_was_frozen_itself_does_not_down_everyone() {
+        let mut m = view();
+        m.step(hb("b", 7, 0));
+        m.step(Input::Tick { now_ms: 100 });
+        // Ten seconds without a tick: this process was paused.
+        assert_eq!(m.step(Input::Tick { now_ms: 10_100 }), vec![]);
+        assert_eq!(m.state_of(&n("b")), Some(MemberState::Up));
+        // If b really is gone, it is noticed after the normal threshold.
+        m.step(Input::Tick { now_ms: 10_200 });
+        assert_eq!(
+            m.step(Input::Tick { now_ms: 10_900 }),
+            vec![ViewChange::Downed(n("b"))]
+        );
     }
 
     #[test]
