@@ -3,7 +3,7 @@
 use wani_store::StoreError;
 
 /// Why an entity could not do what was asked.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ActorError {
     /// The board, thread or post does not exist.
     #[error("{0}")]

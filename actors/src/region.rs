@@ -21,7 +21,9 @@
 
 use crate::board::{BoardActor, BoardArgs, BoardMsg};
 use crate::error::ActorError;
+use crate::remote::{Answer, Completion, Request};
 use crate::renderer::Renderer;
+use crate::router::{Route, Router};
 use crate::thread::{ThreadActor, ThreadArgs, ThreadMsg};
 use crate::views::ViewRenderer;
 use futures::future::BoxFuture;
@@ -36,7 +38,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wani_store::blob::BlobStore;
 use wani_store::{BoardId, Repo, ThreadId};
-use wani_supervision::{EntityKey, RestartDecision, RestartPolicy};
+use wani_supervision::{EntityKey, NodeName, RestartDecision, RestartPolicy};
 
 /// Settings of entity actors.
 #[derive(Clone, Debug)]
@@ -72,6 +74,9 @@ pub struct Shared {
 struct Maps {
     threads: Table<ThreadId, ThreadMsg>,
     boards: Table<BoardId, BoardMsg>,
+    /// Set once when the node joins a cluster: entities owned by other
+    /// nodes are reached through it.
+    router: std::sync::OnceLock<Arc<Router>>,
 }
 
 /// The region's mailbox.
@@ -221,6 +226,13 @@ impl RegionState {
         }
         Some(key)
     }
+}
+
+/// Where an entity is, for one call.
+enum Target {
+    Here,
+    There(Arc<Router>, NodeName),
+    Nobody,
 }
 
 /// Active entities of one kind.
@@ -428,8 +440,8 @@ impl Entities {
         )))
     }
 
-    /// Asks a thread and waits for its answer.
-    pub async fn call_thread<T: Send + 'static>(
+    /// Asks a thread on this node and waits for its answer.
+    pub async fn call_thread_here<T: Send + 'static>(
         &self,
         id: ThreadId,
         msg: impl Fn(RpcReplyPort<T>) -> ThreadMsg,
@@ -438,8 +450,8 @@ impl Entities {
             .await
     }
 
-    /// Asks a board and waits for its answer.
-    pub async fn call_board<T: Send + 'static>(
+    /// Asks a board on this node and waits for its answer.
+    pub async fn call_board_here<T: Send + 'static>(
         &self,
         id: BoardId,
         msg: impl Fn(RpcReplyPort<T>) -> BoardMsg,
@@ -453,14 +465,143 @@ impl Entities {
         self.thread(id).await?.cast(msg).map_err(ActorError::from)
     }
 
-    /// Sends to a board without waiting; activates it if needed.
-    pub async fn tell_board(&self, id: BoardId, msg: BoardMsg) -> Result<(), ActorError> {
+    /// Sends to a board on this node without waiting; activates it if needed.
+    pub async fn tell_board_here(&self, id: BoardId, msg: BoardMsg) -> Result<(), ActorError> {
         self.board(id).await?.cast(msg).map_err(ActorError::from)
     }
 
+    /// Joins this node's entities to a cluster: from now on an entity owned
+    /// by another node is reached through `router`.
+    pub fn set_router(&self, router: Arc<Router>) {
+        let _ = self.maps.router.set(router);
+    }
+
+    /// Where the entity `key` lives now.
+    fn target(&self, key: EntityKey) -> Target {
+        match self.maps.router.get() {
+            None => Target::Here,
+            Some(r) => match r.route(key) {
+                Route::Here => Target::Here,
+                Route::There(node) => Target::There(r.clone(), node),
+                Route::Nobody => Target::Nobody,
+            },
+        }
+    }
+
+    /// Asks an entity wherever it lives. Across nodes the message is split
+    /// into a request and the completion of its reply port; if the owner
+    /// cannot be reached the call is routed again (the view may have moved
+    /// the entity), until `failover_deadline`.
+    async fn routed<'a, T: Send + 'static>(
+        &'a self,
+        key: EntityKey,
+        to_request: impl Fn(RpcReplyPort<T>) -> Option<(Request, Completion)>,
+        here: impl Fn() -> BoxFuture<'a, Result<T, ActorError>>,
+    ) -> Result<T, ActorError> {
+        let deadline = std::time::Instant::now() + self.failover_deadline();
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let err = match self.target(key) {
+                Target::Here => return here().await,
+                Target::Nobody => {
+                    ActorError::Unavailable("no node with the entities role is up".into())
+                }
+                Target::There(router, node) => {
+                    let (tx, rx) = ractor::concurrency::oneshot();
+                    let Some((req, complete)) = to_request(RpcReplyPort::from(tx)) else {
+                        return Err(ActorError::Invalid(format!(
+                            "{key}: this message cannot cross nodes"
+                        )));
+                    };
+                    match router.request(&node, &req).await {
+                        Ok(Answer::Failed(e)) if !e.is_retryable() => return Err(e),
+                        Ok(Answer::Failed(e)) => e,
+                        Ok(answer) => {
+                            complete(answer);
+                            match rx.await {
+                                Ok(v) => return Ok(v),
+                                Err(_) => ActorError::Unavailable(format!(
+                                    "{key}: {node} answered something unexpected"
+                                )),
+                            }
+                        }
+                        Err(e) => e,
+                    }
+                }
+            };
+            if std::time::Instant::now() + backoff > deadline {
+                return Err(err);
+            }
+            tracing::debug!(%key, error = %err, "retrying on the current owner");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    fn failover_deadline(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Asks a thread, wherever it lives, and waits for its answer.
+    pub async fn call_thread<T: Send + 'static>(
+        &self,
+        id: ThreadId,
+        msg: impl Fn(RpcReplyPort<T>) -> ThreadMsg + Send + Sync,
+    ) -> Result<T, ActorError> {
+        self.routed(
+            EntityKey::Thread(id.0),
+            |reply| {
+                msg(reply)
+                    .split()
+                    .map(|(op, c)| (Request::Thread(id, op), c))
+            },
+            || Box::pin(self.call_thread_here(id, &msg)),
+        )
+        .await
+    }
+
+    /// Asks a board, wherever it lives, and waits for its answer.
+    pub async fn call_board<T: Send + 'static>(
+        &self,
+        id: BoardId,
+        msg: impl Fn(RpcReplyPort<T>) -> BoardMsg + Send + Sync,
+    ) -> Result<T, ActorError> {
+        self.routed(
+            EntityKey::Board(id.0),
+            |reply| {
+                msg(reply)
+                    .split()
+                    .map(|(op, c)| (Request::Board(id, op), c))
+            },
+            || Box::pin(self.call_board_here(id, &msg)),
+        )
+        .await
+    }
+
+    /// Sends to a board, wherever it lives, without waiting for it.
+    pub async fn tell_board(&self, id: BoardId, msg: BoardMsg) -> Result<(), ActorError> {
+        match self.target(EntityKey::Board(id.0)) {
+            Target::Here => self.tell_board_here(id, msg).await,
+            Target::There(router, node) => match msg.split() {
+                Some((op, _)) => router.tell(&node, &Request::Board(id, op)),
+                None => Ok(()),
+            },
+            Target::Nobody => Err(ActorError::Unavailable(
+                "no node with the entities role is up".into(),
+            )),
+        }
+    }
+
     /// Sends to a thread only if it is active (an inactive one reloads from
-    /// the store anyway, so it needs no notice).
+    /// the store anyway, so it needs no notice); on another node, it is sent
+    /// there and that node decides.
     pub fn tell_thread_if_active(&self, id: ThreadId, msg: ThreadMsg) {
+        if let Target::There(router, node) = self.target(EntityKey::Thread(id.0)) {
+            if let Some((op, _)) = msg.split() {
+                let _ = router.tell(&node, &Request::Thread(id, op));
+            }
+            return;
+        }
         if let Some(r) = get_live(&self.maps.threads, &id) {
             let _ = r.cast(msg);
         }
@@ -469,6 +610,12 @@ impl Entities {
     /// Sends to a board if it is active; gives the message back when it
     /// could not be delivered (inactive, or stopped meanwhile).
     pub fn tell_board_if_active(&self, id: BoardId, msg: BoardMsg) -> Option<BoardMsg> {
+        if let Target::There(router, node) = self.target(EntityKey::Board(id.0)) {
+            if let Some((op, _)) = msg.split() {
+                let _ = router.tell(&node, &Request::Board(id, op));
+            }
+            return None;
+        }
         let Some(r) = get_live(&self.maps.boards, &id) else {
             return Some(msg);
         };

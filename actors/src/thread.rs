@@ -37,7 +37,7 @@ use wani_store::{
 };
 
 /// A post as submitted, before the actor decides its poster id and bump.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct PostDraft {
     pub body: String,
     /// The client address (for the poster id and moderation; never served).

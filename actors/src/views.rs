@@ -15,7 +15,7 @@ use std::sync::Arc;
 use wani_store::{Board, ThreadFull, ThreadSummary};
 
 /// A view of a thread.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ThreadView {
     /// `GET /api/v1/thread/{id}`.
     Json,
@@ -26,7 +26,7 @@ pub enum ThreadView {
 }
 
 /// A view of a board's live threads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum CatalogView {
     /// `GET /api/v1/board/{id}/catalog`.
     Json,

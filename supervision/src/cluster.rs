@@ -179,6 +179,7 @@ pub enum ClusterError {
 
 /// Arguments of [`MembershipActor`].
 pub struct MembershipArgs {
+    directory: Arc<RwLock<HashMap<String, u64>>>,
     config: ClusterConfig,
     node_server: ActorRef<NodeServerMessage>,
     view: Arc<RwLock<ViewSnapshot>>,
@@ -194,6 +195,8 @@ struct Dial {
 
 /// The membership actor's state.
 pub struct MembershipState {
+    /// Peer name → ractor node id of its current session, for addressing.
+    directory: Arc<RwLock<HashMap<String, u64>>>,
     config: ClusterConfig,
     membership: Membership,
     node_server: ActorRef<NodeServerMessage>,
@@ -271,6 +274,10 @@ impl MembershipState {
             }
         }
 
+        if let Ok(mut d) = self.directory.write() {
+            *d = names.iter().map(|(id, name)| (name.clone(), *id)).collect();
+        }
+
         for cell in ractor::pg::get_members(&MEMBERSHIP_GROUP.to_string()) {
             let id = cell.get_id();
             if id.is_local() {
@@ -342,7 +349,8 @@ impl MembershipState {
                 });
                 self.publish(changes);
             }
-            Frame::Tick => {}
+            // Region traffic goes to the region router, not here.
+            Frame::Tick | Frame::Call { .. } | Frame::Reply { .. } => {}
         }
     }
 }
@@ -367,6 +375,7 @@ impl Actor for MembershipActor {
         );
         let my_connection = format!("{}:{}", c.advertise_host, c.listen.port());
         let mut state = MembershipState {
+            directory: args.directory,
             cookie_digest: cookie_digest(&c.cookie),
             config: args.config,
             membership,
@@ -407,6 +416,8 @@ impl Actor for MembershipActor {
 
 /// A running cluster membership for this node.
 pub struct Cluster {
+    name: String,
+    directory: Arc<RwLock<HashMap<String, u64>>>,
     view: Arc<RwLock<ViewSnapshot>>,
     changes: broadcast::Sender<ViewChange>,
     node_server: ActorRef<NodeServerMessage>,
@@ -433,7 +444,10 @@ impl Cluster {
             &config.roles,
         )));
         let (changes, _) = broadcast::channel(256);
+        let directory = Arc::new(RwLock::new(HashMap::new()));
+        let name = config.name.clone();
         let args = MembershipArgs {
+            directory: directory.clone(),
             config,
             node_server: node_server.clone(),
             view: view.clone(),
@@ -443,6 +457,8 @@ impl Cluster {
             .await
             .map_err(|e| ClusterError::Membership(e.to_string()))?;
         Ok(Cluster {
+            name,
+            directory,
             view,
             changes,
             node_server,
@@ -456,6 +472,49 @@ impl Cluster {
             .read()
             .map(|v| v.clone())
             .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// This node's name.
+    pub fn me(&self) -> NodeName {
+        NodeName(self.name.clone())
+    }
+
+    /// This node's lease identity: name and incarnation, so a restarted
+    /// process never shares a fence with its previous life.
+    pub fn lease_holder(&self) -> String {
+        let v = self.view();
+        format!("{}#{}", v.me, v.incarnation)
+    }
+
+    /// Nodes that own shards for `role` in the current view (up or
+    /// suspect, carrying the role), sorted.
+    pub fn owners_for(&self, role: Role) -> Vec<NodeName> {
+        let v = self.view();
+        let mut out: Vec<NodeName> = v
+            .members
+            .iter()
+            .filter(|m| matches!(m.state, "up" | "suspect") && m.roles.contains(&role.name()))
+            .map(|m| NodeName(m.name.clone()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Whether `name` is declared down or unknown in this node's view.
+    pub fn is_gone(&self, name: &str) -> bool {
+        !self
+            .view()
+            .members
+            .iter()
+            .any(|m| m.name == name && matches!(m.state, "up" | "suspect"))
+    }
+
+    /// The ractor node id of `name`'s current session, if connected.
+    pub fn node_id(&self, name: &str) -> Option<u64> {
+        self.directory
+            .read()
+            .ok()
+            .and_then(|d| d.get(name).copied())
     }
 
     /// View changes from now on.

@@ -37,6 +37,16 @@ pub enum Frame {
     HeartbeatAck { beat: Heartbeat, echo_sent_ms: u64 },
     /// The sender is draining and will own nothing.
     Leaving { from: String, incarnation: u64 },
+    /// A request to an entity owned by the receiver. `payload` is the
+    /// bincode of an entity request (wani-actors' `remote::Request`); the
+    /// receiver answers `Reply` with the same `req` to the region of `from`.
+    Call {
+        req: u64,
+        from: String,
+        payload: Vec<u8>,
+    },
+    /// The answer to a `Call`.
+    Reply { req: u64, payload: Vec<u8> },
     /// The membership actor's own timer. Local only; one received from a
     /// peer would only make the receiver re-check its view early.
     Tick,

@@ -10,9 +10,13 @@
 //! Shrink-on-load: a 12-megapixel JPEG that only needs a 500-pixel
 //! thumbnail is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain
 //! (jpeg-decoder's `scale`), which skips most of the inverse transform and
-//! allocates a sixteenth of the pixels. Like Pillow's `draft`, the scale
-//! keeps at least twice the thumbnail's size, so the final resize still has
-//! real pixels to filter. zune-jpeg (inside `image`) reads the header, the
+//! allocates a 64th of the pixels. The scale keeps at least the thumbnail's
+//! size (a 4000×3000 photo decodes at 1/8, straight to 500×375): scaled
+//! IDCT is an area average over each 8×8 block, a sound downscale for a
+//! thumbnail. Pillow's `thumbnail` stops at twice the target and filters
+//! the rest; measured here (docs/BENCHMARKS.md), stopping at twice the
+//! target cost 35% of the throughput for a difference hard to see at 500
+//! px. zune-jpeg (inside `image`) reads the header, the
 //! EXIF orientation and any JPEG jpeg-decoder cannot scale (CMYK, 12-bit).
 //! Nothing else in the module decodes.
 
@@ -142,7 +146,7 @@ pub(crate) fn decode(
 }
 
 /// Decodes a JPEG at the smallest DCT scale (1/2, 1/4, 1/8) that keeps at
-/// least twice `target_side` on the long side; `None` when no scaling
+/// least `target_side` on the long side; `None` when no scaling
 /// applies or jpeg-decoder cannot produce RGB or grey for it (the caller
 /// then decodes at full size).
 fn jpeg_scaled(
@@ -154,7 +158,7 @@ fn jpeg_scaled(
     let long = width.max(height);
     let want = target_side.max(1);
     if long < want.saturating_mul(2) {
-        return Ok(None); // not even a 1/2 scale would keep twice the target
+        return Ok(None); // not even a 1/2 scale would keep the target
     }
     let (tw, th) = super::thumb::fit(width, height, want);
     let mut d = jpeg_decoder::Decoder::new(bytes);

@@ -20,7 +20,7 @@ use crate::thread::ThreadMsg;
 use wani_store::{BoardId, PostId, Thread};
 
 /// What a [`ThreadMsg::DeletePost`] removed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Removed {
     /// One reply.
     Post,

@@ -367,7 +367,7 @@ async fn thread_action<T: Send + 'static>(
     raw: &str,
     f: &Fields,
     action: &str,
-    msg: impl Fn(ractor::RpcReplyPort<Result<T, wani_actors::ActorError>>) -> ThreadMsg,
+    msg: impl Fn(ractor::RpcReplyPort<Result<T, wani_actors::ActorError>>) -> ThreadMsg + Send + Sync,
 ) -> Result<ThreadId, ApiError> {
     let thread = ThreadId(id(raw, "thread")?);
     let board = thread_board(state, thread).await.map_err(ApiError::html)?;

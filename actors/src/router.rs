@@ -1,0 +1,244 @@
+//! Router: reaching entities owned by other nodes.
+//!
+//! Each node runs one remotable region router actor (its messages are
+//! `Wire` frames) in the process group `wani:region`, so every peer holds a
+//! proxy of it. An entity's owner is computed from the membership view:
+//! `shard = hash(key) mod N`, owner = rendezvous hash of the shard over the
+//! nodes that are up (or suspect) with the `entities` role. Every node
+//! computes the same owner from the same view.
+//!
+//! A call to a remote entity is a `Call { req, from, payload }` frame to the
+//! owner's router, which runs it on its own [`Entities`] and answers
+//! `Reply { req, payload }` to the router of `from`. The caller waits with a
+//! timeout; [`Entities`] then routes again, so a call to a node that just
+//! died lands on the new owner once the view has moved its shard. Writes
+//! carry idempotency keys, so such a retry stores a post once.
+//!
+//! Not handled here: what an owner does when it receives a call for a shard
+//! it no longer owns (it serves it; fencing in the store refuses a write
+//! from a stale owner).
+
+use crate::error::ActorError;
+use crate::region::Entities;
+use crate::remote::{self, Answer, Request};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use wani_supervision::cluster::Cluster;
+use wani_supervision::wire::{Envelope, Frame, Wire};
+use wani_supervision::{owner_of, shard_of, EntityKey, NodeName, Role};
+
+/// The process group of the region routers.
+pub const REGION_GROUP: &str = "wani:region";
+
+/// Where an entity lives, as this node sees it now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    Here,
+    There(NodeName),
+    /// No node with the `entities` role is up.
+    Nobody,
+}
+
+/// Routes entity calls across the cluster.
+pub struct Router {
+    cluster: Arc<Cluster>,
+    shards: u32,
+    timeout: Duration,
+    next_req: AtomicU64,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Vec<u8>>>>,
+    actor: Mutex<Option<ActorRef<Wire>>>,
+}
+
+impl Router {
+    /// Starts this node's region router actor and returns the router.
+    pub async fn start(
+        cluster: Arc<Cluster>,
+        entities: Entities,
+        shards: u32,
+        timeout: Duration,
+    ) -> Result<Arc<Router>, ActorError> {
+        let router = Arc::new(Router {
+            cluster,
+            shards,
+            timeout,
+            next_req: AtomicU64::new(1),
+            pending: Mutex::new(HashMap::new()),
+            actor: Mutex::new(None),
+        });
+        let (actor, _) = Actor::spawn(
+            None,
+            RouterActor,
+            RouterArgs {
+                router: router.clone(),
+                entities,
+            },
+        )
+        .await
+        .map_err(|e| ActorError::Unavailable(format!("region router: {e}")))?;
+        if let Ok(mut a) = router.actor.lock() {
+            *a = Some(actor);
+        }
+        Ok(router)
+    }
+
+    /// The shard count.
+    pub fn shards(&self) -> u32 {
+        self.shards
+    }
+
+    /// The owner of `key` in the current view.
+    pub fn route(&self, key: EntityKey) -> Route {
+        let owners = self.cluster.owners_for(Role::Entities);
+        match owner_of(shard_of(&key, self.shards), &owners) {
+            None => Route::Nobody,
+            Some(n) if *n == self.cluster.me() => Route::Here,
+            Some(n) => Route::There(n.clone()),
+        }
+    }
+
+    /// The router actor of `node`, if a session to it is up.
+    fn peer(&self, node: &NodeName) -> Option<ActorRef<Wire>> {
+        let id = self.cluster.node_id(&node.0)?;
+        ractor::pg::get_members(&REGION_GROUP.to_string())
+            .into_iter()
+            .find(|c: &ActorCell| !c.get_id().is_local() && c.get_id().node() == id)
+            .map(ActorRef::from)
+    }
+
+    fn send(&self, node: &NodeName, frame: Frame) -> Result<(), ActorError> {
+        let peer = self
+            .peer(node)
+            .ok_or_else(|| ActorError::Unavailable(format!("no session to {node}")))?;
+        peer.cast(Wire(Ok(Envelope::V1(frame))))
+            .map_err(|e| ActorError::Unavailable(format!("could not send to {node}: {e}")))
+    }
+
+    /// Sends a one-way request (no answer is awaited).
+    pub fn tell(&self, node: &NodeName, req: &Request) -> Result<(), ActorError> {
+        let payload = remote::encode(req)?;
+        self.send(
+            node,
+            Frame::Call {
+                req: 0,
+                from: self.cluster.me().0,
+                payload,
+            },
+        )
+    }
+
+    /// Sends a request to `node` and waits (at most the timeout) for its answer.
+    pub async fn request(&self, node: &NodeName, req: &Request) -> Result<Answer, ActorError> {
+        let payload = remote::encode(req)?;
+        let id = self.next_req.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(id, tx);
+        }
+        let sent = self.send(
+            node,
+            Frame::Call {
+                req: id,
+                from: self.cluster.me().0,
+                payload,
+            },
+        );
+        let result = match sent {
+            Err(e) => Err(e),
+            Ok(()) => match tokio::time::timeout(self.timeout, rx).await {
+                Ok(Ok(bytes)) => remote::decode::<Answer>(&bytes),
+                Ok(Err(_)) => Err(ActorError::Unavailable(format!(
+                    "{node} dropped the request"
+                ))),
+                Err(_) => Err(ActorError::Unavailable(format!(
+                    "{node} did not answer in time"
+                ))),
+            },
+        };
+        if let Ok(mut p) = self.pending.lock() {
+            p.remove(&id);
+        }
+        result
+    }
+
+    fn complete(&self, req: u64, payload: Vec<u8>) {
+        let tx = self.pending.lock().ok().and_then(|mut p| p.remove(&req));
+        if let Some(tx) = tx {
+            let _ = tx.send(payload);
+        }
+    }
+
+    /// Stops the router actor.
+    pub fn stop(&self) {
+        if let Some(a) = self.actor.lock().ok().and_then(|a| a.clone()) {
+            a.stop(None);
+        }
+    }
+}
+
+/// Arguments of [`RouterActor`].
+pub struct RouterArgs {
+    router: Arc<Router>,
+    entities: Entities,
+}
+impl ractor::Message for RouterArgs {}
+
+/// The remotable actor behind a [`Router`].
+pub struct RouterActor;
+
+impl Actor for RouterActor {
+    type Msg = Wire;
+    type State = RouterArgs;
+    type Arguments = RouterArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Wire>,
+        args: RouterArgs,
+    ) -> Result<RouterArgs, ActorProcessingErr> {
+        ractor::pg::join(REGION_GROUP.to_string(), vec![myself.get_cell()]);
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Wire>,
+        msg: Wire,
+        state: &mut RouterArgs,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg.0 {
+            Ok(Envelope::V1(Frame::Call { req, from, payload })) => {
+                let router = state.router.clone();
+                let entities = state.entities.clone();
+                // Each call runs on its own task: a slow entity must not hold
+                // up calls to the others.
+                tokio::spawn(async move {
+                    let answer = match remote::decode::<Request>(&payload) {
+                        Ok(request) => remote::serve(&entities, request).await,
+                        Err(e) => Answer::Failed(e),
+                    };
+                    if req == 0 {
+                        return;
+                    }
+                    match remote::encode(&answer) {
+                        Ok(payload) => {
+                            if let Err(e) =
+                                router.send(&NodeName(from.clone()), Frame::Reply { req, payload })
+                            {
+                                tracing::warn!(%from, error = %e, "could not answer a cluster call");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "could not encode an answer"),
+                    }
+                });
+            }
+            Ok(Envelope::V1(Frame::Reply { req, payload })) => state.router.complete(req, payload),
+            Ok(Envelope::V1(_)) => {}
+            Err(e) => tracing::warn!(error = %e, "dropped a broken cluster frame"),
+        }
+        Ok(())
+    }
+}
