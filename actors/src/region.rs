@@ -93,6 +93,9 @@ pub enum RegionMsg {
     },
     /// Stops every active entity and answers once all have stopped.
     PassivateAll { reply: RpcReplyPort<()> },
+    /// Stops the active entities `moved` selects (their shard now belongs
+    /// to another node) and answers once they have stopped.
+    PassivateMoved { moved: Box<dyn Fn(EntityKey) -> bool + Send>, reply: RpcReplyPort<usize> },
 }
 impl ractor::Message for RegionMsg {}
 
@@ -304,6 +307,21 @@ impl Actor for Region {
                     let _ = c.wait(Some(Duration::from_secs(5))).await;
                 }
                 let _ = reply.send(());
+            }
+            RegionMsg::PassivateMoved { moved, reply } => {
+                let children: Vec<ActorCell> = myself
+                    .get_children()
+                    .into_iter()
+                    .filter(|c| state.children.get(&c.get_id()).is_some_and(|k| moved(*k)))
+                    .collect();
+                for c in &children {
+                    c.stop(Some("its shard moved to another node".into()));
+                }
+                for c in &children {
+                    let _ = c.wait(Some(Duration::from_secs(5))).await;
+                    state.forget(c);
+                }
+                let _ = reply.send(children.len());
             }
         }
         Ok(())
@@ -631,6 +649,15 @@ impl Entities {
         let b = self.maps.boards.read().map(|m| m.len()).unwrap_or(0);
         let t = self.maps.threads.read().map(|m| m.len()).unwrap_or(0);
         (b, t)
+    }
+
+    /// Stops the active entities `moved` selects and waits for them.
+    pub async fn passivate_moved(&self, moved: impl Fn(EntityKey) -> bool + Send + 'static) -> usize {
+        let moved: Box<dyn Fn(EntityKey) -> bool + Send> = Box::new(moved);
+        match self.region.call(|reply| RegionMsg::PassivateMoved { moved, reply }, Some(Duration::from_secs(30))).await {
+            Ok(CallResult::Success(n)) => n,
+            _ => 0,
+        }
     }
 
     /// Stops every active entity (graceful shutdown) and waits for them.

@@ -43,6 +43,12 @@ pub struct ClusterSection {
     /// Missed heartbeats before a peer is suspected, and before it is down.
     pub suspect_after: u32,
     pub down_after: u32,
+    /// Shards entities are spread over; the same on every node, never changed
+    /// on a running cluster.
+    pub shards: u32,
+    /// How long a call to an entity on another node may take before it is
+    /// routed again (the owner may have died).
+    pub call_timeout_secs: u64,
 }
 
 impl Default for ClusterSection {
@@ -58,6 +64,8 @@ impl Default for ClusterSection {
             heartbeat_ms: d.heartbeat_interval_ms,
             suspect_after: d.suspect_after,
             down_after: d.down_after,
+            shards: wani_supervision::DEFAULT_SHARDS,
+            call_timeout_secs: 3,
         }
     }
 }

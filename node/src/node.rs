@@ -26,6 +26,7 @@ use wani_actors::media::video::VideoTools;
 use wani_actors::{Entities, EntityConfig, Renderer, Shared, Thumbnailer};
 use wani_store::blob::{BlobStore, DbBlobStore, FsBlobStore};
 use wani_store::{Repo, Store, StoreOptions};
+use wani_actors::router::Router;
 use wani_supervision::cluster::Cluster;
 
 /// A started node (actors running, HTTP not yet serving).
@@ -133,7 +134,16 @@ impl Node {
                 .await
                 .context("starting the cluster membership")?;
             tracing::info!(%listen, seeds = ?config.cluster.seeds, "cluster membership started");
-            Some(Arc::new(c))
+            let c = Arc::new(c);
+            let router = Router::start(
+                c.clone(),
+                entities.clone(),
+                config.cluster.shards,
+                Duration::from_secs(config.cluster.call_timeout_secs),
+            )
+            .await?;
+            entities.set_router(router);
+            Some(c)
         } else {
             None
         };

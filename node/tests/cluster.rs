@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::eventually;
+use common::{eventually, form, png};
 use common::process::{free_port, wani, Server};
 use std::path::Path;
 use std::time::Duration;
@@ -185,6 +185,112 @@ async fn three_nodes_agree_notice_a_paused_one_and_take_it_back() {
             "{table}"
         );
     }
+
+    drop(servers);
+    let _ = wani_store::testing::drop_postgres_database(&admin, &dbname).await;
+}
+
+/// Starts three nodes on one fresh database and waits until they agree.
+async fn three_nodes(admin: &str) -> (Vec<Server>, Vec<tempfile::TempDir>, String) {
+    let (db, dbname) = wani_store::testing::create_postgres_database(admin).await.unwrap();
+    let peers: Vec<Peer> = ["a", "b", "c"].iter().map(|n| Peer { name: n, http: free_port(), cluster: free_port() }).collect();
+    let dirs: Vec<tempfile::TempDir> = peers.iter().map(|_| tempfile::tempdir().unwrap()).collect();
+    for (p, d) in peers.iter().zip(&dirs) {
+        write_config(d.path(), p, &peers, &db, "the right cookie");
+        // Bootstrap boards come from the first node; the others find them.
+        let mut cfg = std::fs::read_to_string(d.path().join("cluster.toml")).unwrap();
+        cfg.push_str("[abuse]\nsame_content_secs = 0\n[[bootstrap.boards]]\nname = \"b\"\ntitle = \"Random\"\ncaptcha_threads = false\nthread_interval_secs = 0\nreply_interval_secs = 0\n");
+        std::fs::write(d.path().join("cluster.toml"), cfg).unwrap();
+    }
+    let mut servers = Vec::new();
+    for d in &dirs {
+        servers.push(Server::start(d.path()));
+    }
+    let all_up = states(&[("a", "up"), ("b", "up"), ("c", "up")]);
+    for s in &servers {
+        until_view(&s.1, all_up.clone(), "every node sees three nodes up").await;
+    }
+    (servers, dirs, dbname)
+}
+
+async fn post_reply(url: &str, thread: i64, body: &str, key: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{url}/api/v1/thread/{thread}/new"))
+        .header("Idempotency-Key", key)
+        .multipart(form(&[("body", body)], None))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn post_ids(url: &str, thread: i64) -> Option<Vec<i64>> {
+    let v: serde_json::Value = reqwest::get(format!("{url}/api/v1/thread/{thread}")).await.ok()?.json().await.ok()?;
+    Some(v.as_array()?.iter().filter_map(|p| p["id"].as_i64()).collect())
+}
+
+/// Which of a, b, c owns a thread when all three are up.
+fn owner_of_thread(thread: i64) -> usize {
+    let nodes: Vec<wani_supervision::NodeName> = ["a", "b", "c"].iter().map(|n| wani_supervision::NodeName(n.to_string())).collect();
+    let shard = wani_supervision::shard_of(&wani_supervision::EntityKey::Thread(thread), wani_supervision::DEFAULT_SHARDS);
+    let owner = wani_supervision::owner_of(shard, &nodes).unwrap();
+    nodes.iter().position(|n| n == owner).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_node_serves_any_thread_and_a_killed_owner_loses_nothing() {
+    let Some(admin) = wani_store::testing::postgres_admin_url() else {
+        println!("PostgreSQL tests skipped: set {}", wani_store::testing::POSTGRES_ENV);
+        return;
+    };
+    let (mut servers, _dirs, dbname) = three_nodes(&admin).await;
+    let urls: Vec<String> = servers.iter().map(|s| s.1.clone()).collect();
+
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/thread/new", urls[0]))
+        .multipart(form(&[("board", "b"), ("subject", "clustered"), ("body", "op")], Some(("a.png", png(64, 64, false)))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let thread = res.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap();
+
+    // Replies through all three nodes, in turn and then all at once.
+    let mut acked = Vec::new();
+    for i in 0..6 {
+        let res = post_reply(&urls[i % 3], thread, &format!("in turn {i}"), &format!("turn-{i}")).await;
+        assert_eq!(res.status(), 201, "reply {i} through node {}", i % 3);
+        acked.push(res.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap());
+    }
+    let burst = futures::future::join_all((0..12).map(|i| {
+        let url = urls[i % 3].clone();
+        async move { post_reply(&url, thread, &format!("burst {i}"), &format!("burst-{i}")).await }
+    }))
+    .await;
+    for r in burst {
+        assert_eq!(r.status(), 201);
+        acked.push(r.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap());
+    }
+    let order = post_ids(&urls[0], thread).await.unwrap();
+    assert_eq!(order.len(), 19);
+    for u in &urls[1..] {
+        assert_eq!(post_ids(u, thread).await.unwrap(), order, "every node serves the same thread in one order");
+    }
+    for id in &acked {
+        assert!(order.contains(id));
+    }
+
+    // kill -9 the owner; a survivor takes the thread over from the store.
+    let owner = owner_of_thread(thread);
+    let survivor = (owner + 1) % 3;
+    servers[owner].signal(libc::SIGKILL);
+    let _ = servers[owner].0.wait();
+    let killed_at = std::time::Instant::now();
+    let res = post_reply(&urls[survivor], thread, "after the owner died", "after-kill").await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    println!("first post after kill -9 of the owner: {:?}", killed_at.elapsed());
+    let after = post_ids(&urls[survivor], thread).await.unwrap();
+    assert_eq!(after.len(), 20);
+    assert_eq!(&after[..19], &order[..], "nothing acknowledged was lost");
 
     drop(servers);
     let _ = wani_store::testing::drop_postgres_database(&admin, &dbname).await;
