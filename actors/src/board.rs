@@ -59,6 +59,8 @@ pub struct BoardArgs {
     pub id: BoardId,
     pub shared: Shared,
     pub entities: Entities,
+    /// The shard lease this activation writes under (clusters only).
+    pub fence: Option<wani_store::Fence>,
 }
 impl ractor::Message for BoardArgs {}
 
@@ -71,6 +73,7 @@ pub struct BoardState {
     threads: Vec<ThreadSummary>,
     views: ViewCache<CatalogView>,
     last_active: Instant,
+    fence: Option<wani_store::Fence>,
 }
 
 /// The board actor.
@@ -135,7 +138,7 @@ impl BoardState {
                 idempotency_key: draft.idempotency_key,
                 bump: true,
                 now: now_ms(),
-                fence: None,
+                fence: self.fence,
                 author: draft.author,
             },
         };
@@ -225,6 +228,7 @@ impl Actor for BoardActor {
             threads,
             views: ViewCache::default(),
             last_active: Instant::now(),
+            fence: args.fence,
         })
     }
 

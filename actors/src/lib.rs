@@ -18,6 +18,7 @@
 
 pub mod board;
 pub mod error;
+pub mod lease;
 pub mod markup;
 pub mod media;
 pub mod names;

@@ -21,6 +21,7 @@
 
 use crate::board::{BoardActor, BoardArgs, BoardMsg};
 use crate::error::ActorError;
+use crate::lease::Leases;
 use crate::remote::{Answer, Completion, Request};
 use crate::renderer::Renderer;
 use crate::router::{Route, Router};
@@ -77,6 +78,8 @@ struct Maps {
     /// Set once when the node joins a cluster: entities owned by other
     /// nodes are reached through it.
     router: std::sync::OnceLock<Arc<Router>>,
+    /// Set with the router: the shard leases entity writes are fenced with.
+    leases: std::sync::OnceLock<Arc<Leases>>,
 }
 
 /// The region's mailbox.
@@ -95,7 +98,10 @@ pub enum RegionMsg {
     PassivateAll { reply: RpcReplyPort<()> },
     /// Stops the active entities `moved` selects (their shard now belongs
     /// to another node) and answers once they have stopped.
-    PassivateMoved { moved: Box<dyn Fn(EntityKey) -> bool + Send>, reply: RpcReplyPort<usize> },
+    PassivateMoved {
+        moved: Box<dyn Fn(EntityKey) -> bool + Send>,
+        reply: RpcReplyPort<usize>,
+    },
 }
 impl ractor::Message for RegionMsg {}
 
@@ -183,10 +189,12 @@ impl RegionState {
         myself: &ActorRef<RegionMsg>,
         id: ThreadId,
     ) -> Result<ActorRef<ThreadMsg>, ActorError> {
+        let fence = self.fence(EntityKey::Thread(id.0)).await?;
         let args = ThreadArgs {
             id,
             shared: self.shared.clone(),
             entities: self.entities.clone(),
+            fence,
         };
         self.activate(
             myself,
@@ -204,10 +212,12 @@ impl RegionState {
         myself: &ActorRef<RegionMsg>,
         id: BoardId,
     ) -> Result<ActorRef<BoardMsg>, ActorError> {
+        let fence = self.fence(EntityKey::Board(id.0)).await?;
         let args = BoardArgs {
             id,
             shared: self.shared.clone(),
             entities: self.entities.clone(),
+            fence,
         };
         self.activate(
             myself,
@@ -218,6 +228,14 @@ impl RegionState {
             args,
         )
         .await
+    }
+
+    /// The lease fence for an entity's shard, when the node is in a cluster.
+    async fn fence(&self, key: EntityKey) -> Result<Option<wani_store::Fence>, ActorError> {
+        match self.maps.leases.get() {
+            Some(l) => Ok(Some(l.fence_for(key).await?)),
+            None => Ok(None),
+        }
     }
 
     /// Forgets a child that exited, unless a newer activation replaced it.
@@ -490,7 +508,8 @@ impl Entities {
 
     /// Joins this node's entities to a cluster: from now on an entity owned
     /// by another node is reached through `router`.
-    pub fn set_router(&self, router: Arc<Router>) {
+    pub fn set_router(&self, router: Arc<Router>, leases: Arc<Leases>) {
+        let _ = self.maps.leases.set(leases);
         let _ = self.maps.router.set(router);
     }
 
@@ -652,9 +671,19 @@ impl Entities {
     }
 
     /// Stops the active entities `moved` selects and waits for them.
-    pub async fn passivate_moved(&self, moved: impl Fn(EntityKey) -> bool + Send + 'static) -> usize {
+    pub async fn passivate_moved(
+        &self,
+        moved: impl Fn(EntityKey) -> bool + Send + 'static,
+    ) -> usize {
         let moved: Box<dyn Fn(EntityKey) -> bool + Send> = Box::new(moved);
-        match self.region.call(|reply| RegionMsg::PassivateMoved { moved, reply }, Some(Duration::from_secs(30))).await {
+        match self
+            .region
+            .call(
+                |reply| RegionMsg::PassivateMoved { moved, reply },
+                Some(Duration::from_secs(30)),
+            )
+            .await
+        {
             Ok(CallResult::Success(n)) => n,
             _ => 0,
         }

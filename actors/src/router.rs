@@ -19,6 +19,7 @@
 //! from a stale owner).
 
 use crate::error::ActorError;
+use crate::lease::Leases;
 use crate::region::Entities;
 use crate::remote::{self, Answer, Request};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
@@ -29,7 +30,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use wani_supervision::cluster::Cluster;
 use wani_supervision::wire::{Envelope, Frame, Wire};
-use wani_supervision::{owner_of, shard_of, EntityKey, NodeName, Role};
+use wani_supervision::{owner_of, shard_of, EntityKey, NodeName, Role, ViewChange};
 
 /// The process group of the region routers.
 pub const REGION_GROUP: &str = "wani:region";
@@ -39,7 +40,8 @@ pub const REGION_GROUP: &str = "wani:region";
 pub enum Route {
     Here,
     There(NodeName),
-    /// No node with the `entities` role is up.
+    /// No node with the `entities` role is up, or this node has only just
+    /// joined and does not know yet who is.
     Nobody,
 }
 
@@ -49,7 +51,8 @@ pub struct Router {
     shards: u32,
     timeout: Duration,
     next_req: AtomicU64,
-    pending: Mutex<HashMap<u64, oneshot::Sender<Vec<u8>>>>,
+    /// Requests awaiting an answer, with the node asked.
+    pending: Mutex<HashMap<u64, (NodeName, oneshot::Sender<Vec<u8>>)>>,
     actor: Mutex<Option<ActorRef<Wire>>>,
 }
 
@@ -58,6 +61,7 @@ impl Router {
     pub async fn start(
         cluster: Arc<Cluster>,
         entities: Entities,
+        leases: Arc<Leases>,
         shards: u32,
         timeout: Duration,
     ) -> Result<Arc<Router>, ActorError> {
@@ -74,7 +78,7 @@ impl Router {
             RouterActor,
             RouterArgs {
                 router: router.clone(),
-                entities,
+                entities: entities.clone(),
             },
         )
         .await
@@ -82,7 +86,48 @@ impl Router {
         if let Ok(mut a) = router.actor.lock() {
             *a = Some(actor);
         }
+        router.follow_view(entities, leases);
         Ok(router)
+    }
+
+    /// When the view changes, entities whose shard now belongs to another
+    /// node stop here and their shard leases are released, so this node never
+    /// serves a stale copy if the shard comes back to it later, and the new
+    /// owner takes the lease at once; it loads the entities from the store.
+    fn follow_view(self: &Arc<Self>, entities: Entities, leases: Arc<Leases>) {
+        let mut changes = self.cluster.subscribe();
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let change = match changes.recv().await {
+                    Ok(c) => Some(c),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
+                let Some(router) = weak.upgrade() else { break };
+                if let Some(ViewChange::Downed(node)) = &change {
+                    // A paused node keeps its socket open: without this, calls
+                    // to it would wait for their timeout before re-routing.
+                    router.abandon(node);
+                }
+                let r = router.clone();
+                let moved = entities
+                    .passivate_moved(move |key| r.route(key) != Route::Here)
+                    .await;
+                if moved > 0 {
+                    tracing::info!(entities = moved, "handed entities over after a view change");
+                }
+                leases
+                    .release_unless(|shard| router.owns_shard(shard))
+                    .await;
+            }
+        });
+    }
+
+    /// Whether this node owns `shard` in the current view.
+    pub fn owns_shard(&self, shard: i64) -> bool {
+        let owners = self.cluster.owners_for(Role::Entities);
+        owner_of(wani_supervision::ShardId(shard as u32), &owners) == Some(&self.cluster.me())
     }
 
     /// The shard count.
@@ -92,6 +137,9 @@ impl Router {
 
     /// The owner of `key` in the current view.
     pub fn route(&self, key: EntityKey) -> Route {
+        if !self.cluster.is_settled() {
+            return Route::Nobody;
+        }
         let owners = self.cluster.owners_for(Role::Entities);
         match owner_of(shard_of(&key, self.shards), &owners) {
             None => Route::Nobody,
@@ -136,7 +184,7 @@ impl Router {
         let id = self.next_req.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         if let Ok(mut p) = self.pending.lock() {
-            p.insert(id, tx);
+            p.insert(id, (node.clone(), tx));
         }
         let sent = self.send(
             node,
@@ -166,8 +214,16 @@ impl Router {
 
     fn complete(&self, req: u64, payload: Vec<u8>) {
         let tx = self.pending.lock().ok().and_then(|mut p| p.remove(&req));
-        if let Some(tx) = tx {
+        if let Some((_, tx)) = tx {
             let _ = tx.send(payload);
+        }
+    }
+
+    /// Fails every request waiting on `node` (declared down), so callers
+    /// route again at once.
+    fn abandon(&self, node: &NodeName) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.retain(|_, (n, _)| n != node);
         }
     }
 

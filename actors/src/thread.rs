@@ -32,7 +32,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wani_store::{
-    poster_hex, Author, Board, BoardId, Committed, NewMedia, NewPost, Post, PostId, Thread,
+    poster_hex, Author, Board, BoardId, Committed, Fence, NewMedia, NewPost, Post, PostId, Thread,
     ThreadFull, ThreadId, ThreadSummary,
 };
 
@@ -118,6 +118,8 @@ pub struct ThreadArgs {
     pub id: ThreadId,
     pub shared: Shared,
     pub entities: Entities,
+    /// The shard lease this activation writes under (clusters only).
+    pub fence: Option<Fence>,
 }
 impl ractor::Message for ThreadArgs {}
 
@@ -132,6 +134,10 @@ pub struct ThreadState {
     num_media: i64,
     views: ViewCache<ThreadView>,
     last_active: Instant,
+    /// Every write carries it; a write refused as fenced means another node
+    /// owns the thread now, and this activation stops.
+    fence: Option<Fence>,
+    fenced: bool,
 }
 
 /// The thread actor.
@@ -198,6 +204,8 @@ impl ThreadState {
             num_media,
             views: ViewCache::default(),
             last_active: Instant::now(),
+            fence: None,
+            fenced: false,
         }
     }
 
@@ -269,7 +277,7 @@ impl ThreadState {
             idempotency_key: draft.idempotency_key,
             bump,
             now: now_ms(),
-            fence: None,
+            fence: self.fence,
             author: draft.author,
         };
         let committed = self.shared.repo.create_post(new).await?;
@@ -352,7 +360,9 @@ impl Actor for ThreadActor {
         args: ThreadArgs,
     ) -> Result<ThreadState, ActorProcessingErr> {
         let (board, full) = load(&args.shared, args.id).await?;
-        Ok(ThreadState::new(args.shared, args.entities, board, full))
+        let mut state = ThreadState::new(args.shared, args.entities, board, full);
+        state.fence = args.fence;
+        Ok(state)
     }
 
     async fn post_start(
@@ -376,7 +386,15 @@ impl Actor for ThreadActor {
         }
         match msg {
             ThreadMsg::CreatePost { draft, reply } => {
-                let _ = reply.send(state.create_post(draft).await);
+                let result = state.create_post(draft).await;
+                if matches!(&result, Err(ActorError::Conflict(m)) if m.contains("fenced")) {
+                    state.fenced = true;
+                }
+                let _ = reply.send(result);
+                if state.fenced {
+                    tracing::warn!(thread = %state.id(), "fenced off: another node owns this thread now");
+                    myself.stop(Some("fenced".into()));
+                }
             }
             ThreadMsg::View { view, reply } => {
                 let (shared, board, full) = (&state.shared, &state.board, &state.full);
@@ -425,8 +443,10 @@ impl Actor for ThreadActor {
             }
             ThreadMsg::Reload => {
                 let (board, full) = load(&state.shared, state.id()).await?;
+                let fence = state.fence;
                 *state =
                     ThreadState::new(state.shared.clone(), state.entities.clone(), board, full);
+                state.fence = fence;
             }
             ThreadMsg::Tick => {
                 if state.last_active.elapsed() >= state.shared.config.idle_timeout {

@@ -49,6 +49,9 @@ pub struct ClusterSection {
     /// How long a call to an entity on another node may take before it is
     /// routed again (the owner may have died).
     pub call_timeout_secs: u64,
+    /// How long a shard lease lasts without renewal: the longest a new owner
+    /// waits for a dead owner's lease before taking the shard over.
+    pub lease_ttl_ms: u64,
 }
 
 impl Default for ClusterSection {
@@ -66,6 +69,7 @@ impl Default for ClusterSection {
             down_after: d.down_after,
             shards: wani_supervision::DEFAULT_SHARDS,
             call_timeout_secs: 3,
+            lease_ttl_ms: 2_000,
         }
     }
 }
@@ -345,6 +349,14 @@ impl Config {
                     "cluster.enabled: the nodes of a cluster share their state through PostgreSQL, but database.url is SQLite; \
                      set database.url = \"postgres://…\" or turn the cluster off"
                 );
+            }
+            if self.cluster.lease_ttl_ms < 300 {
+                bail!(
+                    "cluster.lease_ttl_ms: must be at least 300 (it is renewed every third of it)"
+                );
+            }
+            if self.cluster.shards == 0 || self.cluster.call_timeout_secs == 0 {
+                bail!("cluster.shards and cluster.call_timeout_secs: must be at least 1");
             }
             if self.cluster.heartbeat_ms == 0
                 || self.cluster.suspect_after == 0

@@ -22,11 +22,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use wani_actors::lease::Leases;
 use wani_actors::media::video::VideoTools;
+use wani_actors::router::Router;
 use wani_actors::{Entities, EntityConfig, Renderer, Shared, Thumbnailer};
 use wani_store::blob::{BlobStore, DbBlobStore, FsBlobStore};
 use wani_store::{Repo, Store, StoreOptions};
-use wani_actors::router::Router;
 use wani_supervision::cluster::Cluster;
 
 /// A started node (actors running, HTTP not yet serving).
@@ -135,14 +136,32 @@ impl Node {
                 .context("starting the cluster membership")?;
             tracing::info!(%listen, seeds = ?config.cluster.seeds, "cluster membership started");
             let c = Arc::new(c);
+            let (holder, judge) = (c.clone(), c.clone());
+            let leases = Leases::new(
+                Arc::new(store.clone()),
+                move || holder.lease_holder(),
+                move |h: &str| judge.is_holder_gone(h),
+                config.cluster.shards,
+                Duration::from_millis(config.cluster.lease_ttl_ms),
+            );
             let router = Router::start(
                 c.clone(),
                 entities.clone(),
+                leases.clone(),
                 config.cluster.shards,
                 Duration::from_secs(config.cluster.call_timeout_secs),
             )
             .await?;
-            entities.set_router(router);
+            entities.set_router(router, leases.clone());
+            let weak = Arc::downgrade(&leases);
+            tokio::spawn(async move {
+                while let Some(leases) = weak.upgrade() {
+                    let every = leases.renew_every();
+                    leases.renew().await;
+                    drop(leases);
+                    tokio::time::sleep(every).await;
+                }
+            });
             Some(c)
         } else {
             None

@@ -6,8 +6,8 @@
 
 mod common;
 
-use common::{eventually, form, png};
 use common::process::{free_port, wani, Server};
+use common::{eventually, form, png};
 use std::path::Path;
 use std::time::Duration;
 
@@ -192,8 +192,17 @@ async fn three_nodes_agree_notice_a_paused_one_and_take_it_back() {
 
 /// Starts three nodes on one fresh database and waits until they agree.
 async fn three_nodes(admin: &str) -> (Vec<Server>, Vec<tempfile::TempDir>, String) {
-    let (db, dbname) = wani_store::testing::create_postgres_database(admin).await.unwrap();
-    let peers: Vec<Peer> = ["a", "b", "c"].iter().map(|n| Peer { name: n, http: free_port(), cluster: free_port() }).collect();
+    let (db, dbname) = wani_store::testing::create_postgres_database(admin)
+        .await
+        .unwrap();
+    let peers: Vec<Peer> = ["a", "b", "c"]
+        .iter()
+        .map(|n| Peer {
+            name: n,
+            http: free_port(),
+            cluster: free_port(),
+        })
+        .collect();
     let dirs: Vec<tempfile::TempDir> = peers.iter().map(|_| tempfile::tempdir().unwrap()).collect();
     for (p, d) in peers.iter().zip(&dirs) {
         write_config(d.path(), p, &peers, &db, "the right cookie");
@@ -224,14 +233,30 @@ async fn post_reply(url: &str, thread: i64, body: &str, key: &str) -> reqwest::R
 }
 
 async fn post_ids(url: &str, thread: i64) -> Option<Vec<i64>> {
-    let v: serde_json::Value = reqwest::get(format!("{url}/api/v1/thread/{thread}")).await.ok()?.json().await.ok()?;
-    Some(v.as_array()?.iter().filter_map(|p| p["id"].as_i64()).collect())
+    let v: serde_json::Value = reqwest::get(format!("{url}/api/v1/thread/{thread}"))
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    Some(
+        v.as_array()?
+            .iter()
+            .filter_map(|p| p["id"].as_i64())
+            .collect(),
+    )
 }
 
 /// Which of a, b, c owns a thread when all three are up.
 fn owner_of_thread(thread: i64) -> usize {
-    let nodes: Vec<wani_supervision::NodeName> = ["a", "b", "c"].iter().map(|n| wani_supervision::NodeName(n.to_string())).collect();
-    let shard = wani_supervision::shard_of(&wani_supervision::EntityKey::Thread(thread), wani_supervision::DEFAULT_SHARDS);
+    let nodes: Vec<wani_supervision::NodeName> = ["a", "b", "c"]
+        .iter()
+        .map(|n| wani_supervision::NodeName(n.to_string()))
+        .collect();
+    let shard = wani_supervision::shard_of(
+        &wani_supervision::EntityKey::Thread(thread),
+        wani_supervision::DEFAULT_SHARDS,
+    );
     let owner = wani_supervision::owner_of(shard, &nodes).unwrap();
     nodes.iter().position(|n| n == owner).unwrap()
 }
@@ -239,7 +264,10 @@ fn owner_of_thread(thread: i64) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_node_serves_any_thread_and_a_killed_owner_loses_nothing() {
     let Some(admin) = wani_store::testing::postgres_admin_url() else {
-        println!("PostgreSQL tests skipped: set {}", wani_store::testing::POSTGRES_ENV);
+        println!(
+            "PostgreSQL tests skipped: set {}",
+            wani_store::testing::POSTGRES_ENV
+        );
         return;
     };
     let (mut servers, _dirs, dbname) = three_nodes(&admin).await;
@@ -247,33 +275,61 @@ async fn any_node_serves_any_thread_and_a_killed_owner_loses_nothing() {
 
     let res = reqwest::Client::new()
         .post(format!("{}/api/v1/thread/new", urls[0]))
-        .multipart(form(&[("board", "b"), ("subject", "clustered"), ("body", "op")], Some(("a.png", png(64, 64, false)))))
+        .multipart(form(
+            &[("board", "b"), ("subject", "clustered"), ("body", "op")],
+            Some(("a.png", png(64, 64, false))),
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-    let thread = res.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap();
+    let thread = res.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
 
     // Replies through all three nodes, in turn and then all at once.
     let mut acked = Vec::new();
     for i in 0..6 {
-        let res = post_reply(&urls[i % 3], thread, &format!("in turn {i}"), &format!("turn-{i}")).await;
+        let res = post_reply(
+            &urls[i % 3],
+            thread,
+            &format!("in turn {i}"),
+            &format!("turn-{i}"),
+        )
+        .await;
         assert_eq!(res.status(), 201, "reply {i} through node {}", i % 3);
-        acked.push(res.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap());
+        acked.push(
+            res.json::<serde_json::Value>().await.unwrap()["id"]
+                .as_i64()
+                .unwrap(),
+        );
     }
-    let burst = futures::future::join_all((0..12).map(|i| {
-        let url = urls[i % 3].clone();
-        async move { post_reply(&url, thread, &format!("burst {i}"), &format!("burst-{i}")).await }
-    }))
-    .await;
+    let burst =
+        futures::future::join_all(
+            (0..12).map(|i| {
+                let url = urls[i % 3].clone();
+                async move {
+                    post_reply(&url, thread, &format!("burst {i}"), &format!("burst-{i}")).await
+                }
+            }),
+        )
+        .await;
     for r in burst {
         assert_eq!(r.status(), 201);
-        acked.push(r.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap());
+        acked.push(
+            r.json::<serde_json::Value>().await.unwrap()["id"]
+                .as_i64()
+                .unwrap(),
+        );
     }
     let order = post_ids(&urls[0], thread).await.unwrap();
     assert_eq!(order.len(), 19);
     for u in &urls[1..] {
-        assert_eq!(post_ids(u, thread).await.unwrap(), order, "every node serves the same thread in one order");
+        assert_eq!(
+            post_ids(u, thread).await.unwrap(),
+            order,
+            "every node serves the same thread in one order"
+        );
     }
     for id in &acked {
         assert!(order.contains(id));
@@ -285,12 +341,135 @@ async fn any_node_serves_any_thread_and_a_killed_owner_loses_nothing() {
     servers[owner].signal(libc::SIGKILL);
     let _ = servers[owner].0.wait();
     let killed_at = std::time::Instant::now();
-    let res = post_reply(&urls[survivor], thread, "after the owner died", "after-kill").await;
+    let res = post_reply(
+        &urls[survivor],
+        thread,
+        "after the owner died",
+        "after-kill",
+    )
+    .await;
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-    println!("first post after kill -9 of the owner: {:?}", killed_at.elapsed());
+    println!(
+        "first post after kill -9 of the owner: {:?}",
+        killed_at.elapsed()
+    );
     let after = post_ids(&urls[survivor], thread).await.unwrap();
     assert_eq!(after.len(), 20);
     assert_eq!(&after[..19], &order[..], "nothing acknowledged was lost");
+
+    drop(servers);
+    let _ = wani_store::testing::drop_postgres_database(&admin, &dbname).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_owner_loses_its_threads_and_commits_nothing_stale_when_resumed() {
+    let Some(admin) = wani_store::testing::postgres_admin_url() else {
+        println!(
+            "PostgreSQL tests skipped: set {}",
+            wani_store::testing::POSTGRES_ENV
+        );
+        return;
+    };
+    let (servers, _dirs, dbname) = three_nodes(&admin).await;
+    let urls: Vec<String> = servers.iter().map(|s| s.1.clone()).collect();
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/thread/new", urls[0]))
+        .multipart(form(
+            &[("board", "b"), ("body", "op")],
+            Some(("a.png", png(32, 32, false))),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let thread = res.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let owner = owner_of_thread(thread);
+    let survivor = (owner + 1) % 3;
+    // The owner activates the thread (and takes its shard's lease).
+    assert_eq!(
+        post_reply(&urls[owner], thread, "before the pause", "before")
+            .await
+            .status(),
+        201
+    );
+
+    servers[owner].signal(libc::SIGSTOP);
+    let paused_at = std::time::Instant::now();
+    // A request reaches the paused owner and waits in its socket.
+    let stale_url = urls[owner].clone();
+    let stale = tokio::spawn(async move {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+            .post(format!("{stale_url}/api/v1/thread/{thread}/new"))
+            .header("Idempotency-Key", "sent-to-the-paused-owner")
+            .multipart(form(&[("body", "stale?")], None))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    // The survivors take the thread over.
+    let res = post_reply(
+        &urls[survivor],
+        thread,
+        "while the owner is paused",
+        "during",
+    )
+    .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    println!(
+        "first post after SIGSTOP of the owner: {:?}",
+        paused_at.elapsed()
+    );
+
+    servers[owner].signal(libc::SIGCONT);
+    let stale_status = stale.await.unwrap();
+    // Whatever the resumed node answered, every node now serves the same
+    // thread, with each post once, and the posts it holds are exactly the
+    // acknowledged ones (plus the stale request if it was acknowledged).
+    let all_up = states(&[("a", "up"), ("b", "up"), ("c", "up")]);
+    for u in &urls {
+        until_view(u, all_up.clone(), "the resumed node is taken back").await;
+    }
+    let want = if stale_status.as_ref().ok() == Some(&201) {
+        4
+    } else {
+        3
+    };
+    let order = eventually(
+        "every node serves the same posts",
+        Duration::from_secs(20),
+        || {
+            let urls = urls.clone();
+            async move {
+                let first = post_ids(&urls[0], thread).await?;
+                for u in &urls[1..] {
+                    if post_ids(u, thread).await? != first {
+                        return None;
+                    }
+                }
+                Some(first)
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        order.len(),
+        want,
+        "stale request answered {stale_status:?}; posts {order:?}"
+    );
+    let mut dedup = order.clone();
+    dedup.dedup();
+    assert_eq!(dedup, order, "no post twice");
+    // The resumed node can write again, through whoever owns the thread now.
+    assert_eq!(
+        post_reply(&urls[owner], thread, "after the resume", "after")
+            .await
+            .status(),
+        201
+    );
 
     drop(servers);
     let _ = wani_store::testing::drop_postgres_database(&admin, &dbname).await;

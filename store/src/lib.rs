@@ -78,6 +78,38 @@ pub trait Repo: Send + Sync + 'static {
     async fn set_spoiler(&self, post: PostId, spoiler: bool) -> Result<(), StoreError>;
     /// Replaces a post's rendered HTML (a quote of it died).
     async fn set_body_html(&self, post: PostId, html: &str) -> Result<(), StoreError>;
+    /// Takes or renews the lease on `shard` for `holder` until `now + ttl_ms`
+    /// (see [`Store::acquire_lease`]); `None` while another holder's lease runs.
+    async fn acquire_lease(
+        &self,
+        shard: i64,
+        holder: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<Fence>, StoreError>;
+    /// Extends every lease `holder` still has; returns them (a lease taken
+    /// over by another holder is missing).
+    async fn renew_leases(
+        &self,
+        holder: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> Result<Vec<Fence>, StoreError>;
+    /// Takes `shard`'s lease from `from` (a holder the caller knows is dead)
+    /// for `to`, bumping the epoch so `from`'s writes are fenced; `None` if
+    /// `from` no longer holds it.
+    async fn take_over_lease(
+        &self,
+        shard: i64,
+        from: &str,
+        to: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<Fence>, StoreError>;
+    /// Who holds `shard`'s lease now, if anyone has ever held it.
+    async fn lease_holder(&self, shard: i64) -> Result<Option<String>, StoreError>;
+    /// Gives up `holder`'s lease on `shard` at once.
+    async fn release_lease(&self, shard: i64, holder: &str) -> Result<(), StoreError>;
 }
 
 mod store;

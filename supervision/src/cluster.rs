@@ -417,6 +417,9 @@ impl Actor for MembershipActor {
 /// A running cluster membership for this node.
 pub struct Cluster {
     name: String,
+    /// How long after starting or rejoining this node's view is too young
+    /// to act on: peers it has not heard from yet are not in it.
+    settle_ms: u64,
     directory: Arc<RwLock<HashMap<String, u64>>>,
     view: Arc<RwLock<ViewSnapshot>>,
     changes: broadcast::Sender<ViewChange>,
@@ -446,6 +449,7 @@ impl Cluster {
         let (changes, _) = broadcast::channel(256);
         let directory = Arc::new(RwLock::new(HashMap::new()));
         let name = config.name.clone();
+        let settle_ms = config.detector.heartbeat_interval_ms * config.detector.down_after as u64;
         let args = MembershipArgs {
             directory: directory.clone(),
             config,
@@ -458,6 +462,7 @@ impl Cluster {
             .map_err(|e| ClusterError::Membership(e.to_string()))?;
         Ok(Cluster {
             name,
+            settle_ms,
             directory,
             view,
             changes,
@@ -507,6 +512,35 @@ impl Cluster {
             .members
             .iter()
             .any(|m| m.name == name && matches!(m.state, "up" | "suspect"))
+    }
+
+    /// Whether this node's view is old enough to act on. A node that just
+    /// started or rejoined has heard from no peer yet: it would believe it
+    /// owns every shard. Placement waits until it has listened for as long
+    /// as it takes to declare a silent peer down.
+    pub fn is_settled(&self) -> bool {
+        // The incarnation is the time this node (re)joined, in ms.
+        now_ms().saturating_sub(self.view().incarnation) >= self.settle_ms
+    }
+
+    /// Whether a lease holder (`name#incarnation`, see [`Cluster::lease_holder`])
+    /// is dead: its node is down or unknown, or it is a previous life of a
+    /// node that restarted since.
+    pub fn is_holder_gone(&self, holder: &str) -> bool {
+        if !self.is_settled() {
+            return false;
+        }
+        let Some((name, inc)) = holder.rsplit_once('#') else {
+            return true;
+        };
+        let Ok(inc) = inc.parse::<u64>() else {
+            return true;
+        };
+        !self
+            .view()
+            .members
+            .iter()
+            .any(|m| m.name == name && m.incarnation == inc && matches!(m.state, "up" | "suspect"))
     }
 
     /// The ractor node id of `name`'s current session, if connected.

@@ -12,13 +12,17 @@ pub fn wani(dir: &Path) -> Command {
     c
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now. Drawn at random below the kernel's
+/// ephemeral range (32768 and up), so that a port handed out here is not
+/// taken meanwhile by some process's outgoing connection or `bind(0)`;
+/// concurrent tests drawing from 10,000 ports rarely meet.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let port = 10_000 + rand::random::<u16>() % 10_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A `wani serve` child; killed on drop if still running.

@@ -165,6 +165,30 @@ impl Store {
         Ok(epoch.map(|epoch| Fence { shard, epoch }))
     }
 
+    /// Extends every lease `node` holds to `now + ttl_ms`, in one statement,
+    /// and returns them. A lease another node has taken over is not among
+    /// them: its writes would be fenced, so the caller stops using it.
+    pub async fn renew_leases(
+        &self,
+        node: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> Result<Vec<Fence>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "UPDATE shard_lease SET expires_at = $1 WHERE node = $2 AND expires_at > $3 RETURNING shard, epoch",
+        )
+        .bind(now.saturating_add(ttl_ms))
+        .bind(node)
+        .bind(now)
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(shard, epoch)| Fence { shard, epoch })
+            .collect())
+    }
+
     /// Gives up `node`'s lease on `shard` so another node may take it at
     /// once. The row (and its epoch) stays: deleting it would restart epochs
     /// at 1 and let a stale owner's fence match again.

@@ -291,6 +291,59 @@ impl Store {
 
 #[async_trait]
 impl Repo for Store {
+    async fn acquire_lease(
+        &self,
+        shard: i64,
+        holder: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<Fence>, StoreError> {
+        Store::acquire_lease(self, shard, holder, now, ttl_ms).await
+    }
+
+    async fn renew_leases(
+        &self,
+        holder: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> Result<Vec<Fence>, StoreError> {
+        Store::renew_leases(self, holder, now, ttl_ms).await
+    }
+
+    async fn take_over_lease(
+        &self,
+        shard: i64,
+        from: &str,
+        to: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<Fence>, StoreError> {
+        let epoch: Option<i64> = sqlx::query_scalar(
+            "UPDATE shard_lease SET node = $1, epoch = epoch + 1, expires_at = $2 \
+             WHERE shard = $3 AND node = $4 RETURNING epoch",
+        )
+        .bind(to)
+        .bind(now.saturating_add(ttl_ms))
+        .bind(shard)
+        .bind(from)
+        .fetch_optional(&self.inner.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(epoch.map(|epoch| Fence { shard, epoch }))
+    }
+
+    async fn lease_holder(&self, shard: i64) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT node FROM shard_lease WHERE shard = $1")
+            .bind(shard)
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn release_lease(&self, shard: i64, holder: &str) -> Result<(), StoreError> {
+        Store::release_lease(self, shard, holder).await
+    }
+
     async fn boards(&self) -> Result<Vec<Board>, StoreError> {
         let mut conn = self.inner.pool.acquire().await.map_err(db_err)?;
         read::boards(&mut conn).await
