@@ -134,8 +134,9 @@ impl Leases {
         }
     }
 
-    /// Releases the leases of shards `keep` does not want any more.
-    pub async fn release_unless(&self, keep: impl Fn(i64) -> bool) {
+    /// Releases the leases of shards `keep` does not want any more; returns
+    /// how many it let go.
+    pub async fn release_unless(&self, keep: impl Fn(i64) -> bool) -> usize {
         let gone: Vec<(i64, String)> = match self.held.lock() {
             Ok(mut m) => {
                 let gone: Vec<(i64, String)> = m
@@ -150,11 +151,18 @@ impl Leases {
             }
             Err(_) => Vec::new(),
         };
+        let released = gone.len();
         for (shard, holder) in gone {
             if let Err(e) = self.repo.release_lease(shard, &holder).await {
                 tracing::warn!(shard, error = %e, "could not release a shard lease");
             }
         }
+        released
+    }
+
+    /// How many shard leases this node holds now.
+    pub fn held(&self) -> usize {
+        self.held.lock().map(|m| m.len()).unwrap_or(0)
     }
 
     /// How often to renew.

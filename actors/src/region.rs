@@ -80,6 +80,8 @@ struct Maps {
     router: std::sync::OnceLock<Arc<Router>>,
     /// Set with the router: the shard leases entity writes are fenced with.
     leases: std::sync::OnceLock<Arc<Leases>>,
+    /// Entities activated since start (metrics).
+    activations: std::sync::atomic::AtomicU64,
 }
 
 /// The region's mailbox.
@@ -181,6 +183,8 @@ impl RegionState {
         if let Ok(mut m) = table(&maps).write() {
             m.insert(id, actor.clone());
         }
+        maps.activations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(actor)
     }
 
@@ -189,6 +193,7 @@ impl RegionState {
         myself: &ActorRef<RegionMsg>,
         id: ThreadId,
     ) -> Result<ActorRef<ThreadMsg>, ActorError> {
+        self.refuse_if_draining(EntityKey::Thread(id.0))?;
         let fence = self.fence(EntityKey::Thread(id.0)).await?;
         let args = ThreadArgs {
             id,
@@ -212,6 +217,7 @@ impl RegionState {
         myself: &ActorRef<RegionMsg>,
         id: BoardId,
     ) -> Result<ActorRef<BoardMsg>, ActorError> {
+        self.refuse_if_draining(EntityKey::Board(id.0))?;
         let fence = self.fence(EntityKey::Board(id.0)).await?;
         let args = BoardArgs {
             id,
@@ -228,6 +234,19 @@ impl RegionState {
             args,
         )
         .await
+    }
+
+    /// A draining node activates nothing: a call that still reaches it (a
+    /// peer that has not heard it is leaving, or a local call that started
+    /// before the drain) gets a retryable error and is routed again, to the
+    /// new owner, instead of taking the shard's lease back.
+    fn refuse_if_draining(&self, key: EntityKey) -> Result<(), ActorError> {
+        match self.maps.router.get() {
+            Some(r) if r.is_draining() => Err(ActorError::Unavailable(format!(
+                "{key}: this node is draining; ask its new owner"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// The lease fence for an entity's shard, when the node is in a cluster.
@@ -539,7 +558,13 @@ impl Entities {
         let mut backoff = Duration::from_millis(50);
         loop {
             let err = match self.target(key) {
-                Target::Here => return here().await,
+                // A drain that starts while the call runs here makes it fail
+                // (its entity stops, re-activation is refused): route it
+                // again, to the new owner. Writes carry idempotency keys.
+                Target::Here => match here().await {
+                    Err(e) if e.is_retryable() && self.is_draining() => e,
+                    done => return done,
+                },
                 Target::Nobody => {
                     ActorError::Unavailable("no node with the entities role is up".into())
                 }
@@ -661,6 +686,28 @@ impl Entities {
             Err(ractor::MessagingErr::SendErr(m)) => Some(m),
             Err(_) => None,
         }
+    }
+
+    /// Whether this node is draining (see [`Router::is_draining`]).
+    fn is_draining(&self) -> bool {
+        self.maps.router.get().is_some_and(|r| r.is_draining())
+    }
+
+    /// Entities activated on this node since it started.
+    pub fn activations(&self) -> u64 {
+        self.maps
+            .activations
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The cluster router, when the node is in a cluster.
+    pub fn router(&self) -> Option<&Arc<Router>> {
+        self.maps.router.get()
+    }
+
+    /// The shard leases, when the node is in a cluster.
+    pub fn leases(&self) -> Option<&Arc<Leases>> {
+        self.maps.leases.get()
     }
 
     /// Active entities: (boards, threads).

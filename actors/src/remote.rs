@@ -28,6 +28,24 @@ use wani_store::{Board, BoardId, Committed, Post, PostId, Thread, ThreadId, Thre
 pub enum Request {
     Thread(ThreadId, ThreadOp),
     Board(BoardId, BoardOp),
+    /// Markup to render on a node with the `render` role.
+    Render {
+        body: String,
+        links: crate::renderer::QuoteLinks,
+    },
+    /// A stored upload to check and thumbnail on a node with the `thumbnail` role.
+    Thumbnail {
+        blob: String,
+        limits: crate::media::MediaLimits,
+        options: crate::media::ThumbOptions,
+    },
+}
+
+/// Why a remote thumbnail job failed, on the wire.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum MediaFailure {
+    Media(crate::media::MediaError),
+    Unavailable(String),
 }
 
 /// The serialisable part of a [`ThreadMsg`].
@@ -94,6 +112,8 @@ pub enum Answer {
     Thread(Result<Thread, ActorError>),
     Created(Result<Committed<(Thread, Post)>, ActorError>),
     Latest(Board, Vec<ThreadSummary>),
+    Rendered(Result<String, ActorError>),
+    Media(Result<wani_store::NewMedia, MediaFailure>),
     Board(Board),
     /// The owner could not run the request at all.
     Failed(ActorError),
@@ -231,11 +251,35 @@ impl BoardMsg {
     }
 }
 
+/// This node's worker pools, for requests from nodes without their role.
+#[derive(Clone)]
+pub struct Pools {
+    pub renderer: crate::renderer::Renderer,
+    pub thumbnailer: crate::thumbnailer::Thumbnailer,
+}
+
 /// Runs a request from another node on the entity here, and answers.
-pub async fn serve(entities: &Entities, req: Request) -> Answer {
+pub async fn serve(entities: &Entities, pools: &Pools, req: Request) -> Answer {
     let res = match req {
         Request::Thread(id, op) => serve_thread(entities, id, op).await,
         Request::Board(id, op) => serve_board(entities, id, op).await,
+        Request::Render { body, links } => Ok(Answer::Rendered(
+            pools.renderer.render_here(body, links).await,
+        )),
+        Request::Thumbnail {
+            blob,
+            limits,
+            options,
+        } => Ok(Answer::Media(
+            pools
+                .thumbnailer
+                .process_here(blob, limits, options)
+                .await
+                .map_err(|e| match e {
+                    crate::thumbnailer::ThumbError::Media(m) => MediaFailure::Media(m),
+                    crate::thumbnailer::ThumbError::Unavailable(u) => MediaFailure::Unavailable(u),
+                }),
+        )),
     };
     res.unwrap_or_else(Answer::Failed)
 }

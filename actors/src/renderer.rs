@@ -117,8 +117,11 @@ impl ractor::Message for CacheArg {}
 /// A handle to the renderer pool.
 #[derive(Clone)]
 pub struct Renderer {
-    factory: ActorRef<FactoryMessage<(), RenderMsg>>,
+    /// This node's pool; `None` on a node without the `render` role, which
+    /// sends its renders to a node that has it.
+    factory: Option<ActorRef<FactoryMessage<(), RenderMsg>>>,
     timeout: Duration,
+    router: Arc<std::sync::OnceLock<Arc<crate::router::Router>>>,
 }
 
 impl Renderer {
@@ -151,8 +154,9 @@ impl Renderer {
             spawned.map_err(|e| ActorError::Unavailable(format!("renderer: {e}")))?;
         Ok((
             Renderer {
-                factory,
+                factory: Some(factory),
                 timeout: Duration::from_secs(10),
+                router: Arc::default(),
             },
             handle,
         ))
@@ -160,8 +164,38 @@ impl Renderer {
 
     /// Renders a body given where its quoted posts live.
     pub async fn render(&self, body: String, links: QuoteLinks) -> Result<String, ActorError> {
-        let res = self
-            .factory
+        match (&self.factory, self.router.get()) {
+            (Some(_), _) => self.render_here(body, links).await,
+            (None, Some(router)) => router.render(body, links).await,
+            (None, None) => Err(ActorError::Unavailable(
+                "this node has no render role and no cluster to ask".into(),
+            )),
+        }
+    }
+
+    /// A renderer with no pool here: every render goes to a node with the
+    /// `render` role (see [`Renderer::set_router`]).
+    pub fn without_pool() -> Renderer {
+        Renderer {
+            factory: None,
+            timeout: Duration::from_secs(10),
+            router: Arc::default(),
+        }
+    }
+
+    /// Lets a renderer without a pool reach the cluster's render nodes.
+    pub fn set_router(&self, router: Arc<crate::router::Router>) {
+        let _ = self.router.set(router);
+    }
+
+    /// Renders on this node's pool.
+    pub async fn render_here(&self, body: String, links: QuoteLinks) -> Result<String, ActorError> {
+        let Some(factory) = &self.factory else {
+            return Err(ActorError::Unavailable(
+                "this node has no render role".into(),
+            ));
+        };
+        let res = factory
             .call_job(
                 (),
                 |reply| RenderMsg::Render { body, links, reply },
@@ -182,6 +216,8 @@ impl Renderer {
 
     /// Stops the pool.
     pub fn stop(&self) {
-        self.factory.stop(None);
+        if let Some(f) = &self.factory {
+            f.stop(None);
+        }
     }
 }

@@ -21,7 +21,7 @@
 use crate::error::ActorError;
 use crate::lease::Leases;
 use crate::region::Entities;
-use crate::remote::{self, Answer, Request};
+use crate::remote::{self, Answer, MediaFailure, Pools, Request};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +54,10 @@ pub struct Router {
     /// Requests awaiting an answer, with the node asked.
     pending: Mutex<HashMap<u64, (NodeName, oneshot::Sender<Vec<u8>>)>>,
     actor: Mutex<Option<ActorRef<Wire>>>,
+    /// Entities stopped here because their shard moved away (metrics).
+    handed_over: AtomicU64,
+    /// Shard leases released because their shard moved away (metrics).
+    leases_released: AtomicU64,
 }
 
 impl Router {
@@ -62,6 +66,7 @@ impl Router {
         cluster: Arc<Cluster>,
         entities: Entities,
         leases: Arc<Leases>,
+        pools: Pools,
         shards: u32,
         timeout: Duration,
     ) -> Result<Arc<Router>, ActorError> {
@@ -72,6 +77,8 @@ impl Router {
             next_req: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
             actor: Mutex::new(None),
+            handed_over: AtomicU64::new(0),
+            leases_released: AtomicU64::new(0),
         });
         let (actor, _) = Actor::spawn(
             None,
@@ -79,6 +86,7 @@ impl Router {
             RouterArgs {
                 router: router.clone(),
                 entities: entities.clone(),
+                pools,
             },
         )
         .await
@@ -117,9 +125,15 @@ impl Router {
                 if moved > 0 {
                     tracing::info!(entities = moved, "handed entities over after a view change");
                 }
-                leases
+                let released = leases
                     .release_unless(|shard| router.owns_shard(shard))
                     .await;
+                router
+                    .handed_over
+                    .fetch_add(moved as u64, Ordering::Relaxed);
+                router
+                    .leases_released
+                    .fetch_add(released as u64, Ordering::Relaxed);
             }
         });
     }
@@ -133,6 +147,21 @@ impl Router {
     /// The shard count.
     pub fn shards(&self) -> u32 {
         self.shards
+    }
+
+    /// Whether this node is draining: it owns nothing and activates nothing.
+    pub fn is_draining(&self) -> bool {
+        self.cluster.is_draining()
+    }
+
+    /// Entities stopped here since start because their shard moved away.
+    pub fn handed_over(&self) -> u64 {
+        self.handed_over.load(Ordering::Relaxed)
+    }
+
+    /// Shard leases released since start because their shard moved away.
+    pub fn leases_released(&self) -> u64 {
+        self.leases_released.load(Ordering::Relaxed)
     }
 
     /// The owner of `key` in the current view.
@@ -176,6 +205,74 @@ impl Router {
                 payload,
             },
         )
+    }
+
+    /// A node carrying `role` for the next job: this node when it has the
+    /// role, else the others in turn.
+    fn pick(&self, role: Role) -> Option<NodeName> {
+        let owners = self.cluster.owners_for(role);
+        let me = self.cluster.me();
+        if owners.contains(&me) {
+            return Some(me);
+        }
+        if owners.is_empty() {
+            return None;
+        }
+        let i = self.next_req.load(Ordering::Relaxed) as usize % owners.len();
+        owners.get(i).cloned()
+    }
+
+    /// Renders markup on a node with the `render` role.
+    pub async fn render(
+        &self,
+        body: String,
+        links: crate::renderer::QuoteLinks,
+    ) -> Result<String, ActorError> {
+        let node = self
+            .pick(Role::Render)
+            .ok_or_else(|| ActorError::Unavailable("no node with the render role is up".into()))?;
+        match self
+            .request(&node, &Request::Render { body, links })
+            .await?
+        {
+            Answer::Rendered(r) => r,
+            Answer::Failed(e) => Err(e),
+            _ => Err(ActorError::Unavailable(format!(
+                "{node} answered a render with something else"
+            ))),
+        }
+    }
+
+    /// Checks and thumbnails a stored upload on a node with the `thumbnail` role.
+    pub async fn thumbnail(
+        &self,
+        blob: String,
+        limits: crate::media::MediaLimits,
+        options: crate::media::ThumbOptions,
+    ) -> Result<wani_store::NewMedia, crate::thumbnailer::ThumbError> {
+        use crate::thumbnailer::ThumbError;
+        let node = self.pick(Role::Thumbnail).ok_or_else(|| {
+            ThumbError::Unavailable("no node with the thumbnail role is up".into())
+        })?;
+        match self
+            .request(
+                &node,
+                &Request::Thumbnail {
+                    blob,
+                    limits,
+                    options,
+                },
+            )
+            .await
+        {
+            Ok(Answer::Media(Ok(m))) => Ok(m),
+            Ok(Answer::Media(Err(MediaFailure::Media(e)))) => Err(ThumbError::Media(e)),
+            Ok(Answer::Media(Err(MediaFailure::Unavailable(e)))) => Err(ThumbError::Unavailable(e)),
+            Ok(Answer::Failed(e)) | Err(e) => Err(ThumbError::Unavailable(e.to_string())),
+            Ok(_) => Err(ThumbError::Unavailable(format!(
+                "{node} answered a thumbnail job with something else"
+            ))),
+        }
     }
 
     /// Sends a request to `node` and waits (at most the timeout) for its answer.
@@ -239,6 +336,7 @@ impl Router {
 pub struct RouterArgs {
     router: Arc<Router>,
     entities: Entities,
+    pools: Pools,
 }
 impl ractor::Message for RouterArgs {}
 
@@ -269,11 +367,12 @@ impl Actor for RouterActor {
             Ok(Envelope::V1(Frame::Call { req, from, payload })) => {
                 let router = state.router.clone();
                 let entities = state.entities.clone();
+                let pools = state.pools.clone();
                 // Each call runs on its own task: a slow entity must not hold
                 // up calls to the others.
                 tokio::spawn(async move {
                     let answer = match remote::decode::<Request>(&payload) {
-                        Ok(request) => remote::serve(&entities, request).await,
+                        Ok(request) => remote::serve(&entities, &pools, request).await,
                         Err(e) => Answer::Failed(e),
                     };
                     if req == 0 {

@@ -168,9 +168,12 @@ async fn process(
 /// A handle to the thumbnailer pool.
 #[derive(Clone)]
 pub struct Thumbnailer {
-    factory: ActorRef<FactoryMessage<(), ThumbMsg>>,
+    /// This node's pool; `None` on a node without the `thumbnail` role,
+    /// which sends its jobs to a node that has it.
+    factory: Option<ActorRef<FactoryMessage<(), ThumbMsg>>>,
     timeout: Duration,
     video: bool,
+    router: Arc<std::sync::OnceLock<Arc<crate::router::Router>>>,
 }
 
 impl Thumbnailer {
@@ -208,9 +211,10 @@ impl Thumbnailer {
             spawned.map_err(|e| ActorError::Unavailable(format!("thumbnailer: {e}")))?;
         Ok((
             Thumbnailer {
-                factory,
+                factory: Some(factory),
                 timeout: Duration::from_secs(60),
                 video: has_video,
+                router: Arc::default(),
             },
             handle,
         ))
@@ -223,8 +227,45 @@ impl Thumbnailer {
         limits: MediaLimits,
         options: ThumbOptions,
     ) -> Result<NewMedia, ThumbError> {
-        let res = self
-            .factory
+        match (&self.factory, self.router.get()) {
+            (Some(_), _) => self.process_here(blob, limits, options).await,
+            (None, Some(router)) => router.thumbnail(blob, limits, options).await,
+            (None, None) => Err(ThumbError::Unavailable(
+                "this node has no thumbnail role and no cluster to ask".into(),
+            )),
+        }
+    }
+
+    /// A thumbnailer with no pool here: every job goes to a node with the
+    /// `thumbnail` role (see [`Thumbnailer::set_router`]). Video is assumed
+    /// available there; that node refuses it clearly if it is not.
+    pub fn without_pool() -> Thumbnailer {
+        Thumbnailer {
+            factory: None,
+            timeout: Duration::from_secs(60),
+            video: true,
+            router: Arc::default(),
+        }
+    }
+
+    /// Lets a thumbnailer without a pool reach the cluster's thumbnail nodes.
+    pub fn set_router(&self, router: Arc<crate::router::Router>) {
+        let _ = self.router.set(router);
+    }
+
+    /// Processes on this node's pool.
+    pub async fn process_here(
+        &self,
+        blob: String,
+        limits: MediaLimits,
+        options: ThumbOptions,
+    ) -> Result<NewMedia, ThumbError> {
+        let Some(factory) = &self.factory else {
+            return Err(ThumbError::Unavailable(
+                "this node has no thumbnail role".into(),
+            ));
+        };
+        let res = factory
             .call_job(
                 (),
                 |reply| ThumbMsg::Process {
@@ -256,13 +297,18 @@ impl Thumbnailer {
 
     /// Jobs waiting for a worker.
     pub async fn queue_depth(&self) -> usize {
-        match self.factory.queue_depth(Some(Duration::from_secs(1))).await {
+        let Some(factory) = &self.factory else {
+            return 0;
+        };
+        match factory.queue_depth(Some(Duration::from_secs(1))).await {
             Ok(ractor::rpc::CallResult::Success(n)) => n,
             _ => 0,
         }
     }
 
     pub fn stop(&self) {
-        self.factory.stop(None);
+        if let Some(f) = &self.factory {
+            f.stop(None);
+        }
     }
 }

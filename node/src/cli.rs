@@ -46,6 +46,20 @@ pub enum Command {
     /// Show the cluster as a running node sees it.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Drain a running clustered node before a restart: it leaves the
+    /// cluster, hands its threads and boards to the other nodes and finishes
+    /// its requests. Waits until it has, then exits 0; stop the node
+    /// (SIGTERM) afterwards.
+    Drain {
+        /// HTTP address of the node, e.g. 127.0.0.1:8080 (node.listen of
+        /// the config by default). Off loopback, the cluster cookie of the
+        /// config is sent.
+        #[arg(long)]
+        addr: Option<String>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout_secs: u64,
+    },
     /// Thumbnail throughput and peak memory on one image (scripts/bench-media
     /// runs it beside Pillow; see docs/BENCHMARKS.md).
     BenchMedia(crate::bench_media::BenchMediaArgs),
@@ -236,6 +250,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Slip(cmd) => slip(config, cmd).await,
         Command::Bench(args) => crate::bench::run(args).await,
         Command::Cluster(ClusterCommand::Status { addr }) => cluster_status(&config, addr).await,
+        Command::Drain { addr, timeout_secs } => {
+            let addr = addr.unwrap_or_else(|| config.node.listen.clone());
+            let cookie = config.cluster.runtime(&config.node).ok().map(|r| r.cookie);
+            crate::drain::run_cli(
+                &addr,
+                cookie.as_deref(),
+                std::time::Duration::from_secs(timeout_secs.max(1)),
+            )
+            .await
+        }
         Command::BenchMedia(args) => crate::bench_media::run(args),
     }
 }
@@ -359,8 +383,8 @@ async fn cluster_status(config: &Config, addr: Option<String>) -> anyhow::Result
         view["version"]
     );
     println!(
-        "{:<20} {:<8} {:>14} {:>16}  roles",
-        "node", "state", "incarnation", "last heartbeat"
+        "{:<20} {:<8} {:>6} {:>14} {:>16}  roles",
+        "node", "state", "shards", "incarnation", "last heartbeat"
     );
     for m in view["members"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
         let beat = match m["last_heartbeat_ms_ago"].as_u64() {
@@ -372,9 +396,10 @@ async fn cluster_status(config: &Config, addr: Option<String>) -> anyhow::Result
             .map(|r| r.iter().filter_map(|x| x.as_str()).collect())
             .unwrap_or_default();
         println!(
-            "{:<20} {:<8} {:>14} {:>16}  {}",
+            "{:<20} {:<8} {:>6} {:>14} {:>16}  {}",
             m["name"].as_str().unwrap_or("?"),
             m["state"].as_str().unwrap_or("?"),
+            m["shards"],
             m["incarnation"],
             beat,
             roles.join(",")

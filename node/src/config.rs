@@ -342,6 +342,13 @@ impl Config {
         if self.abuse.captcha_ttl_secs < 1 || self.abuse.session_days < 1 {
             bail!("abuse.captcha_ttl_secs and abuse.session_days must be at least 1");
         }
+        if !self.cluster.enabled {
+            for role in ["web", "entities", "render", "thumbnail"] {
+                if !self.node.roles.iter().any(|r| r == role) {
+                    bail!("node.roles: a node outside a cluster must carry every role, but {role:?} is missing");
+                }
+            }
+        }
         if self.cluster.enabled {
             self.cluster.runtime(&self.node)?;
             if self.database.url.starts_with("sqlite:") {

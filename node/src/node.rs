@@ -9,7 +9,9 @@
 //! └── Http               axum, stateless (http/)
 //! ```
 //!
-//! Shutdown order: stop accepting connections and finish the requests in
+//! Shutdown order: in a cluster, drain first (leave, hand every entity and
+//! shard lease over while still serving; see `drain.rs`); then stop
+//! accepting connections and finish the requests in
 //! flight (axum's graceful shutdown), then passivate every entity (their
 //! writes are already committed: an entity acknowledges only after the
 //! store commits), then stop the pools, then close the database.
@@ -24,6 +26,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use wani_actors::lease::Leases;
 use wani_actors::media::video::VideoTools;
+use wani_actors::remote::Pools;
 use wani_actors::router::Router;
 use wani_actors::{Entities, EntityConfig, Renderer, Shared, Thumbnailer};
 use wani_store::blob::{BlobStore, DbBlobStore, FsBlobStore};
@@ -78,7 +81,14 @@ impl Node {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let (renderer, _) = Renderer::spawn(None, cores, 10_000).await?;
+        let has_role = |r: &str| config.node.roles.iter().any(|x| x == r);
+        // A node without a pool's role sends that work to a node with it
+        // (through the cluster router set below); a single box has them all.
+        let renderer = if has_role("render") {
+            Renderer::spawn(None, cores, 10_000).await?.0
+        } else {
+            Renderer::without_pool()
+        };
         let thumb_workers = if config.media.thumb_workers == 0 {
             cores
         } else {
@@ -95,14 +105,19 @@ impl Node {
                  install ffmpeg to accept them"
             );
         }
-        let (thumbnailer, _) = Thumbnailer::spawn(
-            None,
-            blobs.clone(),
-            video,
-            thumb_workers,
-            config.media.thumb_queue,
-        )
-        .await?;
+        let thumbnailer = if has_role("thumbnail") {
+            Thumbnailer::spawn(
+                None,
+                blobs.clone(),
+                video,
+                thumb_workers,
+                config.media.thumb_queue,
+            )
+            .await?
+            .0
+        } else {
+            Thumbnailer::without_pool()
+        };
         let boards = store.boards().await?;
         let site = Arc::new(SiteRenderer::new(config.site.name.clone(), boards));
         let poster_secret: Arc<[u8]> = store.poster_secret().await?.into();
@@ -148,10 +163,16 @@ impl Node {
                 c.clone(),
                 entities.clone(),
                 leases.clone(),
+                Pools {
+                    renderer: renderer.clone(),
+                    thumbnailer: thumbnailer.clone(),
+                },
                 config.cluster.shards,
                 Duration::from_secs(config.cluster.call_timeout_secs),
             )
             .await?;
+            renderer.set_router(router.clone());
+            thumbnailer.set_router(router.clone());
             entities.set_router(router, leases.clone());
             let weak = Arc::downgrade(&leases);
             tokio::spawn(async move {
@@ -166,6 +187,10 @@ impl Node {
         } else {
             None
         };
+        let metrics = crate::metrics::Metrics::new();
+        if let Some(c) = &cluster {
+            metrics.follow(c);
+        }
         let state = AppState {
             inner: Arc::new(Inner {
                 config,
@@ -178,17 +203,25 @@ impl Node {
                 abuse,
                 site_secret: poster_secret,
                 cluster,
+                metrics,
             }),
         };
         Ok(Node { state, renderer })
     }
 
-    /// Serves HTTP on `listener` until `shutdown` resolves, then stops the node.
+    /// Serves HTTP on `listener` until `shutdown` resolves, then stops the
+    /// node. A clustered node first drains (hands its entities over while
+    /// still serving), so a plain SIGTERM fails no request.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        let shutdown = async move {
+            shutdown.await;
+            crate::drain::before_shutdown(&state).await;
+        };
         let served = http::serve(listener, self.state.clone(), shutdown).await;
         self.stop().await;
         served.context("serving HTTP")

@@ -192,6 +192,14 @@ async fn three_nodes_agree_notice_a_paused_one_and_take_it_back() {
 
 /// Starts three nodes on one fresh database and waits until they agree.
 async fn three_nodes(admin: &str) -> (Vec<Server>, Vec<tempfile::TempDir>, String) {
+    three_nodes_with_roles(admin, [None, None, None]).await
+}
+
+/// The same, with some nodes' `roles` set (`None`: every role).
+async fn three_nodes_with_roles(
+    admin: &str,
+    roles: [Option<&str>; 3],
+) -> (Vec<Server>, Vec<tempfile::TempDir>, String) {
     let (db, dbname) = wani_store::testing::create_postgres_database(admin)
         .await
         .unwrap();
@@ -208,6 +216,9 @@ async fn three_nodes(admin: &str) -> (Vec<Server>, Vec<tempfile::TempDir>, Strin
         write_config(d.path(), p, &peers, &db, "the right cookie");
         // Bootstrap boards come from the first node; the others find them.
         let mut cfg = std::fs::read_to_string(d.path().join("cluster.toml")).unwrap();
+        if let Some(r) = roles[dirs.iter().position(|x| x.path() == d.path()).unwrap()] {
+            cfg = cfg.replacen("[node]\n", &format!("[node]\nroles = [{r}]\n"), 1);
+        }
         cfg.push_str("[abuse]\nsame_content_secs = 0\n[[bootstrap.boards]]\nname = \"b\"\ntitle = \"Random\"\ncaptcha_threads = false\nthread_interval_secs = 0\nreply_interval_secs = 0\n");
         std::fs::write(d.path().join("cluster.toml"), cfg).unwrap();
     }
@@ -471,6 +482,84 @@ async fn a_paused_owner_loses_its_threads_and_commits_nothing_stale_when_resumed
         201
     );
 
+    drop(servers);
+    let _ = wani_store::testing::drop_postgres_database(&admin, &dbname).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_split_the_work_and_missing_ones_are_refused_clearly() {
+    let Some(admin) = wani_store::testing::postgres_admin_url() else {
+        println!(
+            "PostgreSQL tests skipped: set {}",
+            wani_store::testing::POSTGRES_ENV
+        );
+        return;
+    };
+    let web = Some("\"web\", \"entities\", \"render\"");
+    let (mut servers, _dirs, dbname) =
+        three_nodes_with_roles(&admin, [web, web, Some("\"thumbnail\"")]).await;
+    let urls: Vec<String> = servers.iter().map(|s| s.1.clone()).collect();
+    // An upload through a web node is thumbnailed on the thumbnail-only node.
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/thread/new", urls[0]))
+        .multipart(form(
+            &[("board", "b"), ("body", "op")],
+            Some(("a.png", png(900, 300, false))),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let v: serde_json::Value = res.json().await.unwrap();
+    let thread = v["id"].as_i64().unwrap();
+    let thumb = reqwest::get(format!(
+        "{}{}",
+        urls[1],
+        v["post"]["thumb_url"].as_str().unwrap()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(thumb.status(), 200);
+    let img = image::load_from_memory(&thumb.bytes().await.unwrap()).unwrap();
+    assert_eq!((img.width(), img.height()), (500, 167));
+    // The thumbnail node serves no pages, and says so.
+    let res = reqwest::get(format!("{}/api/v1/thread/{thread}", urls[2]))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 421);
+    // Both web nodes own entities; replies through either land in one thread.
+    assert_eq!(
+        post_reply(&urls[1], thread, "text only", "t1")
+            .await
+            .status(),
+        201
+    );
+    // Without a thumbnail node, uploads are refused clearly and text still works.
+    servers[2].signal(libc::SIGKILL);
+    let _ = servers[2].0.wait();
+    until_view(
+        &urls[0],
+        states(&[("a", "up"), ("b", "up"), ("c", "down")]),
+        "c is down",
+    )
+    .await;
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/thread/{thread}/new", urls[0]))
+        .multipart(form(
+            &[("body", "with a file")],
+            Some(("b.png", png(20, 20, false))),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(
+        post_reply(&urls[0], thread, "still fine", "t2")
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(post_ids(&urls[1], thread).await.unwrap().len(), 3);
     drop(servers);
     let _ = wani_store::testing::drop_postgres_database(&admin, &dbname).await;
 }

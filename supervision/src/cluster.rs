@@ -24,8 +24,14 @@
 //! Readers (HTTP, placement) take [`ViewSnapshot`]s from a shared lock and
 //! subscribe to [`ViewChange`]s; they never wait on the actor's mailbox.
 //!
-//! Not handled here yet: routing entity messages to the owner's region,
-//! leases and fencing, draining. They build on this view.
+//! Each heartbeat is answered with a `HeartbeatAck` echoing its send time,
+//! so every member's round trip is measured on the sender's own clock
+//! (`rtt_ms` in the view). [`Cluster::leave`] starts a drain: this node
+//! shows itself as `leaving`, owns no shard, and tells every peer with a
+//! `Leaving` frame on each tick until it stops.
+//!
+//! Not handled here: routing entity messages to the owner's region,
+//! leases and fencing. They build on this view.
 
 use crate::membership::{DetectorConfig, Input, MemberState, Membership, Role, ViewChange};
 use crate::placement::NodeName;
@@ -37,6 +43,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
@@ -76,6 +83,9 @@ pub struct MemberView {
     pub last_heartbeat_ms_ago: Option<u64>,
     /// Whether this is the node that answered.
     pub this_node: bool,
+    /// Round trip of the last heartbeat this node sent the member and got
+    /// an answer to (`None` for this node, or before the first answer).
+    pub rtt_ms: Option<u64>,
 }
 
 /// The view as readers see it.
@@ -101,11 +111,13 @@ impl ViewSnapshot {
                 incarnation: 0,
                 last_heartbeat_ms_ago: None,
                 this_node: true,
+                rtt_ms: None,
             }],
         }
     }
 
-    fn of(m: &Membership, now_ms: u64) -> ViewSnapshot {
+    /// The snapshot of `m`; this node shows as `leaving` while it drains.
+    fn of(m: &Membership, now_ms: u64, draining: bool) -> ViewSnapshot {
         let mut members: Vec<MemberView> = m
             .peers()
             .map(|p| MemberView {
@@ -115,15 +127,17 @@ impl ViewSnapshot {
                 incarnation: p.incarnation,
                 last_heartbeat_ms_ago: Some(now_ms.saturating_sub(p.last_heartbeat_ms)),
                 this_node: false,
+                rtt_ms: p.rtt_ms,
             })
             .collect();
         members.push(MemberView {
             name: m.me().0.clone(),
-            state: "up",
+            state: if draining { "leaving" } else { "up" },
             roles: m.roles().iter().map(|r| r.name()).collect(),
             incarnation: m.incarnation(),
             last_heartbeat_ms_ago: None,
             this_node: true,
+            rtt_ms: None,
         });
         members.sort_by(|a, b| a.name.cmp(&b.name));
         ViewSnapshot {
@@ -184,6 +198,7 @@ pub struct MembershipArgs {
     node_server: ActorRef<NodeServerMessage>,
     view: Arc<RwLock<ViewSnapshot>>,
     changes: broadcast::Sender<ViewChange>,
+    draining: Arc<AtomicBool>,
 }
 impl ractor::Message for MembershipArgs {}
 
@@ -205,6 +220,10 @@ pub struct MembershipState {
     cookie_digest: [u8; 16],
     dials: HashMap<String, Dial>,
     my_connection: String,
+    /// Set by [`Cluster::leave`]: every tick then also tells each peer this
+    /// node is leaving, so a peer that missed the first notice (or connects
+    /// later) learns it too.
+    draining: Arc<AtomicBool>,
 }
 
 /// Sends and receives heartbeats; owns the view.
@@ -246,7 +265,7 @@ impl MembershipState {
             let _ = self.changes.send(c.clone());
         }
         if let Ok(mut v) = self.view.write() {
-            *v = ViewSnapshot::of(&self.membership, now);
+            *v = ViewSnapshot::of(&self.membership, now, self.draining.load(Ordering::Relaxed));
         }
     }
 
@@ -289,6 +308,9 @@ impl MembershipState {
                 .map(|m| (m.state, m.incarnation));
             let peer: ActorRef<Wire> = cell.into();
             let _ = peer.cast(self.heartbeat(you_are));
+            if self.draining.load(Ordering::Relaxed) {
+                let _ = peer.cast(self.leaving());
+            }
         }
 
         for seed in self.config.seeds.clone() {
@@ -319,27 +341,54 @@ impl MembershipState {
         }
     }
 
+    fn leaving(&self) -> Wire {
+        Wire(Ok(Envelope::V1(Frame::Leaving {
+            from: self.membership.me().0.clone(),
+            incarnation: self.membership.incarnation(),
+        })))
+    }
+
+    /// The membership actor of `name`'s current session, if connected.
+    fn peer(&self, name: &str) -> Option<ActorRef<Wire>> {
+        let id = self.directory.read().ok()?.get(name).copied()?;
+        ractor::pg::get_members(&MEMBERSHIP_GROUP.to_string())
+            .into_iter()
+            .find(|c| !c.get_id().is_local() && c.get_id().node() == id)
+            .map(ActorRef::from)
+    }
+
     fn receive(&mut self, frame: Frame) {
         match frame {
-            Frame::Heartbeat(beat) | Frame::HeartbeatAck { beat, .. } => {
-                if beat.cookie_digest != self.cookie_digest {
-                    tracing::warn!(from = %beat.from, "heartbeat with another cluster cookie refused");
-                    return;
+            Frame::Heartbeat(beat) | Frame::HeartbeatAck { beat, .. }
+                if beat.cookie_digest != self.cookie_digest =>
+            {
+                tracing::warn!(from = %beat.from, "heartbeat with another cluster cookie refused");
+            }
+            Frame::Heartbeat(beat) => {
+                // Answer with our own heartbeat echoing its send time: the
+                // sender measures the round trip on its own clock, so clock
+                // skew between nodes does not enter the figure. An ack is
+                // never answered, so there is no ping-pong.
+                let echo_sent_ms = beat.sent_ms;
+                let from = beat.from.clone();
+                self.heard(beat, None);
+                if let Some(peer) = self.peer(&from) {
+                    let you_are = self
+                        .membership
+                        .member(&NodeName(from))
+                        .map(|m| (m.state, m.incarnation));
+                    if let Wire(Ok(Envelope::V1(Frame::Heartbeat(mine)))) = self.heartbeat(you_are)
+                    {
+                        let _ = peer.cast(Wire(Ok(Envelope::V1(Frame::HeartbeatAck {
+                            beat: mine,
+                            echo_sent_ms,
+                        }))));
+                    }
                 }
-                let roles = beat
-                    .roles
-                    .iter()
-                    .filter_map(|r| Role::from_name(r))
-                    .collect();
-                let changes = self.membership.step(Input::Heartbeat {
-                    from: NodeName(beat.from),
-                    incarnation: beat.incarnation,
-                    roles,
-                    you_are: state_from(&beat.you_are).map(|s| (s, beat.you_are_incarnation)),
-                    now_ms: now_ms(),
-                    rtt_ms: None,
-                });
-                self.publish(changes);
+            }
+            Frame::HeartbeatAck { beat, echo_sent_ms } => {
+                let rtt = now_ms().saturating_sub(echo_sent_ms);
+                self.heard(beat, Some(rtt));
             }
             Frame::Leaving { from, incarnation } => {
                 let changes = self.membership.step(Input::Leaving {
@@ -352,6 +401,25 @@ impl MembershipState {
             // Region traffic goes to the region router, not here.
             Frame::Tick | Frame::Call { .. } | Frame::Reply { .. } => {}
         }
+    }
+
+    /// Feeds a peer's heartbeat (or ack, with the measured round trip) to
+    /// the state machine.
+    fn heard(&mut self, beat: Heartbeat, rtt_ms: Option<u64>) {
+        let roles = beat
+            .roles
+            .iter()
+            .filter_map(|r| Role::from_name(r))
+            .collect();
+        let changes = self.membership.step(Input::Heartbeat {
+            from: NodeName(beat.from),
+            incarnation: beat.incarnation,
+            roles,
+            you_are: state_from(&beat.you_are).map(|s| (s, beat.you_are_incarnation)),
+            now_ms: now_ms(),
+            rtt_ms,
+        });
+        self.publish(changes);
     }
 }
 
@@ -384,6 +452,7 @@ impl Actor for MembershipActor {
             changes: args.changes,
             dials: HashMap::new(),
             my_connection,
+            draining: args.draining,
         };
         state.publish(Vec::new());
         Ok(state)
@@ -425,6 +494,9 @@ pub struct Cluster {
     changes: broadcast::Sender<ViewChange>,
     node_server: ActorRef<NodeServerMessage>,
     membership: ActorRef<Wire>,
+    /// Set once by [`Cluster::leave`]; never cleared: a drained process is
+    /// stopped, and comes back as a new incarnation.
+    draining: Arc<AtomicBool>,
 }
 
 impl Cluster {
@@ -448,6 +520,7 @@ impl Cluster {
         )));
         let (changes, _) = broadcast::channel(256);
         let directory = Arc::new(RwLock::new(HashMap::new()));
+        let draining = Arc::new(AtomicBool::new(false));
         let name = config.name.clone();
         let settle_ms = config.detector.heartbeat_interval_ms * config.detector.down_after as u64;
         let args = MembershipArgs {
@@ -456,6 +529,7 @@ impl Cluster {
             node_server: node_server.clone(),
             view: view.clone(),
             changes: changes.clone(),
+            draining: draining.clone(),
         };
         let (membership, _) = Actor::spawn(None, MembershipActor, args)
             .await
@@ -468,6 +542,7 @@ impl Cluster {
             changes,
             node_server,
             membership,
+            draining,
         })
     }
 
@@ -554,6 +629,33 @@ impl Cluster {
     /// View changes from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<ViewChange> {
         self.changes.subscribe()
+    }
+
+    /// Starts leaving the cluster (drain): from now on this node owns no
+    /// shard in its own view (it shows as `leaving`), every peer is told at
+    /// once and again on every heartbeat, and subscribers get
+    /// `Left(this node)` so they hand its entities over. Idempotent; there
+    /// is no way back for this process (peers keep a leaving incarnation
+    /// out), it rejoins by restarting.
+    pub fn leave(&self) {
+        if self.draining.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Ok(mut v) = self.view.write() {
+            v.version += 1;
+            for m in v.members.iter_mut().filter(|m| m.this_node) {
+                m.state = "leaving";
+            }
+        }
+        tracing::info!("leaving the cluster: handing this node's shards over");
+        // Tell the peers now rather than at the next tick.
+        let _ = self.membership.cast(Wire(Ok(Envelope::V1(Frame::Tick))));
+        let _ = self.changes.send(ViewChange::Left(self.me()));
+    }
+
+    /// Whether [`Cluster::leave`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
     }
 
     /// Stops membership and closes every session.

@@ -26,6 +26,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageReader, Limits};
 
 use super::error::MediaError;
+use super::jpeg_dc;
 use super::sniff::ImageFormat;
 use super::structure;
 
@@ -129,7 +130,7 @@ pub(crate) fn decode(
     // loses its rotation.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let scaled = match format {
-        ImageFormat::Jpeg => jpeg_scaled(bytes, width, height, target_side)?,
+        ImageFormat::Jpeg => jpeg_reduced(bytes, width, height, target_side)?,
         _ => None,
     };
     let image = match scaled {
@@ -143,6 +144,41 @@ pub(crate) fn decode(
         orientation,
         frames: layout.frames,
     })
+}
+
+/// Decodes a JPEG at reduced scale when the thumbnail is small enough:
+/// from its DC coefficients alone (`jpeg_dc`) when 1/8 scale keeps the
+/// thumbnail's size, else with jpeg-decoder at 1/2 or 1/4. `None` when
+/// neither applies (the caller decodes at full size).
+fn jpeg_reduced(
+    bytes: &[u8],
+    width: u32,
+    height: u32,
+    target_side: u32,
+) -> Result<Option<DynamicImage>, MediaError> {
+    let (tw, th) = super::thumb::fit(width, height, target_side.max(1));
+    if width.div_ceil(8) >= tw && height.div_ceil(8) >= th {
+        match jpeg_dc::decode(bytes) {
+            Ok(dc) => {
+                let image = if dc.grey {
+                    image::GrayImage::from_raw(dc.width, dc.height, dc.pixels)
+                        .map(DynamicImage::ImageLuma8)
+                } else {
+                    image::RgbImage::from_raw(dc.width, dc.height, dc.pixels)
+                        .map(DynamicImage::ImageRgb8)
+                };
+                // A buffer of the wrong length would be a bug in jpeg_dc;
+                // the general decoder then has the last word.
+                if image.is_some() {
+                    return Ok(image);
+                }
+            }
+            // Unsupported features and damaged data alike go to the
+            // general decoder, which accepts or refuses as it always has.
+            Err(reason) => tracing::debug!(?reason, "JPEG left to the general decoder"),
+        }
+    }
+    jpeg_scaled(bytes, width, height, target_side)
 }
 
 /// Decodes a JPEG at the smallest DCT scale (1/2, 1/4, 1/8) that keeps at

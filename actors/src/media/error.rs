@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 /// Why [`process`](super::process) refused an upload.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum MediaError {
     /// The upload has no bytes at all.
     #[error("the file is empty")]

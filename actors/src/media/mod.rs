@@ -45,6 +45,7 @@
 
 mod decode;
 mod error;
+mod jpeg_dc;
 mod options;
 mod polyglot;
 mod process;

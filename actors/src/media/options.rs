@@ -2,7 +2,7 @@
 
 /// A board's limits on uploads; [`process`](super::process) refuses anything
 /// outside them before decoding a single pixel.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MediaLimits {
     /// Largest upload in bytes.
     pub max_bytes: u64,
@@ -46,7 +46,7 @@ impl Default for MediaLimits {
 }
 
 /// How thumbnails are made.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ThumbOptions {
     /// Longest side of a thumbnail in pixels; smaller images are not
     /// enlarged. Zero is treated as one.
@@ -60,7 +60,7 @@ pub struct ThumbOptions {
 }
 
 /// What a thumbnail of an image with transparency is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum AlphaThumb {
     /// Flattened onto the background and encoded as JPEG, as Maniwani does:
     /// the smallest files, and every thumbnail is the same type.

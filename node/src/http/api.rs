@@ -377,8 +377,8 @@ pub async fn cluster(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let view = match &state.cluster {
-        Some(c) => c.view(),
+    let (view, shards) = match &state.cluster {
+        Some(c) => (c.view(), state.config.cluster.shards),
         None => {
             let roles = state
                 .config
@@ -387,12 +387,31 @@ pub async fn cluster(
                 .iter()
                 .filter_map(|r| wani_supervision::Role::from_name(r))
                 .collect();
-            wani_supervision::cluster::ViewSnapshot::single(&state.config.node.name, &roles)
+            (
+                wani_supervision::cluster::ViewSnapshot::single(&state.config.node.name, &roles),
+                0,
+            )
         }
     };
+    // Shards owned by each member, as placement computes them from this view.
+    let owners: Vec<wani_supervision::NodeName> = view
+        .members
+        .iter()
+        .filter(|m| matches!(m.state, "up" | "suspect") && m.roles.contains(&"entities"))
+        .map(|m| wani_supervision::NodeName(m.name.clone()))
+        .collect();
+    let map = wani_supervision::ShardMap::compute(shards, &owners);
+    let mut body = serde_json::to_value(&view).map_err(ApiError::internal)?;
+    if let Some(members) = body["members"].as_array_mut() {
+        for m in members {
+            let name = wani_supervision::NodeName(m["name"].as_str().unwrap_or("").to_string());
+            m["shards"] = map.owned_by(&name).count().into();
+        }
+    }
+    body["shards"] = shards.into();
     Ok(respond_fresh(
         &headers,
         "application/json",
-        serde_json::to_vec(&view).map_err(ApiError::internal)?,
+        serde_json::to_vec(&body).map_err(ApiError::internal)?,
     ))
 }

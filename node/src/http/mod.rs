@@ -15,6 +15,7 @@ pub mod error;
 mod files;
 pub mod guard;
 mod moderation;
+mod ops;
 mod site;
 mod slip;
 pub(crate) mod upload;
@@ -56,6 +57,8 @@ pub struct Inner {
     pub site_secret: Arc<[u8]>,
     /// Cluster membership, when `[cluster] enabled`.
     pub cluster: Option<Arc<wani_supervision::cluster::Cluster>>,
+    /// What `/metrics` exposes beyond what the actors count themselves.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::ops::Deref for AppState {
@@ -114,6 +117,10 @@ pub fn app(state: AppState) -> Router {
         .route("/thread/new", post(api::new_thread))
         .route("/thread/{id}/new", post(api::new_reply))
         .route("/thread/post/{id}", axum::routing::delete(api::delete_post))
+        .route(
+            "/admin/drain",
+            get(ops::drain_status).post(ops::drain_start),
+        )
         .fallback(api::not_found);
     Router::new()
         .nest("/api/v1", api)
@@ -147,10 +154,21 @@ pub fn app(state: AppState) -> Router {
             get(moderation::report_form).post(moderation::report),
         )
         .merge(moderation::routes())
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
         .fallback(site::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(csrf::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            web_role,
+        ))
+        // Outermost, so refusals by the layers inside are counted too.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
         .with_state(state)
 }
 
@@ -167,4 +185,29 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// Paths every node serves whatever its roles: health, metrics, the view.
+fn is_operations_path(path: &str) -> bool {
+    matches!(
+        path,
+        "/healthz" | "/readyz" | "/metrics" | "/api/v1/cluster" | "/api/v1/status"
+    ) || path.starts_with("/api/v1/admin/")
+}
+
+/// A node without the `web` role serves only the operations paths; the
+/// site and the API are for the nodes that carry it.
+async fn web_role(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if !state.config.node.roles.iter().any(|r| r == "web") && !is_operations_path(req.uri().path())
+    {
+        return axum::response::IntoResponse::into_response(ApiError::new(
+            axum::http::StatusCode::MISDIRECTED_REQUEST,
+            "this node does not carry the web role; send requests to one that does",
+        ));
+    }
+    next.run(req).await
 }

@@ -186,6 +186,16 @@ impl Store {
         self.inner.backend
     }
 
+    /// Runs the cheapest query there is (`SELECT 1`) on the read pool: the
+    /// database answers, and a connection could be had.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     /// Finishes the writes already queued, then closes every connection.
     /// Later calls on any clone fail with `Unavailable`.
     pub async fn close(&self) {

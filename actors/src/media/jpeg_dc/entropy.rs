@@ -14,6 +14,12 @@ use super::DcError;
 /// for fewer slow lookups).
 const LOOKUP: u32 = 10;
 
+/// Bits of lookahead for skipping several AC coefficients at once. Their
+/// codes and values average about 5 bits in photos, so twelve bits hold
+/// two or three; a larger table would not stay in the L1 cache beside
+/// the second AC table.
+const MULTI: u32 = 12;
+
 /// A bit reader over entropy-coded bytes, undoing the 0xFF00 stuffing.
 pub(super) struct Bits<'a> {
     data: &'a [u8],
@@ -48,7 +54,7 @@ impl<'a> Bits<'a> {
         }
     }
 
-    #[inline(never)]
+    #[inline(always)]
     fn refill(&mut self) {
         // Fast path: eight bytes with no 0xFF among them (no stuffing, no
         // marker) are loaded with one read.
@@ -74,6 +80,12 @@ impl<'a> Bits<'a> {
                 }
             }
         }
+        self.refill_bytewise();
+    }
+
+    /// The slow refill, near a marker or stuffed byte or the data's end.
+    #[inline(never)]
+    fn refill_bytewise(&mut self) {
         while self.n <= 56 {
             let byte = self.next_byte();
             self.acc |= u64::from(byte) << (56 - self.n);
@@ -200,11 +212,15 @@ pub(super) fn next_segment(data: &[u8], from: usize) -> usize {
 pub(super) struct Huffman {
     /// Indexed by the next [`LOOKUP`] bits: `length << 8 | symbol` for a
     /// code of at most that length, 0 for a longer code.
-    fast: Vec<u16>,
+    fast: Box<[u16; 1 << LOOKUP]>,
     /// Indexed the same way: `(run + 1) << 8 | (length + size)` — the bits
     /// one AC coefficient takes, code and value together, and how far it
     /// moves in the block (64 for end-of-block); 0 for a longer code.
-    skip: Vec<u16>,
+    skip: Box<[u16; 1 << LOOKUP]>,
+    /// Indexed by the next [`MULTI`] bits: the AC coefficients wholly
+    /// inside them, as many as fit (see [`Huffman::multi_entry`]); 0 when
+    /// not even one does.
+    multi: Box<[u32; 1 << MULTI]>,
     /// The largest code of each length (index 1 to 16), or -1.
     max_code: [i32; 17],
     /// `symbols` index of each length's first code, minus that code.
@@ -217,14 +233,19 @@ impl Huffman {
     pub(super) fn new(counts: &[u8; 16], symbols: &[u8]) -> Result<Self, DcError> {
         let mut max_code = [-1i32; 17];
         let mut offset = [0i32; 17];
-        let mut fast = vec![0u16; 1 << LOOKUP];
-        let mut skip = vec![0u16; 1 << LOOKUP];
+        let mut fast = Box::new([0u16; 1 << LOOKUP]);
+        let mut skip = Box::new([0u16; 1 << LOOKUP]);
         let mut code: u32 = 0;
         let mut k: usize = 0;
         for len in 1..=16u32 {
             let count = usize::from(counts[len as usize - 1]);
             offset[len as usize] = k as i32 - code as i32;
             for _ in 0..count {
+                // More codes than the length allows: not a prefix code,
+                // and indexing by it would run off the tables.
+                if code >= 1 << len {
+                    return Err(DcError::Corrupt("a Huffman table is over-subscribed"));
+                }
                 let symbol = *symbols
                     .get(k)
                     .ok_or(DcError::Corrupt("a Huffman table lacks symbols"))?;
@@ -250,20 +271,66 @@ impl Huffman {
             if count > 0 {
                 max_code[len as usize] = code as i32 - 1;
             }
-            // More codes than the length allows: the table is not a prefix
-            // code, and indexing by it would run off `fast`.
-            if code > 1 << len {
-                return Err(DcError::Corrupt("a Huffman table is over-subscribed"));
-            }
             code <<= 1;
         }
-        Ok(Self {
+        let mut table = Self {
             fast,
             skip,
+            multi: Box::new([0; 1 << MULTI]),
             max_code,
             offset,
             symbols: symbols.to_vec(),
-        })
+        };
+        for i in 0..1 << MULTI {
+            table.multi[i] = table.multi_entry(i as u32);
+        }
+        Ok(table)
+    }
+
+    /// The entry of [`Huffman::multi`] for the lookahead bits `bits`:
+    /// `all | prefix << 8 | length`, where `length` is the bits the whole
+    /// coefficients inside take, `all` how far they move in the block
+    /// together and `prefix` how far all but the last do. The run stops
+    /// after an end of block, since what follows belongs to the next block.
+    fn multi_entry(&self, bits: u32) -> u32 {
+        let (mut used, mut all, mut prefix) = (0u32, 0u32, 0u32);
+        while used < MULTI {
+            let Some((len, symbol)) = self.code_at(bits, used) else {
+                break;
+            };
+            let (run, size) = (u32::from(symbol >> 4), u32::from(symbol & 15));
+            if used + len + size > MULTI {
+                break;
+            }
+            let advance = match (run, size) {
+                (15, 0) => 16,
+                (_, 0) => 64,
+                _ => run + 1,
+            };
+            used += len + size;
+            prefix = all;
+            all += advance;
+            if all >= 64 {
+                break;
+            }
+        }
+        if used == 0 {
+            return 0;
+        }
+        all.min(127) << 16 | prefix << 8 | used
+    }
+
+    /// The code starting `from` bits into the [`MULTI`]-bit `bits`, if a
+    /// whole one is there: its length and symbol.
+    fn code_at(&self, bits: u32, from: u32) -> Option<(u32, u8)> {
+        for len in 1..=MULTI - from {
+            let code = ((bits >> (MULTI - from - len)) & ((1 << len) - 1)) as i32;
+            if code <= self.max_code[len as usize] {
+                let index = usize::try_from(self.offset[len as usize] + code).ok()?;
+                return self.symbols.get(index).map(|&s| (len, s));
+            }
+        }
+        None
     }
 
     /// Decodes one symbol; `bits` must have been `ensure`d.
@@ -297,31 +364,51 @@ impl Huffman {
 
     /// Steps over the AC coefficients of one block (positions 1 to 63)
     /// without computing them: only their bit lengths and runs matter when
-    /// the block is reduced to its DC term.
+    /// the block is reduced to its DC term. The hottest loop of the
+    /// module: the reader's state is kept in registers between refills.
     #[inline(always)]
     pub(super) fn skip_ac(&self, bits: &mut Bits) -> Result<(), DcError> {
         let mut k = 1u32;
+        let (mut acc, mut n) = (bits.acc, bits.n);
         while k < 64 {
-            bits.ensure();
-            let entry = self.skip[bits.peek(LOOKUP) as usize];
+            if n < 32 {
+                (bits.acc, bits.n) = (acc, n);
+                bits.refill();
+                (acc, n) = (bits.acc, bits.n);
+            }
+            let lookahead = (acc >> (64 - MULTI)) as usize;
+            let entry = self.multi[lookahead];
+            // All the coefficients but the last must start inside the
+            // block; otherwise take them one at a time.
+            if entry != 0 && k + (entry >> 8 & 0xFF) < 64 {
+                let used = entry & 0xFF;
+                acc <<= used;
+                n -= used;
+                k += entry >> 16;
+                continue;
+            }
+            let entry = self.skip[lookahead >> (MULTI - LOOKUP)];
             if entry != 0 {
-                bits.consume(u32::from(entry & 0xFF));
-                SYMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                BITS.fetch_add(u64::from(entry & 0xFF), std::sync::atomic::Ordering::Relaxed);
+                let used = u32::from(entry & 0xFF);
+                acc <<= used;
+                n -= used;
                 k += u32::from(entry >> 8);
                 continue;
             }
+            (bits.acc, bits.n) = (acc, n);
             let symbol = self.decode_long(bits)?;
             let (run, size) = (u32::from(symbol >> 4), u32::from(symbol & 15));
             match (run, size) {
                 (15, 0) => k += 16,
-                (_, 0) => break,
+                (_, 0) => k = 64,
                 _ => {
                     bits.consume(size);
                     k += run + 1;
                 }
             }
+            (acc, n) = (bits.acc, bits.n);
         }
+        (bits.acc, bits.n) = (acc, n);
         Ok(())
     }
 }
@@ -394,6 +481,3 @@ mod tests {
         assert_eq!(bits.receive_extend(3), 7);
     }
 }
-
-pub static SYMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-pub static BITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

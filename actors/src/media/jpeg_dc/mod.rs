@@ -35,7 +35,7 @@
 //! at most 14 DC scans (a first and 13 refinements), and the loops run over
 //! blocks, never over what the data claims.
 
-pub mod entropy;
+mod entropy;
 
 use entropy::{next_segment, Bits, Huffman};
 
@@ -225,7 +225,9 @@ impl State {
             return Err(DcError::Corrupt("a frame of width 0"));
         }
         if count != 1 && count != 3 {
-            return Err(DcError::Unsupported("neither grey nor three-component colour"));
+            return Err(DcError::Unsupported(
+                "neither grey nor three-component colour",
+            ));
         }
         let mut components = Vec::with_capacity(count);
         for i in 0..count {
@@ -374,7 +376,9 @@ impl State {
         let restart = usize::from(self.restart_interval);
         if !progressive {
             if scan.ss != 0 || scan.se != 63 || scan.ah != 0 || scan.al != 0 {
-                return Err(DcError::Corrupt("a sequential scan with progressive parameters"));
+                return Err(DcError::Corrupt(
+                    "a sequential scan with progressive parameters",
+                ));
             }
             for sc in &scan.components {
                 let c = &mut frame.components[sc.index];
@@ -390,7 +394,9 @@ impl State {
                 ac_tables.get(i).ok_or(NO_TABLE)?.skip_ac(bits)
             })?;
         } else if scan.se != 0 {
-            return Err(DcError::Corrupt("a progressive DC scan with AC coefficients"));
+            return Err(DcError::Corrupt(
+                "a progressive DC scan with AC coefficients",
+            ));
         } else if scan.ah == 0 {
             if scan.al > 13 {
                 return Err(DcError::Corrupt("a DC point transform over 13"));
@@ -435,9 +441,7 @@ impl State {
 
     /// The image, once every scan is read.
     fn finish(self) -> Result<DcImage, DcError> {
-        let frame = self
-            .frame
-            .ok_or(DcError::Corrupt("no frame header"))?;
+        let frame = self.frame.ok_or(DcError::Corrupt("no frame header"))?;
         if frame.components.iter().any(|c| !c.seen) {
             return Err(DcError::Corrupt("a component has no scan"));
         }
@@ -475,7 +479,11 @@ impl State {
                         }
                     }
                 }
-                _ => return Err(DcError::Unsupported("neither grey nor three-component colour")),
+                _ => {
+                    return Err(DcError::Unsupported(
+                        "neither grey nor three-component colour",
+                    ))
+                }
             }
         }
         Ok(DcImage {
@@ -652,7 +660,11 @@ struct Plane {
 impl Plane {
     fn new(c: &Component, max_h: usize, max_v: usize, out_w: usize) -> Self {
         let q = i32::from(c.quant.unwrap_or(0));
-        let level = |dc: i16| ((i32::from(dc) * q + 4) >> 3).saturating_add(128).clamp(0, 255) as u8;
+        let level = |dc: i16| {
+            ((i32::from(dc) * q + 4) >> 3)
+                .saturating_add(128)
+                .clamp(0, 255) as u8
+        };
         let mut samples = Vec::with_capacity(out_w * c.blocks_h);
         for row in c.dc.chunks_exact(c.blocks_w) {
             samples.extend((0..out_w).map(|x| row.get(x * c.h / max_h).map_or(0, |&dc| level(dc))));
