@@ -173,6 +173,48 @@ pub async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, Vec<u8>)>
     Ok((status, buf[start..].to_vec()))
 }
 
+/// A `POST` of raw bytes over HTTP/1.1: status and body.
+pub async fn http_post(
+    addr: &str,
+    path: &str,
+    content_type: &str,
+    extra: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let mut head = format!("POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in extra {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    let mut buf = Vec::new();
+    let (status, len) = read_response(&mut stream, &mut buf).await?;
+    let start = buf.len() - len;
+    Ok((status, buf[start..].to_vec()))
+}
+
+/// A multipart body with text fields and an optional PNG named `media`.
+pub fn multipart(boundary: &str, fields: &[(&str, &str)], png: Option<&[u8]>) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (k, v) in fields {
+        b.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    if let Some(png) = png {
+        b.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"media\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n").as_bytes(),
+        );
+        b.extend_from_slice(png);
+        b.extend_from_slice(b"\r\n");
+    }
+    b.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    b
+}
+
 /// Drives `connections` keep-alive connections, each sending the template
 /// of its index (`templates[conn % len]`) back to back for `duration`.
 pub async fn load(
@@ -256,7 +298,7 @@ pub fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn machine() -> String {
+pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

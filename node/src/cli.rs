@@ -43,6 +43,9 @@ pub enum Command {
     /// Run the load benchmark on an in-process node with a fresh database and
     /// print a Markdown report (see docs/BENCHMARKS.md).
     Bench(crate::bench::BenchArgs),
+    /// Measure failover time, scale-out and the cross-node hop on real
+    /// processes sharing one PostgreSQL (see docs/BENCHMARKS.md).
+    BenchCluster(crate::bench_cluster::BenchClusterArgs),
     /// Show the cluster as a running node sees it.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -249,6 +252,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Board(cmd) => board(config, cmd).await,
         Command::Slip(cmd) => slip(config, cmd).await,
         Command::Bench(args) => crate::bench::run(args).await,
+        Command::BenchCluster(args) => crate::bench_cluster::run(args).await,
         Command::Cluster(ClusterCommand::Status { addr }) => cluster_status(&config, addr).await,
         Command::Drain { addr, timeout_secs } => {
             let addr = addr.unwrap_or_else(|| config.node.listen.clone());

@@ -371,7 +371,10 @@ impl Huffman {
         let mut k = 1u32;
         let (mut acc, mut n) = (bits.acc, bits.n);
         while k < 64 {
-            if n < 32 {
+            // A multi entry only spans whole coefficients inside its
+            // MULTI bits, so it needs no more loaded; the paths below need
+            // a code and its value.
+            if n < MULTI {
                 (bits.acc, bits.n) = (acc, n);
                 bits.refill();
                 (acc, n) = (bits.acc, bits.n);
@@ -387,6 +390,12 @@ impl Huffman {
                 k += entry >> 16;
                 continue;
             }
+            if n < 32 {
+                (bits.acc, bits.n) = (acc, n);
+                bits.refill();
+                (acc, n) = (bits.acc, bits.n);
+            }
+            let lookahead = (acc >> (64 - MULTI)) as usize;
             let entry = self.skip[lookahead >> (MULTI - LOOKUP)];
             if entry != 0 {
                 let used = u32::from(entry & 0xFF);
