@@ -401,6 +401,11 @@ mod tests {
     #[test]
     fn the_shipped_configs_parse() {
         Config::parse(include_str!("../../examples/single-box/cluster.toml")).unwrap();
+        for node in [include_str!("../../examples/three-nodes/a.toml"), include_str!("../../examples/three-nodes/b.toml")] {
+            // The cookie file is relative to where the node runs; only the shape is checked here.
+            let c: Config = toml::from_str(node).unwrap();
+            assert!(c.cluster.enabled && c.cluster.seeds.len() == 2);
+        }
         let c = Config::parse(include_str!("../../cluster.toml")).unwrap();
         assert_eq!(c.listen_addr().unwrap().to_string(), "127.0.0.1:8080");
         assert!(c.bootstrap.boards.iter().any(|b| b.name == "b"));

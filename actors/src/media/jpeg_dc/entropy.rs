@@ -218,8 +218,7 @@ pub(super) struct Huffman {
     /// moves in the block (64 for end-of-block); 0 for a longer code.
     skip: Box<[u16; 1 << LOOKUP]>,
     /// Indexed by the next [`MULTI`] bits: the AC coefficients wholly
-    /// inside them, as many as fit (see [`Huffman::multi_entry`]); 0 when
-    /// not even one does.
+    /// inside them, as many as fit (see [`Huffman::multi_entry`]).
     multi: Box<[u32; 1 << MULTI]>,
     /// The largest code of each length (index 1 to 16), or -1.
     max_code: [i32; 17],
@@ -288,7 +287,7 @@ impl Huffman {
     }
 
     /// The entry of [`Huffman::multi`] for the lookahead bits `bits`:
-    /// `all | prefix << 8 | length`, where `length` is the bits the whole
+    /// `all << 16 | prefix << 8 | length`, where `length` is the bits the whole
     /// coefficients inside take, `all` how far they move in the block
     /// together and `prefix` how far all but the last do. The run stops
     /// after an end of block, since what follows belongs to the next block.
@@ -315,7 +314,8 @@ impl Huffman {
             }
         }
         if used == 0 {
-            return 0;
+            // A prefix no block position passes: take the slow paths.
+            return 0xFF << 8;
         }
         all.min(127) << 16 | prefix << 8 | used
     }
@@ -383,7 +383,7 @@ impl Huffman {
             let entry = self.multi[lookahead];
             // All the coefficients but the last must start inside the
             // block; otherwise take them one at a time.
-            if entry != 0 && k + (entry >> 8 & 0xFF) < 64 {
+            if k + (entry >> 8 & 0xFF) < 64 {
                 let used = entry & 0xFF;
                 acc <<= used;
                 n -= used;
