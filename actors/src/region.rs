@@ -193,7 +193,7 @@ impl RegionState {
         myself: &ActorRef<RegionMsg>,
         id: ThreadId,
     ) -> Result<ActorRef<ThreadMsg>, ActorError> {
-        self.refuse_if_draining(EntityKey::Thread(id.0))?;
+        self.refuse_unless_owner(EntityKey::Thread(id.0))?;
         let fence = self.fence(EntityKey::Thread(id.0)).await?;
         let args = ThreadArgs {
             id,
@@ -217,7 +217,7 @@ impl RegionState {
         myself: &ActorRef<RegionMsg>,
         id: BoardId,
     ) -> Result<ActorRef<BoardMsg>, ActorError> {
-        self.refuse_if_draining(EntityKey::Board(id.0))?;
+        self.refuse_unless_owner(EntityKey::Board(id.0))?;
         let fence = self.fence(EntityKey::Board(id.0)).await?;
         let args = BoardArgs {
             id,
@@ -240,12 +240,22 @@ impl RegionState {
     /// peer that has not heard it is leaving, or a local call that started
     /// before the drain) gets a retryable error and is routed again, to the
     /// new owner, instead of taking the shard's lease back.
-    fn refuse_if_draining(&self, key: EntityKey) -> Result<(), ActorError> {
+    ///
+    /// Likewise a node whose settled view names another owner: the call was
+    /// routed here before a view change, and activating now would take back
+    /// a shard lease the new owner is waiting for.
+    fn refuse_unless_owner(&self, key: EntityKey) -> Result<(), ActorError> {
         match self.maps.router.get() {
             Some(r) if r.is_draining() => Err(ActorError::Unavailable(format!(
                 "{key}: this node is draining; ask its new owner"
             ))),
-            _ => Ok(()),
+            Some(r) => match r.route(key) {
+                Route::There(owner) => Err(ActorError::Unavailable(format!(
+                    "{key} belongs to {owner} now; ask it"
+                ))),
+                Route::Here | Route::Nobody => Ok(()),
+            },
+            None => Ok(()),
         }
     }
 
@@ -558,11 +568,11 @@ impl Entities {
         let mut backoff = Duration::from_millis(50);
         loop {
             let err = match self.target(key) {
-                // A drain that starts while the call runs here makes it fail
-                // (its entity stops, re-activation is refused): route it
-                // again, to the new owner. Writes carry idempotency keys.
+                // A view change or a drain while the call runs here makes it
+                // fail (its entity stops, re-activation is refused): route
+                // it again, to the new owner. Writes carry idempotency keys.
                 Target::Here => match here().await {
-                    Err(e) if e.is_retryable() && self.is_draining() => e,
+                    Err(e) if e.is_retryable() && !matches!(self.target(key), Target::Here) => e,
                     done => return done,
                 },
                 Target::Nobody => {
@@ -686,11 +696,6 @@ impl Entities {
             Err(ractor::MessagingErr::SendErr(m)) => Some(m),
             Err(_) => None,
         }
-    }
-
-    /// Whether this node is draining (see [`Router::is_draining`]).
-    fn is_draining(&self) -> bool {
-        self.maps.router.get().is_some_and(|r| r.is_draining())
     }
 
     /// Entities activated on this node since it started.

@@ -35,6 +35,10 @@ use wani_supervision::{owner_of, shard_of, EntityKey, NodeName, Role, ViewChange
 /// The process group of the region routers.
 pub const REGION_GROUP: &str = "wani:region";
 
+/// How often entities and leases of shards this node no longer owns are
+/// looked for, besides on every view change.
+const RECONCILE_EVERY: Duration = Duration::from_secs(1);
+
 /// Where an entity lives, as this node sees it now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
@@ -106,13 +110,27 @@ impl Router {
         let mut changes = self.cluster.subscribe();
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
+            let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
             loop {
-                let change = match changes.recv().await {
-                    Ok(c) => Some(c),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                let change = tokio::select! {
+                    c = changes.recv() => match c {
+                        Ok(c) => Some(c),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    },
+                    // A periodic pass catches what a view change alone
+                    // misses: an activation that raced the change (routed
+                    // here before it, leased after the release) would keep
+                    // a shard this node does not own, and its new owner
+                    // could never take the lease.
+                    _ = reconcile.tick() => None,
                 };
                 let Some(router) = weak.upgrade() else { break };
+                // Before the view settles every route is `Nobody`: that is
+                // not a reason to stop what peers asked this node to run.
+                if change.is_none() && !router.cluster.is_settled() {
+                    continue;
+                }
                 if let Some(ViewChange::Downed(node)) = &change {
                     // A paused node keeps its socket open: without this, calls
                     // to it would wait for their timeout before re-routing.

@@ -350,6 +350,88 @@ fn exif_rotation_is_applied_to_size_and_thumbnail() {
     thumb_of(&p);
 }
 
+/// Options under which a JPEG of `width` px takes the DC-only path (1/8
+/// scale keeps the thumbnail's size) without test images of 12 MP.
+fn reduced(max_side: u32) -> ThumbOptions {
+    ThumbOptions {
+        max_side,
+        ..ThumbOptions::default()
+    }
+}
+
+/// Mean absolute difference per channel between two images of one size.
+fn mean_difference(a: &RgbImage, b: &RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let total: u64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(&x, &y)| u64::from(x.abs_diff(y)))
+        .sum();
+    total as f64 / a.as_raw().len() as f64
+}
+
+/// The thumbnail a full decode and a plain resize would give.
+fn reference_thumb(bytes: &[u8], width: u32, height: u32) -> RgbImage {
+    let full = image::load_from_memory_with_format(bytes, ImageFormat::Jpeg)
+        .expect("reference decode")
+        .into_rgb8();
+    image::imageops::resize(&full, width, height, image::imageops::FilterType::Triangle)
+}
+
+/// A progressive 4:2:0 JPEG with restart markers, as cameras and web
+/// tools write them (the `image` encoder writes baseline 4:4:4 only).
+fn progressive_jpeg(width: u16, height: u16) -> Vec<u8> {
+    let rgb = photo(u32::from(width), u32::from(height));
+    let mut out = Vec::new();
+    let mut encoder = jpeg_encoder::Encoder::new(&mut out, 90);
+    encoder.set_progressive(true);
+    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+    encoder.set_restart_interval(4);
+    encoder
+        .encode(rgb.as_raw(), width, height, jpeg_encoder::ColorType::Rgb)
+        .expect("encode progressive JPEG");
+    out
+}
+
+#[test]
+fn large_jpegs_reduced_to_dc_terms_look_like_a_full_decode() {
+    // 800×400 for a 100 px thumbnail: 1/8 scale is exactly the thumbnail,
+    // the path a 4000×3000 photo takes for 500 px.
+    for (label, bytes) in [
+        ("baseline", jpeg(800, 400)),
+        ("progressive", progressive_jpeg(800, 400)),
+    ] {
+        let p = media::process(&bytes, &MediaLimits::default(), &reduced(100)).expect("accepted");
+        assert_eq!((p.width, p.height), (800, 400), "{label}");
+        assert_eq!((p.thumb_width, p.thumb_height), (100, 50), "{label}");
+        let diff = mean_difference(&thumb_of(&p), &reference_thumb(&bytes, 100, 50));
+        assert!(
+            diff < 3.0,
+            "{label}: mean difference {diff:.2} from a full decode"
+        );
+    }
+}
+
+#[test]
+fn exif_rotation_is_applied_on_the_reduced_path() {
+    let stored = jpeg(800, 400);
+    let p = media::process(
+        &with_orientation(&stored, 6),
+        &MediaLimits::default(),
+        &reduced(100),
+    )
+    .expect("accepted");
+    assert_eq!((p.width, p.height), (400, 800));
+    assert_eq!((p.thumb_width, p.thumb_height), (50, 100));
+    let want = image::imageops::rotate90(&reference_thumb(&stored, 100, 50));
+    let diff = mean_difference(&thumb_of(&p), &want);
+    assert!(
+        diff < 3.0,
+        "mean difference {diff:.2} from the rotated reference"
+    );
+}
+
 #[test]
 fn animation_is_flagged_from_the_second_frame() {
     assert!(ok(&gif_frames(64, 48, 3)).is_animated, "3-frame GIF");
@@ -564,16 +646,20 @@ fn hostile_bytes_never_panic() {
     }));
 
     let limits = MediaLimits::default();
-    let options = ThumbOptions::default();
+    // JPEGs twice: at the default size (the general decoder) and for a
+    // 16 px thumbnail (1/8 scale, the DC-only decoder).
     let files = [
-        jpeg(40, 30),
-        png(40, 30),
-        gif_frames(40, 30, 2),
-        webp(40, 30),
-        animated_webp(40, 30, 2),
+        (jpeg(40, 30), ThumbOptions::default()),
+        (png(40, 30), ThumbOptions::default()),
+        (gif_frames(40, 30, 2), ThumbOptions::default()),
+        (webp(40, 30), ThumbOptions::default()),
+        (animated_webp(40, 30, 2), ThumbOptions::default()),
+        (jpeg(160, 96), reduced(16)),
+        (progressive_jpeg(160, 96), reduced(16)),
     ];
     let mut outcomes = 0;
-    for full in &files {
+    for (full, options) in &files {
+        let options = options.clone();
         // Every prefix.
         for cut in 0..full.len() {
             let _ = media::process(&full[..cut], &limits, &options);

@@ -62,6 +62,10 @@ pub enum Command {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 60)]
         timeout_secs: u64,
+        /// The drain is over once no request has started for this long:
+        /// the time the load balancer needs to notice /readyz failing.
+        #[arg(long, default_value_t = 1000)]
+        quiet_ms: u64,
     },
     /// Thumbnail throughput and peak memory on one image (scripts/bench-media
     /// runs it beside Pillow; see docs/BENCHMARKS.md).
@@ -254,13 +258,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => crate::bench::run(args).await,
         Command::BenchCluster(args) => crate::bench_cluster::run(args).await,
         Command::Cluster(ClusterCommand::Status { addr }) => cluster_status(&config, addr).await,
-        Command::Drain { addr, timeout_secs } => {
+        Command::Drain {
+            addr,
+            timeout_secs,
+            quiet_ms,
+        } => {
             let addr = addr.unwrap_or_else(|| config.node.listen.clone());
             let cookie = config.cluster.runtime(&config.node).ok().map(|r| r.cookie);
             crate::drain::run_cli(
                 &addr,
                 cookie.as_deref(),
                 std::time::Duration::from_secs(timeout_secs.max(1)),
+                std::time::Duration::from_millis(quiet_ms),
             )
             .await
         }

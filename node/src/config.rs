@@ -401,7 +401,10 @@ mod tests {
     #[test]
     fn the_shipped_configs_parse() {
         Config::parse(include_str!("../../examples/single-box/cluster.toml")).unwrap();
-        for node in [include_str!("../../examples/three-nodes/a.toml"), include_str!("../../examples/three-nodes/b.toml")] {
+        for node in [
+            include_str!("../../examples/three-nodes/a.toml"),
+            include_str!("../../examples/three-nodes/b.toml"),
+        ] {
             // The cookie file is relative to where the node runs; only the shape is checked here.
             let c: Config = toml::from_str(node).unwrap();
             assert!(c.cluster.enabled && c.cluster.seeds.len() == 2);

@@ -14,7 +14,12 @@
 //! served by routing its entity calls to the new owners.
 //!
 //! [`status`] says when it is over: no active entity, no lease held, no
-//! request in flight (operations endpoints aside). `wani drain` ([`run_cli`])
+//! request in flight (operations endpoints aside), and none started for a
+//! quiet period (default [`DEFAULT_QUIET`]): `/readyz` answers 503 from the
+//! start of the drain, and the quiet period is the time a load balancer
+//! gets to notice it and stop sending here. Without it a drain could report
+//! done between two requests, and the next one would meet a closed socket.
+//! `wani drain` ([`run_cli`])
 //! starts a drain through `POST /api/v1/admin/drain` and polls
 //! `GET /api/v1/admin/drain` until then; the operator then stops the
 //! process (SIGTERM) and nothing it had is lost. SIGTERM on a clustered node
@@ -45,7 +50,14 @@ pub struct DrainStatus {
     pub leases_held: usize,
     /// Requests being served (operations endpoints excluded).
     pub requests_in_flight: i64,
+    /// Milliseconds since the last request started (operations endpoints
+    /// excluded); `None` if none ever did.
+    pub quiet_ms: Option<u64>,
 }
+
+/// How long no request may have started before a drain is over, unless
+/// the caller asks for another period.
+pub const DEFAULT_QUIET: Duration = Duration::from_secs(1);
 
 /// Why a drain cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -61,21 +73,29 @@ fn cluster(state: &AppState) -> Result<&Cluster, DrainError> {
 /// Starts draining (idempotent) and answers where it stands.
 pub fn start(state: &AppState) -> Result<DrainStatus, DrainError> {
     cluster(state)?.leave();
-    Ok(status(state))
+    Ok(status(state, DEFAULT_QUIET))
 }
 
-/// Where the drain stands now.
-pub fn status(state: &AppState) -> DrainStatus {
+/// Where the drain stands now; it is over once, among the rest, no request
+/// started for `quiet`.
+pub fn status(state: &AppState, quiet: Duration) -> DrainStatus {
     let draining = state.cluster.as_ref().is_some_and(|c| c.is_draining());
     let (boards, threads) = state.entities.active();
     let leases_held = state.entities.leases().map(|l| l.held()).unwrap_or(0);
     let requests_in_flight = state.metrics.in_flight();
+    let idle = state.metrics.idle_for();
+    let quiet_enough = idle.is_none_or(|d| d >= quiet);
     DrainStatus {
         draining,
-        drained: draining && boards + threads == 0 && leases_held == 0 && requests_in_flight <= 0,
+        drained: draining
+            && boards + threads == 0
+            && leases_held == 0
+            && requests_in_flight <= 0
+            && quiet_enough,
         active_entities: boards + threads,
         leases_held,
         requests_in_flight,
+        quiet_ms: idle.map(|d| d.as_millis() as u64),
     }
 }
 
@@ -83,16 +103,18 @@ pub fn status(state: &AppState) -> DrainStatus {
 /// leases then run out on their own and peers take the shards over).
 const SHUTDOWN_DRAIN_DEADLINE: Duration = Duration::from_secs(15);
 
-/// On SIGTERM: a clustered node leaves and hands its entities over before
-/// the HTTP server stops (which then waits for the requests in flight). A
-/// node already drained returns at once.
+/// On SIGTERM: a clustered node leaves, hands its entities over and waits
+/// for the quiet period (a load balancer told at the same time as the
+/// signal needs that long to stop sending) before the HTTP server stops,
+/// which then waits for the requests in flight. A node already drained
+/// returns at once.
 pub async fn before_shutdown(state: &AppState) {
     let Ok(c) = cluster(state) else { return };
     c.leave();
     let deadline = Instant::now() + SHUTDOWN_DRAIN_DEADLINE;
     loop {
-        let s = status(state);
-        if s.active_entities == 0 && s.leases_held == 0 {
+        let s = status(state, DEFAULT_QUIET);
+        if s.drained {
             tracing::info!("handed every entity over; stopping");
             return;
         }
@@ -113,9 +135,15 @@ pub async fn before_shutdown(state: &AppState) {
 pub const COOKIE_HEADER: &str = "x-wani-cluster-cookie";
 
 /// `wani drain`: asks the node at `addr` to drain, then waits (at most
-/// `timeout`) until it has. `cookie` is sent when the address is not on
-/// loopback (the node accepts admin calls from loopback without it).
-pub async fn run_cli(addr: &str, cookie: Option<&str>, timeout: Duration) -> anyhow::Result<()> {
+/// `timeout`) until it has, including `quiet` without a new request.
+/// `cookie` is sent when the address is not on loopback (the node accepts
+/// admin calls from loopback without it).
+pub async fn run_cli(
+    addr: &str,
+    cookie: Option<&str>,
+    timeout: Duration,
+    quiet: Duration,
+) -> anyhow::Result<()> {
     let loopback = is_loopback(addr).await;
     let cookie = if loopback { None } else { cookie };
     if !loopback && cookie.is_none() {
@@ -134,7 +162,8 @@ pub async fn run_cli(addr: &str, cookie: Option<&str>, timeout: Duration) -> any
     let deadline = Instant::now() + timeout;
     let mut last = None;
     loop {
-        let (code, body) = request(addr, "GET", "/api/v1/admin/drain", cookie)
+        let path = format!("/api/v1/admin/drain?quiet_ms={}", quiet.as_millis());
+        let (code, body) = request(addr, "GET", &path, cookie)
             .await
             .with_context(|| format!("polling the drain of {addr}"))?;
         if code == 200 {
@@ -148,7 +177,9 @@ pub async fn run_cli(addr: &str, cookie: Option<&str>, timeout: Duration) -> any
         }
         if Instant::now() > deadline {
             bail!(
-                "{addr} did not finish draining within {timeout:?}; last status: {}",
+                "{addr} did not finish draining within {timeout:?} (if requests keep \
+                 arriving, take it out of the load balancer: its /readyz answers 503); \
+                 last status: {}",
                 last.map(|s| s.to_string()).unwrap_or_else(|| "none".into())
             );
         }

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast::error::RecvError;
 use wani_supervision::cluster::Cluster;
 use wani_supervision::ViewChange;
@@ -65,6 +65,9 @@ pub struct Metrics {
     /// Requests being served now, operations endpoints excluded (a drain
     /// waits for this to reach zero; its own polling must not count).
     in_flight: AtomicI64,
+    /// When the last such request started (ms since the Unix epoch): a
+    /// drain waits until the load balancer has stopped sending.
+    last_started_ms: AtomicU64,
     view_changes: [AtomicU64; VIEW_CHANGE_KINDS.len()],
 }
 
@@ -103,6 +106,15 @@ impl Metrics {
     /// Requests in flight now (operations endpoints excluded).
     pub fn in_flight(&self) -> i64 {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// How long since the last request (operations endpoints excluded)
+    /// started; `None` if none ever did.
+    pub fn idle_for(&self) -> Option<Duration> {
+        match self.last_started_ms.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some(Duration::from_millis(now_ms().saturating_sub(t))),
+        }
     }
 
     fn stats(&self, method: &str, route: &str) -> Arc<RouteStats> {
@@ -215,6 +227,13 @@ impl Metrics {
     }
 }
 
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// Whether a route is an operations endpoint: probes, scrapes and the
 /// admin API are not traffic a drain waits for.
 fn is_ops(route: &str) -> bool {
@@ -243,6 +262,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     let metrics = state.metrics.clone();
     let _guard = (!is_ops(&route)).then(|| {
         metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        metrics.last_started_ms.store(now_ms(), Ordering::Relaxed);
         InFlight(&metrics.in_flight)
     });
     let start = Instant::now();

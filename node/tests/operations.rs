@@ -447,13 +447,18 @@ async fn a_rolling_restart_under_load_fails_nothing_and_loses_nothing() {
         })
         .collect();
 
+    // Waits until the clients have `at_least` acknowledged posts; stops at
+    // the first failure, naming it.
     let posted = |at_least: usize| {
-        let acked = acked.clone();
+        let (acked, failed) = (acked.clone(), failed.clone());
         async move {
-            eventually("the clients post", Duration::from_secs(30), || async {
-                (acked.lock().unwrap().len() >= at_least).then_some(())
+            eventually("the clients post", Duration::from_secs(60), || async {
+                (acked.lock().unwrap().len() >= at_least || !failed.lock().unwrap().is_empty())
+                    .then_some(())
             })
-            .await
+            .await;
+            let failed = failed.lock().unwrap().clone();
+            assert!(failed.is_empty(), "failed requests: {failed:#?}");
         }
     };
     posted(20).await;

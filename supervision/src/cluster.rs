@@ -611,11 +611,14 @@ impl Cluster {
         let Ok(inc) = inc.parse::<u64>() else {
             return true;
         };
-        !self
-            .view()
-            .members
-            .iter()
-            .any(|m| m.name == name && m.incarnation == inc && matches!(m.state, "up" | "suspect"))
+        // A leaving node is alive and releases its leases itself once its
+        // entities have stopped: taking them over earlier would fence the
+        // writes it is still finishing, and fail them.
+        !self.view().members.iter().any(|m| {
+            m.name == name
+                && m.incarnation == inc
+                && matches!(m.state, "up" | "suspect" | "leaving")
+        })
     }
 
     /// The ractor node id of `name`'s current session, if connected.

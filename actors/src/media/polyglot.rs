@@ -22,7 +22,7 @@ const MARKERS: &[&[u8]] = &[b"<html", b"<script", b"<iframe", b"<!doctype", b"<?
 /// The first marker found in `bytes`, as written in [`MARKERS`].
 pub(crate) fn html_marker(bytes: &[u8]) -> Option<&'static str> {
     let mut pos = 0;
-    while let Some(off) = bytes.get(pos..)?.iter().position(|&b| b == b'<') {
+    while let Some(off) = memchr::memchr(b'<', bytes.get(pos..)?) {
         let at = pos + off;
         for marker in MARKERS {
             let end = at + marker.len();

@@ -102,7 +102,7 @@ fn jpeg(bytes: &[u8]) -> Result<Layout, String> {
 /// marker that is not part of the scan, or `None` if the data runs out.
 fn skip_entropy_coded(bytes: &[u8], mut pos: usize) -> Option<usize> {
     loop {
-        let ff = pos + bytes.get(pos..)?.iter().position(|&b| b == 0xFF)?;
+        let ff = pos + memchr::memchr(0xFF, bytes.get(pos..)?)?;
         let mut next = ff + 1;
         while bytes.get(next) == Some(&0xFF) {
             next += 1;

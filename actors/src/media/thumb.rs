@@ -12,14 +12,16 @@
 //! Resizing is fast_image_resize's SIMD convolution with a Catmull-Rom
 //! (bicubic) kernel, the filter Pillow's `thumbnail` uses; JPEGs arrive
 //! already shrunk by the decoder (see `decode`), so it filters at most
-//! about twice the target size.
+//! about twice the target size. JPEG thumbnails are encoded by
+//! jpeg-encoder (SIMD DCT), 2 ms for 500×375 where `image`'s encoder took 4:
+//! a tenth of a thumbnail's time once decoding got fast.
 
 use fast_image_resize as fr;
-use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
 use image::metadata::Orientation;
 use image::{DynamicImage, ExtendedColorType, ImageEncoder, RgbImage, RgbaImage};
+use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 
 use super::error::MediaError;
 use super::options::{AlphaThumb, ThumbOptions};
@@ -84,8 +86,17 @@ pub(crate) fn thumbnail(
         }
         _ => {
             let rgb = small.into_rgb8();
-            JpegEncoder::new_with_quality(&mut bytes, options.jpeg_quality.clamp(1, 100))
-                .encode(rgb.as_raw(), w, h, ExtendedColorType::Rgb8)
+            let (w16, h16) = (
+                u16::try_from(w).map_err(|_| bug("thumbnail wider than JPEG allows"))?,
+                u16::try_from(h).map_err(|_| bug("thumbnail taller than JPEG allows"))?,
+            );
+            let mut encoder = Encoder::new(&mut bytes, options.jpeg_quality.clamp(1, 100));
+            // Full-resolution colour, as before this encoder replaced
+            // `image`'s: thumbnails of screenshots and drawings keep sharp
+            // colour edges, for a few percent more bytes.
+            encoder.set_sampling_factor(SamplingFactor::F_1_1);
+            encoder
+                .encode(rgb.as_raw(), w16, h16, ColorType::Rgb)
                 .map_err(|e| bug(&e.to_string()))?;
             "image/jpeg"
         }

@@ -189,13 +189,22 @@ pub async fn drain_start(
     Ok((StatusCode::ACCEPTED, Json(status)).into_response())
 }
 
-/// `GET /api/v1/admin/drain`: where the drain stands.
+/// `GET /api/v1/admin/drain[?quiet_ms=N]`: where the drain stands; it is
+/// over once, among the rest, no request started for `quiet_ms` (default
+/// [`drain::DEFAULT_QUIET`]).
 pub async fn drain_status(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
     admin_allowed(&state, &req)?;
-    let mut res = Json(drain::status(&state)).into_response();
+    let quiet = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("quiet_ms=")))
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(drain::DEFAULT_QUIET);
+    let mut res = Json(drain::status(&state, quiet)).into_response();
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(res)

@@ -5,10 +5,14 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The `wani` binary, run in `dir` with quiet logs.
+/// The `wani` binary, run in `dir` with quiet logs (`WANI_TEST_LOG` sets
+/// its `RUST_LOG` instead, to debug a failing multi-process test).
 pub fn wani(dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_wani"));
-    c.current_dir(dir).env("RUST_LOG", "warn");
+    c.current_dir(dir).env(
+        "RUST_LOG",
+        std::env::var("WANI_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+    );
     c
 }
 

@@ -20,6 +20,10 @@ const LOOKUP: u32 = 10;
 /// the second AC table.
 const MULTI: u32 = 12;
 
+/// A [`Huffman::multi`] entry with a prefix no block position passes: the
+/// skip loop takes its slow paths.
+const NO_RUN: u32 = 0xFF << 8;
+
 /// A bit reader over entropy-coded bytes, undoing the 0xFF00 stuffing.
 pub(super) struct Bits<'a> {
     data: &'a [u8],
@@ -182,7 +186,7 @@ impl<'a> Bits<'a> {
 fn find_marker(data: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     loop {
-        let ff = at + data.get(at..)?.iter().position(|&b| b == 0xFF)?;
+        let ff = at + memchr::memchr(0xFF, data.get(at..)?)?;
         match data.get(ff + 1) {
             Some(0x00) => at = ff + 2,
             Some(0xFF) => at = ff + 1,
@@ -218,8 +222,10 @@ pub(super) struct Huffman {
     /// moves in the block (64 for end-of-block); 0 for a longer code.
     skip: Box<[u16; 1 << LOOKUP]>,
     /// Indexed by the next [`MULTI`] bits: the AC coefficients wholly
-    /// inside them, as many as fit (see [`Huffman::multi_entry`]).
+    /// inside them, as many as fit (see [`Huffman::multi_entry`]); all
+    /// [`NO_RUN`] until [`Huffman::prepare_skipping`].
     multi: Box<[u32; 1 << MULTI]>,
+    multi_ready: bool,
     /// The largest code of each length (index 1 to 16), or -1.
     max_code: [i32; 17],
     /// `symbols` index of each length's first code, minus that code.
@@ -272,18 +278,27 @@ impl Huffman {
             }
             code <<= 1;
         }
-        let mut table = Self {
+        Ok(Self {
             fast,
             skip,
-            multi: Box::new([0; 1 << MULTI]),
+            multi: Box::new([NO_RUN; 1 << MULTI]),
+            multi_ready: false,
             max_code,
             offset,
             symbols: symbols.to_vec(),
-        };
-        for i in 0..1 << MULTI {
-            table.multi[i] = table.multi_entry(i as u32);
+        })
+    }
+
+    /// Fills [`Huffman::multi`], once, for a table that AC coefficients
+    /// will be skipped with (DC tables and progressive files never are).
+    pub(super) fn prepare_skipping(&mut self) {
+        if self.multi_ready {
+            return;
         }
-        Ok(table)
+        for i in 0..1 << MULTI {
+            self.multi[i] = self.multi_entry(i as u32);
+        }
+        self.multi_ready = true;
     }
 
     /// The entry of [`Huffman::multi`] for the lookahead bits `bits`:
@@ -293,14 +308,14 @@ impl Huffman {
     /// after an end of block, since what follows belongs to the next block.
     fn multi_entry(&self, bits: u32) -> u32 {
         let (mut used, mut all, mut prefix) = (0u32, 0u32, 0u32);
+        // Codes must lie inside the window; the value bits of the last
+        // coefficient may run past it (they are skipped unseen, so up to
+        // MULTI - 1 + 16 bits in all, which the caller checks are loaded).
         while used < MULTI {
             let Some((len, symbol)) = self.code_at(bits, used) else {
                 break;
             };
             let (run, size) = (u32::from(symbol >> 4), u32::from(symbol & 15));
-            if used + len + size > MULTI {
-                break;
-            }
             let advance = match (run, size) {
                 (15, 0) => 16,
                 (_, 0) => 64,
@@ -314,23 +329,19 @@ impl Huffman {
             }
         }
         if used == 0 {
-            // A prefix no block position passes: take the slow paths.
-            return 0xFF << 8;
+            return NO_RUN;
         }
         all.min(127) << 16 | prefix << 8 | used
     }
 
     /// The code starting `from` bits into the [`MULTI`]-bit `bits`, if a
-    /// whole one is there: its length and symbol.
+    /// whole one of at most [`LOOKUP`] bits is there: its length and
+    /// symbol. (Longer codes are left to the slow path.)
     fn code_at(&self, bits: u32, from: u32) -> Option<(u32, u8)> {
-        for len in 1..=MULTI - from {
-            let code = ((bits >> (MULTI - from - len)) & ((1 << len) - 1)) as i32;
-            if code <= self.max_code[len as usize] {
-                let index = usize::try_from(self.offset[len as usize] + code).ok()?;
-                return self.symbols.get(index).map(|&s| (len, s));
-            }
-        }
-        None
+        let window = (bits << from) & ((1 << MULTI) - 1);
+        let entry = self.fast[(window >> (MULTI - LOOKUP)) as usize];
+        let len = u32::from(entry >> 8);
+        (entry != 0 && len <= MULTI - from).then_some((len, entry as u8))
     }
 
     /// Decodes one symbol; `bits` must have been `ensure`d.
@@ -371,9 +382,6 @@ impl Huffman {
         let mut k = 1u32;
         let (mut acc, mut n) = (bits.acc, bits.n);
         while k < 64 {
-            // A multi entry only spans whole coefficients inside its
-            // MULTI bits, so it needs no more loaded; the paths below need
-            // a code and its value.
             if n < MULTI {
                 (bits.acc, bits.n) = (acc, n);
                 bits.refill();
@@ -381,10 +389,10 @@ impl Huffman {
             }
             let lookahead = (acc >> (64 - MULTI)) as usize;
             let entry = self.multi[lookahead];
+            let used = entry & 0xFF;
             // All the coefficients but the last must start inside the
-            // block; otherwise take them one at a time.
-            if k + (entry >> 8 & 0xFF) < 64 {
-                let used = entry & 0xFF;
+            // block, and the last one's value bits must be loaded.
+            if k + (entry >> 8 & 0xFF) < 64 && used <= n {
                 acc <<= used;
                 n -= used;
                 k += entry >> 16;
@@ -394,8 +402,10 @@ impl Huffman {
                 (bits.acc, bits.n) = (acc, n);
                 bits.refill();
                 (acc, n) = (bits.acc, bits.n);
+                continue;
             }
-            let lookahead = (acc >> (64 - MULTI)) as usize;
+            // Near the end of the block, or a code over LOOKUP bits: one
+            // coefficient at a time.
             let entry = self.skip[lookahead >> (MULTI - LOOKUP)];
             if entry != 0 {
                 let used = u32::from(entry & 0xFF);

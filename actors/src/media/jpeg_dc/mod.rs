@@ -15,9 +15,10 @@
 //!
 //! The output is what libjpeg produces with `scale_denom = 8` for the
 //! luminance (its 1×1 IDCT, rounding included); subsampled chrominance is
-//! repeated over the pixels it covers rather than interpolated, invisible
-//! at thumbnail size (a 4:2:0 photo's colour is then two pixels wide at
-//! 1/8 scale, as in the file).
+//! interpolated linearly between block centres, as jpeg-decoder does at
+//! 1/8 (libjpeg instead decodes chrominance at 2×2 there, using three AC
+//! coefficients a block: sharper colour edges, invisible at thumbnail
+//! size, and not worth decoding AC values for).
 //!
 //! ## What it does not handle
 //! Anything but 8-bit Huffman-coded baseline, extended or progressive
@@ -357,6 +358,13 @@ impl State {
             // AC bands: nothing in them changes a block's average.
             return Ok(next_segment(data, pos));
         }
+        if !progressive {
+            for sc in &scan.components {
+                if let Some(table) = self.ac_tables[sc.ac_table].as_mut() {
+                    table.prepare_skipping();
+                }
+            }
+        }
         // Refinements read one raw bit a block and need no table.
         let (dc_tables, ac_tables) = if progressive && scan.ah > 0 {
             (Vec::new(), Vec::new())
@@ -458,7 +466,7 @@ impl State {
         let planes: Vec<Plane> = frame
             .components
             .iter()
-            .map(|c| Plane::new(c, frame.max_h, frame.max_v, out_w))
+            .map(|c| Plane::new(c, frame.max_h, frame.max_v, out_w, out_h))
             .collect();
         let mut pixels = Vec::with_capacity(out_w * out_h * if grey { 1 } else { 3 });
         let outside = DcError::Corrupt("a pixel outside the coefficient planes");
@@ -646,43 +654,97 @@ fn for_each_block(
 
 /// A component as samples at the output's size: its blocks through
 /// libjpeg's 1×1 inverse DCT (the dequantised DC term divided by 8,
-/// rounded, level-shifted), each repeated over the output pixels it covers.
+/// rounded, level-shifted), and a subsampled component interpolated
+/// linearly between block centres, as libjpeg's "fancy" upsampling does
+/// for the common 2:1 case.
 struct Plane {
-    /// `width` samples a row, one row per block row of the component.
+    /// `width` samples a row, `height` rows.
     samples: Vec<u8>,
     width: usize,
-    /// Which block row each output row takes (more than one output row
-    /// share a block row when the component is subsampled vertically).
-    v: usize,
-    max_v: usize,
 }
 
 impl Plane {
-    fn new(c: &Component, max_h: usize, max_v: usize, out_w: usize) -> Self {
+    fn new(c: &Component, max_h: usize, max_v: usize, out_w: usize, out_h: usize) -> Self {
         let q = i32::from(c.quant.unwrap_or(0));
         let level = |dc: i16| {
             ((i32::from(dc) * q + 4) >> 3)
                 .saturating_add(128)
                 .clamp(0, 255) as u8
         };
-        let mut samples = Vec::with_capacity(out_w * c.blocks_h);
-        for row in c.dc.chunks_exact(c.blocks_w) {
-            samples.extend((0..out_w).map(|x| row.get(x * c.h / max_h).map_or(0, |&dc| level(dc))));
+        let columns = taps(out_w, c.h, max_h, c.coded_w);
+        let rows = taps(out_h, c.v, max_v, c.coded_h);
+        // Each block row the output needs, levelled and widened.
+        let wide: Vec<Vec<u8>> = (0..c.coded_h)
+            .map(|by| {
+                let start = by * c.blocks_w;
+                let blocks = c.dc.get(start..start + c.coded_w).unwrap_or(&[]);
+                let levels: Vec<u8> = blocks.iter().map(|&dc| level(dc)).collect();
+                columns
+                    .iter()
+                    .map(|&(i0, i1, w)| {
+                        blend(
+                            levels.get(i0).copied().unwrap_or(0),
+                            levels.get(i1).copied().unwrap_or(0),
+                            w,
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut samples = Vec::with_capacity(out_w * out_h);
+        let empty = vec![0u8; out_w];
+        for &(r0, r1, w) in &rows {
+            let (a, b) = (
+                wide.get(r0).unwrap_or(&empty),
+                wide.get(r1).unwrap_or(&empty),
+            );
+            if w == 0 {
+                samples.extend_from_slice(a);
+            } else {
+                samples.extend(a.iter().zip(b).map(|(&a, &b)| blend(a, b, w)));
+            }
         }
         Self {
             samples,
             width: out_w,
-            v: c.v,
-            max_v,
         }
     }
 
-    /// Output row `y`, `out_w` samples; `None` past the plane, which the
-    /// frame's arithmetic rules out.
+    /// Output row `y`; `None` past the plane, which construction rules out.
     fn row(&self, y: usize, out_w: usize) -> Option<&[u8]> {
-        let start = (y * self.v / self.max_v) * self.width;
+        let start = y * self.width;
         self.samples.get(start..start + out_w)
     }
+}
+
+/// For each of `out` output positions, the two component samples (of
+/// `len`) it lies between and the weight of the second, in 256ths, for a
+/// component sampled `factor` times where the largest is `max`. Sample
+/// centres sit at `(i + ½) · max / factor` output pixels.
+fn taps(out: usize, factor: usize, max: usize, len: usize) -> Vec<(usize, usize, u32)> {
+    let last = len.saturating_sub(1);
+    (0..out)
+        .map(|x| {
+            if factor == max {
+                return (x.min(last), x.min(last), 0);
+            }
+            // Position in component samples, times 2·max:
+            // (x + ½) · factor / max − ½.
+            let num = ((2 * x + 1) * factor) as i64 - max as i64;
+            let den = 2 * max as i64;
+            let (i0, rem) = (num.div_euclid(den), num.rem_euclid(den));
+            if i0 < 0 {
+                return (0, 0, 0);
+            }
+            let i0 = (i0 as usize).min(last);
+            (i0, (i0 + 1).min(last), (rem * 256 / den) as u32)
+        })
+        .collect()
+}
+
+/// `a` and `b` mixed with `w`/256 of `b`, rounded.
+fn blend(a: u8, b: u8, w: u32) -> u8 {
+    ((u32::from(a) * (256 - w) + u32::from(b) * w + 128) >> 8) as u8
 }
 
 /// JFIF's YCbCr to RGB, in libjpeg's 16-bit fixed point.
@@ -694,3 +756,6 @@ fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
     let b = y + ((116_130 * cb + HALF) >> 16);
     [r, g, b].map(|v| v.clamp(0, 255) as u8)
 }
+
+#[cfg(test)]
+mod tests;
