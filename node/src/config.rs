@@ -52,6 +52,12 @@ pub struct ClusterSection {
     /// How long a shard lease lasts without renewal: the longest a new owner
     /// waits for a dead owner's lease before taking the shard over.
     pub lease_ttl_ms: u64,
+    /// Mutual TLS between nodes, all three or none: this node's certificate
+    /// chain and key, and the CA every peer's certificate must chain to
+    /// (PEM files; the certificate must name the host peers dial it at).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Default for ClusterSection {
@@ -70,6 +76,9 @@ impl Default for ClusterSection {
             shards: wani_supervision::DEFAULT_SHARDS,
             call_timeout_secs: 3,
             lease_ttl_ms: 2_000,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
         }
     }
 }
@@ -101,6 +110,17 @@ impl ClusterSection {
             .iter()
             .filter_map(|r| wani_supervision::Role::from_name(r))
             .collect();
+        let tls = match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+            (None, None, None) => None,
+            (Some(cert), Some(key), Some(ca)) => Some(wani_supervision::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: ca.clone(),
+            }),
+            _ => bail!(
+                "cluster.tls_cert, cluster.tls_key, cluster.tls_ca: set all three for TLS between nodes, or none"
+            ),
+        };
         Ok(wani_supervision::cluster::ClusterConfig {
             name: node.name.clone(),
             listen,
@@ -117,6 +137,7 @@ impl ClusterSection {
                 suspect_after: self.suspect_after,
                 down_after: self.down_after,
             },
+            tls,
         })
     }
 }
@@ -350,7 +371,11 @@ impl Config {
             }
         }
         if self.cluster.enabled {
-            self.cluster.runtime(&self.node)?;
+            // The TLS files are read here too, so a bad one stops the node at
+            // start with the key to fix, not at its first connection.
+            if let Some(files) = self.cluster.runtime(&self.node)?.tls {
+                wani_supervision::tls::ClusterTls::load(&files)?;
+            }
             if self.database.url.starts_with("sqlite:") {
                 bail!(
                     "cluster.enabled: the nodes of a cluster share their state through PostgreSQL, but database.url is SQLite; \
@@ -423,6 +448,65 @@ mod tests {
         assert_eq!(c.site.trusted_proxies.len(), 2);
         assert!(c.site.secure_cookies);
         assert!(Config::parse("").unwrap().site.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn tls_files_are_all_or_none_and_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = "[database]\nurl = \"postgres://x@h/db\"\n[cluster]\nenabled = true\ncookie = \"long enough\"\n";
+        let e = Config::parse(&format!("{base}tls_cert = \"a.pem\"\n")).unwrap_err();
+        assert!(format!("{e:#}").contains("cluster.tls_key"), "{e:#}");
+
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let path = |n: &str| dir.path().join(n).display().to_string();
+        std::fs::write(path("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(path("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(path("key.pem"), key.serialize_pem()).unwrap();
+        let with = |cert: &str, key: &str, ca: &str| {
+            Config::parse(&format!(
+                "{base}tls_cert = {:?}\ntls_key = {:?}\ntls_ca = {:?}\n",
+                path(cert),
+                path(key),
+                path(ca)
+            ))
+        };
+        let c = with("cert.pem", "key.pem", "ca.pem").unwrap();
+        assert!(c.cluster.runtime(&c.node).unwrap().tls.is_some());
+        let e = with("missing.pem", "key.pem", "ca.pem").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("cluster.tls_cert")
+                && format!("{e:#}").contains("cannot read"),
+            "{e:#}"
+        );
+        let e = with("cert.pem", "cert.pem", "ca.pem").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("cluster.tls_key")
+                && format!("{e:#}").contains("private key"),
+            "{e:#}"
+        );
+        let e = with("cert.pem", "key.pem", "key.pem").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("cluster.tls_ca")
+                && format!("{e:#}").contains("no certificate"),
+            "{e:#}"
+        );
+        // A key that is not the certificate's.
+        std::fs::write(
+            path("other.pem"),
+            rcgen::KeyPair::generate().unwrap().serialize_pem(),
+        )
+        .unwrap();
+        let e = with("cert.pem", "other.pem", "ca.pem").unwrap_err();
+        assert!(format!("{e:#}").contains("cluster.tls_key"), "{e:#}");
     }
 
     #[test]

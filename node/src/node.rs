@@ -206,6 +206,24 @@ impl Node {
                 metrics,
             }),
         };
+        if state.cluster.is_some() {
+            // Bans are checked from memory on the posting path; in a cluster a
+            // ban made on another node reaches this one within a second.
+            let weak = Arc::downgrade(&state.inner);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let Some(inner) = weak.upgrade() else { break };
+                    if let Err(e) = inner
+                        .abuse
+                        .reload_bans(&inner.store, crate::http::auth::now_ms())
+                        .await
+                    {
+                        tracing::warn!(error = %e, "could not reload the ban list");
+                    }
+                }
+            });
+        }
         Ok(Node { state, renderer })
     }
 

@@ -6,73 +6,10 @@
 
 mod common;
 
+use common::cluster::{states, until_view, view, write_config, Peer};
 use common::process::{free_port, wani, Server};
 use common::{eventually, form, png};
-use std::path::Path;
 use std::time::Duration;
-
-struct Peer {
-    name: &'static str,
-    http: u16,
-    cluster: u16,
-}
-
-fn write_config(dir: &Path, me: &Peer, all: &[Peer], db: &str, cookie: &str) {
-    let seeds: Vec<String> = all
-        .iter()
-        .filter(|p| p.name != me.name)
-        .map(|p| format!("\"127.0.0.1:{}\"", p.cluster))
-        .collect();
-    let cfg = format!(
-        "[node]\nname = \"{name}\"\nlisten = \"127.0.0.1:{http}\"\n\
-         [database]\nurl = \"{db}\"\n\
-         [blobs]\nbackend = \"db\"\n\
-         [cluster]\nenabled = true\nlisten = \"127.0.0.1:{cl}\"\nseeds = [{seeds}]\ncookie = \"{cookie}\"\n\
-         heartbeat_ms = 100\nsuspect_after = 3\ndown_after = 8\n",
-        name = me.name,
-        http = me.http,
-        cl = me.cluster,
-        seeds = seeds.join(", "),
-    );
-    std::fs::write(dir.join("cluster.toml"), cfg).unwrap();
-}
-
-/// `(name, state)` of every member in `url`'s view, sorted by name.
-async fn view(url: &str) -> Option<Vec<(String, String)>> {
-    let v: serde_json::Value = reqwest::get(format!("{url}/api/v1/cluster"))
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    Some(
-        v["members"]
-            .as_array()?
-            .iter()
-            .map(|m| {
-                (
-                    m["name"].as_str().unwrap_or("").to_string(),
-                    m["state"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect(),
-    )
-}
-
-fn states(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect()
-}
-
-async fn until_view(url: &str, want: Vec<(String, String)>, what: &str) {
-    eventually(what, Duration::from_secs(20), || {
-        let want = want.clone();
-        async move { (view(url).await? == want).then_some(()) }
-    })
-    .await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_agree_notice_a_paused_one_and_take_it_back() {

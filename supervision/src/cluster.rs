@@ -19,7 +19,9 @@
 //!
 //! A peer with the wrong cookie fails ractor_cluster's handshake and never
 //! reaches the group; a heartbeat whose cookie digest differs is dropped too,
-//! so a misconfigured node can neither join nor evict anyone.
+//! so a misconfigured node can neither join nor evict anyone. With
+//! [`ClusterConfig::tls`] set, sessions are mutual TLS ([`crate::tls`]) and
+//! a peer without a certificate from the cluster's CA never gets that far.
 //!
 //! Readers (HTTP, placement) take [`ViewSnapshot`]s from a shared lock and
 //! subscribe to [`ViewChange`]s; they never wait on the actor's mailbox.
@@ -35,10 +37,11 @@
 
 use crate::membership::{DetectorConfig, Input, MemberState, Membership, Role, ViewChange};
 use crate::placement::NodeName;
+use crate::tls::{ClusterTls, TlsError, TlsFiles};
 use crate::wire::{Envelope, Frame, Heartbeat, Wire};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::node::{NodeConnectionMode, NodeServerMessage};
-use ractor_cluster::NodeServer;
+use ractor_cluster::{IncomingEncryptionMode, NodeServer};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
@@ -69,6 +72,8 @@ pub struct ClusterConfig {
     pub cookie: String,
     pub roles: BTreeSet<Role>,
     pub detector: DetectorConfig,
+    /// Mutual TLS between nodes (cert, key, CA); plain TCP when `None`.
+    pub tls: Option<TlsFiles>,
 }
 
 /// One member in a [`ViewSnapshot`].
@@ -189,6 +194,8 @@ pub enum ClusterError {
     Listen(SocketAddr, String),
     #[error("could not start the membership actor: {0}")]
     Membership(String),
+    #[error("cluster TLS: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// Arguments of [`MembershipActor`].
@@ -199,6 +206,7 @@ pub struct MembershipArgs {
     view: Arc<RwLock<ViewSnapshot>>,
     changes: broadcast::Sender<ViewChange>,
     draining: Arc<AtomicBool>,
+    tls: Option<ClusterTls>,
 }
 impl ractor::Message for MembershipArgs {}
 
@@ -224,6 +232,8 @@ pub struct MembershipState {
     /// node is leaving, so a peer that missed the first notice (or connects
     /// later) learns it too.
     draining: Arc<AtomicBool>,
+    /// Seeds are dialed over TLS with this when set.
+    tls: Option<ClusterTls>,
 }
 
 /// Sends and receives heartbeats; owns the view.
@@ -333,8 +343,20 @@ impl MembershipState {
             dial.next_ms = now + dial.backoff_ms;
             dial.backoff_ms = (dial.backoff_ms * 2).min(MAX_DIAL_BACKOFF_MS);
             let server = self.node_server.clone();
+            let tls = self.tls.as_ref().map(|t| t.connector());
             tokio::spawn(async move {
-                if let Err(e) = ractor_cluster::client_connect(&server, seed.as_str()).await {
+                let res = match tls {
+                    None => ractor_cluster::client_connect(&server, seed.as_str()).await,
+                    Some(connector) => {
+                        let Some(name) = crate::tls::seed_server_name(&seed) else {
+                            tracing::warn!(%seed, "seed host is not a valid TLS server name");
+                            return;
+                        };
+                        ractor_cluster::client_connect_enc(&server, seed.as_str(), connector, name)
+                            .await
+                    }
+                };
+                if let Err(e) = res {
                     tracing::debug!(%seed, error = %e, "seed not reachable yet");
                 }
             });
@@ -453,6 +475,7 @@ impl Actor for MembershipActor {
             dials: HashMap::new(),
             my_connection,
             draining: args.draining,
+            tls: args.tls,
         };
         state.publish(Vec::new());
         Ok(state)
@@ -502,12 +525,16 @@ pub struct Cluster {
 impl Cluster {
     /// Starts the node server and the membership actor.
     pub async fn start(config: ClusterConfig) -> Result<Cluster, ClusterError> {
+        // Once per process, before this node builds a rustls config.
+        crate::tls::install_crypto_provider();
+        let tls = config.tls.as_ref().map(ClusterTls::load).transpose()?;
         let server = NodeServer::new(
             config.listen.port(),
             config.cookie.clone(),
             config.name.clone(),
             config.advertise_host.clone(),
-            None,
+            tls.as_ref()
+                .map(|t| IncomingEncryptionMode::Tls(t.acceptor())),
             Some(NodeConnectionMode::Isolated),
         )
         .with_listen_addr(config.listen.ip());
@@ -530,6 +557,7 @@ impl Cluster {
             view: view.clone(),
             changes: changes.clone(),
             draining: draining.clone(),
+            tls,
         };
         let (membership, _) = Actor::spawn(None, MembershipActor, args)
             .await

@@ -11,6 +11,7 @@
 //!   closed socket).
 //! - [`wire`]: the versioned bincode envelope that crosses nodes; decoding
 //!   a broken frame yields an error, never a panic.
+//! - [`tls`]: optional mutual TLS between nodes, from PEM files.
 //! - [`restart`]: when a crashed entity may be started again (a budget of
 //!   restarts in a window, with backoff), as a plain struct tested without tokio.
 //!
@@ -22,6 +23,7 @@ pub mod cluster;
 pub mod membership;
 pub mod placement;
 pub mod restart;
+pub mod tls;
 pub mod wire;
 
 pub use membership::{DetectorConfig, Input, Member, MemberState, Membership, Role, ViewChange};

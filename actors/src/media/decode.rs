@@ -8,16 +8,19 @@
 //! should a decoder ever allocate more than the header promised.
 //!
 //! Shrink-on-load: a 12-megapixel JPEG that only needs a 500-pixel
-//! thumbnail is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain
-//! (jpeg-decoder's `scale`), which skips most of the inverse transform and
-//! allocates a 64th of the pixels. The scale keeps at least the thumbnail's
-//! size (a 4000×3000 photo decodes at 1/8, straight to 500×375): scaled
-//! IDCT is an area average over each 8×8 block, a sound downscale for a
-//! thumbnail. Pillow's `thumbnail` stops at twice the target and filters
-//! the rest; measured here (docs/BENCHMARKS.md), stopping at twice the
-//! target cost 35% of the throughput for a difference hard to see at 500
-//! px. zune-jpeg (inside `image`) reads the header, the
-//! EXIF orientation and any JPEG jpeg-decoder cannot scale (CMYK, 12-bit).
+//! thumbnail is decoded at reduced scale. When 1/8 keeps at least the
+//! thumbnail's size (a 4000×3000 photo for 500 px), `jpeg_dc` decodes it
+//! from its DC coefficients alone: one pixel per 8×8 block, the block's
+//! average (a sound box-filter downscale), without reconstructing a single
+//! AC coefficient; 16 ms for that photo where libjpeg-turbo at the same
+//! scale takes 31 and jpeg-decoder 41 (docs/BENCHMARKS.md). Files it
+//! leaves aside (arithmetic coding, CMYK, 12-bit, damage) and photos
+//! between two and eight times the thumbnail go to jpeg-decoder's `scale`
+//! at 1/2 or 1/4, as before. Both stop at the smallest scale that keeps
+//! the thumbnail's size; Pillow's `thumbnail` stops at twice the target and
+//! filters the rest, which measured here cost 35% of the throughput for a
+//! difference hard to see at 500 px. zune-jpeg (inside `image`) reads the
+//! header, the EXIF orientation and any JPEG neither can scale.
 //! Nothing else in the module decodes.
 
 use std::io::Cursor;

@@ -34,6 +34,7 @@
 //! Files: `sniff` (magic bytes), `options` (limits and thumbnail settings),
 //! `strip` (metadata removal), `polyglot` (HTML hidden in media), `decode`
 //! (the one place pixels are decoded, at reduced scale for big JPEGs),
+//! `jpeg_dc` (big JPEGs at 1/8 scale from their DC coefficients alone),
 //! `structure` (container walks), `thumb` (flatten, SIMD resize, encode),
 //! `video` (ffprobe/ffmpeg), `error` (user-facing refusals), `process`
 //! (the pipeline).

@@ -66,8 +66,8 @@ impl Abuse {
         })
     }
 
-    /// Rebuilds the ban list from the store (after a ban or unban here; the
-    /// cluster issue calls this when another node announces a change).
+    /// Rebuilds the ban list from the store: after a ban or unban here, and
+    /// every second on a clustered node, so other nodes' bans apply too.
     pub async fn reload_bans(&self, store: &Store, now: i64) -> Result<(), StoreError> {
         let list = BanList::new(store.active_bans(now).await?);
         if let Ok(mut b) = self.bans.write() {

@@ -102,20 +102,16 @@ impl<'a> Bits<'a> {
             return 0;
         }
         match self.data.get(self.pos) {
-            Some(&0xFF) => {
-                if self.data.get(self.pos + 1) == Some(&0x00) {
-                    self.pos += 2;
-                    0xFF
-                } else {
-                    self.at_marker = true;
-                    0
-                }
+            Some(&0xFF) if self.data.get(self.pos + 1) == Some(&0x00) => {
+                self.pos += 2;
+                0xFF
             }
-            Some(&byte) => {
+            Some(&byte) if byte != 0xFF => {
                 self.pos += 1;
                 byte
             }
-            None => {
+            // A marker, or the end of the data.
+            _ => {
                 self.at_marker = true;
                 0
             }

@@ -6,12 +6,20 @@
 //! block's average); the 63 AC coefficients are not needed. A general
 //! decoder still decodes them: libjpeg-turbo, jpeg-decoder and zune-jpeg
 //! all reconstruct every coefficient's value and only then drop it, and
-//! that entropy decoding is most of their time at 1/8 (libjpeg-turbo: 31
-//! ms of its 35 on a 12-megapixel photo, measured in docs/BENCHMARKS.md).
-//! Here one table lookup gives the whole bit length of an AC coefficient,
-//! code and value, so skipping one costs a lookup and a shift. In a
-//! progressive file the AC scans are not decoded at all: the DC scans come
-//! first and the rest is stepped over by searching for the next marker.
+//! that entropy decoding is most of their time at 1/8 (libjpeg-turbo takes
+//! 31 ms at 1/8 on the benchmark's 12-megapixel photo, 55 at full size).
+//! Here a table indexed by the next 12 bits gives the whole length of the
+//! AC coefficients starting there, codes and values together (two or
+//! three of them, at about 5 bits each in photos), so skipping them is a
+//! lookup and a shift: 16 ms for that photo. In a progressive file the AC
+//! scans are not decoded at all: the DC scans come first and the rest is
+//! stepped over by searching for the next marker.
+//!
+//! It is a decoder of hostile input written here rather than taken from a
+//! crate because no JPEG crate exposes DC-only decoding; it is kept small
+//! (no IDCT, no AC values, no upsampling of full-size planes), checked
+//! against jpeg-decoder on every sampling layout, and never the last word
+//! on a file (below).
 //!
 //! The output is what libjpeg produces with `scale_denom = 8` for the
 //! luminance (its 1×1 IDCT, rounding included); subsampled chrominance is
@@ -37,6 +45,7 @@
 //! blocks, never over what the data claims.
 
 mod entropy;
+mod planes;
 
 use entropy::{next_segment, Bits, Huffman};
 
@@ -72,8 +81,8 @@ pub(crate) fn decode(data: &[u8]) -> Result<DcImage, DcError> {
         pos = at;
         match marker {
             0xD9 => break,
-            // Standalone markers, no length: stray restarts, TEM, SOI.
-            0xD0..=0xD8 | 0x01 => continue,
+            // No length: stray stuffing or restarts, TEM, a second SOI.
+            0x00 | 0x01 | 0xD0..=0xD8 => continue,
             0xDA => {
                 let (scan, data_at) = read_scan_header(data, pos, &mut state)?;
                 pos = state.run_scan(data, data_at, &scan)?;
@@ -95,9 +104,7 @@ pub(crate) fn decode(data: &[u8]) -> Result<DcImage, DcError> {
             0xDD => state.restart_interval = u16::from_be_bytes(two(body, 0)?),
             0xDC => return Err(DcError::Unsupported("height given by a DNL marker")),
             0xE0 if body.starts_with(b"JFIF\0") => state.jfif = true,
-            0xEE if body.starts_with(b"Adobe") && body.len() >= 12 => {
-                state.adobe_transform = Some(body[11]);
-            }
+            0xEE if body.starts_with(b"Adobe") => state.adobe_transform = body.get(11).copied(),
             _ => {} // APPn, COM and the rest carry no pixels
         }
     }
@@ -383,8 +390,9 @@ impl State {
         let mut bits = Bits::new(data, pos);
         let restart = usize::from(self.restart_interval);
         if !progressive {
+            // libjpeg only warns, and decodes as if they were absent.
             if scan.ss != 0 || scan.se != 63 || scan.ah != 0 || scan.al != 0 {
-                return Err(DcError::Corrupt(
+                return Err(DcError::Unsupported(
                     "a sequential scan with progressive parameters",
                 ));
             }
@@ -396,7 +404,6 @@ impl State {
                 c.seen = true;
             }
             for_each_block(frame, scan, restart, &mut bits, |bits, i, pred, dc| {
-                bits.ensure();
                 *pred = pred.wrapping_add(dc_difference(&dc_tables, i, bits)?);
                 *dc = *pred as i16;
                 ac_tables.get(i).ok_or(NO_TABLE)?.skip_ac(bits)
@@ -419,7 +426,6 @@ impl State {
             }
             let al = scan.al;
             for_each_block(frame, scan, restart, &mut bits, |bits, i, pred, dc| {
-                bits.ensure();
                 *pred = pred.wrapping_add(dc_difference(&dc_tables, i, bits)?);
                 *dc = (*pred << al) as i16;
                 Ok(())
@@ -453,9 +459,6 @@ impl State {
         if frame.components.iter().any(|c| !c.seen) {
             return Err(DcError::Corrupt("a component has no scan"));
         }
-        let out_w = frame.width.div_ceil(8);
-        let out_h = frame.height.div_ceil(8);
-        let grey = frame.components.len() == 1;
         // libjpeg's rule: RGB when Adobe says no transform, or when the
         // component ids spell it and no JFIF marker says otherwise.
         let ids: Vec<u8> = frame.components.iter().map(|c| c.id).collect();
@@ -463,43 +466,7 @@ impl State {
             Some(t) => t == 0,
             None => !self.jfif && ids == b"RGB",
         };
-        let planes: Vec<Plane> = frame
-            .components
-            .iter()
-            .map(|c| Plane::new(c, frame.max_h, frame.max_v, out_w, out_h))
-            .collect();
-        let mut pixels = Vec::with_capacity(out_w * out_h * if grey { 1 } else { 3 });
-        let outside = DcError::Corrupt("a pixel outside the coefficient planes");
-        for y in 0..out_h {
-            match planes.as_slice() {
-                [luma] => pixels.extend_from_slice(luma.row(y, out_w).ok_or(outside)?),
-                [a, b, c] => {
-                    let (a, b, c) = (
-                        a.row(y, out_w).ok_or(outside)?,
-                        b.row(y, out_w).ok_or(outside)?,
-                        c.row(y, out_w).ok_or(outside)?,
-                    );
-                    for ((&a, &b), &c) in a.iter().zip(b).zip(c) {
-                        if rgb {
-                            pixels.extend_from_slice(&[a, b, c]);
-                        } else {
-                            pixels.extend_from_slice(&ycbcr_to_rgb(a, b, c));
-                        }
-                    }
-                }
-                _ => {
-                    return Err(DcError::Unsupported(
-                        "neither grey nor three-component colour",
-                    ))
-                }
-            }
-        }
-        Ok(DcImage {
-            width: out_w as u32,
-            height: out_h as u32,
-            grey,
-            pixels,
-        })
+        planes::pixels(&frame, rgb)
     }
 }
 
@@ -608,7 +575,7 @@ fn for_each_block(
 ) -> Result<(), DcError> {
     let mut preds = [0i32; 4];
     let restart = |mcu: usize, bits: &mut Bits, preds: &mut [i32; 4]| {
-        if restart_interval > 0 && mcu > 0 && mcu % restart_interval == 0 {
+        if restart_interval > 0 && mcu > 0 && mcu.is_multiple_of(restart_interval) {
             bits.restart();
             *preds = [0; 4];
         }
@@ -650,111 +617,6 @@ fn for_each_block(
         }
     }
     Ok(())
-}
-
-/// A component as samples at the output's size: its blocks through
-/// libjpeg's 1×1 inverse DCT (the dequantised DC term divided by 8,
-/// rounded, level-shifted), and a subsampled component interpolated
-/// linearly between block centres, as libjpeg's "fancy" upsampling does
-/// for the common 2:1 case.
-struct Plane {
-    /// `width` samples a row, `height` rows.
-    samples: Vec<u8>,
-    width: usize,
-}
-
-impl Plane {
-    fn new(c: &Component, max_h: usize, max_v: usize, out_w: usize, out_h: usize) -> Self {
-        let q = i32::from(c.quant.unwrap_or(0));
-        let level = |dc: i16| {
-            ((i32::from(dc) * q + 4) >> 3)
-                .saturating_add(128)
-                .clamp(0, 255) as u8
-        };
-        let columns = taps(out_w, c.h, max_h, c.coded_w);
-        let rows = taps(out_h, c.v, max_v, c.coded_h);
-        // Each block row the output needs, levelled and widened.
-        let wide: Vec<Vec<u8>> = (0..c.coded_h)
-            .map(|by| {
-                let start = by * c.blocks_w;
-                let blocks = c.dc.get(start..start + c.coded_w).unwrap_or(&[]);
-                let levels: Vec<u8> = blocks.iter().map(|&dc| level(dc)).collect();
-                columns
-                    .iter()
-                    .map(|&(i0, i1, w)| {
-                        blend(
-                            levels.get(i0).copied().unwrap_or(0),
-                            levels.get(i1).copied().unwrap_or(0),
-                            w,
-                        )
-                    })
-                    .collect()
-            })
-            .collect();
-        let mut samples = Vec::with_capacity(out_w * out_h);
-        let empty = vec![0u8; out_w];
-        for &(r0, r1, w) in &rows {
-            let (a, b) = (
-                wide.get(r0).unwrap_or(&empty),
-                wide.get(r1).unwrap_or(&empty),
-            );
-            if w == 0 {
-                samples.extend_from_slice(a);
-            } else {
-                samples.extend(a.iter().zip(b).map(|(&a, &b)| blend(a, b, w)));
-            }
-        }
-        Self {
-            samples,
-            width: out_w,
-        }
-    }
-
-    /// Output row `y`; `None` past the plane, which construction rules out.
-    fn row(&self, y: usize, out_w: usize) -> Option<&[u8]> {
-        let start = y * self.width;
-        self.samples.get(start..start + out_w)
-    }
-}
-
-/// For each of `out` output positions, the two component samples (of
-/// `len`) it lies between and the weight of the second, in 256ths, for a
-/// component sampled `factor` times where the largest is `max`. Sample
-/// centres sit at `(i + ½) · max / factor` output pixels.
-fn taps(out: usize, factor: usize, max: usize, len: usize) -> Vec<(usize, usize, u32)> {
-    let last = len.saturating_sub(1);
-    (0..out)
-        .map(|x| {
-            if factor == max {
-                return (x.min(last), x.min(last), 0);
-            }
-            // Position in component samples, times 2·max:
-            // (x + ½) · factor / max − ½.
-            let num = ((2 * x + 1) * factor) as i64 - max as i64;
-            let den = 2 * max as i64;
-            let (i0, rem) = (num.div_euclid(den), num.rem_euclid(den));
-            if i0 < 0 {
-                return (0, 0, 0);
-            }
-            let i0 = (i0 as usize).min(last);
-            (i0, (i0 + 1).min(last), (rem * 256 / den) as u32)
-        })
-        .collect()
-}
-
-/// `a` and `b` mixed with `w`/256 of `b`, rounded.
-fn blend(a: u8, b: u8, w: u32) -> u8 {
-    ((u32::from(a) * (256 - w) + u32::from(b) * w + 128) >> 8) as u8
-}
-
-/// JFIF's YCbCr to RGB, in libjpeg's 16-bit fixed point.
-fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
-    let (y, cb, cr) = (i32::from(y), i32::from(cb) - 128, i32::from(cr) - 128);
-    const HALF: i32 = 1 << 15;
-    let r = y + ((91_881 * cr + HALF) >> 16);
-    let g = y + ((-22_554 * cb - 46_802 * cr + HALF) >> 16);
-    let b = y + ((116_130 * cb + HALF) >> 16);
-    [r, g, b].map(|v| v.clamp(0, 255) as u8)
 }
 
 #[cfg(test)]
