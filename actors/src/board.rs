@@ -61,6 +61,8 @@ pub struct BoardArgs {
     pub entities: Entities,
     /// The shard lease this activation writes under (clusters only).
     pub fence: Option<wani_store::Fence>,
+    /// The view cache, shared with readers on this node.
+    pub views: ViewCache<CatalogView>,
 }
 impl ractor::Message for BoardArgs {}
 
@@ -226,7 +228,7 @@ impl Actor for BoardActor {
             entities: args.entities,
             board,
             threads,
-            views: ViewCache::default(),
+            views: args.views,
             last_active: Instant::now(),
             fence: args.fence,
         })

@@ -26,7 +26,7 @@ use crate::remote::{Answer, Completion, Request};
 use crate::renderer::Renderer;
 use crate::router::{Route, Router};
 use crate::thread::{ThreadActor, ThreadArgs, ThreadMsg};
-use crate::views::ViewRenderer;
+use crate::views::{CachedView, CatalogView, ThreadView, ViewCache, ViewRenderer};
 use futures::future::BoxFuture;
 use ractor::rpc::CallResult;
 use ractor::{
@@ -75,6 +75,9 @@ pub struct Shared {
 struct Maps {
     threads: Table<ThreadId, ThreadMsg>,
     boards: Table<BoardId, BoardMsg>,
+    /// The view caches of the active entities, for reads without a mailbox hop.
+    thread_views: RwLock<HashMap<ThreadId, ViewCache<ThreadView>>>,
+    board_views: RwLock<HashMap<BoardId, ViewCache<CatalogView>>>,
     /// Set once when the node joins a cluster: entities owned by other
     /// nodes are reached through it.
     router: std::sync::OnceLock<Arc<Router>>,
@@ -193,23 +196,33 @@ impl RegionState {
         myself: &ActorRef<RegionMsg>,
         id: ThreadId,
     ) -> Result<ActorRef<ThreadMsg>, ActorError> {
+        if let Some(r) = get_live(&self.maps.threads, &id) {
+            return Ok(r);
+        }
         self.refuse_unless_owner(EntityKey::Thread(id.0))?;
         let fence = self.fence(EntityKey::Thread(id.0)).await?;
+        let views = ViewCache::default();
         let args = ThreadArgs {
             id,
             shared: self.shared.clone(),
             entities: self.entities.clone(),
             fence,
+            views: views.clone(),
         };
-        self.activate(
-            myself,
-            |m| &m.threads,
-            id,
-            EntityKey::Thread(id.0),
-            ThreadActor,
-            args,
-        )
-        .await
+        let actor = self
+            .activate(
+                myself,
+                |m| &m.threads,
+                id,
+                EntityKey::Thread(id.0),
+                ThreadActor,
+                args,
+            )
+            .await?;
+        if let Ok(mut m) = self.maps.thread_views.write() {
+            m.insert(id, views);
+        }
+        Ok(actor)
     }
 
     async fn activate_board(
@@ -217,23 +230,33 @@ impl RegionState {
         myself: &ActorRef<RegionMsg>,
         id: BoardId,
     ) -> Result<ActorRef<BoardMsg>, ActorError> {
+        if let Some(r) = get_live(&self.maps.boards, &id) {
+            return Ok(r);
+        }
         self.refuse_unless_owner(EntityKey::Board(id.0))?;
         let fence = self.fence(EntityKey::Board(id.0)).await?;
+        let views = ViewCache::default();
         let args = BoardArgs {
             id,
             shared: self.shared.clone(),
             entities: self.entities.clone(),
             fence,
+            views: views.clone(),
         };
-        self.activate(
-            myself,
-            |m| &m.boards,
-            id,
-            EntityKey::Board(id.0),
-            BoardActor,
-            args,
-        )
-        .await
+        let actor = self
+            .activate(
+                myself,
+                |m| &m.boards,
+                id,
+                EntityKey::Board(id.0),
+                BoardActor,
+                args,
+            )
+            .await?;
+        if let Ok(mut m) = self.maps.board_views.write() {
+            m.insert(id, views);
+        }
+        Ok(actor)
     }
 
     /// A draining node activates nothing: a call that still reaches it (a
@@ -271,8 +294,20 @@ impl RegionState {
     fn forget(&mut self, cell: &ActorCell) -> Option<EntityKey> {
         let key = self.children.remove(&cell.get_id())?;
         match key {
-            EntityKey::Thread(t) => remove_if(&self.maps.threads, &ThreadId(t), cell.get_id()),
-            EntityKey::Board(b) => remove_if(&self.maps.boards, &BoardId(b), cell.get_id()),
+            EntityKey::Thread(t) => {
+                if remove_if(&self.maps.threads, &ThreadId(t), cell.get_id()) {
+                    if let Ok(mut m) = self.maps.thread_views.write() {
+                        m.remove(&ThreadId(t));
+                    }
+                }
+            }
+            EntityKey::Board(b) => {
+                if remove_if(&self.maps.boards, &BoardId(b), cell.get_id()) {
+                    if let Ok(mut m) = self.maps.board_views.write() {
+                        m.remove(&BoardId(b));
+                    }
+                }
+            }
         }
         Some(key)
     }
@@ -294,12 +329,14 @@ fn get_live<K: Eq + Hash, M: ractor::Message>(table: &Table<K, M>, k: &K) -> Opt
 }
 
 /// Removes `k` only if it is still the actor `id` (not a newer activation).
-fn remove_if<K: Eq + Hash, M: ractor::Message>(table: &Table<K, M>, k: &K, id: ActorId) {
+fn remove_if<K: Eq + Hash, M: ractor::Message>(table: &Table<K, M>, k: &K, id: ActorId) -> bool {
     if let Ok(mut m) = table.write() {
         if m.get(k).map(|r| r.get_id()) == Some(id) {
             m.remove(k);
+            return true;
         }
     }
+    false
 }
 
 fn live<M: ractor::Message>(r: Option<ActorRef<M>>) -> Option<ActorRef<M>> {
@@ -612,6 +649,54 @@ impl Entities {
 
     fn failover_deadline(&self) -> Duration {
         self.timeout
+    }
+
+    /// A view of a thread: straight from its cache when the thread is active
+    /// on this node and the view is rendered, else by asking its actor
+    /// (wherever it lives), which renders and caches it.
+    pub async fn thread_view(
+        &self,
+        id: ThreadId,
+        view: ThreadView,
+    ) -> Result<CachedView, ActorError> {
+        if matches!(self.target(EntityKey::Thread(id.0)), Target::Here)
+            && get_live(&self.maps.threads, &id).is_some()
+        {
+            if let Some(v) = self
+                .maps
+                .thread_views
+                .read()
+                .ok()
+                .and_then(|m| m.get(&id).and_then(|c| c.get(view)))
+            {
+                return Ok(v);
+            }
+        }
+        self.call_thread(id, |reply| ThreadMsg::View { view, reply })
+            .await?
+    }
+
+    /// A view of a board's catalog, like [`Entities::thread_view`].
+    pub async fn catalog_view(
+        &self,
+        id: BoardId,
+        view: CatalogView,
+    ) -> Result<CachedView, ActorError> {
+        if matches!(self.target(EntityKey::Board(id.0)), Target::Here)
+            && get_live(&self.maps.boards, &id).is_some()
+        {
+            if let Some(v) = self
+                .maps
+                .board_views
+                .read()
+                .ok()
+                .and_then(|m| m.get(&id).and_then(|c| c.get(view)))
+            {
+                return Ok(v);
+            }
+        }
+        self.call_board(id, |reply| BoardMsg::View { view, reply })
+            .await?
     }
 
     /// Asks a thread, wherever it lives, and waits for its answer.

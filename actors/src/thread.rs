@@ -120,6 +120,8 @@ pub struct ThreadArgs {
     pub entities: Entities,
     /// The shard lease this activation writes under (clusters only).
     pub fence: Option<Fence>,
+    /// The view cache, shared with readers on this node.
+    pub views: ViewCache<ThreadView>,
 }
 impl ractor::Message for ThreadArgs {}
 
@@ -362,6 +364,7 @@ impl Actor for ThreadActor {
         let (board, full) = load(&args.shared, args.id).await?;
         let mut state = ThreadState::new(args.shared, args.entities, board, full);
         state.fence = args.fence;
+        state.views = args.views;
         Ok(state)
     }
 
@@ -443,10 +446,12 @@ impl Actor for ThreadActor {
             }
             ThreadMsg::Reload => {
                 let (board, full) = load(&state.shared, state.id()).await?;
-                let fence = state.fence;
+                let (fence, mut views) = (state.fence, state.views.clone());
                 *state =
                     ThreadState::new(state.shared.clone(), state.entities.clone(), board, full);
                 state.fence = fence;
+                views.invalidate();
+                state.views = views;
             }
             ThreadMsg::Tick => {
                 if state.last_active.elapsed() >= state.shared.config.idle_timeout {

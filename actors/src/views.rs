@@ -11,7 +11,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use wani_store::{Board, ThreadFull, ThreadSummary};
 
 /// A view of a thread.
@@ -69,37 +69,59 @@ impl CachedView {
     }
 }
 
-/// The cached views of one entity.
+/// The cached views of one entity, shared between the entity's actor (the
+/// only writer: it renders and invalidates) and readers on the same node,
+/// which take a cached view without a mailbox round trip. The actor clears
+/// the cache before it acknowledges a write, so a reader that saw the write
+/// acknowledged never gets a view from before it.
 #[derive(Debug)]
 pub struct ViewCache<K> {
-    views: HashMap<K, CachedView>,
+    views: Arc<RwLock<HashMap<K, CachedView>>>,
+}
+
+impl<K> Clone for ViewCache<K> {
+    fn clone(&self) -> Self {
+        ViewCache {
+            views: self.views.clone(),
+        }
+    }
 }
 
 impl<K: Eq + Hash + Copy> Default for ViewCache<K> {
     fn default() -> Self {
         ViewCache {
-            views: HashMap::new(),
+            views: Arc::default(),
         }
     }
 }
 
 impl<K: Eq + Hash + Copy> ViewCache<K> {
-    /// The cached view, rendering it first if needed.
+    /// The cached view, if there is one (for readers outside the actor).
+    pub fn get(&self, key: K) -> Option<CachedView> {
+        self.views.read().ok()?.get(&key).cloned()
+    }
+    /// The cached view, rendering it first if needed (the actor's side).
     pub fn get_or_render(&mut self, key: K, render: impl FnOnce() -> Rendered) -> CachedView {
-        self.views
-            .entry(key)
-            .or_insert_with(|| CachedView::new(render()))
-            .clone()
+        if let Some(v) = self.get(key) {
+            return v;
+        }
+        let v = CachedView::new(render());
+        if let Ok(mut m) = self.views.write() {
+            m.insert(key, v.clone());
+        }
+        v
     }
     /// Drops every view; the next read renders from the new state.
     pub fn invalidate(&mut self) {
-        self.views.clear();
+        if let Ok(mut m) = self.views.write() {
+            m.clear();
+        }
     }
     pub fn len(&self) -> usize {
-        self.views.len()
+        self.views.read().map(|m| m.len()).unwrap_or(0)
     }
     pub fn is_empty(&self) -> bool {
-        self.views.is_empty()
+        self.len() == 0
     }
 }
 

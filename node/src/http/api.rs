@@ -80,14 +80,11 @@ pub async fn catalog(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let board = state.resolve_board(&id).await?;
+    let board = state.board_id(&id).await?;
     let view = state
         .entities
-        .call_board(board.id, |reply| BoardMsg::View {
-            view: CatalogView::Json,
-            reply,
-        })
-        .await??;
+        .catalog_view(board, CatalogView::Json)
+        .await?;
     Ok(respond(&headers, view))
 }
 
@@ -120,13 +117,7 @@ pub async fn thread(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = ThreadId(parse_id(&id, "thread")?);
-    let view = state
-        .entities
-        .call_thread(id, |reply| ThreadMsg::View {
-            view: ThreadView::Json,
-            reply,
-        })
-        .await??;
+    let view = state.entities.thread_view(id, ThreadView::Json).await?;
     Ok(respond(&headers, view))
 }
 

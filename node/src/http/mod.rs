@@ -104,6 +104,12 @@ impl AppState {
 
 /// The router with every route.
 pub fn app(state: AppState) -> Router {
+    app_with(state, Router::new())
+}
+
+/// The router with every route plus `extra`, which goes through the same
+/// layers (the benchmark's ceiling route uses this to pay what real routes pay).
+pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     let body_limit = state.config.media.max_upload_bytes as usize + 1024 * 1024;
     let api = Router::new()
         .route("/boards", get(api::boards))
@@ -154,6 +160,7 @@ pub fn app(state: AppState) -> Router {
             get(moderation::report_form).post(moderation::report),
         )
         .merge(moderation::routes())
+        .merge(extra)
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -16,7 +16,7 @@ use axum::extract::{Form, Multipart, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use wani_actors::{BoardMsg, CatalogView, ThreadMsg, ThreadView};
+use wani_actors::{CatalogView, ThreadView};
 use wani_store::{Board, ThreadId};
 
 const HTML: &str = "text/html; charset=utf-8";
@@ -88,15 +88,14 @@ pub async fn catalog(
     ThemeChoice(theme): ThemeChoice,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let board = state.resolve_board(&id).await.map_err(ApiError::html)?;
+    let board = state.board_id(&id).await.map_err(ApiError::html)?;
     let view = CatalogView::Page {
         theme: theme_index(theme),
     };
     let v = state
         .entities
-        .call_board(board.id, |reply| BoardMsg::View { view, reply })
+        .catalog_view(board, view)
         .await
-        .and_then(|r| r)
         .map_err(|e| ApiError::from(e).html())?;
     Ok(respond(&headers, v))
 }
@@ -148,9 +147,8 @@ async fn thread_view(
     let id = thread_id(id)?;
     let v = state
         .entities
-        .call_thread(id, |reply| ThreadMsg::View { view, reply })
+        .thread_view(id, view)
         .await
-        .and_then(|r| r)
         .map_err(|e| ApiError::from(e).html())?;
     Ok(respond(headers, v))
 }

@@ -1,5 +1,5 @@
 //! The entropy-coded data: a bit reader over a scan, and Huffman tables
-//! that decode a symbol or skip a whole AC coefficient in one lookup.
+//! that decode a symbol, or skip several AC coefficients, in one lookup.
 //!
 //! The reader never looks past a marker: at one (or at the end of the
 //! data) it feeds zero bits, as libjpeg does, so a scan cut short decodes
@@ -217,9 +217,9 @@ pub(super) struct Huffman {
     /// one AC coefficient takes, code and value together, and how far it
     /// moves in the block (64 for end-of-block); 0 for a longer code.
     skip: Box<[u16; 1 << LOOKUP]>,
-    /// Indexed by the next [`MULTI`] bits: the AC coefficients wholly
-    /// inside them, as many as fit (see [`Huffman::multi_entry`]); all
-    /// [`NO_RUN`] until [`Huffman::prepare_skipping`].
+    /// Indexed by the next [`MULTI`] bits: the AC coefficients whose codes
+    /// lie inside them, as many as there are (see [`Huffman::multi_entry`]);
+    /// all [`NO_RUN`] until [`Huffman::prepare_skipping`].
     multi: Box<[u32; 1 << MULTI]>,
     multi_ready: bool,
     /// The largest code of each length (index 1 to 16), or -1.
@@ -298,15 +298,17 @@ impl Huffman {
     }
 
     /// The entry of [`Huffman::multi`] for the lookahead bits `bits`:
-    /// `all << 16 | prefix << 8 | length`, where `length` is the bits the whole
-    /// coefficients inside take, `all` how far they move in the block
-    /// together and `prefix` how far all but the last do. The run stops
-    /// after an end of block, since what follows belongs to the next block.
+    /// `all << 16 | prefix << 8 | length`, where `length` is the bits the
+    /// coefficients starting there take, codes and values, `all` how far
+    /// they move in the block together and `prefix` how far all but the
+    /// last do. The run stops after an end of block, since what follows
+    /// belongs to the next block.
     fn multi_entry(&self, bits: u32) -> u32 {
         let (mut used, mut all, mut prefix) = (0u32, 0u32, 0u32);
         // Codes must lie inside the window; the value bits of the last
-        // coefficient may run past it (they are skipped unseen, so up to
-        // MULTI - 1 + 16 bits in all, which the caller checks are loaded).
+        // coefficient may run past it (they are skipped unseen), so an
+        // entry spans up to MULTI + 15 bits, which the caller checks are
+        // loaded.
         while used < MULTI {
             let Some((len, symbol)) = self.code_at(bits, used) else {
                 break;

@@ -143,6 +143,45 @@ fn matches_jpeg_decoder_at_one_eighth() {
     }
 }
 
+/// White noise at quality 100: the largest coefficients and the longest
+/// Huffman codes (past the one-lookup tables), which photos rarely reach.
+#[test]
+fn matches_jpeg_decoder_on_noise_at_full_quality() {
+    let (w, h) = (128u16, 96u16);
+    let mut state = 0x2545_F491u32;
+    let noise: Vec<u8> = (0..usize::from(w) * usize::from(h) * 3)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state >> 24) as u8
+        })
+        .collect();
+    for sampling in [SamplingFactor::F_1_1, SamplingFactor::F_2_2] {
+        for optimized in [false, true] {
+            let mut bytes = Vec::new();
+            let mut encoder = Encoder::new(&mut bytes, 100);
+            encoder.set_sampling_factor(sampling);
+            encoder.set_optimized_huffman_tables(optimized);
+            encoder
+                .encode(&noise, w, h, ColorType::Rgb)
+                .expect("encode noise");
+            let ours = decode(&bytes).expect("decodes");
+            let (_, _, theirs) = reference(&bytes);
+            let max = ours
+                .pixels
+                .iter()
+                .zip(&theirs)
+                .map(|(&a, &b)| a.abs_diff(b))
+                .max();
+            assert!(
+                max.is_some_and(|m| m <= 6),
+                "{sampling:?} optimized={optimized}: max difference {max:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn leaves_cmyk_to_the_general_decoder() {
     let (w, h) = (32u16, 24u16);
