@@ -12,8 +12,8 @@
 //! thumbnail's size (a 4000×3000 photo for 500 px), `jpeg_dc` decodes it
 //! from its DC coefficients alone: one pixel per 8×8 block, the block's
 //! average (a sound box-filter downscale), without reconstructing a single
-//! AC coefficient; 16 ms for that photo where libjpeg-turbo at the same
-//! scale takes 31 and jpeg-decoder 41 (docs/BENCHMARKS.md). Files it
+//! AC coefficient; 15 ms for that photo where libjpeg-turbo at the same
+//! scale takes 29 and jpeg-decoder 41 (docs/BENCHMARKS.md). Files it
 //! leaves aside (arithmetic coding, CMYK, 12-bit, damage) and photos
 //! between two and eight times the thumbnail go to jpeg-decoder's `scale`
 //! at 1/2 or 1/4, as before. Both stop at the smallest scale that keeps

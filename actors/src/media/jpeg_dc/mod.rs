@@ -7,11 +7,11 @@
 //! decoder still decodes them: libjpeg-turbo, jpeg-decoder and zune-jpeg
 //! all reconstruct every coefficient's value and only then drop it, and
 //! that entropy decoding is most of their time at 1/8 (libjpeg-turbo takes
-//! 31 ms at 1/8 on the benchmark's 12-megapixel photo, 55 at full size).
+//! 29 ms at 1/8 on the benchmark's 12-megapixel photo, 52 at full size).
 //! Here a table indexed by the next 12 bits gives the whole length of the
 //! AC coefficients starting there, codes and values together (two or
 //! three of them, at about 5 bits each in photos), so skipping them is a
-//! lookup and a shift: 16 ms for that photo. In a progressive file the AC
+//! lookup and a shift: 15 ms for that photo. In a progressive file the AC
 //! scans are not decoded at all: the DC scans come first and the rest is
 //! stepped over by searching for the next marker.
 //!
