@@ -290,7 +290,23 @@ async fn videos_round_trip_with_ranges(db: Db) {
     let (status, v) = post_file(&node, "b", "clip.webm", video.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     assert_eq!(v["post"]["mimetype"], "video/webm");
+    // Duration and dimensions are stored and shown.
+    let duration = v["post"]["duration_ms"].as_i64().unwrap_or(0);
+    assert!((1500..=2500).contains(&duration), "a 2 s video: {v}");
+    assert!(v["post"]["width"].as_i64().unwrap_or(0) > 0);
     let c = node.client();
+    let page = c
+        .get(node.at(v["thread_url"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(", 0:02,") || page.contains(", 0:01,"),
+        "the page shows the duration"
+    );
     let url = node.at(v["post"]["media_url"].as_str().unwrap());
     let res = c
         .get(&url)

@@ -138,13 +138,19 @@ pub(crate) fn media_figure(out: &mut String, m: &Media, spoiler: bool, max: i64)
     write!(
         out,
         "<figcaption class=\"media-info\"><a href=\"/upload/{id}\" target=\"_blank\" \
-         rel=\"noopener\">{id}.{ext}</a> <span class=\"muted\">({ext}, {w}×{h}, {size}{anim})</span>\
+         rel=\"noopener\">{id}.{ext}</a> <span class=\"muted\">({ext}, {w}×{h}{dur}, {size}{anim})</span>\
          </figcaption>",
         id = m.id,
         ext = escape(&m.ext),
         w = m.width,
         h = m.height,
         size = human_size(m.size_bytes),
+        dur = if is_video(m) && m.duration_ms > 0 {
+            let s = m.duration_ms / 1000;
+            format!(", {}:{:02}", s / 60, s % 60)
+        } else {
+            String::new()
+        },
         anim = if m.is_animated && !is_video(m) {
             ", animated"
         } else {
