@@ -163,28 +163,38 @@ impl RegionState {
     }
 
     /// The running actor of an entity, spawned (state loaded in its
-    /// `pre_start`) unless the table has a live one.
+    /// `pre_start`) unless the table has a live one. A new activation gets
+    /// the lease fence of its shard (in a cluster) and a view cache that
+    /// readers on this node share.
     #[allow(clippy::too_many_arguments)]
-    async fn activate<A: Actor, K: Eq + Hash + Copy>(
+    async fn activate<A: Actor, K: Eq + Hash + Copy, V: Eq + Hash + Copy>(
         &mut self,
         myself: &ActorRef<RegionMsg>,
         table: fn(&Maps) -> &Table<K, A::Msg>,
+        views: fn(&Maps) -> &RwLock<HashMap<K, ViewCache<V>>>,
         id: K,
         key: EntityKey,
         actor: A,
-        args: A::Arguments,
+        args: impl FnOnce(Option<wani_store::Fence>, ViewCache<V>) -> A::Arguments,
     ) -> Result<ActorRef<A::Msg>, ActorError> {
         let maps = self.maps.clone();
         if let Some(r) = get_live(table(&maps), &id) {
             return Ok(r);
         }
+        self.refuse_unless_owner(key)?;
         self.check_refused(key)?;
-        let (actor, _) = Actor::spawn_linked(None, actor, args, myself.get_cell())
-            .await
-            .map_err(|e| startup_error(e, key.to_string()))?;
+        let fence = self.fence(key).await?;
+        let cache = ViewCache::default();
+        let (actor, _) =
+            Actor::spawn_linked(None, actor, args(fence, cache.clone()), myself.get_cell())
+                .await
+                .map_err(|e| startup_error(e, key.to_string()))?;
         self.children.insert(actor.get_id(), key);
         if let Ok(mut m) = table(&maps).write() {
             m.insert(id, actor.clone());
+        }
+        if let Ok(mut m) = views(&maps).write() {
+            m.insert(id, cache);
         }
         maps.activations
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -196,33 +206,24 @@ impl RegionState {
         myself: &ActorRef<RegionMsg>,
         id: ThreadId,
     ) -> Result<ActorRef<ThreadMsg>, ActorError> {
-        if let Some(r) = get_live(&self.maps.threads, &id) {
-            return Ok(r);
-        }
-        self.refuse_unless_owner(EntityKey::Thread(id.0))?;
-        let fence = self.fence(EntityKey::Thread(id.0)).await?;
-        let views = ViewCache::default();
-        let args = ThreadArgs {
+        let (shared, entities) = (self.shared.clone(), self.entities.clone());
+        let args = move |fence, views| ThreadArgs {
             id,
-            shared: self.shared.clone(),
-            entities: self.entities.clone(),
+            shared,
+            entities,
             fence,
-            views: views.clone(),
+            views,
         };
-        let actor = self
-            .activate(
-                myself,
-                |m| &m.threads,
-                id,
-                EntityKey::Thread(id.0),
-                ThreadActor,
-                args,
-            )
-            .await?;
-        if let Ok(mut m) = self.maps.thread_views.write() {
-            m.insert(id, views);
-        }
-        Ok(actor)
+        self.activate(
+            myself,
+            |m| &m.threads,
+            |m| &m.thread_views,
+            id,
+            EntityKey::Thread(id.0),
+            ThreadActor,
+            args,
+        )
+        .await
     }
 
     async fn activate_board(
@@ -230,33 +231,24 @@ impl RegionState {
         myself: &ActorRef<RegionMsg>,
         id: BoardId,
     ) -> Result<ActorRef<BoardMsg>, ActorError> {
-        if let Some(r) = get_live(&self.maps.boards, &id) {
-            return Ok(r);
-        }
-        self.refuse_unless_owner(EntityKey::Board(id.0))?;
-        let fence = self.fence(EntityKey::Board(id.0)).await?;
-        let views = ViewCache::default();
-        let args = BoardArgs {
+        let (shared, entities) = (self.shared.clone(), self.entities.clone());
+        let args = move |fence, views| BoardArgs {
             id,
-            shared: self.shared.clone(),
-            entities: self.entities.clone(),
+            shared,
+            entities,
             fence,
-            views: views.clone(),
+            views,
         };
-        let actor = self
-            .activate(
-                myself,
-                |m| &m.boards,
-                id,
-                EntityKey::Board(id.0),
-                BoardActor,
-                args,
-            )
-            .await?;
-        if let Ok(mut m) = self.maps.board_views.write() {
-            m.insert(id, views);
-        }
-        Ok(actor)
+        self.activate(
+            myself,
+            |m| &m.boards,
+            |m| &m.board_views,
+            id,
+            EntityKey::Board(id.0),
+            BoardActor,
+            args,
+        )
+        .await
     }
 
     /// A draining node activates nothing: a call that still reaches it (a
