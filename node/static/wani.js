@@ -81,8 +81,10 @@
     var link = e.target.closest && e.target.closest("a.post-reply");
     if (!link || link === hovered) return;
     var url = new URL(link.href, location.href);
-    var id = decodeURIComponent(url.hash.slice(1));
-    if (url.origin !== location.origin || !/^\/threads\/\d+$/.test(url.pathname) || !id) return;
+    // `/posts/N` (a reply quoted from another thread) redirects to N's thread.
+    var moved = /^\/posts\/(\d+)$/.exec(url.pathname);
+    var id = moved ? moved[1] : decodeURIComponent(url.hash.slice(1));
+    if (url.origin !== location.origin || !(moved || /^\/threads\/\d+$/.test(url.pathname)) || !id) return;
     hovered = link;
     var here = url.pathname === location.pathname && findPost(document, id);
     if (here) {

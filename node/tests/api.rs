@@ -337,6 +337,37 @@ async fn markup_quotes_and_replies(db: Db) {
     )
     .await;
     assert_eq!(posts1.len(), 1);
+    // On t1's page the quoting post lives elsewhere: its link finds it.
+    let page = c
+        .get(node.at(&format!("/threads/{t1}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("href=\"/posts/{reply_id}\"")),
+        "cross-thread reply link"
+    );
+    let res = c
+        .get(node.at(&format!("/posts/{reply_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        res.headers()["location"],
+        format!("/threads/{t2}#{reply_id}")
+    );
+    assert_eq!(
+        c.get(node.at("/posts/999999"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
     node.stop().await;
 }
 

@@ -317,3 +317,22 @@ pub async fn set_theme(
     }
     Ok(res)
 }
+
+/// `/posts/{id}`: a post wherever it lives (`303` to its thread's anchor).
+/// "Replies:" lines link here for posts quoted from another thread.
+pub async fn find_post(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = id
+        .parse::<i64>()
+        .map(wani_store::PostId)
+        .map_err(|_| ApiError::not_found(format!("there is no post {id:?}")).html())?;
+    let post = state
+        .store
+        .post(id)
+        .await
+        .map_err(|e| ApiError::from(e).html())?
+        .ok_or_else(|| ApiError::not_found(format!("post {id} does not exist")).html())?;
+    Ok(Redirect::to(&format!("/threads/{}#{}", post.thread, post.id)).into_response())
+}

@@ -190,8 +190,10 @@ pub fn mod_thread(ctx: &PageCtx, board: &Board, t: &ThreadFull, token: &str) -> 
             "",
         )?;
         out.push_str("</div>\n");
+        let here: std::collections::HashSet<wani_store::PostId> =
+            t.posts.iter().map(|p| p.id).collect();
         for (i, p) in t.posts.iter().enumerate() {
-            write_post(out, board, &t.thread, p, i == 0)?;
+            write_post(out, board, &t.thread, p, i == 0, &|id| here.contains(&id))?;
             out.push_str("<div class=\"mod-post-actions\">");
             button(
                 out,

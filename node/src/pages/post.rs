@@ -26,15 +26,19 @@ pub(crate) const REPLY_THUMB: i64 = 200;
 /// and live updates. `is_op` marks the opening post (subject, tags, larger
 /// thumbnail). `body_html` is inserted as is: the renderer made it safe.
 pub fn post(board: &Board, thread: &Thread, p: &Post, is_op: bool) -> String {
-    render(|out| write_post(out, board, thread, p, is_op))
+    render(|out| write_post(out, board, thread, p, is_op, &|_| true))
 }
 
+/// Writes one post. `local` says whether a post is on the same page, so a
+/// "Replies:" link to it can stay an anchor; others go through
+/// `/posts/{id}`, which redirects to wherever that post lives.
 pub(crate) fn write_post(
     out: &mut String,
     board: &Board,
     thread: &Thread,
     p: &Post,
     is_op: bool,
+    local: &dyn Fn(wani_store::PostId) -> bool,
 ) -> fmt::Result {
     let kind = if is_op { "op" } else { "reply" };
     // `has-media` switches the post to two columns (thumbnail | body), so its
@@ -109,22 +113,33 @@ pub(crate) fn write_post(
     writeln!(out, "<div class=\"post-body\">{}</div>", p.body_html)?;
 
     if !p.replies.is_empty() {
-        replies(out, thread.id, &p.replies)?;
+        replies(out, thread.id, &p.replies, local)?;
     }
     out.push_str("</article>\n");
     Ok(())
 }
 
-fn replies(out: &mut String, thread: ThreadId, ids: &[wani_store::PostId]) -> fmt::Result {
+fn replies(
+    out: &mut String,
+    thread: ThreadId,
+    ids: &[wani_store::PostId],
+    local: &dyn Fn(wani_store::PostId) -> bool,
+) -> fmt::Result {
     out.push_str("<footer class=\"post-replies\">Replies:");
     for id in ids {
-        // The store records who quoted a post but not where they posted;
-        // quotes come from the same thread in all but rare cases, and a
-        // cross-thread one still lands on the right thread page via `>>N`.
-        write!(
-            out,
-            " <a class=\"post-reply\" href=\"/threads/{thread}#{id}\">&gt;&gt;{id}</a>"
-        )?;
+        if local(*id) {
+            write!(
+                out,
+                " <a class=\"post-reply\" href=\"/threads/{thread}#{id}\">&gt;&gt;{id}</a>"
+            )?;
+        } else {
+            // Quoted from another thread: the store records who quoted, not
+            // where; `/posts/{id}` finds it.
+            write!(
+                out,
+                " <a class=\"post-reply\" href=\"/posts/{id}\">&gt;&gt;{id}</a>"
+            )?;
+        }
     }
     out.push_str("</footer>\n");
     Ok(())

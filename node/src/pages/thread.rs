@@ -31,8 +31,10 @@ pub fn thread(ctx: &PageCtx, board: &Board, t: &ThreadFull) -> String {
                 archived_notice(out)?;
             }
             writeln!(out, "<div class=\"thread\" id=\"thread-{}\">", t.thread.id)?;
+            let here: std::collections::HashSet<wani_store::PostId> =
+                t.posts.iter().map(|p| p.id).collect();
             for (i, p) in t.posts.iter().enumerate() {
-                write_post(out, board, &t.thread, p, i == 0)?;
+                write_post(out, board, &t.thread, p, i == 0, &|id| here.contains(&id))?;
             }
             out.push_str("</div>\n");
             if t.thread.archived {
