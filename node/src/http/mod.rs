@@ -139,6 +139,7 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/boards/rules/{id}", get(site::board_rules))
         .route("/threads/{id}", get(site::thread))
         .route("/threads/{id}/gallery", get(site::gallery))
+        .route("/posts/{id}", get(site::find_post))
         .route("/threads/{id}/new", post(site::new_reply))
         .route("/rules", get(site::rules))
         .route("/faq", get(site::faq))
