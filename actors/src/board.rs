@@ -167,6 +167,18 @@ impl BoardState {
                 },
             );
             sort(&mut self.threads);
+            if let Some(live) = &self.shared.live {
+                live.publish(crate::live::Published::Post {
+                    thread: thread.id,
+                    board: self.board.id,
+                    post: op.id,
+                    quotes: links
+                        .iter()
+                        .filter_map(|(p, t)| t.map(|t| (*p, t)))
+                        .collect(),
+                    new_thread: true,
+                });
+            }
             self.prune().await;
             self.views.invalidate();
         }

@@ -19,6 +19,7 @@
 pub mod board;
 pub mod error;
 pub mod lease;
+pub mod live;
 pub mod markup;
 pub mod media;
 pub mod names;

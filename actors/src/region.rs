@@ -69,6 +69,8 @@ pub struct Shared {
     pub config: EntityConfig,
     /// Keys poster ids ([`wani_store::poster_hex`]); loaded once at start.
     pub poster_secret: Arc<[u8]>,
+    /// The node's live-update hub: entities publish committed writes to it.
+    pub live: Option<crate::live::LiveHub>,
 }
 
 #[derive(Default)]

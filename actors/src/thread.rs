@@ -317,6 +317,18 @@ impl ThreadState {
         }
         self.views.invalidate();
         self.tell_board();
+        if let Some(live) = &self.shared.live {
+            live.publish(crate::live::Published::Post {
+                thread: self.id(),
+                board: self.board.id,
+                post: post.id,
+                quotes: links
+                    .iter()
+                    .filter_map(|(p, t)| t.map(|t| (*p, t)))
+                    .collect(),
+                new_thread: false,
+            });
+        }
     }
 
     fn add_reply(&mut self, target: PostId, by: PostId) {

@@ -130,6 +130,7 @@ impl Node {
             store.active_bans(now).await.context("loading the bans")?,
         )
         .map_err(|e| anyhow::anyhow!("site.trusted_proxies: {e}"))?;
+        let live = wani_actors::live::LiveHub::spawn().await?;
         let shared = Shared {
             repo: Arc::new(store.clone()),
             blobs: blobs.clone(),
@@ -140,6 +141,7 @@ impl Node {
                 ..EntityConfig::default()
             },
             poster_secret: poster_secret.clone(),
+            live: Some(live.clone()),
         };
         let (entities, _) = Entities::spawn(None, shared).await?;
         let rules_html = wani_actors::markup::render(&config.site.rules, &|_| None);
@@ -204,6 +206,7 @@ impl Node {
                 site_secret: poster_secret,
                 cluster,
                 metrics,
+                live,
             }),
         };
         if state.cluster.is_some() {
@@ -239,6 +242,9 @@ impl Node {
         let shutdown = async move {
             shutdown.await;
             crate::drain::before_shutdown(&state).await;
+            // Live streams never end by themselves: end them, or the
+            // graceful shutdown would wait for them forever.
+            state.live.close_all().await;
         };
         let served = http::serve(listener, self.state.clone(), shutdown).await;
         self.stop().await;
@@ -252,6 +258,7 @@ impl Node {
         }
         self.state.entities.passivate_all().await;
         self.state.entities.stop();
+        self.state.live.stop();
         self.state.thumbnailer.stop();
         self.renderer.stop();
         self.state.store.close().await;

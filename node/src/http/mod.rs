@@ -14,6 +14,7 @@ pub mod csrf;
 pub mod error;
 mod files;
 pub mod guard;
+mod live;
 mod moderation;
 mod ops;
 mod site;
@@ -59,6 +60,8 @@ pub struct Inner {
     pub cluster: Option<Arc<wani_supervision::cluster::Cluster>>,
     /// What `/metrics` exposes beyond what the actors count themselves.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The node's live-update hub (`/api/v1/live`).
+    pub live: wani_actors::live::LiveHub,
 }
 
 impl std::ops::Deref for AppState {
@@ -120,6 +123,7 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/status", get(api::status))
         .route("/thread/{id}", get(api::thread))
         .route("/post/{id}", get(api::post))
+        .route("/live", get(live::events).post(live::subscribe))
         .route("/thread/new", post(api::new_thread))
         .route("/thread/{id}/new", post(api::new_reply))
         .route("/thread/post/{id}", axum::routing::delete(api::delete_post))

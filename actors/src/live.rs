@@ -1,0 +1,618 @@
+//! Live updates: the node's [`LiveHub`] and one [`LiveSubscriber`] per
+//! connected client (issue 4, first slice: one node).
+//!
+//! ```text
+//! LiveHub                     one per node; fans events out, replay ring
+//! └── LiveSubscriber(client)  one per SSE connection; ends with it
+//! ```
+//!
+//! Thread and board actors publish with one cast after a committed write
+//! ([`LiveHub::publish`]); the hub turns it into numbered events, keeps the
+//! last [`REPLAY`] of them for `Last-Event-ID`, and hands each to the
+//! clients subscribed to its thread or board with `try_send` on a bounded
+//! channel. Neither the hub nor the writers ever wait on a client: a full
+//! buffer gets the client a `resync` (on a side channel, so it always fits)
+//! and the connection is ended.
+//!
+//! A subscriber stops when its connection's stream is dropped
+//! ([`Connection`] holds a guard) or on overflow; the hub, its supervisor,
+//! then forgets the client and its subscriptions.
+
+use crate::error::ActorError;
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+use wani_store::{BoardId, PostId, ThreadId};
+
+/// How many events the hub keeps for clients reconnecting with `Last-Event-ID`.
+pub const REPLAY: usize = 1024;
+/// How many events may wait for one client before it is dropped.
+pub const BUFFER: usize = 256;
+
+/// A committed write, as thread and board actors report it.
+#[derive(Clone, Debug)]
+pub enum Published {
+    /// A post was added to `thread`; `quotes` are the posts it quotes that
+    /// exist, with their threads. `new_thread` when it opens the thread.
+    Post {
+        thread: ThreadId,
+        board: BoardId,
+        post: PostId,
+        quotes: Vec<(PostId, ThreadId)>,
+        new_thread: bool,
+    },
+}
+
+/// One numbered event, shared by every client it goes to.
+#[derive(Debug)]
+pub struct Frame {
+    pub id: u64,
+    /// `new-post`, `new-thread`, `new-reply` or `resync`.
+    pub event: &'static str,
+    /// JSON.
+    pub data: String,
+    /// Who receives it: the subscribers of any of these threads or boards.
+    threads: Vec<ThreadId>,
+    boards: Vec<BoardId>,
+}
+
+/// Threads and boards, to subscribe to or unsubscribe from.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct Topics {
+    #[serde(default)]
+    pub thread: Vec<i64>,
+    #[serde(default)]
+    pub board: Vec<i64>,
+}
+
+/// What a new connection gets from the hub.
+pub struct Connection {
+    /// `client_` and 10 hex digits.
+    pub client_id: String,
+    /// Events missed since `Last-Event-ID`, to send first.
+    pub backlog: Vec<Arc<Frame>>,
+    /// The reconnect asked for events the ring no longer holds: send `resync` first.
+    pub resync_now: bool,
+    /// Live events.
+    pub events: mpsc::Receiver<Arc<Frame>>,
+    /// Fires when the client is dropped for falling behind.
+    pub resync: oneshot::Receiver<()>,
+    /// Stops the subscriber when dropped (the connection closed).
+    pub guard: SubscriberGuard,
+}
+
+/// Stops its subscriber when dropped.
+pub struct SubscriberGuard(ActorRef<SubscriberMsg>);
+
+impl Drop for SubscriberGuard {
+    fn drop(&mut self) {
+        self.0.stop(Some("connection closed".into()));
+    }
+}
+
+/// The hub's mailbox.
+pub enum LiveMsg {
+    /// A committed write to fan out.
+    Publish(Published),
+    /// A new connection, with its query-string subscriptions and the
+    /// `Last-Event-ID` it sent, if any.
+    Connect {
+        topics: Topics,
+        last_event_id: Option<u64>,
+        reply: RpcReplyPort<Result<Connection, ActorError>>,
+    },
+    /// Changes a client's subscriptions; answers false for an unknown client.
+    Subscribe {
+        client_id: String,
+        subscribe: Topics,
+        unsubscribe: Topics,
+        reply: RpcReplyPort<bool>,
+    },
+    /// Answers with the number of connected clients.
+    Clients { reply: RpcReplyPort<usize> },
+    /// Ends every connection (shutdown: SSE streams never end by themselves).
+    CloseAll { reply: RpcReplyPort<()> },
+}
+impl ractor::Message for LiveMsg {}
+
+/// A handle on the node's hub. Cheap to clone.
+#[derive(Clone)]
+pub struct LiveHub {
+    actor: ActorRef<LiveMsg>,
+}
+
+impl LiveHub {
+    /// Starts the hub.
+    pub async fn spawn() -> Result<LiveHub, ractor::SpawnErr> {
+        let (actor, _) = Actor::spawn(None, LiveHubActor, ()).await?;
+        Ok(LiveHub { actor })
+    }
+
+    /// Reports a committed write; never waits.
+    // TODO(issue 4): in a cluster, the router forwards this to the hub of
+    // every node with interested subscribers; this slice fans out locally.
+    pub fn publish(&self, p: Published) {
+        let _ = self.actor.cast(LiveMsg::Publish(p));
+    }
+
+    /// Registers a connection.
+    pub async fn connect(
+        &self,
+        topics: Topics,
+        last_event_id: Option<u64>,
+    ) -> Result<Connection, ActorError> {
+        self.call(|reply| LiveMsg::Connect {
+            topics,
+            last_event_id,
+            reply,
+        })
+        .await?
+    }
+
+    /// Changes a client's subscriptions; false for an unknown client.
+    pub async fn subscribe(
+        &self,
+        client_id: String,
+        subscribe: Topics,
+        unsubscribe: Topics,
+    ) -> Result<bool, ActorError> {
+        self.call(|reply| LiveMsg::Subscribe {
+            client_id,
+            subscribe,
+            unsubscribe,
+            reply,
+        })
+        .await
+    }
+
+    /// The number of connected clients.
+    pub async fn clients(&self) -> Result<usize, ActorError> {
+        self.call(|reply| LiveMsg::Clients { reply }).await
+    }
+
+    /// Ends every connection.
+    pub async fn close_all(&self) {
+        let _ = self.call(|reply| LiveMsg::CloseAll { reply }).await;
+    }
+
+    /// Stops the hub and its subscribers.
+    pub fn stop(&self) {
+        self.actor.stop(Some("node stopping".into()));
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        msg: impl FnOnce(RpcReplyPort<T>) -> LiveMsg,
+    ) -> Result<T, ActorError> {
+        match self
+            .actor
+            .call(msg, Some(Duration::from_secs(5)))
+            .await
+            .map_err(|e| ActorError::Unavailable(format!("live hub: {e}")))?
+        {
+            ractor::rpc::CallResult::Success(v) => Ok(v),
+            _ => Err(ActorError::Unavailable(
+                "the live hub did not answer".into(),
+            )),
+        }
+    }
+}
+
+struct Client {
+    tx: mpsc::Sender<Arc<Frame>>,
+    actor: ActorRef<SubscriberMsg>,
+    threads: HashSet<ThreadId>,
+    boards: HashSet<BoardId>,
+}
+
+/// The hub's state.
+pub struct HubState {
+    next_id: u64,
+    ring: VecDeque<Arc<Frame>>,
+    clients: HashMap<u64, Client>,
+    by_actor: HashMap<ActorId, u64>,
+    threads: HashMap<ThreadId, HashSet<u64>>,
+    boards: HashMap<BoardId, HashSet<u64>>,
+    random: std::collections::hash_map::RandomState,
+    counter: u64,
+}
+
+/// The hub actor.
+pub struct LiveHubActor;
+
+fn client_name(key: u64) -> String {
+    format!("client_{key:010x}")
+}
+
+fn client_key(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix("client_")?;
+    (hex.len() == 10)
+        .then(|| u64::from_str_radix(hex, 16).ok())
+        .flatten()
+}
+
+impl HubState {
+    fn new_key(&mut self) -> u64 {
+        loop {
+            self.counter += 1;
+            let mut h = self.random.build_hasher();
+            h.write_u64(self.counter);
+            let key = h.finish() & 0xff_ffff_ffff;
+            if !self.clients.contains_key(&key) {
+                return key;
+            }
+        }
+    }
+
+    fn add(&mut self, key: u64, topics: &Topics) {
+        let Some(c) = self.clients.get_mut(&key) else {
+            return;
+        };
+        for &t in &topics.thread {
+            c.threads.insert(ThreadId(t));
+            self.threads.entry(ThreadId(t)).or_default().insert(key);
+        }
+        for &b in &topics.board {
+            c.boards.insert(BoardId(b));
+            self.boards.entry(BoardId(b)).or_default().insert(key);
+        }
+    }
+
+    fn remove_topics(&mut self, key: u64, topics: &Topics) {
+        let Some(c) = self.clients.get_mut(&key) else {
+            return;
+        };
+        for &t in &topics.thread {
+            c.threads.remove(&ThreadId(t));
+            unindex(&mut self.threads, ThreadId(t), key);
+        }
+        for &b in &topics.board {
+            c.boards.remove(&BoardId(b));
+            unindex(&mut self.boards, BoardId(b), key);
+        }
+    }
+
+    /// Forgets a client; its sender is dropped, which ends its stream.
+    fn forget(&mut self, key: u64) -> Option<Client> {
+        let c = self.clients.remove(&key)?;
+        self.by_actor.remove(&c.actor.get_id());
+        for t in &c.threads {
+            unindex(&mut self.threads, *t, key);
+        }
+        for b in &c.boards {
+            unindex(&mut self.boards, *b, key);
+        }
+        Some(c)
+    }
+
+    fn frame(
+        &mut self,
+        event: &'static str,
+        data: serde_json::Value,
+        threads: Vec<ThreadId>,
+        boards: Vec<BoardId>,
+    ) {
+        let frame = Arc::new(Frame {
+            id: self.next_id,
+            event,
+            data: data.to_string(),
+            threads,
+            boards,
+        });
+        self.next_id += 1;
+        if self.ring.len() == REPLAY {
+            self.ring.pop_front();
+        }
+        self.ring.push_back(frame.clone());
+        let mut to: Vec<u64> = Vec::new();
+        for t in &frame.threads {
+            if let Some(s) = self.threads.get(t) {
+                to.extend(s.iter().copied());
+            }
+        }
+        for b in &frame.boards {
+            if let Some(s) = self.boards.get(b) {
+                to.extend(s.iter().copied());
+            }
+        }
+        if frame.threads.len() + frame.boards.len() > 1 {
+            to.sort_unstable();
+            to.dedup();
+        }
+        for key in to {
+            let Some(c) = self.clients.get(&key) else {
+                continue;
+            };
+            match c.tx.try_send(frame.clone()) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    // Too slow: resync and drop, without waiting for it.
+                    if let Some(c) = self.forget(key) {
+                        let _ = c.actor.cast(SubscriberMsg::Overflow);
+                    }
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    if let Some(c) = self.forget(key) {
+                        c.actor.stop(Some("connection closed".into()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn publish(&mut self, p: Published) {
+        match p {
+            Published::Post {
+                thread,
+                board,
+                post,
+                quotes,
+                new_thread,
+            } => {
+                self.frame(
+                    "new-post",
+                    serde_json::json!({"thread": thread.0, "post": post.0}),
+                    vec![thread],
+                    vec![board],
+                );
+                if new_thread {
+                    self.frame(
+                        "new-thread",
+                        serde_json::json!({"thread": thread.0, "board": board.0}),
+                        vec![thread],
+                        vec![board],
+                    );
+                }
+                for (quoted, in_thread) in quotes {
+                    self.frame(
+                        "new-reply",
+                        serde_json::json!({"thread": thread.0, "post": post.0, "reply_to": quoted.0}),
+                        vec![in_thread],
+                        vec![],
+                    );
+                }
+            }
+        }
+    }
+
+    /// The events after `last` for a client subscribed to `topics`, or
+    /// `None` when the ring no longer reaches back that far.
+    fn replay(&self, last: u64, topics: &Topics) -> Option<Vec<Arc<Frame>>> {
+        let newest = self.next_id - 1;
+        if last >= newest {
+            return (last == newest).then(Vec::new);
+        }
+        let oldest = self.ring.front()?.id;
+        if last + 1 < oldest {
+            return None;
+        }
+        let wants = |f: &Frame| {
+            f.threads.iter().any(|t| topics.thread.contains(&t.0))
+                || f.boards.iter().any(|b| topics.board.contains(&b.0))
+        };
+        Some(
+            self.ring
+                .iter()
+                .filter(|f| f.id > last && wants(f))
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+fn unindex<K: std::hash::Hash + Eq>(index: &mut HashMap<K, HashSet<u64>>, k: K, key: u64) {
+    if let Some(s) = index.get_mut(&k) {
+        s.remove(&key);
+        if s.is_empty() {
+            index.remove(&k);
+        }
+    }
+}
+
+impl Actor for LiveHubActor {
+    type Msg = LiveMsg;
+    type State = HubState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<LiveMsg>,
+        _: (),
+    ) -> Result<HubState, ActorProcessingErr> {
+        // Ids grow across restarts too, so a client's id from before a
+        // restart falls outside the new ring and gets `resync`.
+        let start = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+            * 1000
+            + 1;
+        Ok(HubState {
+            next_id: start,
+            ring: VecDeque::with_capacity(REPLAY),
+            clients: HashMap::new(),
+            by_actor: HashMap::new(),
+            threads: HashMap::new(),
+            boards: HashMap::new(),
+            random: Default::default(),
+            counter: 0,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<LiveMsg>,
+        msg: LiveMsg,
+        state: &mut HubState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            LiveMsg::Publish(p) => state.publish(p),
+            LiveMsg::Connect {
+                topics,
+                last_event_id,
+                reply,
+            } => {
+                let (backlog, resync_now) = match last_event_id {
+                    None => (Vec::new(), false),
+                    Some(last) => match state.replay(last, &topics) {
+                        Some(b) => (b, false),
+                        None => (Vec::new(), true),
+                    },
+                };
+                let key = state.new_key();
+                let (tx, events) = mpsc::channel(BUFFER);
+                let (resync_tx, resync) = oneshot::channel();
+                let spawned = Actor::spawn_linked(
+                    None,
+                    LiveSubscriber,
+                    SubscriberArgs { resync: resync_tx },
+                    myself.get_cell(),
+                )
+                .await;
+                let actor = match spawned {
+                    Ok((a, _)) => a,
+                    Err(e) => {
+                        let _ = reply.send(Err(ActorError::Unavailable(format!(
+                            "could not start a live subscriber: {e}"
+                        ))));
+                        return Ok(());
+                    }
+                };
+                state.by_actor.insert(actor.get_id(), key);
+                state.clients.insert(
+                    key,
+                    Client {
+                        tx,
+                        actor: actor.clone(),
+                        threads: HashSet::new(),
+                        boards: HashSet::new(),
+                    },
+                );
+                state.add(key, &topics);
+                let connection = Connection {
+                    client_id: client_name(key),
+                    backlog,
+                    resync_now,
+                    events,
+                    resync,
+                    guard: SubscriberGuard(actor),
+                };
+                if let Err(refused) = reply.send(Ok(connection)) {
+                    // The caller gave up: the connection (and its guard) is
+                    // dropped here, which stops the subscriber.
+                    drop(refused);
+                }
+            }
+            LiveMsg::Subscribe {
+                client_id,
+                subscribe,
+                unsubscribe,
+                reply,
+            } => {
+                let known = client_key(&client_id)
+                    .filter(|k| state.clients.contains_key(k))
+                    .map(|k| {
+                        state.add(k, &subscribe);
+                        state.remove_topics(k, &unsubscribe);
+                    })
+                    .is_some();
+                let _ = reply.send(known);
+            }
+            LiveMsg::Clients { reply } => {
+                let _ = reply.send(state.clients.len());
+            }
+            LiveMsg::CloseAll { reply } => {
+                let keys: Vec<u64> = state.clients.keys().copied().collect();
+                for k in keys {
+                    if let Some(c) = state.forget(k) {
+                        c.actor.stop(Some("node stopping".into()));
+                    }
+                }
+                let _ = reply.send(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<LiveMsg>,
+        evt: SupervisionEvent,
+        state: &mut HubState,
+    ) -> Result<(), ActorProcessingErr> {
+        // A subscriber's exit (closed connection, overflow, even a panic)
+        // ends that client only; the hub carries on.
+        let gone = match &evt {
+            SupervisionEvent::ActorTerminated(cell, _, _) => Some(cell.get_id()),
+            SupervisionEvent::ActorFailed(cell, e) => {
+                tracing::warn!(error = %e, "a live subscriber failed");
+                Some(cell.get_id())
+            }
+            _ => None,
+        };
+        if let Some(id) = gone {
+            if let Some(key) = state.by_actor.get(&id).copied() {
+                state.forget(key);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A subscriber's mailbox.
+pub enum SubscriberMsg {
+    /// The client fell behind: tell it to resync, and end.
+    Overflow,
+}
+impl ractor::Message for SubscriberMsg {}
+
+/// Arguments of [`LiveSubscriber`].
+pub struct SubscriberArgs {
+    resync: oneshot::Sender<()>,
+}
+
+/// A subscriber's state.
+pub struct SubscriberState {
+    resync: Option<oneshot::Sender<()>>,
+}
+
+/// One connected client. Its events go from the hub straight into the
+/// connection's bounded channel; the actor is the client's lifetime (the
+/// hub forgets the client when it exits) and sends `resync` on overflow.
+pub struct LiveSubscriber;
+
+impl Actor for LiveSubscriber {
+    type Msg = SubscriberMsg;
+    type State = SubscriberState;
+    type Arguments = SubscriberArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<SubscriberMsg>,
+        args: SubscriberArgs,
+    ) -> Result<SubscriberState, ActorProcessingErr> {
+        Ok(SubscriberState {
+            resync: Some(args.resync),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SubscriberMsg>,
+        msg: SubscriberMsg,
+        state: &mut SubscriberState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SubscriberMsg::Overflow => {
+                if let Some(tx) = state.resync.take() {
+                    let _ = tx.send(());
+                }
+                myself.stop(Some("client too slow".into()));
+            }
+        }
+        Ok(())
+    }
+}

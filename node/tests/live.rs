@@ -1,0 +1,422 @@
+//! Live updates (`/api/v1/live`, Server-Sent Events) against a real node:
+//! subscribe, post, receive the exact events; reconnect with
+//! `Last-Event-ID`; a slow client is dropped without delaying posts.
+//! SQLite only: the hub does not touch the store.
+
+mod common;
+
+use common::{eventually, form, png, Db, TestNode};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// One parsed SSE event.
+#[derive(Debug)]
+struct Ev {
+    event: String,
+    id: Option<u64>,
+    data: String,
+}
+
+impl Ev {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap_or_else(|_| panic!("not JSON: {self:?}"))
+    }
+}
+
+/// Parses complete events out of `buf` (leaving a partial one), skipping comments.
+fn parse(buf: &mut String) -> Vec<Ev> {
+    let mut out = Vec::new();
+    while let Some(end) = buf.find("\n\n") {
+        let block: String = buf.drain(..end + 2).collect();
+        let (mut event, mut id, mut data) = (String::from("message"), None, Vec::new());
+        for line in block.lines() {
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match field {
+                "event" => event = value.to_string(),
+                "id" => id = Some(value.parse().expect("numeric id")),
+                "data" => data.push(value.to_string()),
+                _ => {}
+            }
+        }
+        if !data.is_empty() || event != "message" {
+            out.push(Ev {
+                event,
+                id,
+                data: data.join("\n"),
+            });
+        }
+    }
+    out
+}
+
+/// A client's open SSE connection.
+struct Live {
+    res: reqwest::Response,
+    buf: String,
+    ready: std::collections::VecDeque<Ev>,
+}
+
+impl Live {
+    async fn open(node: &TestNode, query: &str, last_event_id: Option<u64>) -> (Live, String) {
+        let mut req = node.client().get(node.at(&format!("/api/v1/live{query}")));
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        let res = req.send().await.expect("connect");
+        assert_eq!(res.status(), StatusCode::OK);
+        let h = res.headers();
+        assert_eq!(h["content-type"], "text/event-stream");
+        assert_eq!(h["cache-control"], "no-store");
+        assert_eq!(h["x-accel-buffering"], "no");
+        let mut live = Live {
+            res,
+            buf: String::new(),
+            ready: Default::default(),
+        };
+        let first = live.next().await.expect("new-client");
+        assert_eq!(first.event, "new-client");
+        let id = first.data.clone();
+        assert!(
+            id.len() == 17
+                && id.starts_with("client_")
+                && id[7..].chars().all(|c| c.is_ascii_hexdigit()),
+            "{id}"
+        );
+        (live, id)
+    }
+
+    /// The next event; `None` once the stream ended. Panics after [`WAIT`].
+    async fn next(&mut self) -> Option<Ev> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(e) = self.ready.pop_front() {
+                return Some(e);
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.res.chunk())
+                .await
+                .expect("timed out waiting for an event")
+                .expect("stream")?;
+            self.buf
+                .push_str(std::str::from_utf8(&chunk).expect("utf-8"));
+            self.ready.extend(parse(&mut self.buf));
+        }
+    }
+
+    async fn expect(&mut self, event: &str, data: Value) -> u64 {
+        let e = self.next().await.expect("an event");
+        assert_eq!(e.event, event, "{e:?}");
+        assert_eq!(e.json(), data, "{e:?}");
+        e.id.expect("events carry an id")
+    }
+}
+
+async fn json_of(res: reqwest::Response) -> (StatusCode, Value) {
+    let status = res.status();
+    let body = res.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON ({status}): {body}")),
+    )
+}
+
+/// Creates a thread on board `b`: (thread, board, op post).
+async fn new_thread(node: &TestNode) -> (i64, i64, i64) {
+    let res = node
+        .client()
+        .post(node.at("/api/v1/thread/new"))
+        .multipart(form(
+            &[("board", "b"), ("subject", "live"), ("body", "opening")],
+            Some(("a.png", png(32, 32, false))),
+        ))
+        .send()
+        .await
+        .expect("send");
+    let (status, v) = json_of(res).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    (
+        v["id"].as_i64().unwrap(),
+        v["board"].as_i64().unwrap(),
+        v["post"]["id"].as_i64().unwrap(),
+    )
+}
+
+async fn reply(c: &reqwest::Client, node: &TestNode, thread: i64, body: &str) -> i64 {
+    let res = c
+        .post(node.at(&format!("/api/v1/thread/{thread}/new")))
+        .multipart(form(&[("body", body)], None))
+        .send()
+        .await
+        .expect("send");
+    let (status, v) = json_of(res).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    v["id"].as_i64().unwrap()
+}
+
+async fn subscribe(node: &TestNode, body: Value) -> (StatusCode, Value) {
+    json_of(
+        node.client()
+            .post(node.at("/api/v1/live"))
+            .json(&body)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await
+}
+
+async fn clients(node: &TestNode) -> usize {
+    node.state.live.clients().await.expect("hub answers")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_post_and_quote() {
+    let node = TestNode::start(Db::Sqlite, |_| {}).await.unwrap();
+    let c = node.client();
+    let (t1, _, op1) = new_thread(&node).await;
+    let (t2, _, op2) = new_thread(&node).await;
+    let (mut live, client) = Live::open(&node, "", None).await;
+
+    let (status, v) = subscribe(
+        &node,
+        json!({"client-id": client, "subscribe": {"thread": [t1]}}),
+    )
+    .await;
+    assert_eq!((status, v), (StatusCode::OK, json!({"success": true})));
+    let (status, v) = subscribe(
+        &node,
+        json!({"client-id": "client_0000000000", "subscribe": {"thread": [t1]}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    assert!(v["error"].is_string(), "{v}");
+
+    let p = reply(&c, &node, t1, "hello").await;
+    let first = live
+        .expect("new-post", json!({"thread": t1, "post": p}))
+        .await;
+
+    // A post in another thread quoting a post of the subscribed one.
+    let q = reply(&c, &node, t2, &format!(">>{op1} look")).await;
+    let second = live
+        .expect(
+            "new-reply",
+            json!({"thread": t2, "post": q, "reply_to": op1}),
+        )
+        .await;
+    assert!(second > first, "ids grow");
+
+    // A quote inside the subscribed thread: new-post, then new-reply.
+    let r = reply(&c, &node, t1, &format!(">>{p} agreed")).await;
+    live.expect("new-post", json!({"thread": t1, "post": r}))
+        .await;
+    live.expect("new-reply", json!({"thread": t1, "post": r, "reply_to": p}))
+        .await;
+
+    // Unsubscribe from t1, subscribe to t2: only t2's posts come.
+    let (status, _) = subscribe(
+        &node,
+        json!({"client-id": client, "subscribe": {"thread": [t2]}, "unsubscribe": {"thread": [t1]}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    reply(&c, &node, t1, &format!("quiet >>{op2}")).await;
+    let s = reply(&c, &node, t2, "loud").await;
+    let e = live.next().await.unwrap();
+    // t1's post quoted t2's op: that is a new-reply for t2's subscribers.
+    assert_eq!(e.event, "new-reply", "{e:?}");
+    assert_eq!(e.json()["reply_to"], json!(op2));
+    live.expect("new-post", json!({"thread": t2, "post": s}))
+        .await;
+
+    // Closing the connection ends the subscriber within a second.
+    assert_eq!(clients(&node).await, 1);
+    drop(live);
+    eventually("the subscriber is gone", Duration::from_secs(1), || async {
+        (clients(&node).await == 0).then_some(())
+    })
+    .await;
+    let (status, _) = subscribe(
+        &node,
+        json!({"client-id": client, "subscribe": {"thread": [t1]}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_string_subscriptions_and_new_threads() {
+    let node = TestNode::start(Db::Sqlite, |_| {}).await.unwrap();
+    let c = node.client();
+    let (t1, board, _) = new_thread(&node).await;
+    let (mut live, _) = Live::open(&node, &format!("?thread={t1}&board={board}"), None).await;
+    let (t2, _, op2) = new_thread(&node).await;
+    live.expect("new-post", json!({"thread": t2, "post": op2}))
+        .await;
+    live.expect("new-thread", json!({"thread": t2, "board": board}))
+        .await;
+    let p = reply(&c, &node, t1, "via the query string").await;
+    // Subscribed to the thread and its board: the event comes once.
+    live.expect("new-post", json!({"thread": t1, "post": p}))
+        .await;
+    let q = reply(&c, &node, t2, "board subscribers see replies too").await;
+    live.expect("new-post", json!({"thread": t2, "post": q}))
+        .await;
+
+    let res = c
+        .get(node.at("/api/v1/live?thread=abc"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    drop(live);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnecting_with_last_event_id_replays_or_resyncs() {
+    let node = TestNode::start(Db::Sqlite, |_| {}).await.unwrap();
+    let c = node.client();
+    let (t, _, _) = new_thread(&node).await;
+    let (other, _, _) = new_thread(&node).await;
+    let query = format!("?thread={t}");
+    let (mut live, _) = Live::open(&node, &query, None).await;
+    let p1 = reply(&c, &node, t, "one").await;
+    let seen = live
+        .expect("new-post", json!({"thread": t, "post": p1}))
+        .await;
+    drop(live);
+
+    let p2 = reply(&c, &node, t, "two").await;
+    reply(&c, &node, other, "not subscribed").await;
+    let p3 = reply(&c, &node, t, "three").await;
+
+    let (mut live, _) = Live::open(&node, &query, Some(seen)).await;
+    let a = live
+        .expect("new-post", json!({"thread": t, "post": p2}))
+        .await;
+    let b = live
+        .expect("new-post", json!({"thread": t, "post": p3}))
+        .await;
+    assert!(seen < a && a < b);
+    // And then live events, with nothing replayed twice.
+    let p4 = reply(&c, &node, t, "four").await;
+    let d = live
+        .expect("new-post", json!({"thread": t, "post": p4}))
+        .await;
+    assert!(d > b);
+    drop(live);
+
+    // Up to date: nothing to replay.
+    let (mut live, _) = Live::open(&node, &query, Some(d)).await;
+    let p5 = reply(&c, &node, t, "five").await;
+    live.expect("new-post", json!({"thread": t, "post": p5}))
+        .await;
+    drop(live);
+
+    // Out of the replay window (or from before a restart): resync.
+    let (mut live, _) = Live::open(&node, &query, Some(1)).await;
+    let e = live.next().await.unwrap();
+    assert_eq!(e.event, "resync", "{e:?}");
+    drop(live);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_is_dropped_without_delaying_posts() {
+    let node = TestNode::start(Db::Sqlite, |_| {}).await.unwrap();
+    let (t, _, op) = new_thread(&node).await;
+    // Each reply quotes these, so that it makes many events: the kernel's
+    // socket buffers (megabytes on loopback) must not absorb them all.
+    let c = node.client();
+    let mut quotes = format!(">>{op}");
+    for i in 0..40 {
+        let p = reply(&c, &node, t, &format!("seed {i}")).await;
+        quotes.push_str(&format!(" >>{p}"));
+    }
+
+    // A client that reads the response head and nothing more, on a socket
+    // with a tiny receive buffer so the server's buffers fill quickly.
+    let addr: std::net::SocketAddr = node.url.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    let mut slow = socket.connect(addr).await.unwrap();
+    slow.write_all(
+        format!(
+            "GET /api/v1/live?thread={t} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"new-client") {
+        slow.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200"));
+    eventually("the slow client is connected", WAIT, || async {
+        (clients(&node).await == 1).then_some(())
+    })
+    .await;
+
+    // 2,000 replies (each quoting 41 posts: 42 events each), four posters
+    // at a time; every one is acknowledged.
+    let posted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let (c, url, posted) = (
+            node.client(),
+            node.at(&format!("/api/v1/thread/{t}/new")),
+            posted.clone(),
+        );
+        let quotes = quotes.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..500 {
+                let res = c
+                    .post(&url)
+                    .multipart(form(&[("body", &format!("{quotes} reply {w}-{i}"))], None))
+                    .send()
+                    .await
+                    .expect("send");
+                assert_eq!(res.status(), StatusCode::CREATED);
+                posted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(posted.load(std::sync::atomic::Ordering::Relaxed), 2000);
+
+    // The hub dropped the slow client...
+    eventually("the slow client is dropped", WAIT, || async {
+        (clients(&node).await == 0).then_some(())
+    })
+    .await;
+    // ...which, reading at last, finds a resync and the end of the stream.
+    let mut rest = Vec::new();
+    tokio::time::timeout(WAIT, slow.read_to_end(&mut rest))
+        .await
+        .expect("the stream ends")
+        .unwrap();
+    let text = String::from_utf8_lossy(&rest);
+    let posts = text.matches("event: new-post").count();
+    println!(
+        "the slow client got {} bytes, {posts} new-post events",
+        rest.len()
+    );
+    assert!(posts < 2000, "dropped before getting everything ({posts})");
+    assert!(
+        text.contains("event: resync"),
+        "{}",
+        &text[text.len().saturating_sub(500)..]
+    );
+    node.stop().await;
+}
