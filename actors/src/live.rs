@@ -44,13 +44,20 @@ pub enum Published {
         quotes: Vec<(PostId, ThreadId)>,
         new_thread: bool,
     },
+    /// A moderator deleted `post` (the whole thread when it was the opening
+    /// post): pages showing it drop it.
+    Deleted {
+        thread: ThreadId,
+        board: BoardId,
+        post: PostId,
+    },
 }
 
 /// One numbered event, shared by every client it goes to.
 #[derive(Debug)]
 pub struct Frame {
     pub id: u64,
-    /// `new-post`, `new-thread`, `new-reply` or `resync`.
+    /// `new-post`, `new-thread`, `new-reply`, `delete-post` or `resync`.
     pub event: &'static str,
     /// JSON.
     pub data: String,
@@ -374,6 +381,18 @@ impl HubState {
                         vec![],
                     );
                 }
+            }
+            Published::Deleted {
+                thread,
+                board,
+                post,
+            } => {
+                self.frame(
+                    "delete-post",
+                    serde_json::json!({"thread": thread.0, "post": post.0}),
+                    vec![thread],
+                    vec![board],
+                );
             }
         }
     }

@@ -120,6 +120,10 @@ pub enum SlipCommand {
         /// The password (at least 8 characters); prompted for when absent.
         #[arg(long)]
         password: Option<String>,
+        /// Make the slip a volunteer: a moderator of these boards only
+        /// (names, comma separated).
+        #[arg(long, value_delimiter = ',', conflicts_with_all = ["admin", "moderator"])]
+        boards: Vec<String>,
     },
 }
 
@@ -344,6 +348,7 @@ async fn slip(config: Config, cmd: SlipCommand) -> anyhow::Result<()> {
         admin,
         moderator,
         password,
+        boards,
     } = cmd;
     let password = match password {
         Some(p) => p,
@@ -366,13 +371,32 @@ async fn slip(config: Config, cmd: SlipCommand) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("hashing the password: {}", e.message))?;
     let store = open_store(&config).await?;
-    let result = store.create_slip(&name, &hash, admin, moderator).await;
+    let result = async {
+        // Boards first, so a wrong name creates nothing.
+        let mut ids = Vec::new();
+        for b in &boards {
+            let board = store
+                .board_by_name(b.trim())
+                .await?
+                .with_context(|| format!("there is no board {b:?}"))?;
+            ids.push(board.id);
+        }
+        let slip = store.create_slip(&name, &hash, admin, moderator).await?;
+        if !ids.is_empty() {
+            store.set_slip_roles(slip.id, false, false, &ids).await?;
+            println!("{} moderates /{}/", slip.name, boards.join("/, /"));
+        }
+        anyhow::Ok(slip)
+    }
+    .await;
     store.close().await;
     let slip = result?;
     let role = if admin {
         "admin"
     } else if moderator {
         "mod"
+    } else if !boards.is_empty() {
+        "volunteer"
     } else {
         "user"
     };

@@ -420,3 +420,29 @@ async fn a_slow_client_is_dropped_without_delaying_posts() {
     );
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_post_is_announced_to_its_subscribers() {
+    let node = TestNode::start(Db::Sqlite, |_| {}).await.unwrap();
+    let c = node.client();
+    let (thread, _, _) = new_thread(&node).await;
+    let victim = reply(&c, &node, thread, "soon gone").await;
+    let (mut live, _) = Live::open(&node, &format!("?thread={thread}"), None).await;
+    let hash = wani_node::http::auth::hash_password("a long enough password".into())
+        .await
+        .expect("hash");
+    node.state
+        .store
+        .create_slip("janitor", &hash, false, true)
+        .await
+        .expect("slip");
+    let res = c
+        .delete(node.at(&format!("/api/v1/thread/post/{victim}")))
+        .basic_auth("janitor", Some("a long enough password"))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    live.expect("delete-post", json!({"thread": thread, "post": victim}))
+        .await;
+}

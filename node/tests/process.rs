@@ -177,6 +177,43 @@ fn board_commands_and_clear_config_errors() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // Board volunteers moderate the boards named, and only existing ones.
+    let out = wani(dir.path())
+        .args([
+            "slip",
+            "create",
+            "vol",
+            "--boards",
+            "b,g",
+            "--password",
+            "long enough pass",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("volunteer"));
+    let out = wani(dir.path())
+        .args([
+            "slip",
+            "create",
+            "vol2",
+            "--boards",
+            "nope",
+            "--password",
+            "long enough pass",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no board"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = wani(dir.path()).arg("migrate").output().unwrap();
     assert!(out.status.success());
     let out = wani(dir.path()).arg("--help").output().unwrap();

@@ -49,6 +49,17 @@ impl ThreadState {
         }
     }
 
+    /// Tells live subscribers a post (or, for the opening post, the thread) is gone.
+    fn publish_deleted(&self, post: PostId) {
+        if let Some(live) = &self.shared.live {
+            live.publish(crate::live::Published::Deleted {
+                thread: self.id(),
+                board: self.board.id,
+                post,
+            });
+        }
+    }
+
     pub(super) async fn delete_post(&mut self, id: PostId) -> Result<Removed, ActorError> {
         let Some(&i) = self.index.get(&id) else {
             return Err(ActorError::NotFound(format!(
@@ -61,6 +72,7 @@ impl ThreadState {
             return Ok(Removed::Thread);
         }
         let deleted = self.shared.repo.delete_post(id).await?;
+        self.publish_deleted(id);
         let post = self.full.posts.remove(i);
         self.reindex();
         if post.media.is_some() {
@@ -117,6 +129,9 @@ impl ThreadState {
 
     pub(super) async fn delete_thread(&mut self) -> Result<(), ActorError> {
         let deleted = self.shared.repo.delete_thread(self.id()).await?;
+        if let Some(op) = self.full.posts.first() {
+            self.publish_deleted(op.id);
+        }
         self.views.invalidate();
         // An inactive board reads its list from the store when activated.
         let _ = self
