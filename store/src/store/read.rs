@@ -282,10 +282,7 @@ pub(super) async fn post_by_id(
         .fetch_optional(&mut *conn)
         .await
         .map_err(db_err)?;
-    let Some(row) = row else { return Ok(None) };
-    let mut post = post_from_row(&row).map_err(db_err)?;
-    post.replies = replies_to(conn, post.id).await?;
-    Ok(Some(post))
+    with_replies(conn, row).await
 }
 
 /// The post written under an idempotency key, with media and replies.
@@ -298,6 +295,14 @@ pub(super) async fn post_by_key(
         .fetch_optional(&mut *conn)
         .await
         .map_err(db_err)?;
+    with_replies(conn, row).await
+}
+
+/// The post of a `post_select!` row, with the posts that quote it.
+async fn with_replies(
+    conn: &mut AnyConnection,
+    row: Option<sqlx::any::AnyRow>,
+) -> Result<Option<Post>, StoreError> {
     let Some(row) = row else { return Ok(None) };
     let mut post = post_from_row(&row).map_err(db_err)?;
     post.replies = replies_to(conn, post.id).await?;
