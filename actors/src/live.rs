@@ -1,5 +1,5 @@
 //! Live updates: the node's [`LiveHub`] and one [`LiveSubscriber`] per
-//! connected client (issue 4, first slice: one node).
+//! connected client.
 //!
 //! ```text
 //! LiveHub                     one per node; fans events out, replay ring
@@ -7,33 +7,51 @@
 //! ```
 //!
 //! Thread and board actors publish with one cast after a committed write
-//! ([`LiveHub::publish`]); the hub turns it into numbered events, keeps the
-//! last [`REPLAY`] of them for `Last-Event-ID`, and hands each to the
+//! ([`LiveHub::publish`]). In a cluster the owner's hub also sends the write,
+//! once, to every other node with the `live` role ([`Request::Live`] through
+//! the router), whose hub fans it out to its own clients
+//! ([`LiveHub::deliver`]). Each hub turns writes into numbered events, keeps
+//! the last [`REPLAY`] of them for `Last-Event-ID`, and hands each to the
 //! clients subscribed to its thread or board with `try_send` on a bounded
 //! channel. Neither the hub nor the writers ever wait on a client: a full
 //! buffer gets the client a `resync` (on a side channel, so it always fits)
 //! and the connection is ended.
+//!
+//! Event ids carry the hub's random tag in their top bits: a client that
+//! reconnects to another node, or to a restarted one, presents an id from
+//! another numbering and is told to `resync` rather than replayed the wrong
+//! events. When an entity's owner is declared down, the writes it committed
+//! but had not yet fanned out are lost with it: its subscribers get `resync`
+//! ([`LiveHub::owner_lost`]) and refetch.
 //!
 //! A subscriber stops when its connection's stream is dropped
 //! ([`Connection`] holds a guard) or on overflow; the hub, its supervisor,
 //! then forgets the client and its subscriptions.
 
 use crate::error::ActorError;
+use crate::remote::Request;
+use crate::router::Router;
+use bytes::Bytes;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use wani_store::{BoardId, PostId, ThreadId};
+use wani_supervision::EntityKey;
 
 /// How many events the hub keeps for clients reconnecting with `Last-Event-ID`.
 pub const REPLAY: usize = 1024;
 /// How many events may wait for one client before it is dropped.
 pub const BUFFER: usize = 256;
+/// Event ids are `tag << TAG_SHIFT | sequence`: 15 bits of tag keep them
+/// below 2^63 for clients that parse them as signed numbers.
+const TAG_SHIFT: u32 = 48;
+const TAG_MASK: u64 = 0x7fff;
 
 /// A committed write, as thread and board actors report it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum Published {
     /// A post was added to `thread`; `quotes` are the posts it quotes that
     /// exist, with their threads. `new_thread` when it opens the thread.
@@ -61,9 +79,40 @@ pub struct Frame {
     pub event: &'static str,
     /// JSON.
     pub data: String,
+    /// The event as it goes on the wire (`event:`, `id:`, `data:`), encoded
+    /// once for every client.
+    pub sse: Bytes,
     /// Who receives it: the subscribers of any of these threads or boards.
     threads: Vec<ThreadId>,
     boards: Vec<BoardId>,
+}
+
+impl Frame {
+    fn new(
+        id: u64,
+        event: &'static str,
+        data: String,
+        threads: Vec<ThreadId>,
+        boards: Vec<BoardId>,
+    ) -> Frame {
+        let sse = Bytes::from(sse_event(event, Some(id), &data));
+        Frame {
+            id,
+            event,
+            data,
+            sse,
+            threads,
+            boards,
+        }
+    }
+}
+
+/// One Server-Sent Event; `data` is JSON or a client id (one line).
+pub fn sse_event(event: &str, id: Option<u64>, data: &str) -> String {
+    match id {
+        Some(id) => format!("event: {event}\nid: {id}\ndata: {data}\n\n"),
+        None => format!("event: {event}\ndata: {data}\n\n"),
+    }
 }
 
 /// Threads and boards, to subscribe to or unsubscribe from.
@@ -120,6 +169,9 @@ pub enum LiveMsg {
     },
     /// Answers with the number of connected clients.
     Clients { reply: RpcReplyPort<usize> },
+    /// The owner of the entities for which `lost` is true was declared
+    /// down: their subscribers are told to resync.
+    OwnerLost(Box<dyn Fn(EntityKey) -> bool + Send>),
     /// Ends every connection (shutdown: SSE streams never end by themselves).
     CloseAll { reply: RpcReplyPort<()> },
 }
@@ -129,20 +181,45 @@ impl ractor::Message for LiveMsg {}
 #[derive(Clone)]
 pub struct LiveHub {
     actor: ActorRef<LiveMsg>,
+    /// Set on clustered nodes: writes go to the other nodes' hubs too.
+    router: Arc<OnceLock<Arc<Router>>>,
 }
 
 impl LiveHub {
     /// Starts the hub.
     pub async fn spawn() -> Result<LiveHub, ractor::SpawnErr> {
         let (actor, _) = Actor::spawn(None, LiveHubActor, ()).await?;
-        Ok(LiveHub { actor })
+        Ok(LiveHub {
+            actor,
+            router: Arc::default(),
+        })
     }
 
-    /// Reports a committed write; never waits.
-    // TODO(issue 4): in a cluster, the router forwards this to the hub of
-    // every node with interested subscribers; this slice fans out locally.
+    /// Lets the hub forward writes to the other nodes with the `live` role.
+    pub fn set_router(&self, router: Arc<Router>) {
+        let _ = self.router.set(router);
+    }
+
+    /// Reports a write committed on this node; never waits. In a cluster it
+    /// goes to every node with the `live` role, one message each.
     pub fn publish(&self, p: Published) {
+        if let Some(router) = self.router.get() {
+            router.tell_role(wani_supervision::Role::Live, &Request::Live(p.clone()));
+        }
+        self.deliver(p);
+    }
+
+    /// Fans a write out to this node's clients only (a write published on
+    /// another node arrives here).
+    pub fn deliver(&self, p: Published) {
         let _ = self.actor.cast(LiveMsg::Publish(p));
+    }
+
+    /// Tells the subscribers of every thread or board for which `lost` is
+    /// true to resync: their owner died, maybe between committing a write
+    /// and fanning it out.
+    pub fn owner_lost(&self, lost: impl Fn(EntityKey) -> bool + Send + 'static) {
+        let _ = self.actor.cast(LiveMsg::OwnerLost(Box::new(lost)));
     }
 
     /// Registers a connection.
@@ -217,6 +294,8 @@ struct Client {
 
 /// The hub's state.
 pub struct HubState {
+    /// This hub's tag, in the top bits of every id it numbers.
+    tag: u64,
     next_id: u64,
     ring: VecDeque<Arc<Frame>>,
     clients: HashMap<u64, Client>,
@@ -302,13 +381,13 @@ impl HubState {
         threads: Vec<ThreadId>,
         boards: Vec<BoardId>,
     ) {
-        let frame = Arc::new(Frame {
-            id: self.next_id,
+        let frame = Arc::new(Frame::new(
+            self.next_id,
             event,
-            data: data.to_string(),
+            data.to_string(),
             threads,
             boards,
-        });
+        ));
         self.next_id += 1;
         if self.ring.len() == REPLAY {
             self.ring.pop_front();
@@ -329,6 +408,11 @@ impl HubState {
             to.sort_unstable();
             to.dedup();
         }
+        self.send_to(to, &frame);
+    }
+
+    /// Hands `frame` to each of `to`, dropping those that cannot take it.
+    fn send_to(&mut self, to: Vec<u64>, frame: &Arc<Frame>) {
         for key in to {
             let Some(c) = self.clients.get(&key) else {
                 continue;
@@ -397,9 +481,47 @@ impl HubState {
         }
     }
 
+    /// Sends `resync` to the subscribers of every thread and board whose
+    /// owner was lost.
+    fn owner_lost(&mut self, lost: &dyn Fn(EntityKey) -> bool) {
+        let mut to: Vec<u64> = Vec::new();
+        for (t, keys) in &self.threads {
+            if lost(EntityKey::Thread(t.0)) {
+                to.extend(keys.iter().copied());
+            }
+        }
+        for (b, keys) in &self.boards {
+            if lost(EntityKey::Board(b.0)) {
+                to.extend(keys.iter().copied());
+            }
+        }
+        if to.is_empty() {
+            return;
+        }
+        to.sort_unstable();
+        to.dedup();
+        tracing::info!(
+            clients = to.len(),
+            "an owner was lost: its live subscribers resync"
+        );
+        // Not kept for replay: it concerns only the clients connected now.
+        let frame = Arc::new(Frame::new(
+            self.next_id - 1,
+            "resync",
+            "{}".into(),
+            Vec::new(),
+            Vec::new(),
+        ));
+        self.send_to(to, &frame);
+    }
+
     /// The events after `last` for a client subscribed to `topics`, or
-    /// `None` when the ring no longer reaches back that far.
+    /// `None` when the ring no longer reaches back that far or `last` was
+    /// numbered by another hub.
     fn replay(&self, last: u64, topics: &Topics) -> Option<Vec<Arc<Frame>>> {
+        if last >> TAG_SHIFT != self.tag {
+            return None;
+        }
         let newest = self.next_id - 1;
         if last >= newest {
             return (last == newest).then(Vec::new);
@@ -441,22 +563,19 @@ impl Actor for LiveHubActor {
         _myself: ActorRef<LiveMsg>,
         _: (),
     ) -> Result<HubState, ActorProcessingErr> {
-        // Ids grow across restarts too, so a client's id from before a
-        // restart falls outside the new ring and gets `resync`.
-        let start = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
-            * 1000
-            + 1;
+        // A random tag per hub (per node, and new on every restart), so an
+        // id from another numbering is recognised and gets `resync`.
+        let random = std::collections::hash_map::RandomState::new();
+        let tag = (random.build_hasher().finish() & TAG_MASK).max(1);
         Ok(HubState {
-            next_id: start,
+            tag,
+            next_id: (tag << TAG_SHIFT) + 1,
             ring: VecDeque::with_capacity(REPLAY),
             clients: HashMap::new(),
             by_actor: HashMap::new(),
             threads: HashMap::new(),
             boards: HashMap::new(),
-            random: Default::default(),
+            random,
             counter: 0,
         })
     }
@@ -543,6 +662,7 @@ impl Actor for LiveHubActor {
             LiveMsg::Clients { reply } => {
                 let _ = reply.send(state.clients.len());
             }
+            LiveMsg::OwnerLost(lost) => state.owner_lost(&*lost),
             LiveMsg::CloseAll { reply } => {
                 let keys: Vec<u64> = state.clients.keys().copied().collect();
                 for k in keys {

@@ -39,6 +39,8 @@ pub enum Request {
         limits: crate::media::MediaLimits,
         options: crate::media::ThumbOptions,
     },
+    /// A write committed on the sending node, for this node's live clients.
+    Live(crate::live::Published),
 }
 
 /// Why a remote thumbnail job failed, on the wire.
@@ -256,6 +258,7 @@ impl BoardMsg {
 pub struct Pools {
     pub renderer: crate::renderer::Renderer,
     pub thumbnailer: crate::thumbnailer::Thumbnailer,
+    pub live: crate::live::LiveHub,
 }
 
 /// Runs a request from another node on the entity here, and answers.
@@ -280,6 +283,10 @@ pub async fn serve(entities: &Entities, pools: &Pools, req: Request) -> Answer {
                     crate::thumbnailer::ThumbError::Unavailable(u) => MediaFailure::Unavailable(u),
                 }),
         )),
+        Request::Live(p) => {
+            pools.live.deliver(p);
+            Ok(Answer::Done)
+        }
     };
     res.unwrap_or_else(Answer::Failed)
 }

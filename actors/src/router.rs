@@ -20,6 +20,7 @@
 
 use crate::error::ActorError;
 use crate::lease::Leases;
+use crate::live::LiveHub;
 use crate::region::Entities;
 use crate::remote::{self, Answer, MediaFailure, Pools, Request};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
@@ -74,6 +75,7 @@ impl Router {
         shards: u32,
         timeout: Duration,
     ) -> Result<Arc<Router>, ActorError> {
+        let pools_live = pools.live.clone();
         let router = Arc::new(Router {
             cluster,
             shards,
@@ -98,7 +100,7 @@ impl Router {
         if let Ok(mut a) = router.actor.lock() {
             *a = Some(actor);
         }
-        router.follow_view(entities, leases);
+        router.follow_view(entities, leases, pools_live);
         Ok(router)
     }
 
@@ -106,7 +108,7 @@ impl Router {
     /// node stop here and their shard leases are released, so this node never
     /// serves a stale copy if the shard comes back to it later, and the new
     /// owner takes the lease at once; it loads the entities from the store.
-    fn follow_view(self: &Arc<Self>, entities: Entities, leases: Arc<Leases>) {
+    fn follow_view(self: &Arc<Self>, entities: Entities, leases: Arc<Leases>, live: LiveHub) {
         let mut changes = self.cluster.subscribe();
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -135,6 +137,8 @@ impl Router {
                     // A paused node keeps its socket open: without this, calls
                     // to it would wait for their timeout before re-routing.
                     router.abandon(node);
+                    let (r, node) = (router.clone(), node.clone());
+                    live.owner_lost(move |key| r.was_owner(&node, key));
                 }
                 let r = router.clone();
                 let moved = entities
@@ -223,6 +227,49 @@ impl Router {
                 payload,
             },
         )
+    }
+
+    /// Sends a one-way request to every other node up with `role`, encoded
+    /// once. A node that cannot be reached is skipped: it is down, or its
+    /// session is being re-established and it will be told to resync.
+    pub fn tell_role(&self, role: Role, req: &Request) {
+        let me = self.cluster.me();
+        let nodes: Vec<NodeName> = self
+            .cluster
+            .owners_for(role)
+            .into_iter()
+            .filter(|n| *n != me)
+            .collect();
+        if nodes.is_empty() {
+            return;
+        }
+        let payload = match remote::encode(req) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not encode a cluster message");
+                return;
+            }
+        };
+        for node in nodes {
+            let frame = Frame::Call {
+                req: 0,
+                from: me.0.clone(),
+                payload: payload.clone(),
+            };
+            if let Err(e) = self.send(&node, frame) {
+                tracing::debug!(%node, error = %e, "a live event did not reach a node");
+            }
+        }
+    }
+
+    /// Whether `node` (just declared down) owned the entity `key`: it would
+    /// win the rendezvous again if it were back among the owners.
+    fn was_owner(&self, node: &NodeName, key: EntityKey) -> bool {
+        let mut before = self.cluster.owners_for(Role::Entities);
+        if !before.contains(node) {
+            before.push(node.clone());
+        }
+        owner_of(shard_of(&key, self.shards), &before) == Some(node)
     }
 
     /// A node carrying `role` for the next job: this node when it has the

@@ -168,6 +168,7 @@ impl Node {
                 Pools {
                     renderer: renderer.clone(),
                     thumbnailer: thumbnailer.clone(),
+                    live: live.clone(),
                 },
                 config.cluster.shards,
                 Duration::from_secs(config.cluster.call_timeout_secs),
@@ -175,6 +176,7 @@ impl Node {
             .await?;
             renderer.set_router(router.clone());
             thumbnailer.set_router(router.clone());
+            live.set_router(router.clone());
             entities.set_router(router, leases.clone());
             let weak = Arc::downgrade(&leases);
             tokio::spawn(async move {

@@ -8,6 +8,7 @@ mod common;
 
 use common::cluster::{states, until_view, view, write_config, Peer};
 use common::process::{free_port, wani, Server};
+use common::sse::Live;
 use common::{eventually, form, png};
 use std::time::Duration;
 
@@ -464,6 +465,13 @@ async fn roles_split_the_work_and_missing_ones_are_refused_clearly() {
         .await
         .unwrap();
     assert_eq!(res.status(), 421);
+    // Nor do nodes without the live role serve live updates.
+    let res = reqwest::get(format!("{}/api/v1/live?thread={thread}", urls[0]))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 421);
+    let v: serde_json::Value = res.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap().contains("live role"), "{v}");
     // Both web nodes own entities; replies through either land in one thread.
     assert_eq!(
         post_reply(&urls[1], thread, "text only", "t1")
@@ -497,6 +505,94 @@ async fn roles_split_the_work_and_missing_ones_are_refused_clearly() {
         201
     );
     assert_eq!(post_ids(&urls[1], thread).await.unwrap().len(), 3);
+    drop(servers);
+    let _ = wani_store::testing::drop_postgres_database(&admin, &dbname).await;
+}
+
+/// Live updates cross nodes: subscribers connected to the two nodes that do
+/// not own a thread see its posts, whichever node they were made through;
+/// when the owner is killed they are told to resync, and then see the posts
+/// the new owner commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_subscribers_on_any_node_follow_a_thread_through_its_owners_death() {
+    let Some(admin) = wani_store::testing::postgres_admin_url() else {
+        println!(
+            "PostgreSQL tests skipped: set {}",
+            wani_store::testing::POSTGRES_ENV
+        );
+        return;
+    };
+    let (mut servers, _dirs, dbname) = three_nodes(&admin).await;
+    let urls: Vec<String> = servers.iter().map(|s| s.1.clone()).collect();
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/thread/new", urls[0]))
+        .multipart(form(
+            &[("board", "b"), ("subject", "watched"), ("body", "op")],
+            Some(("a.png", png(32, 32, false))),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let thread = res.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let owner = owner_of_thread(thread);
+    let watchers: Vec<usize> = (0..3).filter(|&i| i != owner).collect();
+    let mut subs = Vec::new();
+    for &w in &watchers {
+        let (live, _) = Live::open(&format!("{}/api/v1/live?thread={thread}", urls[w]), None).await;
+        subs.push(live);
+    }
+
+    // Through every node in turn: each watcher sees each post, in order.
+    for (i, url) in urls.iter().enumerate() {
+        let res = post_reply(url, thread, &format!("through {i}"), &format!("live-{i}")).await;
+        assert_eq!(res.status(), 201);
+        let post = res.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        for live in &mut subs {
+            let e = live.next_for(thread).await;
+            assert_eq!(e.event, "new-post", "{e:?}");
+            assert_eq!(
+                e.json(),
+                serde_json::json!({"thread": thread, "post": post})
+            );
+        }
+    }
+
+    // The owner dies. Its subscribers' nodes notice and tell them to resync
+    // (a write it committed but had not fanned out would be lost with it);
+    // then the thread re-activates on a survivor and its posts arrive.
+    servers[owner].signal(libc::SIGKILL);
+    let _ = servers[owner].0.wait();
+    for live in &mut subs {
+        let e = live.next_for(thread).await;
+        assert_eq!(e.event, "resync", "{e:?}");
+    }
+    for (n, &w) in watchers.iter().enumerate() {
+        let res = post_reply(
+            &urls[w],
+            thread,
+            &format!("after {n}"),
+            &format!("after-{n}"),
+        )
+        .await;
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+        let post = res.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        for live in &mut subs {
+            let e = live.next_for(thread).await;
+            assert_eq!(e.event, "new-post", "{e:?}");
+            assert_eq!(
+                e.json(),
+                serde_json::json!({"thread": thread, "post": post})
+            );
+        }
+    }
+
     drop(servers);
     let _ = wani_store::testing::drop_postgres_database(&admin, &dbname).await;
 }

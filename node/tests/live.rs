@@ -5,115 +5,12 @@
 
 mod common;
 
+use common::sse::{Live, WAIT};
 use common::{eventually, form, png, Db, TestNode};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-/// One parsed SSE event.
-#[derive(Debug)]
-struct Ev {
-    event: String,
-    id: Option<u64>,
-    data: String,
-}
-
-impl Ev {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.data).unwrap_or_else(|_| panic!("not JSON: {self:?}"))
-    }
-}
-
-/// Parses complete events out of `buf` (leaving a partial one), skipping comments.
-fn parse(buf: &mut String) -> Vec<Ev> {
-    let mut out = Vec::new();
-    while let Some(end) = buf.find("\n\n") {
-        let block: String = buf.drain(..end + 2).collect();
-        let (mut event, mut id, mut data) = (String::from("message"), None, Vec::new());
-        for line in block.lines() {
-            let (field, value) = line.split_once(':').unwrap_or((line, ""));
-            let value = value.strip_prefix(' ').unwrap_or(value);
-            match field {
-                "event" => event = value.to_string(),
-                "id" => id = Some(value.parse().expect("numeric id")),
-                "data" => data.push(value.to_string()),
-                _ => {}
-            }
-        }
-        if !data.is_empty() || event != "message" {
-            out.push(Ev {
-                event,
-                id,
-                data: data.join("\n"),
-            });
-        }
-    }
-    out
-}
-
-/// A client's open SSE connection.
-struct Live {
-    res: reqwest::Response,
-    buf: String,
-    ready: std::collections::VecDeque<Ev>,
-}
-
-impl Live {
-    async fn open(node: &TestNode, query: &str, last_event_id: Option<u64>) -> (Live, String) {
-        let mut req = node.client().get(node.at(&format!("/api/v1/live{query}")));
-        if let Some(id) = last_event_id {
-            req = req.header("Last-Event-ID", id.to_string());
-        }
-        let res = req.send().await.expect("connect");
-        assert_eq!(res.status(), StatusCode::OK);
-        let h = res.headers();
-        assert_eq!(h["content-type"], "text/event-stream");
-        assert_eq!(h["cache-control"], "no-store");
-        assert_eq!(h["x-accel-buffering"], "no");
-        let mut live = Live {
-            res,
-            buf: String::new(),
-            ready: Default::default(),
-        };
-        let first = live.next().await.expect("new-client");
-        assert_eq!(first.event, "new-client");
-        let id = first.data.clone();
-        assert!(
-            id.len() == 17
-                && id.starts_with("client_")
-                && id[7..].chars().all(|c| c.is_ascii_hexdigit()),
-            "{id}"
-        );
-        (live, id)
-    }
-
-    /// The next event; `None` once the stream ended. Panics after [`WAIT`].
-    async fn next(&mut self) -> Option<Ev> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if let Some(e) = self.ready.pop_front() {
-                return Some(e);
-            }
-            let chunk = tokio::time::timeout_at(deadline, self.res.chunk())
-                .await
-                .expect("timed out waiting for an event")
-                .expect("stream")?;
-            self.buf
-                .push_str(std::str::from_utf8(&chunk).expect("utf-8"));
-            self.ready.extend(parse(&mut self.buf));
-        }
-    }
-
-    async fn expect(&mut self, event: &str, data: Value) -> u64 {
-        let e = self.next().await.expect("an event");
-        assert_eq!(e.event, event, "{e:?}");
-        assert_eq!(e.json(), data, "{e:?}");
-        e.id.expect("events carry an id")
-    }
-}
 
 async fn json_of(res: reqwest::Response) -> (StatusCode, Value) {
     let status = res.status();
@@ -179,7 +76,7 @@ async fn subscribe_post_and_quote() {
     let c = node.client();
     let (t1, _, op1) = new_thread(&node).await;
     let (t2, _, op2) = new_thread(&node).await;
-    let (mut live, client) = Live::open(&node, "", None).await;
+    let (mut live, client) = Live::open_on(&node, "", None).await;
 
     let (status, v) = subscribe(
         &node,
@@ -254,7 +151,7 @@ async fn query_string_subscriptions_and_new_threads() {
     let node = TestNode::start(Db::Sqlite, |_| {}).await.unwrap();
     let c = node.client();
     let (t1, board, _) = new_thread(&node).await;
-    let (mut live, _) = Live::open(&node, &format!("?thread={t1}&board={board}"), None).await;
+    let (mut live, _) = Live::open_on(&node, &format!("?thread={t1}&board={board}"), None).await;
     let (t2, _, op2) = new_thread(&node).await;
     live.expect("new-post", json!({"thread": t2, "post": op2}))
         .await;
@@ -285,7 +182,7 @@ async fn reconnecting_with_last_event_id_replays_or_resyncs() {
     let (t, _, _) = new_thread(&node).await;
     let (other, _, _) = new_thread(&node).await;
     let query = format!("?thread={t}");
-    let (mut live, _) = Live::open(&node, &query, None).await;
+    let (mut live, _) = Live::open_on(&node, &query, None).await;
     let p1 = reply(&c, &node, t, "one").await;
     let seen = live
         .expect("new-post", json!({"thread": t, "post": p1}))
@@ -296,7 +193,7 @@ async fn reconnecting_with_last_event_id_replays_or_resyncs() {
     reply(&c, &node, other, "not subscribed").await;
     let p3 = reply(&c, &node, t, "three").await;
 
-    let (mut live, _) = Live::open(&node, &query, Some(seen)).await;
+    let (mut live, _) = Live::open_on(&node, &query, Some(seen)).await;
     let a = live
         .expect("new-post", json!({"thread": t, "post": p2}))
         .await;
@@ -313,14 +210,20 @@ async fn reconnecting_with_last_event_id_replays_or_resyncs() {
     drop(live);
 
     // Up to date: nothing to replay.
-    let (mut live, _) = Live::open(&node, &query, Some(d)).await;
+    let (mut live, _) = Live::open_on(&node, &query, Some(d)).await;
     let p5 = reply(&c, &node, t, "five").await;
     live.expect("new-post", json!({"thread": t, "post": p5}))
         .await;
     drop(live);
 
     // Out of the replay window (or from before a restart): resync.
-    let (mut live, _) = Live::open(&node, &query, Some(1)).await;
+    let (mut live, _) = Live::open_on(&node, &query, Some(1)).await;
+    let e = live.next().await.unwrap();
+    assert_eq!(e.event, "resync", "{e:?}");
+    drop(live);
+    // A recent id, but numbered by another node's hub (the client moved to
+    // this node): resync, not somebody else's events.
+    let (mut live, _) = Live::open_on(&node, &query, Some(b ^ (1 << 50))).await;
     let e = live.next().await.unwrap();
     assert_eq!(e.event, "resync", "{e:?}");
     drop(live);
@@ -427,7 +330,7 @@ async fn a_deleted_post_is_announced_to_its_subscribers() {
     let c = node.client();
     let (thread, _, _) = new_thread(&node).await;
     let victim = reply(&c, &node, thread, "soon gone").await;
-    let (mut live, _) = Live::open(&node, &format!("?thread={thread}"), None).await;
+    let (mut live, _) = Live::open_on(&node, &format!("?thread={thread}"), None).await;
     let hash = wani_node::http::auth::hash_password("a long enough password".into())
         .await
         .expect("hash");

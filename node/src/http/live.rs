@@ -1,5 +1,4 @@
-//! `/api/v1/live`: Server-Sent Events from the node's live hub (issue 4,
-//! first slice: one node).
+//! `/api/v1/live`: Server-Sent Events from the node's live hub.
 //!
 //! `GET` opens a stream: first `new-client` with the client id, then (after a
 //! reconnect with `Last-Event-ID`) what was missed or `resync`, then live
@@ -7,19 +6,24 @@
 //! of silence. Subscriptions come in the query string (`?thread=12&board=3`,
 //! repeated or comma-separated) and through `POST` with the client id.
 //! Dropping the connection drops the stream, which stops its subscriber.
+//!
+//! Each event is encoded once by the hub ([`Frame::sse`]) and the same bytes
+//! are written to every client, so a post watched by thousands costs one
+//! encoding and one write per client. Only nodes with the `live` role
+//! serve the stream (others answer 421); in a cluster any of them sees every
+//! thread's events, whichever node owns the thread.
 
 use super::{ApiError, AppState};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
 use axum::Json;
 use futures::stream::{self, Stream, StreamExt};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use wani_actors::live::{Connection, Frame, Topics};
+use wani_actors::live::{sse_event, Connection, Frame, Topics};
 
 /// Silence after which a `heartbeat` event is sent.
 const HEARTBEAT: Duration = Duration::from_secs(30);
@@ -46,19 +50,16 @@ fn parse_topics(query: Option<&str>) -> Result<Topics, ApiError> {
     Ok(topics)
 }
 
-fn event(frame: &Frame) -> Event {
-    Event::default()
-        .event(frame.event)
-        .id(frame.id.to_string())
-        .data(&frame.data)
+fn resync() -> Bytes {
+    Bytes::from_static(b"event: resync\ndata: {}\n\n")
 }
 
-fn resync() -> Event {
-    Event::default().event("resync").data("{}")
+fn heartbeat() -> Bytes {
+    Bytes::from_static(b"event: heartbeat\ndata: {}\n\n")
 }
 
 /// The events of one connection; dropping it stops the subscriber.
-fn event_stream(c: Connection) -> impl Stream<Item = Result<Event, Infallible>> {
+fn event_stream(c: Connection) -> impl Stream<Item = Result<Bytes, Infallible>> {
     let Connection {
         client_id,
         backlog,
@@ -67,11 +68,14 @@ fn event_stream(c: Connection) -> impl Stream<Item = Result<Event, Infallible>> 
         resync: overflow,
         guard,
     } = c;
-    let mut first = vec![Event::default().event("new-client").data(client_id)];
+    let mut first = sse_event("new-client", None, &client_id);
     if resync_now {
-        first.push(resync());
+        first.push_str("event: resync\ndata: {}\n\n");
     }
-    first.extend(backlog.iter().map(|f| event(f)));
+    for f in &backlog {
+        first.push_str(std::str::from_utf8(&f.sse).unwrap_or_default());
+    }
+    let first = Bytes::from(first);
     let live = stream::unfold(Some((events, overflow, guard)), |st| async move {
         let (mut rx, mut overflow, guard) = st?;
         tokio::select! {
@@ -82,13 +86,16 @@ fn event_stream(c: Connection) -> impl Stream<Item = Result<Event, Infallible>> 
                 drop(guard);
                 r.ok().map(|_| (resync(), None))
             }
-            frame = rx.recv() => {
-                let frame: Arc<Frame> = frame?;
-                Some((event(&frame), Some((rx, overflow, guard))))
+            frame = tokio::time::timeout(HEARTBEAT, rx.recv()) => match frame {
+                Err(_) => Some((heartbeat(), Some((rx, overflow, guard)))),
+                Ok(frame) => {
+                    let frame: Arc<Frame> = frame?;
+                    Some((frame.sse.clone(), Some((rx, overflow, guard))))
+                }
             }
         }
     });
-    stream::iter(first).chain(live).map(Ok)
+    stream::once(async move { first }).chain(live).map(Ok)
 }
 
 /// `GET /api/v1/live`.
@@ -97,19 +104,24 @@ pub async fn events(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    if !state.config.node.roles.iter().any(|r| r == "live") {
+        return Err(ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this node does not carry the live role; open live updates on one that does",
+        ));
+    }
     let topics = parse_topics(query.as_deref())?;
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let connection = state.live.connect(topics, last).await?;
-    let sse = Sse::new(event_stream(connection)).keep_alive(
-        KeepAlive::new()
-            .interval(HEARTBEAT)
-            .event(Event::default().event("heartbeat").data("{}")),
-    );
-    let mut res = sse.into_response();
+    let mut res = Response::new(Body::from_stream(event_stream(connection)));
     let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(res)

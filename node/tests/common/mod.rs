@@ -10,6 +10,7 @@
 
 pub mod cluster;
 pub mod process;
+pub mod sse;
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
