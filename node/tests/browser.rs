@@ -13,7 +13,7 @@
 mod common;
 
 use anyhow::{bail, Context};
-use common::{eventually, png, Db, TestNode};
+use common::{eventually, form, png, Db, TestNode};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -193,6 +193,152 @@ async fn a_newcomer_starts_a_thread_replies_and_picks_a_theme() -> anyhow::Resul
     );
 
     println!("browser test took {:?}", started.elapsed());
+    node.stop().await;
+    Ok(())
+}
+
+/// Creates a thread through the JSON API: (thread, opening post).
+async fn api_thread(node: &TestNode, subject: &str) -> anyhow::Result<(i64, i64)> {
+    let res = node
+        .client()
+        .post(node.at("/api/v1/thread/new"))
+        .multipart(form(
+            &[("board", "b"), ("subject", subject), ("body", "watch this")],
+            Some(("a.png", png(64, 48, false))),
+        ))
+        .send()
+        .await?;
+    anyhow::ensure!(res.status() == 201, "new thread: {}", res.status());
+    let v: Value = res.json().await?;
+    Ok((
+        v["id"].as_i64().context("thread id")?,
+        v["post"]["id"].as_i64().context("post id")?,
+    ))
+}
+
+/// Replies through the JSON API from another address; the new post's id.
+async fn api_reply(node: &TestNode, thread: i64, body: &str) -> anyhow::Result<i64> {
+    let res = node
+        .client_from("127.0.0.2")
+        .post(node.at(&format!("/api/v1/thread/{thread}/new")))
+        .multipart(form(&[("body", body)], None))
+        .send()
+        .await?;
+    anyhow::ensure!(res.status() == 201, "reply: {}", res.status());
+    let v: Value = res.json().await?;
+    v["id"].as_i64().context("post id")
+}
+
+/// Someone else posts while a reader has the thread open: the post appears
+/// on the reader's page without a reload, exactly as a reload shows it, and
+/// the quoted post's Replies line gains it; a catalog shows a new thread the
+/// same way. A node that serves no live stream is followed by polling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_pages_show_new_posts_and_threads_without_reloading() -> anyhow::Result<()> {
+    let Some(browser) = Browser::launch().await? else {
+        println!("browser tests skipped: install chromium and chromium-driver");
+        return Ok(());
+    };
+    let b = &browser;
+    let node = TestNode::start(Db::Sqlite, |_| {})
+        .await
+        .context("a SQLite node always starts")?;
+    let (thread, op) = api_thread(&node, "Watched live").await?;
+    let thread_url = node.at(&format!("/threads/{thread}"));
+    b.goto(&thread_url).await?;
+    b.wait_for(
+        "the thread page to open its live stream",
+        "div.thread[data-following=live]",
+    )
+    .await;
+    // A reload would lose this.
+    b.script("window.notReloaded = true;", &[]).await?;
+
+    let reply = api_reply(&node, thread, &format!(">>{op}\nlive from the API")).await?;
+    let css = format!("div.thread > article.post.reply[id=\"{reply}\"]");
+    b.wait_for("the reply to appear on the open page", &css)
+        .await;
+    assert_eq!(
+        b.script("return window.notReloaded === true;", &[]).await?,
+        json!(true),
+        "the page was not reloaded"
+    );
+    let backlink = format!("article[id=\"{op}\"] footer.post-replies a.post-reply");
+    let backlink = backlink.as_str();
+    let text = eventually(
+        "the OP's Replies line to gain the reply",
+        DEADLINE,
+        || async move {
+            let el = b.find(backlink).await.ok()?;
+            b.text(&el).await.ok()
+        },
+    )
+    .await;
+    assert_eq!(text, format!(">>{reply}"));
+    assert_eq!(
+        b.text(&b.find(".thread-counts").await?).await?,
+        "1 reply · 1 image",
+        "the thread's counts follow"
+    );
+    let outer = "return document.getElementById(arguments[0]).outerHTML;";
+    let live_html = b.script(outer, &[json!(reply.to_string())]).await?;
+    b.script("window.scrollTo(0, document.body.scrollHeight);", &[])
+        .await?;
+    let shot = artifacts()?.join("browser-live.png");
+    std::fs::write(&shot, b.screenshot().await?)
+        .with_context(|| format!("writing {}", shot.display()))?;
+    println!("screenshot: {}", shot.display());
+    b.goto(&thread_url).await?;
+    b.wait_for("the reloaded page", &css).await;
+    assert_eq!(
+        b.script(outer, &[json!(reply.to_string())]).await?,
+        live_html,
+        "the appended post is what a reload shows"
+    );
+
+    // The catalog takes new threads in.
+    b.goto(&node.at("/boards/b")).await?;
+    b.wait_for(
+        "the catalog to open its live stream",
+        "section.catalog-live[data-following=live]",
+    )
+    .await;
+    b.script("window.notReloaded = true;", &[]).await?;
+    let (fresh, _) = api_thread(&node, "Fresh thread").await?;
+    b.wait_for(
+        "the new thread's tile in the open catalog",
+        &format!("article.tile[data-thread=\"{fresh}\"]"),
+    )
+    .await;
+    assert_eq!(
+        b.script("return window.notReloaded === true;", &[]).await?,
+        json!(true)
+    );
+    node.stop().await;
+
+    // Without a live stream (a node without the live role answers 421),
+    // the page polls with If-None-Match and still shows the reply.
+    let node = TestNode::start(Db::Sqlite, |c| c.node.roles.retain(|r| r != "live"))
+        .await
+        .context("a SQLite node always starts")?;
+    let (thread, _) = api_thread(&node, "Polled").await?;
+    b.goto(&node.at(&format!("/threads/{thread}"))).await?;
+    b.wait_for(
+        "the page to fall back to polling",
+        "div.thread[data-following=polling]",
+    )
+    .await;
+    b.script("window.notReloaded = true;", &[]).await?;
+    let reply = api_reply(&node, thread, "seen by polling").await?;
+    b.wait_for(
+        "the reply to appear through polling",
+        &format!("article.post.reply[id=\"{reply}\"]"),
+    )
+    .await;
+    assert_eq!(
+        b.script("return window.notReloaded === true;", &[]).await?,
+        json!(true)
+    );
     node.stop().await;
     Ok(())
 }

@@ -117,6 +117,13 @@ pub fn catalog(ctx: &PageCtx, board: &Board, threads: &[ThreadSummary]) -> Strin
         |out| {
             board_header(out, board)?;
             new_thread_form(out, board)?;
+            // `data-live`: wani.js refreshes this section as threads are
+            // created and bumped.
+            writeln!(
+                out,
+                "<section class=\"catalog-live\" id=\"catalog-{}\" data-live=\"board={}\">",
+                board.id, board.id
+            )?;
             writeln!(
                 out,
                 "<p class=\"catalog-count muted\">{} thread{}</p>",
@@ -132,6 +139,7 @@ pub fn catalog(ctx: &PageCtx, board: &Board, threads: &[ThreadSummary]) -> Strin
                 }
                 out.push_str("</div>\n");
             }
+            out.push_str("</section>\n");
             Ok(())
         },
     )

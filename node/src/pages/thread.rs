@@ -30,7 +30,17 @@ pub fn thread(ctx: &PageCtx, board: &Board, t: &ThreadFull) -> String {
             if t.thread.archived {
                 archived_notice(out)?;
             }
-            writeln!(out, "<div class=\"thread\" id=\"thread-{}\">", t.thread.id)?;
+            // `data-live`: wani.js follows the thread's live events and
+            // appends new posts; an archived thread gets none.
+            if t.thread.archived {
+                writeln!(out, "<div class=\"thread\" id=\"thread-{}\">", t.thread.id)?;
+            } else {
+                writeln!(
+                    out,
+                    "<div class=\"thread\" id=\"thread-{0}\" data-live=\"thread={0}\">",
+                    t.thread.id
+                )?;
+            }
             let here: std::collections::HashSet<wani_store::PostId> =
                 t.posts.iter().map(|p| p.id).collect();
             for (i, p) in t.posts.iter().enumerate() {
@@ -123,7 +133,7 @@ fn thread_nav(out: &mut String, t: &ThreadFull, bottom: bool) -> fmt::Result {
         out,
         "<nav class=\"thread-nav\"{} aria-label=\"Thread\"><a href=\"/boards/{b}\">Catalog</a> \
          <a href=\"/threads/{id}/gallery\">Gallery</a> <a href=\"#top\">Top</a> \
-         <a href=\"#bottom\">Bottom</a> <span class=\"muted\">{replies} repl{} · {images} image{}</span>{flags} \
+         <a href=\"#bottom\">Bottom</a> <span class=\"muted thread-counts\">{replies} repl{} · {images} image{}</span>{flags} \
          <a class=\"mod-link\" href=\"/mod/thread/{id}\" rel=\"nofollow\">Mod</a></nav>",
         if bottom { " id=\"bottom\"" } else { "" },
         if replies == 1 { "y" } else { "ies" },
