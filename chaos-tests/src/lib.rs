@@ -1,8 +1,35 @@
 //! wani-chaos: the fault-injection harness for wani clusters.
 //!
-//! Not built yet: it needs the cluster (membership, placement, failover)
-//! to exist first. It will boot real multi-node clusters as processes,
-//! inject faults (kill, pause, partition, latency, database restarts),
-//! record every client operation, and check afterwards that no
-//! acknowledged post was lost or duplicated. See `chaos-tests/README.md`
-//! once it lands.
+//! It boots a real cluster (PostgreSQL and N `wani serve` processes), drives
+//! clients against every node, hurts the cluster on a schedule, heals it,
+//! and checks afterwards that every promise held. The split follows Jepsen:
+//! a *nemesis* injects faults, clients record a *history* of every
+//! operation with its outcome (ok, failed, unknown), and *checkers* judge
+//! the history alone, so they are tested on hand-made histories, broken on
+//! purpose, without booting anything.
+//!
+//! ```text
+//! scenario.toml ──► run ──► Cluster (postgres + nodes + link proxies)
+//!                    │        ▲            ▲
+//!                    │     workload     nemesis (faults/*)
+//!                    │        └── Recorder ──┘
+//!                    └──► History ──► checker ──► report (md, json, svg)
+//! ```
+//!
+//! Not handled: Byzantine faults, clock skew, faults inside PostgreSQL
+//! other than a restart, and (for now) network namespaces: links between
+//! nodes are cut by a TCP proxy, which the report names.
+//! See `chaos-tests/README.md` to run a scenario and write one.
+
+pub mod checker;
+pub mod client;
+pub mod cluster;
+pub mod faults;
+pub mod history;
+pub mod proxy;
+pub mod report;
+pub mod rng;
+pub mod run;
+pub mod scenario;
+pub mod suite;
+pub mod workload;

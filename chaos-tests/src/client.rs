@@ -1,0 +1,312 @@
+//! The HTTP client of the workload: one request, one recorded outcome.
+//!
+//! Every request has a deadline (the scenario's `op_timeout_ms`), so a node
+//! that hangs shows up as `timed_out` instead of stalling the run. An error
+//! answer is `Failed` with the message from wani's `{"error": "…"}` body; an
+//! error answer without such a message is kept as it came, for the
+//! clear-error checker to flag.
+
+use crate::history::{Op, OpKind, Outcome, Recorder};
+use std::time::Duration;
+
+/// A 1×1 PNG: a new thread needs a file.
+pub const TINY_PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53,
+    0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x08, 0xd7, 0x63, 0xf8, 0xcf, 0xc0, 0x00,
+    0x00, 0x03, 0x01, 0x01, 0x00, 0x18, 0xdd, 0x8d, 0xb0, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e,
+    0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+/// The body of the post with idempotency key `key`: the checkers find
+/// posts by it.
+pub fn body_of(key: &str) -> String {
+    format!("chaos {key}")
+}
+
+/// The key in a post body written by [`body_of`].
+pub fn key_in(body: &str) -> Option<&str> {
+    body.trim().strip_prefix("chaos ")
+}
+
+/// A client for the nodes' HTTP addresses.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    /// `http://127.0.0.1:port` of each node, by index.
+    pub urls: Vec<String>,
+    pub timeout: Duration,
+    pub recorder: Recorder,
+}
+
+/// What a request produced before it is recorded.
+struct Answer {
+    status: Option<u16>,
+    json: Option<serde_json::Value>,
+    error: Option<String>,
+    timed_out: bool,
+}
+
+impl Client {
+    /// A client with `timeout` as every request's deadline.
+    pub fn new(urls: Vec<String>, timeout: Duration, recorder: Recorder) -> Client {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            // A node killed mid-run leaves dead keep-alive sockets behind.
+            .pool_max_idle_per_host(4)
+            .build()
+            .expect("a reqwest client with plain settings");
+        Client {
+            http,
+            urls,
+            timeout,
+            recorder,
+        }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Answer {
+        match req.send().await {
+            Err(e) => Answer {
+                status: None,
+                json: None,
+                timed_out: e.is_timeout(),
+                error: Some(error_chain(&e)),
+            },
+            Ok(res) => {
+                let status = res.status().as_u16();
+                match res.bytes().await {
+                    Err(e) => Answer {
+                        status: Some(status),
+                        json: None,
+                        timed_out: e.is_timeout(),
+                        error: Some(format!("reading the answer: {}", error_chain(&e))),
+                    },
+                    Ok(bytes) => {
+                        let json: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+                        let error = if (200..300).contains(&status) {
+                            None
+                        } else {
+                            Some(
+                                json.as_ref()
+                                    .and_then(|j| j["error"].as_str())
+                                    .map(|m| m.to_string())
+                                    .unwrap_or_else(|| {
+                                        format!(
+                                            "no error message: {:?}",
+                                            String::from_utf8_lossy(&bytes[..bytes.len().min(120)])
+                                        )
+                                    }),
+                            )
+                        };
+                        Answer {
+                            status: Some(status),
+                            json,
+                            error,
+                            timed_out: false,
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn op(
+        &self,
+        client: &str,
+        kind: OpKind,
+        node: usize,
+        thread: Option<i64>,
+        key: Option<&str>,
+        start_ms: f64,
+        a: &Answer,
+    ) -> Op {
+        let ok = a.status.is_some_and(|s| (200..300).contains(&s)) && a.json.is_some();
+        let outcome = if ok {
+            Outcome::Ok
+        } else if a.status.is_some() && !a.timed_out && a.json.is_some() {
+            Outcome::Failed
+        } else if a.status.is_some() && !a.timed_out {
+            // An answer, but not wani's JSON: still a refusal, recorded as failed.
+            Outcome::Failed
+        } else {
+            Outcome::Unknown
+        };
+        Op {
+            client: client.to_string(),
+            kind,
+            node,
+            thread,
+            key: key.map(str::to_string),
+            start_ms,
+            end_ms: self.recorder.now_ms(),
+            outcome,
+            status: a.status,
+            post: None,
+            error: a.error.clone(),
+            timed_out: a.timed_out,
+        }
+    }
+
+    /// Creates a thread on board `b` through `node`; records and returns
+    /// the operation (its `thread` and `post` set when acknowledged).
+    pub async fn create_thread(&self, client: &str, node: usize, key: &str) -> Op {
+        let start = self.recorder.now_ms();
+        let form = reqwest::multipart::Form::new()
+            .text("board", "b")
+            .text("body", body_of(key))
+            .part(
+                "media",
+                reqwest::multipart::Part::bytes(TINY_PNG)
+                    .file_name("chaos.png")
+                    .mime_str("image/png")
+                    .expect("a valid MIME type"),
+            );
+        let req = self
+            .http
+            .post(format!("{}/api/v1/thread/new", self.urls[node]))
+            .header("Idempotency-Key", key)
+            .multipart(form);
+        let a = self.send(req).await;
+        let mut op = self.op(
+            client,
+            OpKind::CreateThread,
+            node,
+            None,
+            Some(key),
+            start,
+            &a,
+        );
+        if op.outcome == Outcome::Ok {
+            let j = a.json.as_ref().expect("ok implies JSON");
+            op.thread = j["id"].as_i64();
+            op.post = j["post"]["id"].as_i64();
+        }
+        self.recorder.record(op.clone());
+        op
+    }
+
+    /// Replies to `thread` through `node` with idempotency key `key`.
+    pub async fn reply(&self, client: &str, node: usize, thread: i64, key: &str) -> Op {
+        let start = self.recorder.now_ms();
+        let form = reqwest::multipart::Form::new().text("body", body_of(key));
+        let req = self
+            .http
+            .post(format!("{}/api/v1/thread/{thread}/new", self.urls[node]))
+            .header("Idempotency-Key", key)
+            .multipart(form);
+        let a = self.send(req).await;
+        let mut op = self.op(
+            client,
+            OpKind::Reply,
+            node,
+            Some(thread),
+            Some(key),
+            start,
+            &a,
+        );
+        if op.outcome == Outcome::Ok {
+            op.post = a.json.as_ref().and_then(|j| j["id"].as_i64());
+        }
+        self.recorder.record(op.clone());
+        op
+    }
+
+    /// Reads a thread through `node`: `(post id, body)` in the order served.
+    pub async fn read(
+        &self,
+        client: &str,
+        node: usize,
+        thread: i64,
+        record: bool,
+    ) -> (Op, Option<Vec<(i64, String)>>) {
+        let start = self.recorder.now_ms();
+        let req = self
+            .http
+            .get(format!("{}/api/v1/thread/{thread}", self.urls[node]));
+        let a = self.send(req).await;
+        let op = self.op(client, OpKind::Read, node, Some(thread), None, start, &a);
+        let posts = if op.outcome == Outcome::Ok {
+            a.json.as_ref().and_then(|j| j.as_array()).map(|list| {
+                list.iter()
+                    .map(|p| {
+                        (
+                            p["id"].as_i64().unwrap_or(-1),
+                            p["body"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect()
+            })
+        } else {
+            None
+        };
+        if record {
+            self.recorder.record(op.clone());
+        }
+        (op, posts)
+    }
+
+    /// `(name, state)` of every member in `node`'s view, sorted.
+    pub async fn view(&self, node: usize) -> Option<Vec<(String, String)>> {
+        let res = self
+            .http
+            .get(format!("{}/api/v1/cluster", self.urls[node]))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        let v: serde_json::Value = res.json().await.ok()?;
+        let mut out: Vec<(String, String)> = v["members"]
+            .as_array()?
+            .iter()
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap_or("").to_string(),
+                    m["state"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        out.sort();
+        Some(out)
+    }
+
+    /// Whether `node` serves entity requests (the board's catalog answers).
+    pub async fn routes(&self, node: usize) -> bool {
+        matches!(
+            self.http
+                .get(format!("{}/api/v1/board/b/catalog", self.urls[node]))
+                .timeout(Duration::from_secs(3))
+                .send()
+                .await,
+            Ok(r) if r.status().is_success()
+        )
+    }
+
+    /// `POST` with no body; the status, or `None` without an answer.
+    pub async fn post_empty(&self, node: usize, path: &str) -> Option<u16> {
+        self.http
+            .post(format!("{}{path}", self.urls[node]))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()
+            .map(|r| r.status().as_u16())
+    }
+
+    /// The underlying client, for the live subscribers' streams.
+    pub fn raw(&self) -> &reqwest::Client {
+        &self.http
+    }
+}
+
+/// An error with its sources, on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,123 @@
+//! `wani-chaos`: run a scenario, the short suite, or re-check a saved run.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use wani_chaos::run::{self, Options};
+use wani_chaos::scenario::{parse_duration, Scenario};
+use wani_chaos::{checker, report, suite};
+
+#[derive(Parser)]
+#[command(
+    name = "wani-chaos",
+    about = "Fault-injection harness for wani clusters"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+struct Common {
+    /// The wani binary (the workspace's debug build by default).
+    #[arg(long)]
+    wani: Option<PathBuf>,
+    /// Directory for reports (target/chaos by default).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Use this PostgreSQL server (postgres://…/postgres) instead of starting
+    /// a throwaway one; the pg-restart fault is then not injected.
+    #[arg(long)]
+    postgres: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Runs one scenario file and writes its report.
+    Run {
+        scenario: PathBuf,
+        /// Replays with this seed instead of the file's.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Soak: repeat the scenario's faults for this long (90s, 30m, 1h).
+        #[arg(long)]
+        duration: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Runs every scenario of a directory (the short suite by default).
+    Suite {
+        #[arg(default_value = "chaos-tests/scenarios")]
+        dir: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Runs the checkers again on a saved report.json and prints the verdicts.
+    Check { report: PathBuf },
+}
+
+fn options(c: &Common, seed: Option<u64>, duration_secs: Option<f64>) -> Options {
+    Options {
+        wani: c.wani.clone().unwrap_or_else(run::default_wani),
+        out: c.out.clone().unwrap_or_else(run::default_out),
+        postgres: c.postgres.clone(),
+        seed,
+        duration_secs,
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run {
+            scenario,
+            seed,
+            duration,
+            common,
+        } => {
+            let s = Scenario::load(&scenario)?;
+            let d = duration.as_deref().map(parse_duration).transpose()?;
+            let r = run::run(&s, &options(&common, seed, d)).await?;
+            println!("{}", report::markdown(&r));
+            println!("report: {}", r.dir.join("report.md").display());
+            if !suite::as_expected(&r) {
+                std::process::exit(1);
+            }
+        }
+        Cmd::Suite { dir, common } => {
+            let reports = suite::run_all(&dir, &options(&common, None, None)).await?;
+            let summary = suite::summary(&reports);
+            let out = common.out.clone().unwrap_or_else(run::default_out);
+            std::fs::write(out.join("suite.md"), &summary)?;
+            println!("{summary}");
+            println!("summary: {}", out.join("suite.md").display());
+            if !reports.iter().all(suite::as_expected) {
+                eprintln!("wani-chaos: the suite failed: see the reports above");
+                std::process::exit(1);
+            }
+        }
+        Cmd::Check { report: path } => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let r: run::RunReport = serde_json::from_str(&text).context("parsing the report")?;
+            let (verdicts, tally) = checker::check_all(&r.history, &r.scenario.checks);
+            for v in &verdicts {
+                println!(
+                    "{:28} {} — {}",
+                    v.name,
+                    if v.ok { "ok" } else { "VIOLATED" },
+                    v.summary
+                );
+                for x in &v.violations {
+                    println!("    {x}");
+                }
+            }
+            println!("{tally:?}");
+            if !checker::passed(&verdicts) {
+                std::process::exit(1);
+            }
+        }
+    }
+    Ok(())
+}
