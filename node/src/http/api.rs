@@ -246,6 +246,16 @@ pub async fn new_reply(
     let id = ThreadId(parse_id(&id, "thread")?);
     let s = upload::read(form, state.config.media.max_upload_bytes).await?;
     let poster = api_poster(&state, &headers, ip).await?;
+    #[cfg(debug_assertions)]
+    if chaos_bug("ack-before-commit") {
+        return Ok(ack_before_commit(
+            state,
+            id,
+            s,
+            poster,
+            idempotency_key(&headers),
+        ));
+    }
     let committed = create_reply(&state, id, &s, &poster, idempotency_key(&headers)).await?;
     let status = if committed.is_created() {
         StatusCode::CREATED
@@ -261,6 +271,33 @@ pub async fn new_reply(
         .map_err(ApiError::internal)?;
     body["post_url"] = json::post_url(&post).into();
     Ok((status, Json(body)).into_response())
+}
+
+/// Whether the test-only bug `name` is switched on (`WANI_CHAOS_BUG`). The
+/// chaos harness runs a node with a bug on purpose to prove its checkers
+/// catch it; release builds never read the variable.
+#[cfg(debug_assertions)]
+fn chaos_bug(name: &str) -> bool {
+    std::env::var("WANI_CHAOS_BUG").is_ok_and(|v| v == name)
+}
+
+/// The bug `ack-before-commit`: the reply is acknowledged at once and
+/// committed afterwards, and a commit that fails is dropped without a word.
+/// Debug builds only; see `chaos-tests/scenarios/bug-ack-before-commit.toml`.
+#[cfg(debug_assertions)]
+fn ack_before_commit(
+    state: AppState,
+    thread: ThreadId,
+    s: Submission,
+    poster: Poster,
+    key: Option<String>,
+) -> Response {
+    let body = s.text("body").unwrap_or("").to_string();
+    tokio::spawn(async move {
+        let _ = create_reply(&state, thread, &s, &poster, key).await;
+    });
+    let ack = serde_json::json!({"body": body, "thread": thread.0});
+    (StatusCode::CREATED, Json(ack)).into_response()
 }
 
 /// Shared by the API and the HTML form.

@@ -11,6 +11,8 @@ mod cache;
 mod captcha;
 mod client;
 pub mod csrf;
+#[cfg(debug_assertions)]
+mod debug;
 pub mod error;
 mod files;
 pub mod guard;
@@ -132,6 +134,9 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
             get(ops::drain_status).post(ops::drain_start),
         )
         .fallback(api::not_found);
+    // Fault hooks for chaos-tests/; absent from release builds.
+    #[cfg(debug_assertions)]
+    let api = api.merge(debug::routes());
     Router::new()
         .nest("/api/v1", api)
         .route("/", get(site::front))
