@@ -90,29 +90,54 @@ async fn replay_thread(
 /// Refuses the write unless the shard lease still carries the fence's epoch.
 /// On PostgreSQL the row is share-locked until commit, so a takeover (which
 /// updates the row) waits for this transaction instead of racing it.
+/// Answers the lease the write holds, for [`record_commit`].
 async fn check_fence(
     conn: &mut AnyConnection,
     backend: Backend,
     fence: Option<Fence>,
-) -> Result<(), StoreError> {
-    let Some(fence) = fence else { return Ok(()) };
+) -> Result<Option<Held>, StoreError> {
+    let Some(fence) = fence else { return Ok(None) };
     let sql = match backend {
-        Backend::Sqlite => "SELECT epoch FROM shard_lease WHERE shard = $1",
-        Backend::Postgres => "SELECT epoch FROM shard_lease WHERE shard = $1 FOR SHARE",
+        Backend::Sqlite => "SELECT epoch, node FROM shard_lease WHERE shard = $1",
+        Backend::Postgres => "SELECT epoch, node FROM shard_lease WHERE shard = $1 FOR SHARE",
     };
-    let epoch: Option<i64> = sqlx::query_scalar(sql)
+    let row: Option<(i64, String)> = sqlx::query_as(sql)
         .bind(fence.shard)
         .fetch_optional(&mut *conn)
         .await
         .map_err(db_err)?;
-    if epoch == Some(fence.epoch) {
-        Ok(())
-    } else {
-        Err(StoreError::Conflict(format!(
+    match row {
+        Some((epoch, node)) if epoch == fence.epoch => Ok(Some(Held { fence, node })),
+        _ => Err(StoreError::Conflict(format!(
             "fenced: shard {} is not at epoch {}",
             fence.shard, fence.epoch
-        )))
+        ))),
     }
+}
+
+/// The shard lease a fenced write committed under.
+struct Held {
+    fence: Fence,
+    node: String,
+}
+
+/// Records who committed `post` (see `migrations/*/0004_commits.sql`), in
+/// the same transaction as the post.
+async fn record_commit(
+    conn: &mut AnyConnection,
+    post: i64,
+    held: &Option<Held>,
+) -> Result<(), StoreError> {
+    let Some(h) = held else { return Ok(()) };
+    sqlx::query("INSERT INTO post_commit (post, shard, epoch, node) VALUES ($1, $2, $3, $4)")
+        .bind(post)
+        .bind(h.fence.shard)
+        .bind(h.fence.epoch)
+        .bind(&h.node)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    Ok(())
 }
 
 /// Finds or creates the poster for (thread, ip); returns its id and the
@@ -293,7 +318,7 @@ async fn create_thread(
     if let Some(stored) = replay_thread(conn, &new.op.idempotency_key).await? {
         return Ok(Committed::Replayed(stored));
     }
-    check_fence(conn, backend, new.op.fence).await?;
+    let held = check_fence(conn, backend, new.op.fence).await?;
     let board: Option<i64> = sqlx::query_scalar("SELECT id FROM board WHERE id = $1")
         .bind(new.board.0)
         .fetch_optional(&mut *conn)
@@ -333,6 +358,7 @@ async fn create_thread(
         .map_err(db_err)?;
     }
     let post = insert_post(conn, thread_id, new.subject.as_deref(), &new.op).await?;
+    record_commit(conn, post.id.0, &held).await?;
     let thread = Thread {
         id: thread_id,
         board: new.board,
@@ -356,7 +382,7 @@ async fn create_post(
     if let Some(stored) = read::post_by_key(conn, &new.idempotency_key).await? {
         return Ok(Committed::Replayed(stored));
     }
-    check_fence(conn, backend, new.fence).await?;
+    let held = check_fence(conn, backend, new.fence).await?;
     // One statement checks the thread, bumps it, and (on PostgreSQL) locks
     // the row until commit. A bump never moves `last_updated` backwards, so
     // a node with a slow clock cannot sink a thread. If the thread turns out
@@ -380,9 +406,9 @@ async fn create_post(
             new.thread
         )));
     }
-    insert_post(conn, new.thread, None, new)
-        .await
-        .map(Committed::Created)
+    let post = insert_post(conn, new.thread, None, new).await?;
+    record_commit(conn, post.id.0, &held).await?;
+    Ok(Committed::Created(post))
 }
 
 async fn archive_thread(conn: &mut AnyConnection, id: ThreadId) -> Result<Archived, StoreError> {
