@@ -9,14 +9,73 @@
 use crate::history::{Op, OpKind, Outcome, Recorder};
 use std::time::Duration;
 
-/// A 1×1 PNG: a new thread needs a file.
-pub const TINY_PNG: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53,
-    0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x08, 0xd7, 0x63, 0xf8, 0xcf, 0xc0, 0x00,
-    0x00, 0x03, 0x01, 0x01, 0x00, 0x18, 0xdd, 0x8d, 0xb0, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e,
-    0x44, 0xae, 0x42, 0x60, 0x82,
-];
+/// A 48×48 PNG whose pixels come from `seed`: a new thread needs a file,
+/// and wani stores a file it already has only once, so every thread gets
+/// its own bytes (the disk-fill fault needs new blobs to fail on).
+/// Uncompressed (stored deflate blocks), so it is written without a codec.
+pub fn png(seed: &str) -> Vec<u8> {
+    const SIDE: usize = 48;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in seed.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+    }
+    let mut raw = Vec::with_capacity(SIDE * (SIDE * 3 + 1));
+    for _ in 0..SIDE {
+        raw.push(0); // filter: none
+        for _ in 0..SIDE * 3 {
+            h ^= h << 13;
+            h ^= h >> 7;
+            h ^= h << 17;
+            raw.push(h as u8);
+        }
+    }
+    // zlib: header, stored blocks of at most 65535 bytes, Adler-32.
+    let mut z = vec![0x78, 0x01];
+    let chunks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (i, c) in chunks.iter().enumerate() {
+        z.push((i + 1 == chunks.len()) as u8);
+        let len = c.len() as u16;
+        z.extend_from_slice(&len.to_le_bytes());
+        z.extend_from_slice(&(!len).to_le_bytes());
+        z.extend_from_slice(c);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in &raw {
+        a = (a + x as u32) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    z.extend_from_slice(&((b << 16) | a).to_be_bytes());
+
+    let mut out = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&(SIDE as u32).to_be_bytes());
+    ihdr.extend_from_slice(&(SIDE as u32).to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
+    for (kind, data) in [(b"IHDR", &ihdr), (b"IDAT", &z), (b"IEND", &Vec::new())] {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+    out
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = 0xffff_ffffu32;
+    for &b in bytes {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 == 1 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
 
 /// The body of the post with idempotency key `key`: the checkers find
 /// posts by it.
@@ -157,7 +216,7 @@ impl Client {
             .text("body", body_of(key))
             .part(
                 "media",
-                reqwest::multipart::Part::bytes(TINY_PNG)
+                reqwest::multipart::Part::bytes(png(key))
                     .file_name("chaos.png")
                     .mime_str("image/png")
                     .expect("a valid MIME type"),
@@ -309,4 +368,20 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_crc_is_png_s() {
+        // The CRC of "IEND" with no data, as every PNG ends.
+        assert_eq!(super::crc32(b"IEND"), 0xae42_6082);
+    }
+
+    #[test]
+    fn every_key_gets_its_own_png() {
+        let (a, b) = (super::png("k1"), super::png("k2"));
+        assert_ne!(a, b);
+        assert!(a.starts_with(b"\x89PNG"));
+    }
 }
