@@ -193,6 +193,10 @@ pub fn psql(url: &str, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
 /// One `wani serve` process (or its place while it is down).
 pub struct Node {
     pub name: String,
+    /// The address it listens on (its namespace's, or 127.0.0.1).
+    pub host: String,
+    /// Its network namespace, in the netns mode.
+    pub netns: Option<String>,
     pub dir: PathBuf,
     pub http: u16,
     pub cluster: u16,
@@ -204,7 +208,7 @@ pub struct Node {
 impl Node {
     /// `http://127.0.0.1:port`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http)
+        format!("http://{}:{}", self.host, self.http)
     }
 
     /// Starts the process and waits until it prints the URL it serves.
@@ -213,7 +217,16 @@ impl Node {
             .create(true)
             .append(true)
             .open(self.dir.join("wani.log"))?;
-        let mut child = Command::new(&self.wani)
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                // `ip netns exec` execs the program: the pid stays wani's.
+                c.args(["netns", "exec", ns]).arg(&self.wani);
+                c
+            }
+            None => Command::new(&self.wani),
+        };
+        let mut child = cmd
             .current_dir(&self.dir)
             .env(
                 "RUST_LOG",
@@ -297,49 +310,94 @@ pub struct ClusterSpec<'a> {
     pub cluster_settings: &'a str,
     /// `[blobs]` section lines (the database by default).
     pub blobs: String,
+    /// Use network namespaces (else the link proxy).
+    pub netns: bool,
 }
 
 /// The nodes and the links between them.
 pub struct Cluster {
+    // Fields drop in order: the processes go before their namespaces.
     pub nodes: Vec<Node>,
     pub links: Arc<Links>,
-    /// How links between nodes are faulted: `proxy` (TCP proxy per link).
+    /// How links between nodes are faulted, as the report says it.
     pub network: String,
+    /// The namespaces, in the netns mode.
+    pub netns: Option<crate::netns::Netns>,
+    /// PostgreSQL's forwarder on the bridge, in the netns mode.
+    _pg_forward: Option<Link>,
 }
 
 impl Cluster {
-    /// Writes configs, starts the proxies and the processes.
+    /// Writes configs, starts the proxies (or namespaces) and the processes.
     pub async fn start(spec: ClusterSpec<'_>) -> anyhow::Result<Cluster> {
         let n = spec.names.len();
-        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let netns = if spec.netns {
+            Some(crate::netns::Netns::create(n).context("creating network namespaces")?)
+        } else {
+            None
+        };
+        // In namespaces every node has its own address, so the same ports.
+        let ports: Vec<(u16, u16)> = match &netns {
+            Some(_) => (0..n).map(|_| (8080, 7000)).collect(),
+            None => (0..n).map(|_| (free_port(), free_port())).collect(),
+        };
+        let host = |i: usize| match &netns {
+            Some(ns) => ns.ip(i).to_string(),
+            None => "127.0.0.1".to_string(),
+        };
         let mut links = Links::default();
-        for i in 0..n {
-            for j in 0..n {
-                if i != j {
-                    let link = Link::start(i, j, free_port(), ports[j].1)
-                        .await
-                        .context("starting a link proxy")?;
-                    links.links.push(Arc::new(link));
+        if netns.is_none() {
+            for i in 0..n {
+                for j in 0..n {
+                    if i != j {
+                        let link = Link::start(i, j, free_port(), ports[j].1)
+                            .await
+                            .context("starting a link proxy")?;
+                        links.links.push(Arc::new(link));
+                    }
                 }
             }
         }
+        let (db_url, pg_forward) = match &netns {
+            Some(ns) => {
+                let (prefix, rest) = spec
+                    .db_url
+                    .split_once("@127.0.0.1:")
+                    .context("the netns mode needs PostgreSQL on 127.0.0.1 (the harness's own)")?;
+                let (port, db) = rest
+                    .split_once('/')
+                    .context("a PostgreSQL URL with a database")?;
+                let port: u16 = port.parse().context("PostgreSQL's port")?;
+                let fwd_port = free_port();
+                let fwd = Link::start_on(&ns.host_ip, 0, 0, fwd_port, port)
+                    .await
+                    .context("starting PostgreSQL's forwarder on the bridge")?;
+                (
+                    format!("{prefix}@{}:{fwd_port}/{db}", ns.host_ip),
+                    Some(fwd),
+                )
+            }
+            None => (spec.db_url.to_string(), None),
+        };
         let mut nodes = Vec::new();
         for (i, name) in spec.names.iter().enumerate() {
             let dir = spec.root.join(name);
             std::fs::create_dir_all(&dir)?;
             let seeds: Vec<String> = (0..n)
                 .filter(|j| *j != i)
-                .map(|j| {
-                    format!(
+                .map(|j| match &netns {
+                    Some(_) => format!("\"{}:{}\"", host(j), ports[j].1),
+                    None => format!(
                         "\"127.0.0.1:{}\"",
                         links.port(i, j).expect("a link per pair")
-                    )
+                    ),
                 })
                 .collect();
             let cluster = if n > 1 {
                 format!(
-                    "[cluster]\nenabled = true\nlisten = \"127.0.0.1:{cl}\"\nseeds = [{seeds}]\n\
+                    "[cluster]\nenabled = true\nlisten = \"{h}:{cl}\"\nseeds = [{seeds}]\n\
                      cookie = \"chaos cookie\"\n{extra}\n",
+                    h = host(i),
                     cl = ports[i].1,
                     seeds = seeds.join(", "),
                     extra = spec.cluster_settings,
@@ -348,20 +406,23 @@ impl Cluster {
                 String::new()
             };
             let cfg = format!(
-                "[node]\nname = \"{name}\"\nlisten = \"127.0.0.1:{http}\"\n\
+                "[node]\nname = \"{name}\"\nlisten = \"{h}:{http}\"\n\
                  [database]\nurl = \"{db}\"\nmax_connections = 8\n\
                  {blobs}\n\
                  [abuse]\nsame_content_secs = 0\n\
                  {cluster}\
                  [[bootstrap.boards]]\nname = \"b\"\ntitle = \"Chaos\"\nmax_threads = 100000\nbump_limit = 1000000\n\
                  captcha_threads = false\nthread_interval_secs = 0\nreply_interval_secs = 0\n",
+                h = host(i),
                 http = ports[i].0,
-                db = spec.db_url,
+                db = db_url,
                 blobs = spec.blobs,
             );
             std::fs::write(dir.join("cluster.toml"), cfg)?;
             nodes.push(Node {
                 name: name.clone(),
+                host: host(i),
+                netns: netns.as_ref().map(|ns| ns.ns(i).to_string()),
                 dir,
                 http: ports[i].0,
                 cluster: ports[i].1,
@@ -370,16 +431,23 @@ impl Cluster {
                 env: spec.env.clone(),
             });
         }
-        // One after the other: each migrates the schema before it prints its
-        // URL, so no two migrations race.
-        for node in nodes.iter_mut() {
-            node.start()?;
-        }
-        Ok(Cluster {
+        let network = match &netns {
+            Some(ns) => ns.describe(),
+            None => "proxy".into(),
+        };
+        let mut cluster = Cluster {
             nodes,
             links: Arc::new(links),
-            network: "proxy".into(),
-        })
+            network,
+            netns,
+            _pg_forward: pg_forward,
+        };
+        // One after the other: each migrates the schema before it prints its
+        // URL, so no two migrations race.
+        for node in cluster.nodes.iter_mut() {
+            node.start()?;
+        }
+        Ok(cluster)
     }
 
     /// The index of the node that owns `thread` when `up` nodes are live.

@@ -16,9 +16,11 @@
 //!                    └──► History ──► checker ──► report (md, json, svg)
 //! ```
 //!
-//! Not handled: Byzantine faults, clock skew, faults inside PostgreSQL
-//! other than a restart, and (for now) network namespaces: links between
-//! nodes are cut by a TCP proxy, which the report names.
+//! Links between nodes are faulted in Linux network namespaces (one address
+//! per node, `netns.rs`) when the machine allows it (root, `ip netns`), and
+//! through a TCP proxy per link (`proxy.rs`) otherwise; the report names
+//! the mode. Not handled: Byzantine faults, clock skew, faults inside
+//! PostgreSQL other than a restart, asymmetric partitions.
 //! See `chaos-tests/README.md` to run a scenario and write one.
 
 pub mod checker;
@@ -26,6 +28,7 @@ pub mod client;
 pub mod cluster;
 pub mod faults;
 pub mod history;
+pub mod netns;
 pub mod proxy;
 pub mod report;
 pub mod rng;

@@ -29,6 +29,10 @@ struct Common {
     /// a throwaway one; the pg-restart fault is then not injected.
     #[arg(long)]
     postgres: Option<String>,
+    /// How links between nodes are faulted: auto (network namespaces when
+    /// root and `ip netns` allow, else a TCP proxy), netns, or proxy.
+    #[arg(long, env = "WANI_CHAOS_NETWORK", default_value = "auto")]
+    network: String,
 }
 
 #[derive(Subcommand)]
@@ -63,6 +67,7 @@ fn options(c: &Common, seed: Option<u64>, duration_secs: Option<f64>) -> Options
         postgres: c.postgres.clone(),
         seed,
         duration_secs,
+        network: c.network.clone(),
     }
 }
 

@@ -42,7 +42,18 @@ pub struct Link {
 impl Link {
     /// Listens on 127.0.0.1:`port` and forwards to 127.0.0.1:`upstream`.
     pub async fn start(from: usize, to: usize, port: u16, upstream: u16) -> std::io::Result<Link> {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        Link::start_on("127.0.0.1", from, to, port, upstream).await
+    }
+
+    /// Listens on `host`:`port` and forwards to 127.0.0.1:`upstream`.
+    pub async fn start_on(
+        host: &str,
+        from: usize,
+        to: usize,
+        port: u16,
+        upstream: u16,
+    ) -> std::io::Result<Link> {
+        let listener = TcpListener::bind((host, port)).await?;
         let (tx, rx) = watch::channel(LinkMode::default());
         let task = tokio::spawn(accept(listener, upstream, rx));
         Ok(Link {

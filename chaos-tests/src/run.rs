@@ -39,6 +39,9 @@ pub struct Options {
     pub seed: Option<u64>,
     /// Soak: stretch the scenario to this many seconds.
     pub duration_secs: Option<f64>,
+    /// `auto` (namespaces where the machine allows, else the proxy),
+    /// `netns` or `proxy`.
+    pub network: String,
 }
 
 /// The result of a run, as the JSON report holds it.
@@ -110,6 +113,24 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<RunRepor
         Some(fs) => format!("[blobs]\nbackend = \"fs\"\ndir = \"{}\"", fs.dir.display()),
         None => "[blobs]\nbackend = \"db\"".into(),
     };
+    let wants_latency = scenario.faults.iter().any(|f| f.kind == FaultKind::Latency);
+    let (netns, why_not) = match opts.network.as_str() {
+        "proxy" => (false, "chosen with --network proxy"),
+        "netns" => (true, ""),
+        _ if opts.postgres.is_some() => (
+            false,
+            "namespaces need the harness's own PostgreSQL (not --postgres)",
+        ),
+        _ if !crate::netns::Netns::available() => (
+            false,
+            "no network namespaces here (they need root and ip netns)",
+        ),
+        _ if wants_latency && !crate::netns::Netns::netem_available() => (
+            false,
+            "this kernel has no tc netem, and the scenario adds latency",
+        ),
+        _ => (true, ""),
+    };
     let cluster = Cluster::start(ClusterSpec {
         names: scenario.node_names(),
         root: &dir,
@@ -118,6 +139,7 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<RunRepor
         env: scenario.node_env.clone().into_iter().collect(),
         cluster_settings: &scenario.cluster_settings,
         blobs,
+        netns,
     })
     .await?;
     let recorder = Recorder::new();
@@ -279,7 +301,11 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<RunRepor
     let (verdicts, tally) = checker::check_all(&history, &scenario.checks);
     let passed = checker::passed(&verdicts);
     let report = RunReport {
-        network: network_note(&world.cluster.network),
+        network: if netns {
+            world.cluster.network.clone()
+        } else {
+            format!("proxy: a fault-injecting TCP proxy on every link between nodes ({why_not})")
+        },
         machine: machine(),
         wani: format!(
             "{}{}",
@@ -543,28 +569,6 @@ fn db_posts(db_url: &str) -> anyhow::Result<Vec<DbPost>> {
             })
         })
         .collect())
-}
-
-fn network_note(mode: &str) -> String {
-    match mode {
-        "netns" => {
-            "netns: one network namespace and address per node, links cut with iptables".into()
-        }
-        _ => {
-            let netns = std::process::Command::new("ip")
-                .args(["netns", "list"])
-                .output()
-                .is_ok_and(|o| o.status.success());
-            format!(
-                "proxy: a fault-injecting TCP proxy on every link between nodes{}",
-                if netns {
-                    " (ip netns is available here, but the namespace mode is not built yet)"
-                } else {
-                    " (ip netns is not available here)"
-                }
-            )
-        }
-    }
 }
 
 /// Cores, CPU model and memory of this machine.

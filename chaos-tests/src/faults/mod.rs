@@ -7,9 +7,9 @@
 //! |---|---|---|
 //! | kill | `kill -9` | start the process again |
 //! | pause | SIGSTOP | SIGCONT |
-//! | isolate, split | block proxy links | unblock |
-//! | latency | delay proxy links | no delay |
-//! | drop | reset proxy links, every second while held | stop resetting |
+//! | isolate, split | blackhole routes (netns) or blocked proxy links | remove them |
+//! | latency | tc netem (netns) or delayed proxy links | remove the delay |
+//! | drop | ss -K (netns) or reset proxy links, every second while held | stop |
 //! | pg-restart | stop PostgreSQL | start it |
 //! | panic | the debug route makes a thread actor panic | (its supervisor) |
 //! | disk-fill | fill the blob filesystem | free it |
@@ -60,8 +60,7 @@ pub async fn heal(w: &mut World, kind: FaultKind, targets: &[usize]) -> anyhow::
         FaultKind::Kill => kill::heal(w, targets),
         FaultKind::Pause => pause::heal(w, targets),
         FaultKind::Isolate | FaultKind::Split | FaultKind::Latency | FaultKind::Drop => {
-            w.cluster.links.heal();
-            Ok(())
+            partition::heal(w)
         }
         FaultKind::PgRestart => pg::heal(w),
         FaultKind::Panic => Ok(()),

@@ -8,21 +8,28 @@ use super::World;
 use crate::scenario::FaultKind;
 
 pub fn inject(w: &mut World, kind: FaultKind, targets: &[usize]) -> anyhow::Result<String> {
-    match kind {
-        FaultKind::Isolate => {
-            for &t in targets {
-                w.cluster.links.around(t, |m| m.blocked = true);
-            }
-        }
-        _ => w.cluster.links.split(targets),
+    // Isolating one node is splitting it from the rest.
+    let side = match kind {
+        FaultKind::Isolate => &targets[..1],
+        _ => targets,
+    };
+    match &w.cluster.netns {
+        Some(ns) => ns.split(side)?,
+        None => w.cluster.links.split(side),
     }
-    let names: Vec<&str> = targets
+    let names: Vec<&str> = side
         .iter()
         .map(|&t| w.cluster.nodes[t].name.as_str())
         .collect();
-    Ok(format!(
-        "{} | rest, links cut by the {} network",
-        names.join(" "),
-        w.cluster.network
-    ))
+    Ok(format!("{} | the rest", names.join(" ")))
+}
+
+pub fn heal(w: &mut World) -> anyhow::Result<()> {
+    match &w.cluster.netns {
+        Some(ns) => ns.heal(),
+        None => {
+            w.cluster.links.heal();
+            Ok(())
+        }
+    }
 }

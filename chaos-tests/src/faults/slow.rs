@@ -8,20 +8,24 @@ use super::World;
 
 pub fn latency(w: &mut World, targets: &[usize], ms: u64) -> anyhow::Result<String> {
     for &t in targets {
-        w.cluster.links.around(t, |m| m.latency_ms = ms);
+        match &w.cluster.netns {
+            Some(ns) => ns.latency(t, ms)?,
+            None => w.cluster.links.around(t, |m| m.latency_ms = ms),
+        }
     }
-    Ok(format!(
-        "+{ms} ms each way on the {} network",
-        w.cluster.network
-    ))
+    Ok(format!("+{ms} ms each way"))
 }
 
 pub fn drop_links(w: &mut World, targets: &[usize]) -> anyhow::Result<String> {
+    let mut killed = 0;
     for &t in targets {
-        w.cluster.links.around(t, |m| m.generation += 1);
+        match &w.cluster.netns {
+            Some(ns) => killed += ns.drop_connections(t)?,
+            None => w.cluster.links.around(t, |m| m.generation += 1),
+        }
     }
-    Ok(format!(
-        "connections reset on the {} network",
-        w.cluster.network
-    ))
+    Ok(match &w.cluster.netns {
+        Some(_) => format!("{killed} sockets killed, again every second while held"),
+        None => "connections reset, again every second while held".into(),
+    })
 }
