@@ -45,6 +45,12 @@ use wani_supervision::EntityKey;
 pub const REPLAY: usize = 1024;
 /// How many events may wait for one client before it is dropped.
 pub const BUFFER: usize = 256;
+/// A client that got nothing for this many ticks gets a `heartbeat`.
+const SILENT_TICKS: u64 = 6;
+/// The hub's clock for heartbeats: a client hears something at least every
+/// `SILENT_TICKS` ticks, i.e. after 30 to 35 s of silence. One timer for the
+/// whole hub, none per connection.
+pub const TICK: Duration = Duration::from_secs(5);
 /// Event ids are `tag << TAG_SHIFT | sequence`: 15 bits of tag keep them
 /// below 2^63 for clients that parse them as signed numbers.
 const TAG_SHIFT: u32 = 48;
@@ -169,6 +175,8 @@ pub enum LiveMsg {
     },
     /// Answers with the number of connected clients.
     Clients { reply: RpcReplyPort<usize> },
+    /// The heartbeat clock.
+    Tick,
     /// The owner of the entities for which `lost` is true was declared
     /// down: their subscribers are told to resync.
     OwnerLost(Box<dyn Fn(EntityKey) -> bool + Send>),
@@ -287,6 +295,8 @@ impl LiveHub {
 
 struct Client {
     tx: mpsc::Sender<Arc<Frame>>,
+    /// The tick of the last event handed to it.
+    heard: u64,
     actor: ActorRef<SubscriberMsg>,
     threads: HashSet<ThreadId>,
     boards: HashSet<BoardId>,
@@ -304,6 +314,8 @@ pub struct HubState {
     boards: HashMap<BoardId, HashSet<u64>>,
     random: std::collections::hash_map::RandomState,
     counter: u64,
+    tick: u64,
+    heartbeat: Arc<Frame>,
 }
 
 /// The hub actor.
@@ -413,10 +425,12 @@ impl HubState {
 
     /// Hands `frame` to each of `to`, dropping those that cannot take it.
     fn send_to(&mut self, to: Vec<u64>, frame: &Arc<Frame>) {
+        let tick = self.tick;
         for key in to {
-            let Some(c) = self.clients.get(&key) else {
+            let Some(c) = self.clients.get_mut(&key) else {
                 continue;
             };
+            c.heard = tick;
             match c.tx.try_send(frame.clone()) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
@@ -479,6 +493,20 @@ impl HubState {
                 );
             }
         }
+    }
+
+    /// Sends `heartbeat` to the clients that heard nothing for a while.
+    fn beat(&mut self) {
+        self.tick += 1;
+        let due = self.tick.saturating_sub(SILENT_TICKS);
+        let quiet: Vec<u64> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.heard <= due)
+            .map(|(k, _)| *k)
+            .collect();
+        let frame = self.heartbeat.clone();
+        self.send_to(quiet, &frame);
     }
 
     /// Sends `resync` to the subscribers of every thread and board whose
@@ -560,9 +588,11 @@ impl Actor for LiveHubActor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<LiveMsg>,
+        myself: ActorRef<LiveMsg>,
         _: (),
     ) -> Result<HubState, ActorProcessingErr> {
+        // Ends with the hub: it stops once the hub's mailbox is closed.
+        myself.send_interval(TICK, || LiveMsg::Tick);
         // A random tag per hub (per node, and new on every restart), so an
         // id from another numbering is recognised and gets `resync`.
         let random = std::collections::hash_map::RandomState::new();
@@ -577,6 +607,15 @@ impl Actor for LiveHubActor {
             boards: HashMap::new(),
             random,
             counter: 0,
+            tick: 0,
+            heartbeat: Arc::new(Frame {
+                id: 0,
+                event: "heartbeat",
+                data: "{}".into(),
+                sse: Bytes::from_static(b"event: heartbeat\ndata: {}\n\n"),
+                threads: Vec::new(),
+                boards: Vec::new(),
+            }),
         })
     }
 
@@ -624,6 +663,7 @@ impl Actor for LiveHubActor {
                     key,
                     Client {
                         tx,
+                        heard: state.tick,
                         actor: actor.clone(),
                         threads: HashSet::new(),
                         boards: HashSet::new(),
@@ -663,6 +703,7 @@ impl Actor for LiveHubActor {
                 let _ = reply.send(state.clients.len());
             }
             LiveMsg::OwnerLost(lost) => state.owner_lost(&*lost),
+            LiveMsg::Tick => state.beat(),
             LiveMsg::CloseAll { reply } => {
                 let keys: Vec<u64> = state.clients.keys().copied().collect();
                 for k in keys {

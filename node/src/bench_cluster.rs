@@ -41,9 +41,9 @@ pub struct BenchClusterArgs {
     pub out: Option<PathBuf>,
 }
 
-struct Proc {
-    child: Child,
-    http: String,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
+    pub(crate) http: String,
     dir: PathBuf,
 }
 
@@ -55,7 +55,7 @@ impl Drop for Proc {
     }
 }
 
-fn port() -> u16 {
+pub(crate) fn port() -> u16 {
     loop {
         let p = 10_000 + rand::random::<u16>() % 10_000;
         if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
@@ -66,7 +66,7 @@ fn port() -> u16 {
 
 /// The `wani` binary, resolved once: `/proc/self/exe` names a deleted file
 /// if the binary is rebuilt while the benchmark runs.
-fn exe() -> anyhow::Result<PathBuf> {
+pub(crate) fn exe() -> anyhow::Result<PathBuf> {
     static EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     if let Some(e) = EXE.get() {
         return Ok(e.clone());
@@ -75,7 +75,7 @@ fn exe() -> anyhow::Result<PathBuf> {
     Ok(EXE.get_or_init(|| e).clone())
 }
 
-fn spawn(dir: &Path) -> anyhow::Result<Proc> {
+pub(crate) fn spawn(dir: &Path) -> anyhow::Result<Proc> {
     let mut child = Command::new(exe()?)
         .current_dir(dir)
         .env("RUST_LOG", "error")
@@ -99,10 +99,14 @@ fn spawn(dir: &Path) -> anyhow::Result<Proc> {
     })
 }
 
-const NAMES: [&str; 3] = ["a", "b", "c"];
+pub(crate) const NAMES: [&str; 3] = ["a", "b", "c"];
 
 /// Starts `n` nodes on a fresh database; waits until each sees all up.
-async fn cluster(postgres: &str, n: usize, root: &Path) -> anyhow::Result<(Vec<Proc>, String)> {
+pub(crate) async fn cluster(
+    postgres: &str,
+    n: usize,
+    root: &Path,
+) -> anyhow::Result<(Vec<Proc>, String)> {
     let (db, dbname) = wani_store::testing::create_postgres_database(postgres).await?;
     let ports: Vec<(u16, u16)> = (0..n).map(|_| (port(), port())).collect();
     let mut procs = Vec::new();
@@ -162,7 +166,7 @@ async fn wani_node_settled(http: &str) -> bool {
     )
 }
 
-async fn new_thread(http: &str) -> anyhow::Result<i64> {
+pub(crate) async fn new_thread(http: &str) -> anyhow::Result<i64> {
     let mut png = std::io::Cursor::new(Vec::new());
     image::RgbImage::from_fn(64, 64, |x, y| image::Rgb([x as u8, y as u8, 7]))
         .write_to(&mut png, image::ImageFormat::Png)?;
@@ -189,7 +193,7 @@ async fn new_thread(http: &str) -> anyhow::Result<i64> {
     v["id"].as_i64().context("no thread id")
 }
 
-async fn reply(http: &str, thread: i64, key: &str) -> std::io::Result<u16> {
+pub(crate) async fn reply(http: &str, thread: i64, key: &str) -> std::io::Result<u16> {
     let body = multipart("benchr", &[("body", "failover probe")], None);
     http_post(
         http,
@@ -202,7 +206,7 @@ async fn reply(http: &str, thread: i64, key: &str) -> std::io::Result<u16> {
     .map(|(s, _)| s)
 }
 
-fn owner(thread: i64, n: usize) -> usize {
+pub(crate) fn owner(thread: i64, n: usize) -> usize {
     let nodes: Vec<wani_supervision::NodeName> = NAMES[..n]
         .iter()
         .map(|s| wani_supervision::NodeName(s.to_string()))
@@ -294,7 +298,7 @@ async fn failover(procs: &mut [Proc], signal: i32, round: usize) -> anyhow::Resu
     Ok(took)
 }
 
-fn ms(us: u64) -> String {
+pub(crate) fn ms(us: u64) -> String {
     format!("{:.2}", us as f64 / 1000.0)
 }
 

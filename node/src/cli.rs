@@ -46,6 +46,10 @@ pub enum Command {
     /// Measure failover time, scale-out and the cross-node hop on real
     /// processes sharing one PostgreSQL (see docs/BENCHMARKS.md).
     BenchCluster(crate::bench_cluster::BenchClusterArgs),
+    /// Measure live updates: post-to-event latency with 1,000 and 10,000
+    /// subscribers (one node, and across nodes with --postgres), memory per
+    /// idle subscriber, posting throughput with subscribers attached.
+    BenchLive(crate::bench_live::BenchLiveArgs),
     /// Show the cluster as a running node sees it.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -261,6 +265,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Slip(cmd) => slip(config, cmd).await,
         Command::Bench(args) => crate::bench::run(args).await,
         Command::BenchCluster(args) => crate::bench_cluster::run(args).await,
+        Command::BenchLive(args) => crate::bench_live::run(args).await,
         Command::Cluster(ClusterCommand::Status { addr }) => cluster_status(&config, addr).await,
         Command::Drain {
             addr,

@@ -8,6 +8,7 @@
 pub mod abuse;
 pub mod bench;
 pub mod bench_cluster;
+pub mod bench_live;
 pub mod bench_media;
 pub mod cli;
 pub mod config;

@@ -349,3 +349,72 @@ async fn a_deleted_post_is_announced_to_its_subscribers() {
     live.expect("delete-post", json!({"thread": thread, "post": victim}))
         .await;
 }
+
+/// EventSource usually opens a fresh connection, served straight off the
+/// socket; a browser may also reuse a keep-alive connection that carried
+/// other requests, which axum serves. Both streams behave the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_on_a_reused_connection_works_the_same() {
+    let node = TestNode::start(Db::Sqlite, |_| {}).await.unwrap();
+    let (t, _, _) = new_thread(&node).await;
+    let url = node.at(&format!("/api/v1/live?thread={t}"));
+
+    let fresh = reqwest::Client::new();
+    let (mut direct, _) = Live::open_with(&fresh, &url, None).await;
+    assert_eq!(
+        direct.res.headers()["connection"],
+        "close",
+        "served off the socket"
+    );
+
+    let reused = reqwest::Client::new();
+    let res = reused.get(node.at("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.bytes().await.unwrap();
+    let (mut pooled, _) = Live::open_with(&reused, &url, None).await;
+    assert!(
+        pooled.res.headers().get("connection").is_none(),
+        "served by axum on the reused connection"
+    );
+
+    let p = reply(&node.client(), &node, t, "to both").await;
+    for live in [&mut direct, &mut pooled] {
+        live.expect("new-post", json!({"thread": t, "post": p}))
+            .await;
+    }
+    drop((direct, pooled));
+    eventually("both subscribers are gone", WAIT, || async {
+        (clients(&node).await == 0).then_some(())
+    })
+    .await;
+    node.stop().await;
+}
+
+/// A broken or refused request on a fresh connection gets a JSON error, as
+/// through axum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_stream_requests_get_clear_errors() {
+    let node = TestNode::start(Db::Sqlite, |_| {}).await.unwrap();
+    let res = reqwest::get(node.at("/api/v1/live?thread=twelve"))
+        .await
+        .unwrap();
+    let (status, v) = json_of(res).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(v["error"].as_str().unwrap().contains("numeric ids"), "{v}");
+
+    let addr = node.url.trim_start_matches("http://").to_string();
+    let mut raw = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    raw.write_all(b"GET /api/v1/live?thread=1 HTTP/1.1\r\nHost x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, raw.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("malformed HTTP request"), "{answer}");
+    assert_eq!(clients(&node).await, 0);
+    node.stop().await;
+}

@@ -9,7 +9,14 @@
 //!
 //! Each event is encoded once by the hub ([`Frame::sse`]) and the same bytes
 //! are written to every client, so a post watched by thousands costs one
-//! encoding and one write per client. Only nodes with the `live` role
+//! encoding and one write per client; what queued up while a client's task
+//! waited goes out in one write. Heartbeats come from the hub's clock, so a
+//! connection holds no timer.
+//!
+//! A connection whose first request is `GET /api/v1/live` (what EventSource
+//! usually opens) is served directly on its socket ([`serve_connection`]),
+//! with no HTTP machinery left attached while it idles; the same request on
+//! a connection that already served others goes through axum ([`events`]). Only nodes with the `live` role
 //! serve the stream (others answer 421); in a cluster any of them sees every
 //! thread's events, whichever node owns the thread.
 
@@ -23,10 +30,10 @@ use futures::stream::{self, Stream, StreamExt};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
 use wani_actors::live::{sse_event, Connection, Frame, Topics};
-
-/// Silence after which a `heartbeat` event is sent.
-const HEARTBEAT: Duration = Duration::from_secs(30);
 
 fn parse_topics(query: Option<&str>) -> Result<Topics, ApiError> {
     let mut topics = Topics::default();
@@ -50,73 +57,89 @@ fn parse_topics(query: Option<&str>) -> Result<Topics, ApiError> {
     Ok(topics)
 }
 
-fn resync() -> Bytes {
-    Bytes::from_static(b"event: resync\ndata: {}\n\n")
-}
+const RESYNC: &[u8] = b"event: resync\ndata: {}\n\n";
+const HEAD: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                    cache-control: no-store\r\nx-accel-buffering: no\r\n";
 
-fn heartbeat() -> Bytes {
-    Bytes::from_static(b"event: heartbeat\ndata: {}\n\n")
-}
-
-/// The events of one connection; dropping it stops the subscriber.
-fn event_stream(c: Connection) -> impl Stream<Item = Result<Bytes, Infallible>> {
-    let Connection {
-        client_id,
-        backlog,
-        resync_now,
-        events,
-        resync: overflow,
-        guard,
-    } = c;
-    let mut first = sse_event("new-client", None, &client_id);
-    if resync_now {
-        first.push_str("event: resync\ndata: {}\n\n");
-    }
-    for f in &backlog {
-        first.push_str(std::str::from_utf8(&f.sse).unwrap_or_default());
-    }
-    let first = Bytes::from(first);
-    let live = stream::unfold(Some((events, overflow, guard)), |st| async move {
-        let (mut rx, mut overflow, guard) = st?;
-        tokio::select! {
-            biased;
-            r = &mut overflow => {
-                // Dropped for falling behind (resync), or ended by the
-                // node: either way this connection is over.
-                drop(guard);
-                r.ok().map(|_| (resync(), None))
-            }
-            frame = tokio::time::timeout(HEARTBEAT, rx.recv()) => match frame {
-                Err(_) => Some((heartbeat(), Some((rx, overflow, guard)))),
-                Ok(frame) => {
-                    let frame: Arc<Frame> = frame?;
-                    Some((frame.sse.clone(), Some((rx, overflow, guard))))
-                }
-            }
-        }
-    });
-    stream::once(async move { first }).chain(live).map(Ok)
-}
-
-/// `GET /api/v1/live`.
-pub async fn events(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
+/// Checks the node's role and the subscriptions, registers the client with
+/// the hub: the stream's first bytes (`new-client`, then `resync` or what
+/// was missed since `Last-Event-ID`) and the connection to follow.
+async fn open(
+    state: &AppState,
+    query: Option<&str>,
+    last_event_id: Option<&str>,
+) -> Result<(Bytes, Connection), ApiError> {
     if !state.config.node.roles.iter().any(|r| r == "live") {
         return Err(ApiError::new(
             StatusCode::MISDIRECTED_REQUEST,
             "this node does not carry the live role; open live updates on one that does",
         ));
     }
-    let topics = parse_topics(query.as_deref())?;
-    let last = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let connection = state.live.connect(topics, last).await?;
-    let mut res = Response::new(Body::from_stream(event_stream(connection)));
+    let topics = parse_topics(query)?;
+    let last = last_event_id.and_then(|v| v.trim().parse::<u64>().ok());
+    let mut c = state.live.connect(topics, last).await?;
+    let mut first = sse_event("new-client", None, &c.client_id).into_bytes();
+    if c.resync_now {
+        first.extend_from_slice(RESYNC);
+    }
+    for f in std::mem::take(&mut c.backlog) {
+        first.extend_from_slice(&f.sse);
+    }
+    Ok((Bytes::from(first), c))
+}
+
+/// What comes next on a connection.
+enum Next {
+    /// Events to write (one or more, coalesced).
+    Write(Vec<u8>),
+    /// Dropped for falling behind: write `resync` and end.
+    Resync,
+    /// The node ended the stream, or the client went away.
+    End,
+}
+
+/// Waits for the next events: everything queued is taken at once, so a
+/// burst costs one write. Heartbeats come from the hub like events.
+async fn next(rx: &mut mpsc::Receiver<Arc<Frame>>, overflow: &mut oneshot::Receiver<()>) -> Next {
+    tokio::select! {
+        biased;
+        r = overflow => if r.is_ok() { Next::Resync } else { Next::End },
+        frame = rx.recv() => match frame {
+            None => Next::End,
+            Some(f) => {
+                let mut out = f.sse.to_vec();
+                while let Ok(f) = rx.try_recv() {
+                    out.extend_from_slice(&f.sse);
+                }
+                Next::Write(out)
+            }
+        }
+    }
+}
+
+/// The events of one connection through axum; dropping it stops the subscriber.
+fn event_stream(first: Bytes, c: Connection) -> impl Stream<Item = Result<Bytes, Infallible>> {
+    let live = stream::unfold(Some((c.events, c.resync, c.guard)), |st| async move {
+        let (mut rx, mut overflow, guard) = st?;
+        match next(&mut rx, &mut overflow).await {
+            Next::Write(b) => Some((Bytes::from(b), Some((rx, overflow, guard)))),
+            Next::Resync => Some((Bytes::from_static(RESYNC), None)),
+            Next::End => None,
+        }
+    });
+    stream::once(async move { first }).chain(live).map(Ok)
+}
+
+/// `GET /api/v1/live` on a connection that already carried other requests
+/// (a browser reuses its keep-alive connections): served by axum.
+pub async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let (first, connection) = open(&state, query.as_deref(), last).await?;
+    let mut res = Response::new(Body::from_stream(event_stream(first, connection)));
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -125,6 +148,174 @@ pub async fn events(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(res)
+}
+
+/// The request line a fresh connection opens a stream with.
+const LIVE_GET: &[u8] = b"GET /api/v1/live";
+
+/// Whether a fresh connection starts with `GET /api/v1/live` (then `?` or a
+/// space), looking at its first bytes without taking them.
+pub async fn is_live_request(stream: &TcpStream) -> bool {
+    let mut buf = [0u8; LIVE_GET.len() + 1];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            // Closed, failed or silent: axum answers (or times out) as usual.
+            _ => return false,
+        };
+        let k = n.min(LIVE_GET.len());
+        if buf[..k] != LIVE_GET[..k] {
+            return false;
+        }
+        if n > LIVE_GET.len() {
+            return matches!(buf[LIVE_GET.len()], b'?' | b' ');
+        }
+        // The request line arrived split: look again shortly.
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Serves a stream on a fresh connection directly, without hyper: the
+/// response has no chunked framing (`Connection: close` ends it), events go
+/// out as the hub encoded them, and an idle subscriber costs its socket, a
+/// small task and its subscriber actor — no HTTP buffers.
+pub async fn serve_connection(state: AppState, mut stream: TcpStream) {
+    let head = match read_head(&mut stream).await {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = write_error(&mut stream, e).await;
+            return;
+        }
+    };
+    let (query, last) = match parse_head(&head) {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = write_error(&mut stream, e).await;
+            return;
+        }
+    };
+    drop(head);
+    let (first, c) = match open(&state, query.as_deref(), last.as_deref()).await {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = write_error(&mut stream, e).await;
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let mut out = Vec::with_capacity(HEAD.len() + 24 + first.len());
+    out.extend_from_slice(HEAD.as_bytes());
+    out.extend_from_slice(b"connection: close\r\n\r\n");
+    out.extend_from_slice(&first);
+    if stream.write_all(&out).await.is_err() {
+        return;
+    }
+    drop(out);
+    let Connection {
+        events: mut rx,
+        resync: mut overflow,
+        guard,
+        ..
+    } = c;
+    loop {
+        let step = tokio::select! {
+            n = next(&mut rx, &mut overflow) => n,
+            // The client sends nothing after its request: readable means
+            // it closed the connection (or broke the protocol).
+            _ = stream.readable() => {
+                let mut scratch = [0u8; 64];
+                match stream.try_read(&mut scratch) {
+                    Ok(0) => Next::End,
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(_) => Next::End,
+                }
+            }
+        };
+        match step {
+            Next::Write(bytes) => {
+                if stream.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+            Next::Resync => {
+                let _ = stream.write_all(RESYNC).await;
+                break;
+            }
+            Next::End => break,
+        }
+    }
+    drop(guard);
+    let _ = stream.shutdown().await;
+}
+
+/// Reads the request head (at most 8 KiB, within 10 s).
+async fn read_head(stream: &mut TcpStream) -> Result<Vec<u8>, ApiError> {
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if head.windows(4).any(|w| w == b"\r\n\r\n") {
+            return Ok(head);
+        }
+        if head.len() > 8192 {
+            return Err(ApiError::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "the request head is larger than 8 KiB",
+            ));
+        }
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(ApiError::bad_request("the request ended early")),
+            Ok(Ok(n)) => head.extend_from_slice(&chunk[..n]),
+            Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the request head took too long",
+                ))
+            }
+        }
+    }
+}
+
+/// The query string and `Last-Event-ID` of a request head.
+fn parse_head(head: &[u8]) -> Result<(Option<String>, Option<String>), ApiError> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        _ => return Err(ApiError::bad_request("malformed HTTP request")),
+    }
+    let path = req.path.unwrap_or("");
+    let query = path.split_once('?').map(|(_, q)| q.to_string());
+    let last = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("last-event-id"))
+        .and_then(|h| std::str::from_utf8(h.value).ok())
+        .map(str::to_string);
+    Ok((query, last))
+}
+
+/// Answers an error as the API does (`{"error": ...}`), then closes.
+async fn write_error(stream: &mut TcpStream, e: ApiError) -> std::io::Result<()> {
+    let body = serde_json::json!({ "error": e.message }).to_string();
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+        e.status.as_u16(),
+        e.status.canonical_reason().unwrap_or(""),
+        body.len()
+    );
+    if let Some(s) = e.retry_after {
+        head.push_str(&format!("retry-after: {s}\r\n"));
+    }
+    head.push_str("\r\n");
+    head.push_str(&body);
+    stream.write_all(head.as_bytes()).await?;
+    stream.shutdown().await
 }
 
 #[derive(serde::Deserialize)]

@@ -50,7 +50,7 @@ pub fn parse(buf: &mut String) -> Vec<Ev> {
 
 /// A client's open SSE connection.
 pub struct Live {
-    res: reqwest::Response,
+    pub res: reqwest::Response,
     buf: String,
     ready: std::collections::VecDeque<Ev>,
 }
@@ -67,7 +67,16 @@ impl Live {
 
     /// Opens a stream at `url` and reads its `new-client` event: (stream, client id).
     pub async fn open(url: &str, last_event_id: Option<u64>) -> (Live, String) {
-        let mut req = reqwest::Client::new().get(url);
+        Live::open_with(&reqwest::Client::new(), url, last_event_id).await
+    }
+
+    /// The same through `client` (which may reuse a connection).
+    pub async fn open_with(
+        client: &reqwest::Client,
+        url: &str,
+        last_event_id: Option<u64>,
+    ) -> (Live, String) {
+        let mut req = client.get(url);
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id.to_string());
         }
