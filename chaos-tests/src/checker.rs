@@ -575,6 +575,7 @@ mod tests {
                 converge_ms: Some(800.0),
                 detail: String::new(),
                 injected: true,
+                survivors: vec![1],
             }],
             final_reads: [(
                 1,

@@ -99,6 +99,9 @@ pub struct FaultRecord {
     pub detail: String,
     /// Whether it was really injected.
     pub injected: bool,
+    /// Nodes expected to keep taking writes while it held (the probes' nodes).
+    #[serde(default)]
+    pub survivors: Vec<usize>,
 }
 
 /// One thread as one node served it after healing.
@@ -183,5 +186,27 @@ impl Recorder {
 impl Default for Recorder {
     fn default() -> Self {
         Recorder::new()
+    }
+}
+
+impl History {
+    /// Writes to `nodes` that started in `[from, to]` ms: (acknowledged, not).
+    pub fn writes_between(&self, nodes: &[usize], from: f64, to: f64) -> (usize, usize) {
+        let mut ok = 0;
+        let mut bad = 0;
+        for op in self.ops.iter().filter(|o| {
+            o.kind != OpKind::Read
+                && o.client != "probe"
+                && nodes.contains(&o.node)
+                && o.start_ms >= from
+                && o.start_ms <= to
+        }) {
+            if op.outcome == Outcome::Ok {
+                ok += 1;
+            } else {
+                bad += 1;
+            }
+        }
+        (ok, bad)
     }
 }

@@ -118,11 +118,12 @@ pub fn markdown(r: &RunReport) -> String {
     );
 
     let _ = writeln!(s, "\n## Faults\n\nRecovery: from the fault (from the heal for pg-restart) to the first write acknowledged to every workload thread, through the nodes still standing. View: from the heal until every node shows the same view with every node up.\n");
-    let _ = writeln!(s, "| # | fault | targets | at s | healed s | recovery ms | view converged ms | how |\n|---:|---|---|---:|---:|---:|---:|---|");
+    let _ = writeln!(s, "| # | fault | targets | at s | healed s | recovery ms | view converged ms | client writes to the other nodes while it held: ok / failed | how |\n|---:|---|---|---:|---:|---:|---:|---:|---|");
     for (i, f) in h.faults.iter().enumerate() {
+        let during = h.writes_between(&f.survivors, f.start_ms, f.heal_ms.unwrap_or(f.start_ms));
         let _ = writeln!(
             s,
-            "| {i} | {} | {} | {:.1} | {} | {} | {} | {} |",
+            "| {i} | {} | {} | {:.1} | {} | {} | {} | {} / {} | {} |",
             f.kind.name(),
             if f.targets.is_empty() {
                 "PostgreSQL / all".into()
@@ -139,6 +140,8 @@ pub fn markdown(r: &RunReport) -> String {
             f.converge_ms
                 .map(|x| format!("{x:.0}"))
                 .unwrap_or("—".into()),
+            during.0,
+            during.1,
             f.detail.replace('|', "/")
         );
     }

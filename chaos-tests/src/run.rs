@@ -474,6 +474,7 @@ async fn nemesis_step(
         converge_ms,
         detail,
         injected,
+        survivors,
     }
 }
 

@@ -39,14 +39,18 @@ pub async fn run_all(dir: &Path, opts: &Options) -> anyhow::Result<Vec<RunReport
 /// The suite's summary: one row per run, and one per fault kind.
 pub fn summary(reports: &[RunReport]) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "| scenario | seed | result | posts attempted | acknowledged | lost | duplicated | failed requests | unanswered | wall s |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    if let Some(r) = reports.first() {
+        let _ = writeln!(s, "Machine: {}. wani: `{}`.\n", r.machine, r.wani);
+    }
+    let _ = writeln!(s, "| scenario | seed | network | result | posts attempted | acknowledged | lost | duplicated | failed requests | unanswered | wall s |\n|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for r in reports {
         let t = &r.tally;
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
             r.scenario.name,
             r.seed,
+            r.network.split(':').next().unwrap_or(""),
             match (r.passed, r.scenario.expect_violations) {
                 (true, false) => "passed".to_string(),
                 (false, true) => format!(
@@ -71,18 +75,24 @@ pub fn summary(reports: &[RunReport]) -> String {
         );
     }
     // Per fault kind, over the runs without an injected bug.
-    let mut kinds: BTreeMap<FaultKind, Vec<(Option<f64>, Option<f64>, bool)>> = BTreeMap::new();
+    type Row = (Option<f64>, Option<f64>, bool, (usize, usize));
+    let mut kinds: BTreeMap<FaultKind, Vec<Row>> = BTreeMap::new();
     for r in reports.iter().filter(|r| !r.scenario.expect_violations) {
         for f in &r.history.faults {
-            kinds
-                .entry(f.kind)
-                .or_default()
-                .push((f.recovery_ms, f.converge_ms, f.injected));
+            let during =
+                r.history
+                    .writes_between(&f.survivors, f.start_ms, f.heal_ms.unwrap_or(f.start_ms));
+            kinds.entry(f.kind).or_default().push((
+                f.recovery_ms,
+                f.converge_ms,
+                f.injected,
+                during,
+            ));
         }
     }
-    let _ = writeln!(s, "\n| fault | injected | recovery ms (worst) | view converged ms (worst) |\n|---|---:|---:|---:|");
+    let _ = writeln!(s, "\n| fault | injected | recovery ms (worst) | view converged ms (worst) | writes to the other nodes while held: ok / failed |\n|---|---:|---:|---:|---:|");
     for (k, v) in kinds {
-        let worst = |f: &dyn Fn(&(Option<f64>, Option<f64>, bool)) -> Option<f64>| {
+        let worst = |f: &dyn Fn(&Row) -> Option<f64>| {
             v.iter()
                 .filter(|x| x.2)
                 .map(f)
@@ -92,12 +102,14 @@ pub fn summary(reports: &[RunReport]) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} | {}/{} | {} | {} |",
+            "| {} | {}/{} | {} | {} | {} / {} |",
             k.name(),
             v.iter().filter(|x| x.2).count(),
             v.len(),
             worst(&|x| x.0),
-            worst(&|x| x.1)
+            worst(&|x| x.1),
+            v.iter().map(|x| x.3 .0).sum::<usize>(),
+            v.iter().map(|x| x.3 .1).sum::<usize>()
         );
     }
     s
