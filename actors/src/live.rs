@@ -196,7 +196,12 @@ pub struct LiveHub {
 impl LiveHub {
     /// Starts the hub.
     pub async fn spawn() -> Result<LiveHub, ractor::SpawnErr> {
-        let (actor, _) = Actor::spawn(None, LiveHubActor, ()).await?;
+        LiveHub::spawn_ticking(TICK).await
+    }
+
+    /// Starts a hub whose heartbeat clock ticks every `tick`.
+    pub async fn spawn_ticking(tick: Duration) -> Result<LiveHub, ractor::SpawnErr> {
+        let (actor, _) = Actor::spawn(None, LiveHubActor, tick).await?;
         Ok(LiveHub {
             actor,
             router: Arc::default(),
@@ -498,7 +503,9 @@ impl HubState {
     /// Sends `heartbeat` to the clients that heard nothing for a while.
     fn beat(&mut self) {
         self.tick += 1;
-        let due = self.tick.saturating_sub(SILENT_TICKS);
+        let Some(due) = self.tick.checked_sub(SILENT_TICKS) else {
+            return;
+        };
         let quiet: Vec<u64> = self
             .clients
             .iter()
@@ -584,15 +591,16 @@ fn unindex<K: std::hash::Hash + Eq>(index: &mut HashMap<K, HashSet<u64>>, k: K, 
 impl Actor for LiveHubActor {
     type Msg = LiveMsg;
     type State = HubState;
-    type Arguments = ();
+    /// The heartbeat clock's period.
+    type Arguments = Duration;
 
     async fn pre_start(
         &self,
         myself: ActorRef<LiveMsg>,
-        _: (),
+        tick: Duration,
     ) -> Result<HubState, ActorProcessingErr> {
         // Ends with the hub: it stops once the hub's mailbox is closed.
-        myself.send_interval(TICK, || LiveMsg::Tick);
+        myself.send_interval(tick, || LiveMsg::Tick);
         // A random tag per hub (per node, and new on every restart), so an
         // id from another numbering is recognised and gets `resync`.
         let random = std::collections::hash_map::RandomState::new();
@@ -794,5 +802,54 @@ impl Actor for LiveSubscriber {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(thread: i64) -> Published {
+        Published::Post {
+            thread: ThreadId(thread),
+            board: BoardId(1),
+            post: PostId(thread * 100),
+            quotes: Vec::new(),
+            new_thread: false,
+        }
+    }
+
+    /// A quiet client hears a heartbeat after `SILENT_TICKS` ticks of
+    /// silence, and not while events keep coming.
+    #[tokio::test]
+    async fn silence_gets_a_heartbeat_and_events_postpone_it() {
+        let hub = LiveHub::spawn_ticking(Duration::from_millis(10))
+            .await
+            .unwrap();
+        let topics = |t: i64| Topics {
+            thread: vec![t],
+            board: vec![],
+        };
+        let mut quiet = hub.connect(topics(1), None).await.unwrap();
+        let mut busy = hub.connect(topics(2), None).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        // Keep `busy` hearing events until `quiet` has had its heartbeat.
+        let beat = loop {
+            hub.deliver(post(2));
+            let got = tokio::time::timeout(Duration::from_millis(5), quiet.events.recv()).await;
+            if let Ok(Some(f)) = got {
+                break f;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no heartbeat");
+        };
+        assert_eq!(beat.event, "heartbeat");
+        assert_eq!(&beat.sse[..], b"event: heartbeat\ndata: {}\n\n");
+        while let Ok(f) = busy.events.try_recv() {
+            assert_eq!(
+                f.event, "new-post",
+                "a client hearing events gets no heartbeat"
+            );
+        }
+        hub.stop();
     }
 }
