@@ -199,11 +199,38 @@ pub fn same_order_everywhere(h: &History) -> Verdict {
             }
         }
     }
+    // Reads during the run: a thread only grows at its end, so each one
+    // must be a prefix of what every node serves at the end.
+    let mut during = 0;
+    for op in &h.ops {
+        let (Some(t), Some(served)) = (op.thread, &op.served) else {
+            continue;
+        };
+        let Some(fin) = h
+            .final_reads
+            .get(&t)
+            .and_then(|r| r.iter().find_map(|r| r.posts.as_ref()))
+        else {
+            continue;
+        };
+        during += 1;
+        let fin: Vec<i64> = fin.iter().map(|p| p.0).collect();
+        if !fin.starts_with(served) {
+            v.push(format!(
+                "thread {t}: {} read {} on node {} at {:.0} ms, not a prefix of the final {}",
+                op.client,
+                tail(served),
+                name(h, op.node),
+                op.start_ms,
+                tail(&fin)
+            ));
+        }
+    }
     Verdict::new(
         "same-order-everywhere",
         "posts in a thread are in one order that every node serves identically",
         format!(
-            "{} threads read from {} nodes",
+            "{} threads read from {} nodes at the end; {during} reads during the run are prefixes of it",
             h.final_reads.len(),
             h.nodes.len()
         ),
@@ -535,6 +562,7 @@ mod tests {
             post: (outcome == Outcome::Ok).then_some(post),
             error: (outcome != Outcome::Ok).then(|| "unavailable".into()),
             timed_out: false,
+            served: None,
         }
     }
 
@@ -662,6 +690,24 @@ mod tests {
         let mut h = healthy();
         h.final_reads.get_mut(&1).unwrap()[1].posts = served(&[(1, "op"), (3, "k2"), (2, "k1")]);
         assert!(!same_order_everywhere(&h).ok);
+    }
+
+    #[test]
+    fn a_read_during_the_run_in_another_order_fails() {
+        let mut h = healthy();
+        let mut read = write("", 1, 0, Outcome::Ok);
+        read.kind = OpKind::Read;
+        read.key = None;
+        read.post = None;
+        read.served = Some(vec![1, 2]);
+        h.ops.push(read.clone());
+        assert!(same_order_everywhere(&h).ok, "a prefix is fine");
+        read.served = Some(vec![1, 3]);
+        h.ops.push(read);
+        assert!(
+            !same_order_everywhere(&h).ok,
+            "a reordering or a vanished post is not"
+        );
     }
 
     #[test]

@@ -204,6 +204,7 @@ impl Client {
             post: None,
             error: a.error.clone(),
             timed_out: a.timed_out,
+            served: None,
         }
     }
 
@@ -284,8 +285,8 @@ impl Client {
             .http
             .get(format!("{}/api/v1/thread/{thread}", self.urls[node]));
         let a = self.send(req).await;
-        let op = self.op(client, OpKind::Read, node, Some(thread), None, start, &a);
-        let posts = if op.outcome == Outcome::Ok {
+        let mut op = self.op(client, OpKind::Read, node, Some(thread), None, start, &a);
+        let posts: Option<Vec<(i64, String)>> = if op.outcome == Outcome::Ok {
             a.json.as_ref().and_then(|j| j.as_array()).map(|list| {
                 list.iter()
                     .map(|p| {
@@ -300,6 +301,7 @@ impl Client {
             None
         };
         if record {
+            op.served = posts.as_ref().map(|p| p.iter().map(|x| x.0).collect());
             self.recorder.record(op.clone());
         }
         (op, posts)

@@ -59,6 +59,9 @@ pub struct Op {
     pub error: Option<String>,
     /// Whether the deadline expired (a hang, unless the node was paused).
     pub timed_out: bool,
+    /// For a read: the post ids served, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served: Option<Vec<i64>>,
 }
 
 /// What one live subscriber saw.
