@@ -300,7 +300,12 @@ pub async fn load(
 
 /// Resident memory of this process, in KiB (Linux).
 pub fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    rss_of("self")
+}
+
+/// Resident memory of process `pid` (or `self`), in KiB (Linux).
+pub fn rss_of(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()

@@ -22,7 +22,7 @@
 //! Subscribers are raw TCP connections in this process (one task each,
 //! a 4 KiB read buffer), sharing the machine's cores with the server.
 
-use crate::bench::{load, machine, RequestTemplate};
+use crate::bench::{load, machine, rss_of, RequestTemplate};
 use crate::bench_cluster::{cluster, ms, new_thread, owner, reply, spawn, Proc};
 use anyhow::{bail, Context};
 use std::collections::HashMap;
@@ -209,18 +209,6 @@ fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).rposition(|w| w == needle)
 }
 
-/// Resident memory of process `pid`, in KiB.
-fn rss_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Post-to-event latency in µs: p50 and p99 over every (post, subscriber).
 struct Latency {
     p50_us: u64,
@@ -396,7 +384,7 @@ async fn measure(
     );
     let spread_paths: Vec<String> = spread_threads.iter().map(|t| live_path(*t)).collect();
     let mut memory = String::new();
-    let rss_before = rss_of(pid);
+    let rss_before = rss_of(&pid.to_string());
     for n in [big, small] {
         eprintln!("one node: latency with {n} subscribers over 1,000 threads");
         let watchers = n.div_ceil(spread_paths.len());
@@ -404,7 +392,7 @@ async fn measure(
         if n == big {
             // Idle: let the server settle, then read its memory.
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let rss_after = rss_of(pid);
+            let rss_after = rss_of(&pid.to_string());
             let per = (rss_after.saturating_sub(rss_before)) as f64 / n as f64;
             let _ = writeln!(
                 memory,

@@ -171,6 +171,23 @@ async fn three_nodes_with_roles(
     (servers, dirs, dbname)
 }
 
+/// Creates a thread on board b through `url`; its id.
+async fn new_thread(url: &str, subject: &str) -> i64 {
+    let res = reqwest::Client::new()
+        .post(format!("{url}/api/v1/thread/new"))
+        .multipart(form(
+            &[("board", "b"), ("subject", subject), ("body", "op")],
+            Some(("a.png", png(64, 64, false))),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    res.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
 async fn post_reply(url: &str, thread: i64, body: &str, key: &str) -> reqwest::Response {
     reqwest::Client::new()
         .post(format!("{url}/api/v1/thread/{thread}/new"))
@@ -222,19 +239,7 @@ async fn any_node_serves_any_thread_and_a_killed_owner_loses_nothing() {
     let (mut servers, _dirs, dbname) = three_nodes(&admin).await;
     let urls: Vec<String> = servers.iter().map(|s| s.1.clone()).collect();
 
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/v1/thread/new", urls[0]))
-        .multipart(form(
-            &[("board", "b"), ("subject", "clustered"), ("body", "op")],
-            Some(("a.png", png(64, 64, false))),
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-    let thread = res.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let thread = new_thread(&urls[0], "clustered").await;
 
     // Replies through all three nodes, in turn and then all at once.
     let mut acked = Vec::new();
@@ -321,18 +326,7 @@ async fn a_paused_owner_loses_its_threads_and_commits_nothing_stale_when_resumed
     };
     let (servers, _dirs, dbname) = three_nodes(&admin).await;
     let urls: Vec<String> = servers.iter().map(|s| s.1.clone()).collect();
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/v1/thread/new", urls[0]))
-        .multipart(form(
-            &[("board", "b"), ("body", "op")],
-            Some(("a.png", png(32, 32, false))),
-        ))
-        .send()
-        .await
-        .unwrap();
-    let thread = res.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let thread = new_thread(&urls[0], "paused").await;
     let owner = owner_of_thread(thread);
     let survivor = (owner + 1) % 3;
     // The owner activates the thread (and takes its shard's lease).
@@ -524,19 +518,7 @@ async fn live_subscribers_on_any_node_follow_a_thread_through_its_owners_death()
     };
     let (mut servers, _dirs, dbname) = three_nodes(&admin).await;
     let urls: Vec<String> = servers.iter().map(|s| s.1.clone()).collect();
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/v1/thread/new", urls[0]))
-        .multipart(form(
-            &[("board", "b"), ("subject", "watched"), ("body", "op")],
-            Some(("a.png", png(32, 32, false))),
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-    let thread = res.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let thread = new_thread(&urls[0], "watched").await;
     let owner = owner_of_thread(thread);
     let watchers: Vec<usize> = (0..3).filter(|&i| i != owner).collect();
     let mut subs = Vec::new();
