@@ -458,12 +458,31 @@ impl Repo for Store {
     }
 }
 
-/// Pool settings per backend. SQLite's pragmas are per connection, so they
-/// are set on every new one.
+/// How long PostgreSQL lets a transaction of ours sit idle before it ends
+/// it (and its locks): shorter than the failure detector's 1.6 s, so a
+/// frozen owner never holds up the node taking its leases over.
+const PG_IDLE_IN_TRANSACTION_MS: u64 = 1500;
+
+/// Pool settings per backend. Per-connection settings (SQLite's pragmas,
+/// PostgreSQL's idle timeout) are set on every new connection.
 fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
     let options = AnyPoolOptions::new().max_connections(max_connections);
     match backend {
-        Backend::Postgres => options,
+        Backend::Postgres => options.after_connect(|conn, _meta| {
+            Box::pin(async move {
+                // A write holds its shard lease row share-locked until it
+                // commits (see `check_fence`). If this process freezes in the
+                // middle (SIGSTOP, a VM pause), the server must end the
+                // transaction, or the lease takeover on another node waits
+                // for the lock until we wake up: failover would last as long
+                // as the pause. A healthy write is never idle that long.
+                conn.execute(sqlx::AssertSqlSafe(format!(
+                    "SET idle_in_transaction_session_timeout = {PG_IDLE_IN_TRANSACTION_MS}"
+                )))
+                .await?;
+                Ok(())
+            })
+        }),
         Backend::Sqlite => options.after_connect(|conn, _meta| {
             Box::pin(async move {
                 // WAL lets readers run beside the writer; NORMAL syncs at
