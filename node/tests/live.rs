@@ -377,6 +377,15 @@ async fn a_stream_on_a_reused_connection_works_the_same() {
         "served by axum on the reused connection"
     );
 
+    // Both count for operators, though one never passed through hyper.
+    let metrics = reqwest::get(node.at("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("\nwani_live_subscribers 2\n"), "{metrics}");
+
     let p = reply(&node.client(), &node, t, "to both").await;
     for live in [&mut direct, &mut pooled] {
         live.expect("new-post", json!({"thread": t, "post": p}))

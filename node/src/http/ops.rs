@@ -106,6 +106,16 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         &[("pool", "thumbnailer")],
         state.thumbnailer.queue_depth().await as f64,
     );
+    // Live streams are served off hyper (most of them), so the request
+    // metrics do not see them: the hub counts its clients.
+    if let Ok(n) = state.live.clients().await {
+        out.single(
+            "wani_live_subscribers",
+            "gauge",
+            "Live-update (Server-Sent Events) clients connected to this node.",
+            n as f64,
+        );
+    }
 
     if let Some(c) = &state.cluster {
         state.metrics.write_view_changes(&mut out);
