@@ -348,9 +348,9 @@ impl Cluster {
         let mut links = Links::default();
         if netns.is_none() {
             for i in 0..n {
-                for j in 0..n {
+                for (j, &(_, cluster_port)) in ports.iter().enumerate() {
                     if i != j {
-                        let link = Link::start(i, j, free_port(), ports[j].1)
+                        let link = Link::start(i, j, free_port(), cluster_port)
                             .await
                             .context("starting a link proxy")?;
                         links.links.push(Arc::new(link));

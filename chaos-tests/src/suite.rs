@@ -96,7 +96,7 @@ pub fn summary(reports: &[RunReport]) -> String {
             v.iter()
                 .filter(|x| x.2)
                 .map(f)
-                .fold(Some(0.0f64), |a, b| Some(a?.max(b?)))
+                .try_fold(0.0f64, |a, b| Some(a.max(b?)))
                 .map(|x| format!("{x:.0}"))
                 .unwrap_or("—".into())
         };

@@ -63,11 +63,8 @@ pub fn inject(w: &mut World) -> anyhow::Result<String> {
     let mut f = std::fs::File::create(&fs.filler)?;
     let chunk = vec![0u8; 1 << 20];
     let mut written = 0u64;
-    loop {
-        match f.write_all(&chunk) {
-            Ok(()) => written += chunk.len() as u64,
-            Err(_) => break,
-        }
+    while f.write_all(&chunk).is_ok() {
+        written += chunk.len() as u64;
     }
     // Whatever is left in partial blocks goes too.
     while f.write_all(&[0u8; 4096]).is_ok() {
