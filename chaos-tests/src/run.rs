@@ -414,8 +414,7 @@ async fn nemesis_step(
     let survivors = faults::survivors(w, spec.kind, &targets);
     // Faults that stop every write until healed are measured from the heal.
     let from_heal = matches!(spec.kind, FaultKind::PgRestart);
-    let probes = (injected && !from_heal)
-        .then(|| spawn_probes(client, threads, &survivors, k, spec.kind.silences_target()));
+    let probes = (injected && !from_heal).then(|| spawn_probes(client, threads, &survivors, k));
     let hold_until = Instant::now() + Duration::from_secs_f64(spec.hold_secs);
     if spec.kind != FaultKind::Panic {
         while Instant::now() < hold_until {
@@ -439,7 +438,7 @@ async fn nemesis_step(
     let probes = match probes {
         Some(p) => Some((p, start_ms)),
         None if injected => Some((
-            spawn_probes(client, threads, &all, k, false),
+            spawn_probes(client, threads, &all, k),
             heal_ms.unwrap_or(start_ms),
         )),
         None => None,
@@ -486,7 +485,6 @@ fn spawn_probes(
     threads: &Arc<Vec<i64>>,
     via: &[usize],
     fault: usize,
-    short_deadline: bool,
 ) -> Vec<tokio::task::JoinHandle<Option<f64>>> {
     threads
         .iter()
@@ -508,11 +506,8 @@ fn spawn_probes(
                     if op.outcome == Outcome::Ok {
                         return Some(op.end_ms);
                     }
-                    // Without an answer, the next attempt goes elsewhere at once;
-                    // after a refusal, a breath so the probe does not spin.
-                    if op.status.is_some() || !short_deadline {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
+                    // A breath, so a probe refused at once does not spin.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 None
             })
