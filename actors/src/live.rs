@@ -10,7 +10,10 @@
 //! ([`LiveHub::publish`]). In a cluster the owner's hub also sends the write,
 //! once, to every other node with the `live` role ([`Request::Live`] through
 //! the router), whose hub fans it out to its own clients
-//! ([`LiveHub::deliver`]). Each hub turns writes into numbered events, keeps
+//! ([`LiveHub::deliver`]). Those messages are numbered per receiving node,
+//! and each sender says every second how many it sent: a receiver that
+//! finds one missing (a session dropped with it in flight) tells the
+//! subscribers of the sender's entities to resync. Each hub turns writes into numbered events, keeps
 //! the last [`REPLAY`] of them for `Last-Event-ID`, and hands each to the
 //! clients subscribed to its thread or board with `try_send` on a bounded
 //! channel. Neither the hub nor the writers ever wait on a client: a full
@@ -29,7 +32,6 @@
 //! then forgets the client and its subscriptions.
 
 use crate::error::ActorError;
-use crate::remote::Request;
 use crate::router::Router;
 use bytes::Bytes;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
@@ -217,7 +219,7 @@ impl LiveHub {
     /// goes to every node with the `live` role, one message each.
     pub fn publish(&self, p: Published) {
         if let Some(router) = self.router.get() {
-            router.tell_role(wani_supervision::Role::Live, &Request::Live(p.clone()));
+            router.publish_live(&p);
         }
         self.deliver(p);
     }

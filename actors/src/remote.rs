@@ -39,8 +39,18 @@ pub enum Request {
         limits: crate::media::MediaLimits,
         options: crate::media::ThumbOptions,
     },
-    /// A write committed on the sending node, for this node's live clients.
-    Live(crate::live::Published),
+    /// A write committed on the sending node, for this node's live clients
+    /// (`event`), or, with none, the sender's periodic "this is how many I
+    /// sent you". `seq` counts the live messages the sender meant for this
+    /// node since it started (`stream` names that start), so a gap — a
+    /// message lost with a dropped session — is noticed and the subscribers
+    /// concerned are told to resync. Served in arrival order, not on a task
+    /// of its own, so events from one sender stay in order.
+    Live {
+        stream: u64,
+        seq: u64,
+        event: Option<crate::live::Published>,
+    },
 }
 
 /// Why a remote thumbnail job failed, on the wire.
@@ -283,8 +293,10 @@ pub async fn serve(entities: &Entities, pools: &Pools, req: Request) -> Answer {
                     crate::thumbnailer::ThumbError::Unavailable(u) => MediaFailure::Unavailable(u),
                 }),
         )),
-        Request::Live(p) => {
-            pools.live.deliver(p);
+        Request::Live { event, .. } => {
+            if let Some(p) = event {
+                pools.live.deliver(p);
+            }
             Ok(Answer::Done)
         }
     };

@@ -61,6 +61,10 @@ pub struct Router {
     actor: Mutex<Option<ActorRef<Wire>>>,
     /// Entities stopped here because their shard moved away (metrics).
     handed_over: AtomicU64,
+    /// Names this router's life in its live messages.
+    live_stream: u64,
+    /// Live messages sent to each peer so far.
+    live_seq: Mutex<HashMap<NodeName, u64>>,
     /// Shard leases released because their shard moved away (metrics).
     leases_released: AtomicU64,
 }
@@ -85,6 +89,13 @@ impl Router {
             actor: Mutex::new(None),
             handed_over: AtomicU64::new(0),
             leases_released: AtomicU64::new(0),
+            live_stream: {
+                use std::hash::{BuildHasher, Hasher};
+                std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish()
+            },
+            live_seq: Mutex::new(HashMap::new()),
         });
         let (actor, _) = Actor::spawn(
             None,
@@ -93,6 +104,7 @@ impl Router {
                 router: router.clone(),
                 entities: entities.clone(),
                 pools,
+                live_seen: HashMap::new(),
             },
         )
         .await
@@ -128,6 +140,9 @@ impl Router {
                     _ = reconcile.tick() => None,
                 };
                 let Some(router) = weak.upgrade() else { break };
+                if change.is_none() {
+                    router.live_sync();
+                }
                 // Before the view settles every route is `Nobody`: that is
                 // not a reason to stop what peers asked this node to run.
                 if change.is_none() && !router.cluster.is_settled() {
@@ -229,36 +244,76 @@ impl Router {
         )
     }
 
-    /// Sends a one-way request to every other node up with `role`, encoded
-    /// once. A node that cannot be reached is skipped: it is down, or its
-    /// session is being re-established and it will be told to resync.
-    pub fn tell_role(&self, role: Role, req: &Request) {
+    /// Sends a committed write to every other node up with the `live` role,
+    /// numbered for each. A node that cannot be reached is skipped: it is
+    /// down, or its session is being re-established and the next number
+    /// it sees tells it that it missed one.
+    pub fn publish_live(&self, event: &crate::live::Published) {
+        self.live_to_peers(Some(event));
+    }
+
+    /// Tells every live peer how many live messages it was sent (a lost
+    /// last one is noticed within a second).
+    fn live_sync(&self) {
+        self.live_to_peers(None);
+    }
+
+    fn live_to_peers(&self, event: Option<&crate::live::Published>) {
         let me = self.cluster.me();
         let nodes: Vec<NodeName> = self
             .cluster
-            .owners_for(role)
+            .owners_for(Role::Live)
             .into_iter()
             .filter(|n| *n != me)
             .collect();
-        if nodes.is_empty() {
-            return;
-        }
-        let payload = match remote::encode(req) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not encode a cluster message");
-                return;
-            }
-        };
         for node in nodes {
-            let frame = Frame::Call {
-                req: 0,
-                from: me.0.clone(),
-                payload: payload.clone(),
+            let seq = {
+                let Ok(mut seqs) = self.live_seq.lock() else {
+                    return;
+                };
+                let seq = seqs.entry(node.clone()).or_insert(0);
+                if event.is_some() {
+                    *seq += 1;
+                }
+                *seq
             };
-            if let Err(e) = self.send(&node, frame) {
-                tracing::debug!(%node, error = %e, "a live event did not reach a node");
+            let req = Request::Live {
+                stream: self.live_stream,
+                seq,
+                event: event.cloned(),
+            };
+            let sent = remote::encode(&req).and_then(|payload| {
+                self.send(
+                    &node,
+                    Frame::Call {
+                        req: 0,
+                        from: me.0.clone(),
+                        payload,
+                    },
+                )
+            });
+            if let Err(e) = sent {
+                tracing::debug!(%node, error = %e, "a live message did not reach a node");
             }
+        }
+    }
+
+    /// Checks a live message's number against the last one from `from`:
+    /// true when one went missing (or `from` restarted) since.
+    fn live_gap(
+        seen: &mut HashMap<String, (u64, u64)>,
+        from: &str,
+        stream: u64,
+        seq: u64,
+        event: bool,
+    ) -> bool {
+        let last = seen.insert(from.to_string(), (stream, seq));
+        match last {
+            // First contact: this node's clients came after whatever was before.
+            None => false,
+            Some((s, _)) if s != stream => true,
+            Some((_, last)) if event => seq != last + 1,
+            Some((_, last)) => seq > last,
         }
     }
 
@@ -402,6 +457,8 @@ pub struct RouterArgs {
     router: Arc<Router>,
     entities: Entities,
     pools: Pools,
+    /// The last live message from each peer: (its stream, its number).
+    live_seen: HashMap<String, (u64, u64)>,
 }
 impl ractor::Message for RouterArgs {}
 
@@ -430,13 +487,28 @@ impl Actor for RouterActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg.0 {
             Ok(Envelope::V1(Frame::Call { req, from, payload })) => {
+                let request = remote::decode::<Request>(&payload);
+                if let Ok(Request::Live { stream, seq, event }) = request {
+                    if Router::live_gap(&mut state.live_seen, &from, stream, seq, event.is_some()) {
+                        tracing::info!(%from, "live messages were lost: the subscribers of its entities resync");
+                        let (r, from) = (state.router.clone(), NodeName(from.clone()));
+                        state
+                            .pools
+                            .live
+                            .owner_lost(move |key| r.route(key) == Route::There(from.clone()));
+                    }
+                    if let Some(p) = event {
+                        state.pools.live.deliver(p);
+                    }
+                    return Ok(());
+                }
                 let router = state.router.clone();
                 let entities = state.entities.clone();
                 let pools = state.pools.clone();
                 // Each call runs on its own task: a slow entity must not hold
                 // up calls to the others.
                 tokio::spawn(async move {
-                    let answer = match remote::decode::<Request>(&payload) {
+                    let answer = match request {
                         Ok(request) => remote::serve(&entities, &pools, request).await,
                         Err(e) => Answer::Failed(e),
                     };
@@ -460,5 +532,30 @@ impl Actor for RouterActor {
             Err(e) => tracing::warn!(error = %e, "dropped a broken cluster frame"),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_live_message_is_a_gap() {
+        let mut seen = HashMap::new();
+        // First contact, whatever its number: nothing to compare with.
+        assert!(!Router::live_gap(&mut seen, "a", 7, 5, true));
+        assert!(!Router::live_gap(&mut seen, "a", 7, 6, true));
+        // The sender says it sent 6: all there.
+        assert!(!Router::live_gap(&mut seen, "a", 7, 6, false));
+        // 7 never arrived.
+        assert!(Router::live_gap(&mut seen, "a", 7, 8, true));
+        assert!(!Router::live_gap(&mut seen, "a", 7, 9, true));
+        // The last one (10) was lost: the sync says so.
+        assert!(Router::live_gap(&mut seen, "a", 7, 10, false));
+        assert!(!Router::live_gap(&mut seen, "a", 7, 10, false));
+        // Another node counts on its own.
+        assert!(!Router::live_gap(&mut seen, "b", 3, 1, true));
+        // The sender restarted: what it had in flight may be lost.
+        assert!(Router::live_gap(&mut seen, "a", 8, 1, true));
     }
 }
