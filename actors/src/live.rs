@@ -13,7 +13,7 @@
 //! ([`LiveHub::deliver`]). Those messages are numbered per receiving node,
 //! and each sender says every second how many it sent: a receiver that
 //! finds one missing (a session dropped with it in flight) tells the
-//! subscribers of the sender's entities to resync. Each hub turns writes into numbered events, keeps
+//! subscribers it has to resync. Each hub turns writes into numbered events, keeps
 //! the last [`REPLAY`] of them for `Last-Event-ID`, and hands each to the
 //! clients subscribed to its thread or board with `try_send` on a bounded
 //! channel. Neither the hub nor the writers ever wait on a client: a full

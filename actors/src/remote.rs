@@ -43,8 +43,8 @@ pub enum Request {
     /// (`event`), or, with none, the sender's periodic "this is how many I
     /// sent you". `seq` counts the live messages the sender meant for this
     /// node since it started (`stream` names that start), so a gap — a
-    /// message lost with a dropped session — is noticed and the subscribers
-    /// concerned are told to resync. Served in arrival order, not on a task
+    /// message lost with a dropped session — is noticed and the receiver's
+    /// subscribers are told to resync. Served in arrival order, not on a task
     /// of its own, so events from one sender stay in order.
     Live {
         stream: u64,

@@ -244,10 +244,10 @@ impl Router {
         )
     }
 
-    /// Sends a committed write to every other node up with the `live` role,
+    /// Sends a committed write to every other node with the `live` role,
     /// numbered for each. A node that cannot be reached is skipped: it is
-    /// down, or its session is being re-established and the next number
-    /// it sees tells it that it missed one.
+    /// down, or cut off for a while, and the next number it sees tells it
+    /// that it missed one.
     pub fn publish_live(&self, event: &crate::live::Published) {
         self.live_to_peers(Some(event));
     }
@@ -260,11 +260,16 @@ impl Router {
 
     fn live_to_peers(&self, event: Option<&crate::live::Published>) {
         let me = self.cluster.me();
+        // Every peer with the role that this node knows of, down ones too:
+        // a peer this node thinks down may only be cut off for a while, and
+        // must find the messages it missed counted when it is back.
         let nodes: Vec<NodeName> = self
             .cluster
-            .owners_for(Role::Live)
-            .into_iter()
-            .filter(|n| *n != me)
+            .view()
+            .members
+            .iter()
+            .filter(|m| m.name != me.0 && m.roles.contains(&Role::Live.name()))
+            .map(|m| NodeName(m.name.clone()))
             .collect();
         for node in nodes {
             let seq = {
@@ -490,12 +495,12 @@ impl Actor for RouterActor {
                 let request = remote::decode::<Request>(&payload);
                 if let Ok(Request::Live { stream, seq, event }) = request {
                     if Router::live_gap(&mut state.live_seen, &from, stream, seq, event.is_some()) {
-                        tracing::info!(%from, "live messages were lost: the subscribers of its entities resync");
-                        let (r, from) = (state.router.clone(), NodeName(from.clone()));
-                        state
-                            .pools
-                            .live
-                            .owner_lost(move |key| r.route(key) == Route::There(from.clone()));
+                        // What was lost is unknown, and whose entities they
+                        // were too: the sender may have owned them in a view
+                        // this node did not share (it was cut off). Every
+                        // subscriber here resyncs; gaps are rare.
+                        tracing::info!(%from, "live messages were lost: every subscriber here resyncs");
+                        state.pools.live.owner_lost(|_| true);
                     }
                     if let Some(p) = event {
                         state.pools.live.deliver(p);
