@@ -215,11 +215,12 @@ pub fn same_order_everywhere(h: &History) -> Verdict {
         };
         during += 1;
         let fin: Vec<i64> = fin.iter().map(|p| p.0).collect();
-        if !fin.starts_with(served) {
+        if !served.is_prefix_of(&fin) {
             v.push(format!(
-                "thread {t}: {} read {} on node {} at {:.0} ms, not a prefix of the final {}",
+                "thread {t}: {} read {} posts ending with {:?} on node {} at {:.0} ms, not a prefix of the final {}",
                 op.client,
-                tail(served),
+                served.len,
+                served.last,
                 name(h, op.node),
                 op.start_ms,
                 tail(&fin)
@@ -699,10 +700,10 @@ mod tests {
         read.kind = OpKind::Read;
         read.key = None;
         read.post = None;
-        read.served = Some(vec![1, 2]);
+        read.served = Some(crate::history::Served::of(&[1, 2]));
         h.ops.push(read.clone());
         assert!(same_order_everywhere(&h).ok, "a prefix is fine");
-        read.served = Some(vec![1, 3]);
+        read.served = Some(crate::history::Served::of(&[1, 3]));
         h.ops.push(read);
         assert!(
             !same_order_everywhere(&h).ok,

@@ -303,7 +303,10 @@ impl Client {
             None
         };
         if record {
-            op.served = posts.as_ref().map(|p| p.iter().map(|x| x.0).collect());
+            op.served = posts.as_ref().map(|p| {
+                let ids: Vec<i64> = p.iter().map(|x| x.0).collect();
+                crate::history::Served::of(&ids)
+            });
             self.recorder.record(op.clone());
         }
         (op, posts)

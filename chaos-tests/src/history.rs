@@ -59,9 +59,42 @@ pub struct Op {
     pub error: Option<String>,
     /// Whether the deadline expired (a hang, unless the node was paused).
     pub timed_out: bool,
-    /// For a read: the post ids served, in order.
+    /// For a read: what it served, summed up (a soak reads threads of
+    /// thousands of posts thousands of times; the whole lists would not fit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub served: Option<Vec<i64>>,
+    pub served: Option<Served>,
+}
+
+/// The post ids a read served, in order, as a length, the last id and a
+/// hash: enough to tell whether they are a prefix of another list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Served {
+    pub len: usize,
+    pub last: Option<i64>,
+    pub hash: u64,
+}
+
+impl Served {
+    /// Sums up `ids`.
+    pub fn of(ids: &[i64]) -> Served {
+        // FNV-1a over the ids' bytes: stable across runs and machines.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for id in ids {
+            for b in id.to_le_bytes() {
+                h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+        Served {
+            len: ids.len(),
+            last: ids.last().copied(),
+            hash: h,
+        }
+    }
+
+    /// Whether the read served exactly the first `len` ids of `all`.
+    pub fn is_prefix_of(&self, all: &[i64]) -> bool {
+        all.len() >= self.len && Served::of(&all[..self.len]) == *self
+    }
 }
 
 /// What one live subscriber saw.
