@@ -417,9 +417,13 @@ pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, ActorError> {
         .map_err(|e| ActorError::Unavailable(format!("could not encode a cluster message: {e}")))
 }
 
+/// The largest answer accepted, joined from its parts: a thread's view at
+/// its bump limit is a few MiB.
+pub const MAX_ANSWER: usize = 64 << 20;
+
 /// Decodes a request or answer from the wire; a broken payload is an error.
 pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ActorError> {
-    let config = bincode::config::standard().with_limit::<{ 1 << 20 }>();
+    let config = bincode::config::standard().with_limit::<MAX_ANSWER>();
     bincode::serde::decode_from_slice(bytes, config)
         .map(|(v, _)| v)
         .map_err(|e| ActorError::Unavailable(format!("could not decode a cluster message: {e}")))

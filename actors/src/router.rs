@@ -58,6 +58,8 @@ pub struct Router {
     next_req: AtomicU64,
     /// Requests awaiting an answer, with the node asked.
     pending: Mutex<HashMap<u64, (NodeName, oneshot::Sender<Vec<u8>>)>>,
+    /// Answers arriving in parts: the parts so far, by request.
+    parts: Mutex<HashMap<u64, Vec<Vec<u8>>>>,
     actor: Mutex<Option<ActorRef<Wire>>>,
     /// Entities stopped here because their shard moved away (metrics).
     handed_over: AtomicU64,
@@ -86,6 +88,7 @@ impl Router {
             timeout,
             next_req: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
+            parts: Mutex::new(HashMap::new()),
             actor: Mutex::new(None),
             handed_over: AtomicU64::new(0),
             leases_released: AtomicU64::new(0),
@@ -431,7 +434,60 @@ impl Router {
         if let Ok(mut p) = self.pending.lock() {
             p.remove(&id);
         }
+        if let Ok(mut p) = self.parts.lock() {
+            p.remove(&id);
+        }
         result
+    }
+
+    /// Sends an answer to `to`: one `Reply`, or in parts when it is larger
+    /// than a frame.
+    fn answer(&self, to: &NodeName, req: u64, payload: Vec<u8>) -> Result<(), ActorError> {
+        if payload.len() <= wani_supervision::wire::PART {
+            return self.send(to, Frame::Reply { req, payload });
+        }
+        let parts = payload.len().div_ceil(wani_supervision::wire::PART) as u32;
+        for (part, chunk) in payload.chunks(wani_supervision::wire::PART).enumerate() {
+            self.send(
+                to,
+                Frame::ReplyPart {
+                    req,
+                    part: part as u32,
+                    parts,
+                    payload: chunk.to_vec(),
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Takes one part of an answer; the last one completes the request.
+    /// Parts arrive in order over one session; anything else (a part for a
+    /// request no longer waiting, one out of order, too many) is dropped,
+    /// and the caller times out and retries.
+    fn complete_part(&self, req: u64, part: u32, parts: u32, payload: Vec<u8>) {
+        let waiting = self
+            .pending
+            .lock()
+            .map(|p| p.contains_key(&req))
+            .unwrap_or(false);
+        if !waiting || parts as usize > remote::MAX_ANSWER / wani_supervision::wire::PART + 1 {
+            return;
+        }
+        let Ok(mut all) = self.parts.lock() else {
+            return;
+        };
+        let got = all.entry(req).or_default();
+        if part as usize != got.len() {
+            all.remove(&req);
+            return;
+        }
+        got.push(payload);
+        if got.len() == parts as usize {
+            let joined = all.remove(&req).unwrap_or_default().concat();
+            drop(all);
+            self.complete(req, joined);
+        }
     }
 
     fn complete(&self, req: u64, payload: Vec<u8>) {
@@ -522,9 +578,7 @@ impl Actor for RouterActor {
                     }
                     match remote::encode(&answer) {
                         Ok(payload) => {
-                            if let Err(e) =
-                                router.send(&NodeName(from.clone()), Frame::Reply { req, payload })
-                            {
+                            if let Err(e) = router.answer(&NodeName(from.clone()), req, payload) {
                                 tracing::warn!(%from, error = %e, "could not answer a cluster call");
                             }
                         }
@@ -533,6 +587,12 @@ impl Actor for RouterActor {
                 });
             }
             Ok(Envelope::V1(Frame::Reply { req, payload })) => state.router.complete(req, payload),
+            Ok(Envelope::V1(Frame::ReplyPart {
+                req,
+                part,
+                parts,
+                payload,
+            })) => state.router.complete_part(req, part, parts, payload),
             Ok(Envelope::V1(_)) => {}
             Err(e) => tracing::warn!(error = %e, "dropped a broken cluster frame"),
         }

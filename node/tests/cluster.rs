@@ -595,3 +595,57 @@ async fn live_subscribers_on_any_node_follow_a_thread_through_its_owners_death()
     drop(servers);
     let _ = wani_store::testing::drop_postgres_database(&admin, &dbname).await;
 }
+
+/// A thread whose view is larger than one cluster frame (1 MiB) is still
+/// served by the nodes that do not own it: the owner answers in parts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_larger_than_a_cluster_frame_is_served_by_every_node() {
+    let Some(admin) = wani_store::testing::postgres_admin_url() else {
+        println!(
+            "PostgreSQL tests skipped: set {}",
+            wani_store::testing::POSTGRES_ENV
+        );
+        return;
+    };
+    let (servers, _dirs, dbname) = three_nodes(&admin).await;
+    let urls: Vec<String> = servers.iter().map(|s| s.1.clone()).collect();
+    let thread = new_thread(&urls[0], "long").await;
+    let owner = owner_of_thread(thread);
+    // Each body escapes to 16 KiB of HTML: 80 replies make a view of
+    // about 1.6 MiB in JSON and as much as a page.
+    let body = "<".repeat(4000);
+    let body = body.as_str();
+    let url = urls[owner].as_str();
+    let replies = futures::future::join_all((0..80).map(|i| async move {
+        post_reply(url, thread, body, &format!("long-{i}"))
+            .await
+            .status()
+    }))
+    .await;
+    assert!(replies.iter().all(|s| *s == 201), "{replies:?}");
+    let at_owner = reqwest::get(format!("{url}/api/v1/thread/{thread}"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(at_owner.len() > 1 << 20, "{} bytes", at_owner.len());
+    for other in (0..3).filter(|&i| i != owner) {
+        let res = reqwest::get(format!("{}/api/v1/thread/{thread}", urls[other]))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "node {other}");
+        assert_eq!(
+            res.bytes().await.unwrap(),
+            at_owner,
+            "node {other} serves the owner's view"
+        );
+        let page = reqwest::get(format!("{}/threads/{thread}", urls[other]))
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200, "node {other}'s page");
+        assert!(page.text().await.unwrap().len() > 1 << 20);
+    }
+    drop(servers);
+    let _ = wani_store::testing::drop_postgres_database(&admin, &dbname).await;
+}

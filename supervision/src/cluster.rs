@@ -421,7 +421,7 @@ impl MembershipState {
                 self.publish(changes);
             }
             // Region traffic goes to the region router, not here.
-            Frame::Tick | Frame::Call { .. } | Frame::Reply { .. } => {}
+            Frame::Tick | Frame::Call { .. } | Frame::Reply { .. } | Frame::ReplyPart { .. } => {}
         }
     }
 

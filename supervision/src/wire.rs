@@ -50,7 +50,20 @@ pub enum Frame {
     /// The membership actor's own timer. Local only; one received from a
     /// peer would only make the receiver re-check its view early.
     Tick,
+    /// One of `parts` pieces of an answer too large for one frame (a long
+    /// thread's view), in order; the caller joins them. Last, so the
+    /// variants before it keep their numbers.
+    ReplyPart {
+        req: u64,
+        part: u32,
+        parts: u32,
+        payload: Vec<u8>,
+    },
 }
+
+/// The largest payload one `Reply` carries; larger answers go as
+/// `ReplyPart`s of this size, leaving room for the envelope.
+pub const PART: usize = MAX_FRAME - 4096;
 
 /// A heartbeat's content.
 #[derive(Clone, Debug, PartialEq, Encode, Decode)]
@@ -159,6 +172,16 @@ mod tests {
             Wire::from_bytes(Wire(Ok(beat())).into_bytes()),
             Wire(Ok(beat()))
         );
+        // A full part of a large answer fits in a frame.
+        let part = Envelope::V1(Frame::ReplyPart {
+            req: u64::MAX,
+            part: 3,
+            parts: 9,
+            payload: vec![0xff; PART],
+        });
+        let bytes = encode(&part).unwrap();
+        assert!(bytes.len() <= MAX_FRAME);
+        assert_eq!(decode(&bytes).unwrap(), part);
     }
 
     #[test]
