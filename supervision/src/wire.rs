@@ -12,10 +12,12 @@
 //! a node that receives a version it does not know answers
 //! `WireError::UnknownVersion` instead of guessing. Frames are bounded by
 //! [`MAX_FRAME`], well under ractor_cluster's 16 MiB session limit (over which
-//! it drops the whole session): media bytes never travel here, only keys.
+//! it drops the whole session): media bytes never travel here, only keys,
+//! and an answer larger than a frame (a long thread's view) travels as
+//! [`Frame::ReplyPart`]s that the caller joins.
 //!
-//! This module holds the membership frames. Entity routing frames (calls to
-//! a remote region) are added with the region's remote routing.
+//! Membership frames (heartbeats, acks, leaving) and entity routing frames
+//! (calls to a remote region and their replies) share the envelope.
 
 use bincode::{Decode, Encode};
 
