@@ -58,7 +58,20 @@ impl Netns {
     pub fn available() -> bool {
         // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
-        root && sh("ip", &["netns", "list"]).is_ok() && sh("tc", &["-V"]).is_ok()
+        if !root || sh("tc", &["-V"]).is_err() || sh("ss", &["-V"]).is_err() {
+            return false;
+        }
+        // Listing is not enough: a container may list but refuse to create.
+        let probe = format!("wcp{}", std::process::id());
+        let ok = sh("ip", &["netns", "add", &probe]).is_ok()
+            && sh(
+                "ip",
+                &["link", "add", &format!("{probe}b"), "type", "bridge"],
+            )
+            .is_ok();
+        let _ = sh("ip", &["link", "del", &format!("{probe}b")]);
+        let _ = sh("ip", &["netns", "del", &probe]);
+        ok
     }
 
     /// Whether this kernel has `tc netem` (the latency fault needs it); tried

@@ -105,9 +105,14 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<RunRepor
     pg.drop_database(&db_name);
     let db_url = pg.create_database(&db_name)?;
 
-    let blob_fs = match scenario.blob_fs_mib {
-        Some(mib) => Some(faults::disk::BlobFs::mount(&dir.join("blobs"), mib)?),
-        None => None,
+    // Without the right to mount, the run goes on with blobs in the
+    // database and the disk-fill fault says why it was not injected.
+    let (blob_fs, blob_fs_error) = match scenario.blob_fs_mib {
+        Some(mib) => match faults::disk::BlobFs::mount(&dir.join("blobs"), mib) {
+            Ok(fs) => (Some(fs), None),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        },
+        None => (None, None),
     };
     let blobs = match &blob_fs {
         Some(fs) => format!("[blobs]\nbackend = \"fs\"\ndir = \"{}\"", fs.dir.display()),
@@ -153,6 +158,7 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<RunRepor
         pg,
         client: client.clone(),
         blob_fs,
+        blob_fs_error,
     };
     let n = world.cluster.nodes.len();
     for i in 0..n {

@@ -56,10 +56,14 @@ impl Drop for BlobFs {
 }
 
 pub fn inject(w: &mut World) -> anyhow::Result<String> {
-    let fs = w
-        .blob_fs
-        .as_ref()
-        .context("no blob filesystem: the scenario needs `blob_fs_mib` and root")?;
+    let Some(fs) = w.blob_fs.as_ref() else {
+        bail!(
+            "no blob filesystem: {}",
+            w.blob_fs_error
+                .as_deref()
+                .unwrap_or("the scenario needs `blob_fs_mib`")
+        );
+    };
     let mut f = std::fs::File::create(&fs.filler)?;
     let chunk = vec![0u8; 1 << 20];
     let mut written = 0u64;

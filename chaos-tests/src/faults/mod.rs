@@ -33,6 +33,8 @@ pub struct World {
     pub client: Client,
     /// The blob directory on its own small filesystem, for `disk-fill`.
     pub blob_fs: Option<disk::BlobFs>,
+    /// Why there is no blob filesystem, if one was asked for.
+    pub blob_fs_error: Option<String>,
 }
 
 /// Injects `spec` on `targets`; the detail for the report.
