@@ -36,6 +36,8 @@ pub struct Leases {
     holder: Box<dyn Fn() -> String + Send + Sync>,
     /// Whether a holder (`name#incarnation`) is dead in the current view.
     gone: Box<dyn Fn(&str) -> bool + Send + Sync>,
+    /// Whether this node sees a majority of the cluster.
+    quorum: Box<dyn Fn() -> bool + Send + Sync>,
     shards: u32,
     ttl: Duration,
     held: Mutex<HashMap<i64, (String, Fence)>>,
@@ -47,6 +49,7 @@ impl Leases {
         repo: Arc<dyn Repo>,
         holder: impl Fn() -> String + Send + Sync + 'static,
         gone: impl Fn(&str) -> bool + Send + Sync + 'static,
+        quorum: impl Fn() -> bool + Send + Sync + 'static,
         shards: u32,
         ttl: Duration,
     ) -> Arc<Leases> {
@@ -54,6 +57,7 @@ impl Leases {
             repo,
             holder: Box::new(holder),
             gone: Box::new(gone),
+            quorum: Box::new(quorum),
             shards,
             ttl,
             held: Mutex::new(HashMap::new()),
@@ -104,6 +108,15 @@ impl Leases {
                         return Ok(f);
                     }
                 }
+            }
+            // Cut off from the majority, this node may not take leases
+            // over, and the holder keeps renewing: say so at once rather
+            // than after the lease time.
+            if !(self.quorum)() {
+                return Err(ActorError::Unavailable(format!(
+                    "this node cannot reach a majority of the cluster, and shard {shard} is leased \
+                     by another node; send the request to another node"
+                )));
             }
             if Instant::now() > deadline {
                 return Err(ActorError::Unavailable(format!(

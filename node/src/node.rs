@@ -153,11 +153,12 @@ impl Node {
                 .context("starting the cluster membership")?;
             tracing::info!(%listen, seeds = ?config.cluster.seeds, "cluster membership started");
             let c = Arc::new(c);
-            let (holder, judge) = (c.clone(), c.clone());
+            let (holder, judge, quorum) = (c.clone(), c.clone(), c.clone());
             let leases = Leases::new(
                 Arc::new(store.clone()),
                 move || holder.lease_holder(),
                 move |h: &str| judge.is_holder_gone(h),
+                move || quorum.has_quorum(),
                 config.cluster.shards,
                 Duration::from_millis(config.cluster.lease_ttl_ms),
             );

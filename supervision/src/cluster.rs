@@ -506,12 +506,33 @@ impl Actor for MembershipActor {
     }
 }
 
+/// See [`Cluster::has_quorum`]; `at_least` is the cluster size the config
+/// implies.
+fn quorum(members: &[MemberView], at_least: usize) -> bool {
+    let alive = |m: &&MemberView| matches!(m.state, "up" | "suspect" | "leaving");
+    let known = members.len().max(at_least);
+    let up = members.iter().filter(alive).count();
+    if 2 * up != known {
+        return 2 * up > known;
+    }
+    // A tie can only be broken among the members this node has met; one it
+    // never heard from counts against it.
+    members.len() == known
+        && members
+            .iter()
+            .min_by(|a, b| a.name.cmp(&b.name))
+            .is_some_and(|m| alive(&m))
+}
+
 /// A running cluster membership for this node.
 pub struct Cluster {
     name: String,
     /// How long after starting or rejoining this node's view is too young
     /// to act on: peers it has not heard from yet are not in it.
     settle_ms: u64,
+    /// How many seeds the config names: with this node, the smallest the
+    /// cluster can be, even before it has heard from any of them.
+    seeds: usize,
     directory: Arc<RwLock<HashMap<String, u64>>>,
     view: Arc<RwLock<ViewSnapshot>>,
     changes: broadcast::Sender<ViewChange>,
@@ -550,6 +571,7 @@ impl Cluster {
         let draining = Arc::new(AtomicBool::new(false));
         let name = config.name.clone();
         let settle_ms = config.detector.heartbeat_interval_ms * config.detector.down_after as u64;
+        let seeds = config.seeds.len();
         let args = MembershipArgs {
             directory: directory.clone(),
             config,
@@ -565,6 +587,7 @@ impl Cluster {
         Ok(Cluster {
             name,
             settle_ms,
+            seeds,
             directory,
             view,
             changes,
@@ -629,8 +652,12 @@ impl Cluster {
     /// Whether a lease holder (`name#incarnation`, see [`Cluster::lease_holder`])
     /// is dead: its node is down or unknown, or it is a previous life of a
     /// node that restarted since.
+    ///
+    /// Only a node in the majority judges: one cut off from the others sees
+    /// them all down, and would otherwise take their leases and fence the
+    /// writes of the side that can still serve.
     pub fn is_holder_gone(&self, holder: &str) -> bool {
-        if !self.is_settled() {
+        if !self.is_settled() || !self.has_quorum() {
             return false;
         }
         let Some((name, inc)) = holder.rsplit_once('#') else {
@@ -647,6 +674,14 @@ impl Cluster {
                 && m.incarnation == inc
                 && matches!(m.state, "up" | "suspect" | "leaving")
         })
+    }
+
+    /// Whether this node sees a majority of the cluster alive (itself
+    /// included): more than half of the nodes it knows of (at least its
+    /// seeds and itself), or exactly half when that half holds the
+    /// smallest name (so one of two halves, and only one, goes on).
+    pub fn has_quorum(&self) -> bool {
+        quorum(&self.view().members, self.seeds + 1)
     }
 
     /// The ractor node id of `name`'s current session, if connected.
@@ -693,5 +728,42 @@ impl Cluster {
     pub fn stop(&self) {
         self.membership.stop(None);
         self.node_server.stop(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str, state: &'static str) -> MemberView {
+        MemberView {
+            name: name.into(),
+            state,
+            roles: Vec::new(),
+            incarnation: 1,
+            last_heartbeat_ms_ago: None,
+            this_node: false,
+            rtt_ms: None,
+        }
+    }
+
+    #[test]
+    fn only_a_majority_judges_who_is_gone() {
+        let three = |a, b, c| vec![member("a", a), member("b", b), member("c", c)];
+        assert!(quorum(&three("up", "up", "up"), 3));
+        assert!(quorum(&three("up", "up", "down"), 3), "two of three");
+        assert!(
+            !quorum(&three("up", "down", "down"), 3),
+            "one of three, cut off"
+        );
+        assert!(quorum(&three("up", "suspect", "down"), 3));
+        // A node that restarted alone has met nobody: its seeds count.
+        assert!(!quorum(&[member("c", "up")], 3));
+        assert!(quorum(&[member("a", "up")], 1), "a single node");
+        // Two nodes split: the half holding the smallest name goes on.
+        assert!(quorum(&[member("a", "up"), member("b", "down")], 2));
+        assert!(!quorum(&[member("a", "down"), member("b", "up")], 2));
+        // A tie with a node never heard from is not won.
+        assert!(!quorum(&[member("a", "up")], 2));
     }
 }
