@@ -401,9 +401,16 @@ impl Actor for ThreadActor {
         }
         match msg {
             ThreadMsg::CreatePost { draft, reply } => {
-                let result = state.create_post(draft).await;
+                let mut result = state.create_post(draft).await;
                 if matches!(&result, Err(ActorError::Conflict(m)) if m.contains("fenced")) {
                     state.fenced = true;
+                    // Nothing was stored, and another node owns the thread
+                    // now: a retry (routed again) lands there, so this is
+                    // "unavailable", not a conflict the poster caused.
+                    result = Err(ActorError::Unavailable(format!(
+                        "thread {} moved to another node while the post was written; it was not stored",
+                        state.id()
+                    )));
                 }
                 let _ = reply.send(result);
                 if state.fenced {
