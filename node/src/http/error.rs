@@ -62,8 +62,17 @@ impl ApiError {
             "something went wrong on our side; please try again",
         )
     }
-    /// A temporary failure: logged, and the client is told to retry.
+    /// A temporary failure: logged, and the client is told to retry. A full
+    /// disk is named as such (507): retrying soon will not help.
     pub fn unavailable(cause: impl std::fmt::Display) -> ApiError {
+        let cause = cause.to_string();
+        if cause.contains("No space left on device") || cause.contains("storage full") {
+            tracing::error!(error = %cause, "storage full");
+            return ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "the server's storage is full: nothing was stored; please try again later",
+            );
+        }
         tracing::warn!(error = %cause, "service unavailable");
         ApiError {
             retry_after: Some(2),
