@@ -573,30 +573,7 @@ fn db_posts(db_url: &str) -> anyhow::Result<Vec<DbPost>> {
         .collect())
 }
 
-/// Cores, CPU model and memory of this machine.
-pub fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .next()
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map(|kib| format!("{:.0} GiB", kib as f64 / 1024.0 / 1024.0))
-        .unwrap_or_default();
-    format!("{cores} cores ({cpu}), {mem} RAM")
-}
+pub use wani_supervision::host::machine;
 
 /// The default `wani` binary: the debug build of this workspace.
 pub fn default_wani() -> PathBuf {

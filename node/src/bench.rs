@@ -298,6 +298,8 @@ pub async fn load(
     r
 }
 
+pub use wani_supervision::host::machine;
+
 /// Resident memory of this process, in KiB (Linux).
 pub fn rss_kib() -> u64 {
     rss_of("self")
@@ -313,30 +315,6 @@ pub fn rss_of(pid: &str) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
-}
-
-pub fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .next()
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map(|kib| format!("{:.0} GiB", kib as f64 / 1024.0 / 1024.0))
-        .unwrap_or_default();
-    format!("{cores} cores ({cpu}), {mem} RAM")
 }
 
 async fn seed_media(state: &AppState, board: &Board) -> anyhow::Result<wani_store::NewMedia> {

@@ -20,6 +20,7 @@
 //! top of these rules. Nothing here does I/O.
 
 pub mod cluster;
+pub mod host;
 pub mod membership;
 pub mod placement;
 pub mod restart;
