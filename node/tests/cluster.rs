@@ -14,11 +14,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_agree_notice_a_paused_one_and_take_it_back() {
-    let Some(admin) = wani_store::testing::postgres_admin_url() else {
-        println!(
-            "PostgreSQL tests skipped: set {}",
-            wani_store::testing::POSTGRES_ENV
-        );
+    let Some(admin) = postgres_or_skip() else {
         return;
     };
     let (db, dbname) = wani_store::testing::create_postgres_database(&admin)
@@ -128,6 +124,19 @@ async fn three_nodes_agree_notice_a_paused_one_and_take_it_back() {
     let _ = wani_store::testing::drop_postgres_database(&admin, &dbname).await;
 }
 
+/// The PostgreSQL server for these tests, or `None` (with a note) when
+/// `WANI_TEST_POSTGRES_URL` is not set: a cluster refuses SQLite.
+fn postgres_or_skip() -> Option<String> {
+    let admin = wani_store::testing::postgres_admin_url();
+    if admin.is_none() {
+        println!(
+            "PostgreSQL tests skipped: set {}",
+            wani_store::testing::POSTGRES_ENV
+        );
+    }
+    admin
+}
+
 /// Starts three nodes on one fresh database and waits until they agree.
 async fn three_nodes(admin: &str) -> (Vec<Server>, Vec<tempfile::TempDir>, String) {
     three_nodes_with_roles(admin, [None, None, None]).await
@@ -229,11 +238,7 @@ fn owner_of_thread(thread: i64) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_node_serves_any_thread_and_a_killed_owner_loses_nothing() {
-    let Some(admin) = wani_store::testing::postgres_admin_url() else {
-        println!(
-            "PostgreSQL tests skipped: set {}",
-            wani_store::testing::POSTGRES_ENV
-        );
+    let Some(admin) = postgres_or_skip() else {
         return;
     };
     let (mut servers, _dirs, dbname) = three_nodes(&admin).await;
@@ -317,11 +322,7 @@ async fn any_node_serves_any_thread_and_a_killed_owner_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_owner_loses_its_threads_and_commits_nothing_stale_when_resumed() {
-    let Some(admin) = wani_store::testing::postgres_admin_url() else {
-        println!(
-            "PostgreSQL tests skipped: set {}",
-            wani_store::testing::POSTGRES_ENV
-        );
+    let Some(admin) = postgres_or_skip() else {
         return;
     };
     let (servers, _dirs, dbname) = three_nodes(&admin).await;
@@ -420,11 +421,7 @@ async fn a_paused_owner_loses_its_threads_and_commits_nothing_stale_when_resumed
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_split_the_work_and_missing_ones_are_refused_clearly() {
-    let Some(admin) = wani_store::testing::postgres_admin_url() else {
-        println!(
-            "PostgreSQL tests skipped: set {}",
-            wani_store::testing::POSTGRES_ENV
-        );
+    let Some(admin) = postgres_or_skip() else {
         return;
     };
     let web = Some("\"web\", \"entities\", \"render\"");
@@ -536,11 +533,7 @@ async fn sees(live: &mut Live, url: &str, thread: i64, post: i64) {
 /// the new owner commits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_subscribers_on_any_node_follow_a_thread_through_its_owners_death() {
-    let Some(admin) = wani_store::testing::postgres_admin_url() else {
-        println!(
-            "PostgreSQL tests skipped: set {}",
-            wani_store::testing::POSTGRES_ENV
-        );
+    let Some(admin) = postgres_or_skip() else {
         return;
     };
     let (mut servers, _dirs, dbname) = three_nodes(&admin).await;
@@ -600,11 +593,7 @@ async fn live_subscribers_on_any_node_follow_a_thread_through_its_owners_death()
 /// served by the nodes that do not own it: the owner answers in parts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thread_larger_than_a_cluster_frame_is_served_by_every_node() {
-    let Some(admin) = wani_store::testing::postgres_admin_url() else {
-        println!(
-            "PostgreSQL tests skipped: set {}",
-            wani_store::testing::POSTGRES_ENV
-        );
+    let Some(admin) = postgres_or_skip() else {
         return;
     };
     let (servers, _dirs, dbname) = three_nodes(&admin).await;
