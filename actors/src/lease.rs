@@ -127,8 +127,10 @@ impl Leases {
         }
     }
 
-    /// Renews every lease; forgets those another node took over.
-    pub async fn renew(&self) {
+    /// Renews every lease; forgets those another node took over (or that
+    /// a previous incarnation of this node held) and returns their shards:
+    /// the entities activated under them may be stale now.
+    pub async fn renew(&self) -> Vec<i64> {
         let holder = (self.holder)();
         match self
             .repo
@@ -136,15 +138,31 @@ impl Leases {
             .await
         {
             Ok(fences) => {
-                if let Ok(mut m) = self.held.lock() {
-                    *m = fences
-                        .into_iter()
-                        .map(|f| (f.shard, (holder.clone(), f)))
-                        .collect();
-                }
+                let Ok(mut m) = self.held.lock() else {
+                    return Vec::new();
+                };
+                let now: HashMap<i64, (String, Fence)> = fences
+                    .into_iter()
+                    .map(|f| (f.shard, (holder.clone(), f)))
+                    .collect();
+                let lost = m
+                    .keys()
+                    .filter(|shard| !now.contains_key(shard))
+                    .copied()
+                    .collect();
+                *m = now;
+                lost
             }
-            Err(e) => tracing::warn!(error = %e, "could not renew shard leases"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not renew shard leases");
+                Vec::new()
+            }
         }
+    }
+
+    /// The shard of an entity.
+    pub fn shard_of(&self, key: EntityKey) -> i64 {
+        self.shard(key)
     }
 
     /// Releases the leases of shards `keep` does not want any more; returns

@@ -263,10 +263,7 @@ impl Router {
 
     fn live_to_peers(&self, event: Option<&crate::live::Published>) {
         let me = self.cluster.me();
-        // Every peer with the role that this node knows of, down ones too:
-        // a peer this node thinks down may only be cut off for a while, and
-        // must find the messages it missed counted when it is back.
-        let nodes: Vec<NodeName> = self
+        let in_view: Vec<NodeName> = self
             .cluster
             .view()
             .members
@@ -274,17 +271,27 @@ impl Router {
             .filter(|m| m.name != me.0 && m.roles.contains(&Role::Live.name()))
             .map(|m| NodeName(m.name.clone()))
             .collect();
-        for node in nodes {
-            let seq = {
-                let Ok(mut seqs) = self.live_seq.lock() else {
-                    return;
-                };
-                let seq = seqs.entry(node.clone()).or_insert(0);
-                if event.is_some() {
-                    *seq += 1;
-                }
-                *seq
+        // Every peer with the role this node has ever known, down ones and
+        // ones its view forgot (a rejoin starts the view afresh) too: a peer
+        // may only be cut off for a while, and must find the messages it
+        // missed counted when it is back.
+        let numbered: Vec<(NodeName, u64)> = {
+            let Ok(mut seqs) = self.live_seq.lock() else {
+                return;
             };
+            for node in in_view {
+                seqs.entry(node).or_insert(0);
+            }
+            seqs.iter_mut()
+                .map(|(node, seq)| {
+                    if event.is_some() {
+                        *seq += 1;
+                    }
+                    (node.clone(), *seq)
+                })
+                .collect()
+        };
+        for (node, seq) in numbered {
             let req = Request::Live {
                 stream: self.live_stream,
                 seq,

@@ -180,10 +180,27 @@ impl Node {
             live.set_router(router.clone());
             entities.set_router(router, leases.clone());
             let weak = Arc::downgrade(&leases);
+            let holders = entities.clone();
             tokio::spawn(async move {
                 while let Some(leases) = weak.upgrade() {
                     let every = leases.renew_every();
-                    leases.renew().await;
+                    let lost = leases.renew().await;
+                    if !lost.is_empty() {
+                        // Another node took these shards over (this one was
+                        // cut off, or paused): what their entities hold in
+                        // memory may be stale, so they stop, and reload from
+                        // the store if asked again.
+                        let l = leases.clone();
+                        let stopped = holders
+                            .passivate_moved(move |key| lost.contains(&l.shard_of(key)))
+                            .await;
+                        if stopped > 0 {
+                            tracing::warn!(
+                                entities = stopped,
+                                "shard leases lost: their entities stopped"
+                            );
+                        }
+                    }
                     drop(leases);
                     tokio::time::sleep(every).await;
                 }
