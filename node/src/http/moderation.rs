@@ -417,18 +417,7 @@ async fn thread_sticky(
     Path(raw): Path<String>,
     form: FormResult,
 ) -> Result<Response, ApiError> {
-    let f = checked(&staff, form)?;
-    let on = flag_on(&f);
-    let action = if on { "sticky" } else { "unsticky" };
-    let t = thread_action(&state, &staff, &raw, &f, action, |reply| {
-        ThreadMsg::SetFlags {
-            sticky: Some(on),
-            locked: None,
-            reply,
-        }
-    })
-    .await?;
-    Ok(Redirect::to(&format!("/mod/thread/{t}")).into_response())
+    thread_flag(&state, &staff, &raw, form, Flag::Sticky).await
 }
 
 /// `POST /mod/thread/{id}/lock` (`on` = true/false).
@@ -438,15 +427,36 @@ async fn thread_lock(
     Path(raw): Path<String>,
     form: FormResult,
 ) -> Result<Response, ApiError> {
-    let f = checked(&staff, form)?;
+    thread_flag(&state, &staff, &raw, form, Flag::Locked).await
+}
+
+/// A thread flag a moderator turns on or off.
+#[derive(Clone, Copy)]
+enum Flag {
+    Sticky,
+    Locked,
+}
+
+/// Sets `flag` from the form's `on`, logs it, and goes back to the mod view.
+async fn thread_flag(
+    state: &AppState,
+    staff: &Staff,
+    raw: &str,
+    form: FormResult,
+    flag: Flag,
+) -> Result<Response, ApiError> {
+    let f = checked(staff, form)?;
     let on = flag_on(&f);
-    let action = if on { "lock" } else { "unlock" };
-    let t = thread_action(&state, &staff, &raw, &f, action, |reply| {
-        ThreadMsg::SetFlags {
-            sticky: None,
-            locked: Some(on),
-            reply,
-        }
+    let action = match (flag, on) {
+        (Flag::Sticky, true) => "sticky",
+        (Flag::Sticky, false) => "unsticky",
+        (Flag::Locked, true) => "lock",
+        (Flag::Locked, false) => "unlock",
+    };
+    let t = thread_action(state, staff, raw, &f, action, |reply| ThreadMsg::SetFlags {
+        sticky: matches!(flag, Flag::Sticky).then_some(on),
+        locked: matches!(flag, Flag::Locked).then_some(on),
+        reply,
     })
     .await?;
     Ok(Redirect::to(&format!("/mod/thread/{t}")).into_response())
