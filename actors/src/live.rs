@@ -25,7 +25,8 @@
 //! another numbering and is told to `resync` rather than replayed the wrong
 //! events. When an entity's owner is declared down, the writes it committed
 //! but had not yet fanned out are lost with it: its subscribers get `resync`
-//! ([`LiveHub::owner_lost`]) and refetch.
+//! ([`LiveHub::resync_where`]) and refetch; so do all of a node's
+//! subscribers when live messages from another node went missing.
 //!
 //! A subscriber stops when its connection's stream is dropped
 //! ([`Connection`] holds a guard) or on overflow; the hub, its supervisor,
@@ -179,9 +180,9 @@ pub enum LiveMsg {
     Clients { reply: RpcReplyPort<usize> },
     /// The heartbeat clock.
     Tick,
-    /// The owner of the entities for which `lost` is true was declared
-    /// down: their subscribers are told to resync.
-    OwnerLost(Box<dyn Fn(EntityKey) -> bool + Send>),
+    /// The subscribers of the entities for which the predicate is true are
+    /// told to resync (their owner died, or events for them were lost).
+    Resync(Box<dyn Fn(EntityKey) -> bool + Send>),
     /// Ends every connection (shutdown: SSE streams never end by themselves).
     CloseAll { reply: RpcReplyPort<()> },
 }
@@ -230,11 +231,11 @@ impl LiveHub {
         let _ = self.actor.cast(LiveMsg::Publish(p));
     }
 
-    /// Tells the subscribers of every thread or board for which `lost` is
+    /// Tells the subscribers of every thread or board for which `which` is
     /// true to resync: their owner died, maybe between committing a write
-    /// and fanning it out.
-    pub fn owner_lost(&self, lost: impl Fn(EntityKey) -> bool + Send + 'static) {
-        let _ = self.actor.cast(LiveMsg::OwnerLost(Box::new(lost)));
+    /// and fanning it out, or events for them were lost on the way here.
+    pub fn resync_where(&self, which: impl Fn(EntityKey) -> bool + Send + 'static) {
+        let _ = self.actor.cast(LiveMsg::Resync(Box::new(which)));
     }
 
     /// Registers a connection.
@@ -518,17 +519,17 @@ impl HubState {
         self.send_to(quiet, &frame);
     }
 
-    /// Sends `resync` to the subscribers of every thread and board whose
-    /// owner was lost.
-    fn owner_lost(&mut self, lost: &dyn Fn(EntityKey) -> bool) {
+    /// Sends `resync` to the subscribers of every thread and board for which
+    /// `which` is true.
+    fn resync_where(&mut self, which: &dyn Fn(EntityKey) -> bool) {
         let mut to: Vec<u64> = Vec::new();
         for (t, keys) in &self.threads {
-            if lost(EntityKey::Thread(t.0)) {
+            if which(EntityKey::Thread(t.0)) {
                 to.extend(keys.iter().copied());
             }
         }
         for (b, keys) in &self.boards {
-            if lost(EntityKey::Board(b.0)) {
+            if which(EntityKey::Board(b.0)) {
                 to.extend(keys.iter().copied());
             }
         }
@@ -537,10 +538,7 @@ impl HubState {
         }
         to.sort_unstable();
         to.dedup();
-        tracing::info!(
-            clients = to.len(),
-            "an owner was lost: its live subscribers resync"
-        );
+        tracing::info!(clients = to.len(), "live subscribers told to resync");
         // Not kept for replay: it concerns only the clients connected now.
         let frame = Arc::new(Frame::new(
             self.next_id - 1,
@@ -712,7 +710,7 @@ impl Actor for LiveHubActor {
             LiveMsg::Clients { reply } => {
                 let _ = reply.send(state.clients.len());
             }
-            LiveMsg::OwnerLost(lost) => state.owner_lost(&*lost),
+            LiveMsg::Resync(which) => state.resync_where(&*which),
             LiveMsg::Tick => state.beat(),
             LiveMsg::CloseAll { reply } => {
                 let keys: Vec<u64> = state.clients.keys().copied().collect();

@@ -156,7 +156,7 @@ impl Router {
                     // to it would wait for their timeout before re-routing.
                     router.abandon(node);
                     let (r, node) = (router.clone(), node.clone());
-                    live.owner_lost(move |key| r.was_owner(&node, key));
+                    live.resync_where(move |key| r.was_owner(&node, key));
                 }
                 let r = router.clone();
                 let moved = entities
@@ -563,7 +563,7 @@ impl Actor for RouterActor {
                         // this node did not share (it was cut off). Every
                         // subscriber here resyncs; gaps are rare.
                         tracing::info!(%from, "live messages were lost: every subscriber here resyncs");
-                        state.pools.live.owner_lost(|_| true);
+                        state.pools.live.resync_where(|_| true);
                     }
                     if let Some(p) = event {
                         state.pools.live.deliver(p);
