@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::cluster::{states, until_view, view, write_config, Peer};
+use common::cluster::{
+    peers, post_ids, postgres_or_skip, states, until_view, view, write_config, Peer,
+};
 use common::process::{free_port, wani, Server};
 use common::sse::Live;
 use common::{eventually, form, png};
@@ -20,14 +22,7 @@ async fn three_nodes_agree_notice_a_paused_one_and_take_it_back() {
     let (db, dbname) = wani_store::testing::create_postgres_database(&admin)
         .await
         .unwrap();
-    let peers: Vec<Peer> = ["a", "b", "c"]
-        .iter()
-        .map(|n| Peer {
-            name: n,
-            http: free_port(),
-            cluster: free_port(),
-        })
-        .collect();
+    let peers: Vec<Peer> = peers(&["a", "b", "c"]);
     let dirs: Vec<tempfile::TempDir> = peers.iter().map(|_| tempfile::tempdir().unwrap()).collect();
     // The first start migrates the schema; the others find it ready.
     for (p, d) in peers.iter().zip(&dirs) {
@@ -124,19 +119,6 @@ async fn three_nodes_agree_notice_a_paused_one_and_take_it_back() {
     let _ = wani_store::testing::drop_postgres_database(&admin, &dbname).await;
 }
 
-/// The PostgreSQL server for these tests, or `None` (with a note) when
-/// `WANI_TEST_POSTGRES_URL` is not set: a cluster refuses SQLite.
-fn postgres_or_skip() -> Option<String> {
-    let admin = wani_store::testing::postgres_admin_url();
-    if admin.is_none() {
-        println!(
-            "PostgreSQL tests skipped: set {}",
-            wani_store::testing::POSTGRES_ENV
-        );
-    }
-    admin
-}
-
 /// Starts three nodes on one fresh database and waits until they agree.
 async fn three_nodes(admin: &str) -> (Vec<Server>, Vec<tempfile::TempDir>, String) {
     three_nodes_with_roles(admin, [None, None, None]).await
@@ -150,14 +132,7 @@ async fn three_nodes_with_roles(
     let (db, dbname) = wani_store::testing::create_postgres_database(admin)
         .await
         .unwrap();
-    let peers: Vec<Peer> = ["a", "b", "c"]
-        .iter()
-        .map(|n| Peer {
-            name: n,
-            http: free_port(),
-            cluster: free_port(),
-        })
-        .collect();
+    let peers: Vec<Peer> = peers(&["a", "b", "c"]);
     let dirs: Vec<tempfile::TempDir> = peers.iter().map(|_| tempfile::tempdir().unwrap()).collect();
     for (p, d) in peers.iter().zip(&dirs) {
         write_config(d.path(), p, &peers, &db, "the right cookie");
@@ -205,21 +180,6 @@ async fn post_reply(url: &str, thread: i64, body: &str, key: &str) -> reqwest::R
         .send()
         .await
         .unwrap()
-}
-
-async fn post_ids(url: &str, thread: i64) -> Option<Vec<i64>> {
-    let v: serde_json::Value = reqwest::get(format!("{url}/api/v1/thread/{thread}"))
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    Some(
-        v.as_array()?
-            .iter()
-            .filter_map(|p| p["id"].as_i64())
-            .collect(),
-    )
 }
 
 /// Which of a, b, c owns a thread when all three are up.

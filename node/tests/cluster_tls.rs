@@ -9,8 +9,10 @@
 
 mod common;
 
-use common::cluster::{states, until_view, view, write_config, Peer};
-use common::process::{free_port, Server};
+use common::cluster::{
+    peers, post_ids, postgres_or_skip, states, until_view, view, write_config, Peer,
+};
+use common::process::Server;
 use common::{form, png};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -64,28 +66,9 @@ fn finish_config(dir: &Path, tls: bool) {
     std::fs::write(path, cfg).unwrap();
 }
 
-async fn post_ids(url: &str, thread: i64) -> Option<Vec<i64>> {
-    let v: serde_json::Value = reqwest::get(format!("{url}/api/v1/thread/{thread}"))
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    Some(
-        v.as_array()?
-            .iter()
-            .filter_map(|p| p["id"].as_i64())
-            .collect(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_with_the_cluster_ca_join_over_tls_and_others_are_refused() {
-    let Some(admin) = wani_store::testing::postgres_admin_url() else {
-        println!(
-            "PostgreSQL tests skipped: set {}",
-            wani_store::testing::POSTGRES_ENV
-        );
+    let Some(admin) = postgres_or_skip() else {
         return;
     };
     let (db, dbname) = wani_store::testing::create_postgres_database(&admin)
@@ -94,14 +77,7 @@ async fn nodes_with_the_cluster_ca_join_over_tls_and_others_are_refused() {
     let (ca_pem, ca) = new_ca("wani test cluster CA");
     let (_, other_ca) = new_ca("some other CA");
 
-    let all: Vec<Peer> = ["a", "b", "c", "d", "e"]
-        .iter()
-        .map(|n| Peer {
-            name: n,
-            http: free_port(),
-            cluster: free_port(),
-        })
-        .collect();
+    let all: Vec<Peer> = peers(&["a", "b", "c", "d", "e"]);
     let members = &all[..3];
     let dirs: Vec<tempfile::TempDir> = all.iter().map(|_| tempfile::tempdir().unwrap()).collect();
     for (p, d) in members.iter().zip(&dirs) {

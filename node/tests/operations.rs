@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::cluster::{peers, postgres_or_skip, Peer};
 use common::process::{free_port, wani, Server};
 use common::{eventually, form, png, Db, TestNode};
 use std::collections::HashMap;
@@ -155,12 +156,6 @@ async fn metrics_count_traffic(db: Db) {
 
 both_backends!(metrics_count_traffic);
 
-struct Peer {
-    name: &'static str,
-    http: u16,
-    cluster: u16,
-}
-
 const COOKIE: &str = "the operations cookie";
 
 fn write_config(dir: &Path, me: &Peer, all: &[Peer], db: &str, extra: &str) {
@@ -212,11 +207,7 @@ async fn wani_drain(dir: &Path, url: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_waits_for_the_view_to_settle_and_turns_off_while_draining() {
-    let Some(admin) = wani_store::testing::postgres_admin_url() else {
-        println!(
-            "PostgreSQL tests skipped: set {}",
-            wani_store::testing::POSTGRES_ENV
-        );
+    let Some(admin) = postgres_or_skip() else {
         return;
     };
     let (db, dbname) = wani_store::testing::create_postgres_database(&admin)
@@ -310,24 +301,13 @@ impl Rotation {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_under_load_fails_nothing_and_loses_nothing() {
-    let Some(admin) = wani_store::testing::postgres_admin_url() else {
-        println!(
-            "PostgreSQL tests skipped: set {}",
-            wani_store::testing::POSTGRES_ENV
-        );
+    let Some(admin) = postgres_or_skip() else {
         return;
     };
     let (db, dbname) = wani_store::testing::create_postgres_database(&admin)
         .await
         .unwrap();
-    let peers: Vec<Peer> = ["a", "b", "c"]
-        .iter()
-        .map(|n| Peer {
-            name: n,
-            http: free_port(),
-            cluster: free_port(),
-        })
-        .collect();
+    let peers: Vec<Peer> = peers(&["a", "b", "c"]);
     let dirs: Vec<tempfile::TempDir> = peers.iter().map(|_| tempfile::tempdir().unwrap()).collect();
     for (p, d) in peers.iter().zip(&dirs) {
         write_config(

@@ -13,6 +13,47 @@ pub struct Peer {
     pub cluster: u16,
 }
 
+/// Peers with these names, each on two free ports.
+pub fn peers(names: &[&'static str]) -> Vec<Peer> {
+    names
+        .iter()
+        .map(|n| Peer {
+            name: n,
+            http: super::process::free_port(),
+            cluster: super::process::free_port(),
+        })
+        .collect()
+}
+
+/// The PostgreSQL server for the cluster tests, or `None` (with a note)
+/// when `WANI_TEST_POSTGRES_URL` is not set: a cluster refuses SQLite.
+pub fn postgres_or_skip() -> Option<String> {
+    let admin = wani_store::testing::postgres_admin_url();
+    if admin.is_none() {
+        println!(
+            "PostgreSQL tests skipped: set {}",
+            wani_store::testing::POSTGRES_ENV
+        );
+    }
+    admin
+}
+
+/// The ids of a thread's posts in the order `url` serves them.
+pub async fn post_ids(url: &str, thread: i64) -> Option<Vec<i64>> {
+    let v: serde_json::Value = reqwest::get(format!("{url}/api/v1/thread/{thread}"))
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    Some(
+        v.as_array()?
+            .iter()
+            .filter_map(|p| p["id"].as_i64())
+            .collect(),
+    )
+}
+
 /// Writes `dir/cluster.toml` for `me`, with every other peer of `all` as a
 /// seed. `[cluster]` is the last section, so a caller may append to it.
 pub fn write_config(dir: &Path, me: &Peer, all: &[Peer], db: &str, cookie: &str) {
