@@ -272,7 +272,14 @@ impl Actor for BoardActor {
                 draft,
                 reply,
             } => {
-                let _ = reply.send(state.create_thread(subject, tags, draft).await);
+                let result = state.create_thread(subject, tags, draft).await;
+                // Another node owns the board now: this activation is stale.
+                let fenced = matches!(result, Err(ActorError::Fenced { .. }));
+                let _ = reply.send(result);
+                if fenced {
+                    tracing::warn!(board = %state.board.id, "fenced off: another node owns this board now");
+                    myself.stop(Some("fenced".into()));
+                }
             }
             BoardMsg::View { view, reply } => {
                 let (shared, board, threads) = (&state.shared, &state.board, &state.threads);

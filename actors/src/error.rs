@@ -14,15 +14,24 @@ pub enum ActorError {
     /// The request conflicts with the entity's state (an archived thread…).
     #[error("{0}")]
     Conflict(String),
+    /// The write was refused by the shard lease: another node owns the
+    /// entity now. Nothing was stored; the request routed again reaches
+    /// the new owner.
+    #[error("shard {shard} moved to another node while the write was made; it was not stored")]
+    Fenced { shard: i64 },
+    /// The disk is full: nothing was stored, and retrying soon will not help.
+    #[error("storage full: {0}")]
+    StorageFull(String),
     /// Storage or an actor did not answer in time; retrying may work.
     #[error("{0}")]
     Unavailable(String),
 }
 
 impl ActorError {
-    /// Whether the same request may succeed if tried again.
+    /// Whether the same request may succeed if tried again (a fenced write
+    /// through the entity's new owner).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ActorError::Unavailable(_))
+        matches!(self, ActorError::Unavailable(_) | ActorError::Fenced { .. })
     }
 }
 
@@ -32,6 +41,8 @@ impl From<StoreError> for ActorError {
             StoreError::NotFound(m) => ActorError::NotFound(m),
             StoreError::Conflict(m) => ActorError::Conflict(m),
             StoreError::Invalid(m) => ActorError::Invalid(m),
+            StoreError::Fenced { shard, .. } => ActorError::Fenced { shard },
+            StoreError::StorageFull(m) => ActorError::StorageFull(m),
             StoreError::Unavailable(m) => ActorError::Unavailable(m),
         }
     }

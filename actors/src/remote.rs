@@ -57,6 +57,7 @@ pub enum Request {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum MediaFailure {
     Media(crate::media::MediaError),
+    StorageFull(String),
     Unavailable(String),
 }
 
@@ -291,6 +292,7 @@ pub async fn serve(entities: &Entities, pools: &Pools, req: Request) -> Answer {
                 .map_err(|e| match e {
                     crate::thumbnailer::ThumbError::Media(m) => MediaFailure::Media(m),
                     crate::thumbnailer::ThumbError::Unavailable(u) => MediaFailure::Unavailable(u),
+                    crate::thumbnailer::ThumbError::StorageFull(u) => MediaFailure::StorageFull(u),
                 }),
         )),
         Request::Live { event, .. } => {

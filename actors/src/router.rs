@@ -403,6 +403,7 @@ impl Router {
             Ok(Answer::Media(Ok(m))) => Ok(m),
             Ok(Answer::Media(Err(MediaFailure::Media(e)))) => Err(ThumbError::Media(e)),
             Ok(Answer::Media(Err(MediaFailure::Unavailable(e)))) => Err(ThumbError::Unavailable(e)),
+            Ok(Answer::Media(Err(MediaFailure::StorageFull(e)))) => Err(ThumbError::StorageFull(e)),
             Ok(Answer::Failed(e)) | Err(e) => Err(ThumbError::Unavailable(e.to_string())),
             Ok(_) => Err(ThumbError::Unavailable(format!(
                 "{node} answered a thumbnail job with something else"

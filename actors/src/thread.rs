@@ -401,17 +401,10 @@ impl Actor for ThreadActor {
         }
         match msg {
             ThreadMsg::CreatePost { draft, reply } => {
-                let mut result = state.create_post(draft).await;
-                if matches!(&result, Err(ActorError::Conflict(m)) if m.contains("fenced")) {
-                    state.fenced = true;
-                    // Nothing was stored, and another node owns the thread
-                    // now: a retry (routed again) lands there, so this is
-                    // "unavailable", not a conflict the poster caused.
-                    result = Err(ActorError::Unavailable(format!(
-                        "thread {} moved to another node while the post was written; it was not stored",
-                        state.id()
-                    )));
-                }
+                let result = state.create_post(draft).await;
+                // Nothing was stored, and another node owns the thread now:
+                // this activation is stale, and the caller routes again.
+                state.fenced |= matches!(result, Err(ActorError::Fenced { .. }));
                 let _ = reply.send(result);
                 if state.fenced {
                     tracing::warn!(thread = %state.id(), "fenced off: another node owns this thread now");

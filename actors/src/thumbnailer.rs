@@ -37,9 +37,21 @@ pub enum ThumbError {
     /// The file itself is refused (type, size, pixels, corrupt); tell the user.
     #[error(transparent)]
     Media(#[from] MediaError),
+    /// The blob store's disk is full: nothing was stored.
+    #[error("storage full: {0}")]
+    StorageFull(String),
     /// The pool or the blob store could not do the work now.
     #[error("{0}")]
     Unavailable(String),
+}
+
+impl From<wani_store::StoreError> for ThumbError {
+    fn from(e: wani_store::StoreError) -> Self {
+        match e {
+            wani_store::StoreError::StorageFull(m) => ThumbError::StorageFull(m),
+            other => ThumbError::Unavailable(format!("blob store: {other}")),
+        }
+    }
 }
 
 /// A thumbnail job.
@@ -123,8 +135,7 @@ async fn process(
 ) -> Result<NewMedia, ThumbError> {
     let bytes = blobs
         .get(&blob)
-        .await
-        .map_err(|e| ThumbError::Unavailable(format!("blob store: {e}")))?
+        .await?
         .ok_or_else(|| {
             ThumbError::Unavailable(format!("blob {blob} vanished before it was processed"))
         })?;
@@ -144,10 +155,7 @@ async fn process(
             .await
             .map_err(|e| ThumbError::Unavailable(format!("thumbnailer task failed: {e}")))??
     };
-    let thumb_blob = blobs
-        .put(Bytes::from(processed.thumb))
-        .await
-        .map_err(|e| ThumbError::Unavailable(format!("blob store: {e}")))?;
+    let thumb_blob = blobs.put(Bytes::from(processed.thumb)).await?;
     Ok(NewMedia {
         blob,
         thumb_blob,

@@ -98,7 +98,7 @@ impl FsBlobStore {
 }
 
 fn io_err(what: &str, path: &Path, e: std::io::Error) -> StoreError {
-    StoreError::Unavailable(format!("{what} {}: {e}", path.display()))
+    StoreError::from_io(format_args!("{what} {}", path.display()), e)
 }
 
 /// Writes `bytes` to a fresh temporary file in `path`'s directory, flushes

@@ -444,21 +444,21 @@ async fn fenced_writes_need_the_current_epoch(db: &TestDb) {
     stale.fence = Some(mine);
     let refused = s.create_post(stale).await;
     assert!(
-        matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("fenced")),
+        matches!(&refused, Err(StoreError::Fenced { .. })),
         "{refused:?}"
     );
     let mut stale_thread = new_thread(b.id, "stale", 4);
     stale_thread.op.fence = Some(mine);
     assert!(matches!(
         s.create_thread(stale_thread).await,
-        Err(StoreError::Conflict(_))
+        Err(StoreError::Fenced { .. })
     ));
     let no_lease = Fence { shard: 8, epoch: 1 };
     let mut unleased = new_post(t.id, "shard never leased", 5);
     unleased.fence = Some(no_lease);
     assert!(matches!(
         s.create_post(unleased).await,
-        Err(StoreError::Conflict(_))
+        Err(StoreError::Fenced { .. })
     ));
 
     assert_eq!(

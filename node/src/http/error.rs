@@ -62,23 +62,34 @@ impl ApiError {
             "something went wrong on our side; please try again",
         )
     }
-    /// A temporary failure: logged, and the client is told to retry. A full
-    /// disk is named as such (507): retrying soon will not help.
+    /// A temporary failure: logged, and the client is told to retry.
     pub fn unavailable(cause: impl std::fmt::Display) -> ApiError {
-        let cause = cause.to_string();
-        if cause.contains("No space left on device") || cause.contains("storage full") {
-            tracing::error!(error = %cause, "storage full");
-            return ApiError::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "the server's storage is full: nothing was stored; please try again later",
-            );
-        }
         tracing::warn!(error = %cause, "service unavailable");
         ApiError {
             retry_after: Some(2),
             ..ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the server is busy; please try again in a moment",
+            )
+        }
+    }
+    /// A full disk (507): nothing was stored, and retrying soon will not help.
+    pub fn storage_full(cause: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %cause, "storage full");
+        ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "the server's storage is full: nothing was stored; please try again later",
+        )
+    }
+    /// A write refused by its shard lease (503): nothing was stored, and the
+    /// same request, sent again, reaches the entity's new owner.
+    pub fn fenced(cause: impl std::fmt::Display) -> ApiError {
+        tracing::info!(error = %cause, "write fenced off during a hand-over");
+        ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this was not stored: the thread was moving to another server; please send it again",
             )
         }
     }
@@ -95,6 +106,8 @@ impl From<ActorError> for ApiError {
             ActorError::NotFound(m) => ApiError::not_found(m),
             ActorError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
             ActorError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
+            e @ ActorError::Fenced { .. } => ApiError::fenced(e),
+            ActorError::StorageFull(m) => ApiError::storage_full(m),
             ActorError::Unavailable(m) => ApiError::unavailable(m),
         }
     }
@@ -106,6 +119,8 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(m) => ApiError::not_found(m),
             StoreError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
+            e @ StoreError::Fenced { .. } => ApiError::fenced(e),
+            StoreError::StorageFull(m) => ApiError::storage_full(m),
             StoreError::Unavailable(m) => ApiError::unavailable(m),
         }
     }
@@ -119,6 +134,7 @@ impl From<ThumbError> for ApiError {
                     StatusCode::from_u16(m.status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
                 ApiError::new(status, m.to_string())
             }
+            ThumbError::StorageFull(m) => ApiError::storage_full(m),
             ThumbError::Unavailable(m) => ApiError::unavailable(m),
         }
     }
@@ -157,5 +173,34 @@ impl IntoResponse for ApiError {
             }
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The status follows the error's type, whichever entity or layer
+    /// raised it: a fenced thread or board write is "not stored, send it
+    /// again" (503), a full disk is 507 whatever its message says.
+    #[test]
+    fn typed_errors_choose_the_status() {
+        let fenced_reply = ApiError::from(ActorError::Fenced { shard: 3 });
+        let fenced_thread = ApiError::from(StoreError::Fenced { shard: 3, epoch: 9 });
+        for e in [fenced_reply, fenced_thread] {
+            assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+            assert!(e.message.contains("not stored"), "{}", e.message);
+            assert_eq!(e.retry_after, Some(1));
+        }
+        for e in [
+            ApiError::from(ActorError::StorageFull("x".into())),
+            ApiError::from(StoreError::StorageFull("x".into())),
+            ApiError::from(ThumbError::StorageFull("x".into())),
+        ] {
+            assert_eq!(e.status, StatusCode::INSUFFICIENT_STORAGE);
+        }
+        // Text that merely mentions a full disk is not a full disk.
+        let busy = ApiError::from(ActorError::Unavailable("No space left on device".into()));
+        assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -22,12 +22,20 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
             ErrorKind::NotNullViolation | ErrorKind::CheckViolation => {
                 StoreError::Invalid(d.message().to_string())
             }
+            // SQLITE_FULL (13), and PostgreSQL's disk_full (53100).
+            _ if matches!(d.code().as_deref(), Some("13" | "53100")) => {
+                tracing::error!(error = %d, "the database's disk is full");
+                StoreError::StorageFull(d.message().to_string())
+            }
             _ => {
                 tracing::warn!(error = %d, code = ?d.code(), "database error");
                 StoreError::Unavailable(d.message().to_string())
             }
         },
         sqlx::Error::Configuration(e) => StoreError::Invalid(format!("configuration: {e}")),
+        sqlx::Error::Io(io) if crate::error::is_storage_full(&io) => {
+            StoreError::StorageFull(io.to_string())
+        }
         other => {
             tracing::warn!(error = %other, "database unavailable");
             StoreError::Unavailable(other.to_string())

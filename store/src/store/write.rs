@@ -108,10 +108,10 @@ async fn check_fence(
         .map_err(db_err)?;
     match row {
         Some((epoch, node)) if epoch == fence.epoch => Ok(Some(Held { fence, node })),
-        _ => Err(StoreError::Conflict(format!(
-            "fenced: shard {} is not at epoch {}",
-            fence.shard, fence.epoch
-        ))),
+        _ => Err(StoreError::Fenced {
+            shard: fence.shard,
+            epoch: fence.epoch,
+        }),
     }
 }
 
