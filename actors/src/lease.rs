@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wani_store::{Fence, Repo};
+use wani_supervision::lease::Decision;
 use wani_supervision::{shard_of, EntityKey};
 
 fn now_ms() -> i64 {
@@ -34,10 +35,9 @@ fn now_ms() -> i64 {
 pub struct Leases {
     repo: Arc<dyn Repo>,
     holder: Box<dyn Fn() -> String + Send + Sync>,
-    /// Whether a holder (`name#incarnation`) is dead in the current view.
-    gone: Box<dyn Fn(&str) -> bool + Send + Sync>,
-    /// Whether this node sees a majority of the cluster.
-    quorum: Box<dyn Fn() -> bool + Send + Sync>,
+    /// What to do about a lease another holder has (the membership view's
+    /// [`wani_supervision::lease::decide`]).
+    decide: Box<dyn Fn(&str) -> Decision + Send + Sync>,
     shards: u32,
     ttl: Duration,
     held: Mutex<HashMap<i64, (String, Fence)>>,
@@ -48,16 +48,14 @@ impl Leases {
     pub fn new(
         repo: Arc<dyn Repo>,
         holder: impl Fn() -> String + Send + Sync + 'static,
-        gone: impl Fn(&str) -> bool + Send + Sync + 'static,
-        quorum: impl Fn() -> bool + Send + Sync + 'static,
+        decide: impl Fn(&str) -> Decision + Send + Sync + 'static,
         shards: u32,
         ttl: Duration,
     ) -> Arc<Leases> {
         Arc::new(Leases {
             repo,
             holder: Box::new(holder),
-            gone: Box::new(gone),
-            quorum: Box::new(quorum),
+            decide: Box::new(decide),
             shards,
             ttl,
             held: Mutex::new(HashMap::new()),
@@ -91,32 +89,36 @@ impl Leases {
                 }
                 return Ok(f);
             }
-            // A holder the view declares dead cannot renew: take the lease
-            // over now instead of waiting for it to run out. Safe even if
-            // the view is wrong: the epoch bump fences the old holder.
             if let Some(current) = self.repo.lease_holder(shard).await? {
-                if current != holder && (self.gone)(&current) {
-                    if let Some(f) = self
-                        .repo
-                        .take_over_lease(shard, &current, &holder, now_ms(), ttl_ms)
-                        .await?
-                    {
-                        tracing::info!(shard, from = %current, "took over the lease of a node declared down");
-                        if let Ok(mut m) = self.held.lock() {
-                            m.insert(shard, (holder.clone(), f));
+                match (self.decide)(&current) {
+                    // A holder the view declares dead cannot renew: take the
+                    // lease over now instead of waiting for it to run out.
+                    // Safe even if the view is wrong: the epoch bump fences
+                    // the old holder.
+                    Decision::TakeOver if current != holder => {
+                        if let Some(f) = self
+                            .repo
+                            .take_over_lease(shard, &current, &holder, now_ms(), ttl_ms)
+                            .await?
+                        {
+                            tracing::info!(shard, from = %current, "took over the lease of a node declared down");
+                            if let Ok(mut m) = self.held.lock() {
+                                m.insert(shard, (holder.clone(), f));
+                            }
+                            return Ok(f);
                         }
-                        return Ok(f);
                     }
+                    // Cut off from the majority, this node may not take
+                    // leases over, and the holder keeps renewing: say so at
+                    // once rather than after the lease time.
+                    Decision::Refuse => {
+                        return Err(ActorError::Unavailable(format!(
+                            "this node cannot reach a majority of the cluster, and shard {shard} \
+                             is leased by another node; send the request to another node"
+                        )))
+                    }
+                    Decision::TakeOver | Decision::Wait => {}
                 }
-            }
-            // Cut off from the majority, this node may not take leases
-            // over, and the holder keeps renewing: say so at once rather
-            // than after the lease time.
-            if !(self.quorum)() {
-                return Err(ActorError::Unavailable(format!(
-                    "this node cannot reach a majority of the cluster, and shard {shard} is leased \
-                     by another node; send the request to another node"
-                )));
             }
             if Instant::now() > deadline {
                 return Err(ActorError::Unavailable(format!(

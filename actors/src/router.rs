@@ -265,11 +265,9 @@ impl Router {
         let me = self.cluster.me();
         let in_view: Vec<NodeName> = self
             .cluster
-            .view()
-            .members
-            .iter()
-            .filter(|m| m.name != me.0 && m.roles.contains(&Role::Live.name()))
-            .map(|m| NodeName(m.name.clone()))
+            .with_role(Role::Live)
+            .into_iter()
+            .filter(|n| *n != me)
             .collect();
         // Every peer with the role this node has ever known, down ones and
         // ones its view forgot (a rejoin starts the view afresh) too: a peer

@@ -133,12 +133,9 @@ async fn process(
     limits: MediaLimits,
     options: ThumbOptions,
 ) -> Result<NewMedia, ThumbError> {
-    let bytes = blobs
-        .get(&blob)
-        .await?
-        .ok_or_else(|| {
-            ThumbError::Unavailable(format!("blob {blob} vanished before it was processed"))
-        })?;
+    let bytes = blobs.get(&blob).await?.ok_or_else(|| {
+        ThumbError::Unavailable(format!("blob {blob} vanished before it was processed"))
+    })?;
     let size = bytes.len() as i64;
     let sniffed = media::precheck(&bytes, &limits)?;
     let processed = if let media::FileFormat::Video(_) = sniffed.format {

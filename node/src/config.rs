@@ -9,6 +9,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use wani_store::BoardSettings;
+use wani_supervision::Role;
 
 /// The whole file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -105,11 +106,7 @@ impl ClusterSection {
         if cookie.len() < 8 {
             bail!("cluster.cookie: the cluster cookie must be at least 8 characters (or set cluster.cookie_file)");
         }
-        let roles = node
-            .roles
-            .iter()
-            .filter_map(|r| wani_supervision::Role::from_name(r))
-            .collect();
+        let roles = node.role_set();
         let tls = match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
             (None, None, None) => None,
             (Some(cert), Some(key), Some(ca)) => Some(wani_supervision::tls::TlsFiles {
@@ -157,6 +154,21 @@ impl Default for NodeConfig {
             listen: "127.0.0.1:8080".into(),
             roles: ROLES.iter().map(|r| r.to_string()).collect(),
         }
+    }
+}
+
+impl NodeConfig {
+    /// The roles, typed (validation has refused unknown names).
+    pub fn role_set(&self) -> std::collections::BTreeSet<Role> {
+        self.roles
+            .iter()
+            .filter_map(|r| Role::from_name(r))
+            .collect()
+    }
+
+    /// Whether this node carries `role`.
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.iter().any(|r| r == role.name())
     }
 }
 

@@ -32,6 +32,7 @@ use wani_actors::{Entities, EntityConfig, Renderer, Shared, Thumbnailer};
 use wani_store::blob::{BlobStore, DbBlobStore, FsBlobStore};
 use wani_store::{Repo, Store, StoreOptions};
 use wani_supervision::cluster::Cluster;
+use wani_supervision::Role;
 
 /// A started node (actors running, HTTP not yet serving).
 pub struct Node {
@@ -81,10 +82,10 @@ impl Node {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let has_role = |r: &str| config.node.roles.iter().any(|x| x == r);
+        let has_role = |r: Role| config.node.has(r);
         // A node without a pool's role sends that work to a node with it
         // (through the cluster router set below); a single box has them all.
-        let renderer = if has_role("render") {
+        let renderer = if has_role(Role::Render) {
             Renderer::spawn(None, cores, 10_000).await?.0
         } else {
             Renderer::without_pool()
@@ -105,7 +106,7 @@ impl Node {
                  install ffmpeg to accept them"
             );
         }
-        let thumbnailer = if has_role("thumbnail") {
+        let thumbnailer = if has_role(Role::Thumbnail) {
             Thumbnailer::spawn(
                 None,
                 blobs.clone(),
@@ -153,12 +154,11 @@ impl Node {
                 .context("starting the cluster membership")?;
             tracing::info!(%listen, seeds = ?config.cluster.seeds, "cluster membership started");
             let c = Arc::new(c);
-            let (holder, judge, quorum) = (c.clone(), c.clone(), c.clone());
+            let (holder, judge) = (c.clone(), c.clone());
             let leases = Leases::new(
                 Arc::new(store.clone()),
-                move || holder.lease_holder(),
-                move |h: &str| judge.is_holder_gone(h),
-                move || quorum.has_quorum(),
+                move || holder.lease_holder().to_string(),
+                move |h: &str| judge.lease_decision(h),
                 config.cluster.shards,
                 Duration::from_millis(config.cluster.lease_ttl_ms),
             );

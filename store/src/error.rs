@@ -49,7 +49,10 @@ impl StoreError {
 pub fn is_storage_full(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::StorageFull
         || e.kind() == std::io::ErrorKind::QuotaExceeded
-        || matches!(e.raw_os_error(), Some(libc_codes::ENOSPC | libc_codes::EDQUOT))
+        || matches!(
+            e.raw_os_error(),
+            Some(libc_codes::ENOSPC | libc_codes::EDQUOT)
+        )
 }
 
 /// The two errno values, without a libc dependency (Linux numbering).

@@ -35,6 +35,7 @@
 //! Not handled here: routing entity messages to the owner's region,
 //! leases and fencing. They build on this view.
 
+use crate::lease::{self, LeaseHolder};
 use crate::membership::{DetectorConfig, Input, MemberState, Membership, Role, ViewChange};
 use crate::placement::NodeName;
 use crate::tls::{ClusterTls, TlsError, TlsFiles};
@@ -46,8 +47,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
 
@@ -80,9 +80,8 @@ pub struct ClusterConfig {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MemberView {
     pub name: String,
-    /// `up`, `suspect`, `down` or `leaving`.
-    pub state: &'static str,
-    pub roles: Vec<&'static str>,
+    pub state: MemberState,
+    pub roles: Vec<Role>,
     pub incarnation: u64,
     /// Milliseconds since its last heartbeat arrived (`None` for this node).
     pub last_heartbeat_ms_ago: Option<u64>,
@@ -93,7 +92,8 @@ pub struct MemberView {
     pub rtt_ms: Option<u64>,
 }
 
-/// The view as readers see it.
+/// The view as readers see it (`GET /api/v1/cluster`), made from the
+/// [`Membership`] that decides.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ViewSnapshot {
     pub me: String,
@@ -111,8 +111,8 @@ impl ViewSnapshot {
             version: 0,
             members: vec![MemberView {
                 name: name.to_string(),
-                state: "up",
-                roles: roles.iter().map(|r| r.name()).collect(),
+                state: MemberState::Up,
+                roles: roles.iter().copied().collect(),
                 incarnation: 0,
                 last_heartbeat_ms_ago: None,
                 this_node: true,
@@ -121,14 +121,14 @@ impl ViewSnapshot {
         }
     }
 
-    /// The snapshot of `m`; this node shows as `leaving` while it drains.
-    fn of(m: &Membership, now_ms: u64, draining: bool) -> ViewSnapshot {
+    /// The snapshot of `m` at `now_ms`.
+    pub fn of(m: &Membership, now_ms: u64) -> ViewSnapshot {
         let mut members: Vec<MemberView> = m
             .peers()
             .map(|p| MemberView {
                 name: p.name.0.clone(),
-                state: state_name(p.state),
-                roles: p.roles.iter().map(|r| r.name()).collect(),
+                state: p.state,
+                roles: p.roles.iter().copied().collect(),
                 incarnation: p.incarnation,
                 last_heartbeat_ms_ago: Some(now_ms.saturating_sub(p.last_heartbeat_ms)),
                 this_node: false,
@@ -137,8 +137,8 @@ impl ViewSnapshot {
             .collect();
         members.push(MemberView {
             name: m.me().0.clone(),
-            state: if draining { "leaving" } else { "up" },
-            roles: m.roles().iter().map(|r| r.name()).collect(),
+            state: m.my_state(),
+            roles: m.roles().iter().copied().collect(),
             incarnation: m.incarnation(),
             last_heartbeat_ms_ago: None,
             this_node: true,
@@ -151,25 +151,6 @@ impl ViewSnapshot {
             version: m.version(),
             members,
         }
-    }
-}
-
-fn state_name(s: MemberState) -> &'static str {
-    match s {
-        MemberState::Up => "up",
-        MemberState::Suspect => "suspect",
-        MemberState::Down => "down",
-        MemberState::Leaving => "leaving",
-    }
-}
-
-fn state_from(s: &str) -> Option<MemberState> {
-    match s {
-        "up" => Some(MemberState::Up),
-        "suspect" => Some(MemberState::Suspect),
-        "down" => Some(MemberState::Down),
-        "leaving" => Some(MemberState::Leaving),
-        _ => None,
     }
 }
 
@@ -203,9 +184,8 @@ pub struct MembershipArgs {
     directory: Arc<RwLock<HashMap<String, u64>>>,
     config: ClusterConfig,
     node_server: ActorRef<NodeServerMessage>,
-    view: Arc<RwLock<ViewSnapshot>>,
+    membership: Shared,
     changes: broadcast::Sender<ViewChange>,
-    draining: Arc<AtomicBool>,
     tls: Option<ClusterTls>,
 }
 impl ractor::Message for MembershipArgs {}
@@ -221,17 +201,14 @@ pub struct MembershipState {
     /// Peer name → ractor node id of its current session, for addressing.
     directory: Arc<RwLock<HashMap<String, u64>>>,
     config: ClusterConfig,
-    membership: Membership,
+    /// The view, shared with [`Cluster`]'s readers; this actor is its only
+    /// writer but for [`Cluster::leave`].
+    membership: Shared,
     node_server: ActorRef<NodeServerMessage>,
-    view: Arc<RwLock<ViewSnapshot>>,
     changes: broadcast::Sender<ViewChange>,
     cookie_digest: [u8; 16],
     dials: HashMap<String, Dial>,
     my_connection: String,
-    /// Set by [`Cluster::leave`]: every tick then also tells each peer this
-    /// node is leaving, so a peer that missed the first notice (or connects
-    /// later) learns it too.
-    draining: Arc<AtomicBool>,
     /// Seeds are dialed over TLS with this when set.
     tls: Option<ClusterTls>,
 }
@@ -241,48 +218,27 @@ pub struct MembershipActor;
 
 impl MembershipState {
     fn heartbeat(&self, you_are: Option<(MemberState, u64)>) -> Wire {
+        let m = self.membership.read();
         Wire(Ok(Envelope::V1(Frame::Heartbeat(Heartbeat {
-            from: self.membership.me().0.clone(),
-            incarnation: self.membership.incarnation(),
-            roles: self
-                .membership
-                .roles()
-                .iter()
-                .map(|r| r.name().to_string())
-                .collect(),
-            you_are: you_are
-                .map(|(s, _)| state_name(s))
-                .unwrap_or("")
-                .to_string(),
+            from: m.me().0.clone(),
+            incarnation: m.incarnation(),
+            roles: m.roles().iter().map(|r| r.name().to_string()).collect(),
+            you_are: you_are.map(|(s, _)| s.name()).unwrap_or("").to_string(),
             you_are_incarnation: you_are.map(|(_, i)| i).unwrap_or(0),
             sent_ms: now_ms(),
             cookie_digest: self.cookie_digest,
         }))))
     }
 
-    fn publish(&mut self, changes: Vec<ViewChange>) {
-        let now = now_ms();
-        for c in &changes {
-            match c {
-                ViewChange::SelfDowned => {
-                    tracing::warn!(
-                        "a peer declared this node down; rejoining as a new incarnation"
-                    );
-                    self.membership.rejoin(now);
-                }
-                other => tracing::info!(change = ?other, "cluster view changed"),
-            }
-            let _ = self.changes.send(c.clone());
-        }
-        if let Ok(mut v) = self.view.write() {
-            *v = ViewSnapshot::of(&self.membership, now, self.draining.load(Ordering::Relaxed));
-        }
+    /// Applies one input to the view and tells subscribers what changed.
+    fn step(&mut self, input: Input) {
+        let changes = self.membership.write().step(input);
+        publish(&self.membership, &self.changes, changes);
     }
 
     async fn tick(&mut self) {
         let now = now_ms();
-        let changes = self.membership.step(Input::Tick { now_ms: now });
-        self.publish(changes);
+        self.step(Input::Tick { now_ms: now });
 
         // Who is connected, by configured name and by address.
         let sessions =
@@ -312,13 +268,12 @@ impl MembershipState {
             if id.is_local() {
                 continue;
             }
-            let you_are = names
-                .get(&id.node())
-                .and_then(|n| self.membership.member(&NodeName(n.clone())))
-                .map(|m| (m.state, m.incarnation));
+            let you_are = names.get(&id.node()).and_then(|n| self.verdict_on(n));
             let peer: ActorRef<Wire> = cell.into();
             let _ = peer.cast(self.heartbeat(you_are));
-            if self.draining.load(Ordering::Relaxed) {
+            // Every tick, so a peer that missed the first notice (or
+            // connects later) learns it too.
+            if self.membership.read().is_leaving() {
                 let _ = peer.cast(self.leaving());
             }
         }
@@ -364,10 +319,19 @@ impl MembershipState {
     }
 
     fn leaving(&self) -> Wire {
+        let m = self.membership.read();
         Wire(Ok(Envelope::V1(Frame::Leaving {
-            from: self.membership.me().0.clone(),
-            incarnation: self.membership.incarnation(),
+            from: m.me().0.clone(),
+            incarnation: m.incarnation(),
         })))
+    }
+
+    /// How this node sees the peer `name`: its state and incarnation.
+    fn verdict_on(&self, name: &str) -> Option<(MemberState, u64)> {
+        self.membership
+            .read()
+            .member(&NodeName(name.to_string()))
+            .map(|m| (m.state, m.incarnation))
     }
 
     /// The membership actor of `name`'s current session, if connected.
@@ -395,10 +359,7 @@ impl MembershipState {
                 let from = beat.from.clone();
                 self.heard(beat, None);
                 if let Some(peer) = self.peer(&from) {
-                    let you_are = self
-                        .membership
-                        .member(&NodeName(from))
-                        .map(|m| (m.state, m.incarnation));
+                    let you_are = self.verdict_on(&from);
                     if let Wire(Ok(Envelope::V1(Frame::Heartbeat(mine)))) = self.heartbeat(you_are)
                     {
                         let _ = peer.cast(Wire(Ok(Envelope::V1(Frame::HeartbeatAck {
@@ -412,14 +373,11 @@ impl MembershipState {
                 let rtt = now_ms().saturating_sub(echo_sent_ms);
                 self.heard(beat, Some(rtt));
             }
-            Frame::Leaving { from, incarnation } => {
-                let changes = self.membership.step(Input::Leaving {
-                    from: NodeName(from),
-                    incarnation,
-                    now_ms: now_ms(),
-                });
-                self.publish(changes);
-            }
+            Frame::Leaving { from, incarnation } => self.step(Input::Leaving {
+                from: NodeName(from),
+                incarnation,
+                now_ms: now_ms(),
+            }),
             // Region traffic goes to the region router, not here.
             Frame::Tick | Frame::Call { .. } | Frame::Reply { .. } | Frame::ReplyPart { .. } => {}
         }
@@ -433,15 +391,14 @@ impl MembershipState {
             .iter()
             .filter_map(|r| Role::from_name(r))
             .collect();
-        let changes = self.membership.step(Input::Heartbeat {
+        self.step(Input::Heartbeat {
             from: NodeName(beat.from),
             incarnation: beat.incarnation,
             roles,
-            you_are: state_from(&beat.you_are).map(|s| (s, beat.you_are_incarnation)),
+            you_are: MemberState::from_name(&beat.you_are).map(|s| (s, beat.you_are_incarnation)),
             now_ms: now_ms(),
             rtt_ms,
         });
-        self.publish(changes);
     }
 }
 
@@ -457,28 +414,18 @@ impl Actor for MembershipActor {
     ) -> Result<MembershipState, ActorProcessingErr> {
         ractor::pg::join(MEMBERSHIP_GROUP.to_string(), vec![myself.get_cell()]);
         let c = &args.config;
-        let membership = Membership::new(
-            NodeName(c.name.clone()),
-            now_ms(),
-            c.roles.clone(),
-            c.detector,
-        );
         let my_connection = format!("{}:{}", c.advertise_host, c.listen.port());
-        let mut state = MembershipState {
+        Ok(MembershipState {
             directory: args.directory,
             cookie_digest: cookie_digest(&c.cookie),
             config: args.config,
-            membership,
+            membership: args.membership,
             node_server: args.node_server,
-            view: args.view,
             changes: args.changes,
             dials: HashMap::new(),
             my_connection,
-            draining: args.draining,
             tls: args.tls,
-        };
-        state.publish(Vec::new());
-        Ok(state)
+        })
     }
 
     async fn post_start(
@@ -506,41 +453,48 @@ impl Actor for MembershipActor {
     }
 }
 
-/// See [`Cluster::has_quorum`]; `at_least` is the cluster size the config
-/// implies.
-fn quorum(members: &[MemberView], at_least: usize) -> bool {
-    let alive = |m: &&MemberView| matches!(m.state, "up" | "suspect" | "leaving");
-    let known = members.len().max(at_least);
-    let up = members.iter().filter(alive).count();
-    if 2 * up != known {
-        return 2 * up > known;
+/// The membership view, shared by the actor that steps it and every reader.
+#[derive(Clone)]
+struct Shared(Arc<RwLock<Membership>>);
+
+impl Shared {
+    fn read(&self) -> RwLockReadGuard<'_, Membership> {
+        self.0.read().unwrap_or_else(|p| p.into_inner())
     }
-    // A tie can only be broken among the members this node has met; one it
-    // never heard from counts against it.
-    members.len() == known
-        && members
-            .iter()
-            .min_by(|a, b| a.name.cmp(&b.name))
-            .is_some_and(|m| alive(&m))
+
+    fn write(&self) -> RwLockWriteGuard<'_, Membership> {
+        self.0.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Tells subscribers what changed; a peer that declared this node down
+/// makes it rejoin as a new incarnation.
+fn publish(membership: &Shared, changes: &broadcast::Sender<ViewChange>, list: Vec<ViewChange>) {
+    for c in list {
+        match &c {
+            ViewChange::SelfDowned => {
+                tracing::warn!("a peer declared this node down; rejoining as a new incarnation");
+                membership.write().rejoin(now_ms());
+            }
+            other => tracing::info!(change = ?other, "cluster view changed"),
+        }
+        let _ = changes.send(c);
+    }
 }
 
 /// A running cluster membership for this node.
 pub struct Cluster {
     name: String,
-    /// How long after starting or rejoining this node's view is too young
-    /// to act on: peers it has not heard from yet are not in it.
-    settle_ms: u64,
     /// How many seeds the config names: with this node, the smallest the
     /// cluster can be, even before it has heard from any of them.
     seeds: usize,
     directory: Arc<RwLock<HashMap<String, u64>>>,
-    view: Arc<RwLock<ViewSnapshot>>,
+    /// The view that decides: placement, liveness, quorum and leases all
+    /// ask this [`Membership`], the state machine the golden scripts test.
+    view: Shared,
     changes: broadcast::Sender<ViewChange>,
     node_server: ActorRef<NodeServerMessage>,
     membership: ActorRef<Wire>,
-    /// Set once by [`Cluster::leave`]; never cleared: a drained process is
-    /// stopped, and comes back as a new incarnation.
-    draining: Arc<AtomicBool>,
 }
 
 impl Cluster {
@@ -562,23 +516,22 @@ impl Cluster {
         let (node_server, _) = Actor::spawn(None, server, ())
             .await
             .map_err(|e| ClusterError::Listen(config.listen, e.to_string()))?;
-        let view = Arc::new(RwLock::new(ViewSnapshot::single(
-            &config.name,
-            &config.roles,
-        )));
+        let view = Shared(Arc::new(RwLock::new(Membership::new(
+            NodeName(config.name.clone()),
+            now_ms(),
+            config.roles.clone(),
+            config.detector,
+        ))));
         let (changes, _) = broadcast::channel(256);
         let directory = Arc::new(RwLock::new(HashMap::new()));
-        let draining = Arc::new(AtomicBool::new(false));
         let name = config.name.clone();
-        let settle_ms = config.detector.heartbeat_interval_ms * config.detector.down_after as u64;
         let seeds = config.seeds.len();
         let args = MembershipArgs {
             directory: directory.clone(),
             config,
             node_server: node_server.clone(),
-            view: view.clone(),
+            membership: view.clone(),
             changes: changes.clone(),
-            draining: draining.clone(),
             tls,
         };
         let (membership, _) = Actor::spawn(None, MembershipActor, args)
@@ -586,23 +539,18 @@ impl Cluster {
             .map_err(|e| ClusterError::Membership(e.to_string()))?;
         Ok(Cluster {
             name,
-            settle_ms,
             seeds,
             directory,
             view,
             changes,
             node_server,
             membership,
-            draining,
         })
     }
 
-    /// The current view.
+    /// The current view, for display.
     pub fn view(&self) -> ViewSnapshot {
-        self.view
-            .read()
-            .map(|v| v.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+        ViewSnapshot::of(&self.view.read(), now_ms())
     }
 
     /// This node's name.
@@ -612,76 +560,52 @@ impl Cluster {
 
     /// This node's lease identity: name and incarnation, so a restarted
     /// process never shares a fence with its previous life.
-    pub fn lease_holder(&self) -> String {
-        let v = self.view();
-        format!("{}#{}", v.me, v.incarnation)
+    pub fn lease_holder(&self) -> LeaseHolder {
+        let v = self.view.read();
+        LeaseHolder {
+            node: v.me().clone(),
+            incarnation: v.incarnation(),
+        }
     }
 
     /// Nodes that own shards for `role` in the current view (up or
-    /// suspect, carrying the role), sorted.
+    /// suspect, carrying the role, not leaving), sorted.
     pub fn owners_for(&self, role: Role) -> Vec<NodeName> {
-        let v = self.view();
-        let mut out: Vec<NodeName> = v
-            .members
-            .iter()
-            .filter(|m| matches!(m.state, "up" | "suspect") && m.roles.contains(&role.name()))
-            .map(|m| NodeName(m.name.clone()))
-            .collect();
-        out.sort();
-        out
+        self.view.read().owners_for(role)
     }
 
-    /// Whether `name` is declared down or unknown in this node's view.
+    /// Nodes carrying `role` whatever their state (this one included).
+    pub fn with_role(&self, role: Role) -> Vec<NodeName> {
+        self.view.read().with_role(role).cloned().collect()
+    }
+
+    /// Whether `name` owns nothing in this node's view: down, leaving or
+    /// unknown.
     pub fn is_gone(&self, name: &str) -> bool {
         !self
-            .view()
-            .members
-            .iter()
-            .any(|m| m.name == name && matches!(m.state, "up" | "suspect"))
+            .view
+            .read()
+            .state_of(&NodeName(name.to_string()))
+            .is_some_and(MemberState::owns)
     }
 
-    /// Whether this node's view is old enough to act on. A node that just
-    /// started or rejoined has heard from no peer yet: it would believe it
-    /// owns every shard. Placement waits until it has listened for as long
-    /// as it takes to declare a silent peer down.
+    /// Whether this node's view is old enough to act on (see
+    /// [`Membership::is_settled`]).
     pub fn is_settled(&self) -> bool {
-        // The incarnation is the time this node (re)joined, in ms.
-        now_ms().saturating_sub(self.view().incarnation) >= self.settle_ms
+        self.view.read().is_settled(now_ms())
     }
 
-    /// Whether a lease holder (`name#incarnation`, see [`Cluster::lease_holder`])
-    /// is dead: its node is down or unknown, or it is a previous life of a
-    /// node that restarted since.
-    ///
-    /// Only a node in the majority judges: one cut off from the others sees
-    /// them all down, and would otherwise take their leases and fence the
-    /// writes of the side that can still serve.
-    pub fn is_holder_gone(&self, holder: &str) -> bool {
-        if !self.is_settled() || !self.has_quorum() {
-            return false;
-        }
-        let Some((name, inc)) = holder.rsplit_once('#') else {
-            return true;
-        };
-        let Ok(inc) = inc.parse::<u64>() else {
-            return true;
-        };
-        // A leaving node is alive and releases its leases itself once its
-        // entities have stopped: taking them over earlier would fence the
-        // writes it is still finishing, and fail them.
-        !self.view().members.iter().any(|m| {
-            m.name == name
-                && m.incarnation == inc
-                && matches!(m.state, "up" | "suspect" | "leaving")
-        })
+    /// What to do about a shard lease whose holder column reads `holder`
+    /// (see [`lease::decide`]).
+    pub fn lease_decision(&self, holder: &str) -> lease::Decision {
+        lease::decide(&self.view.read(), now_ms(), self.seeds + 1, holder)
     }
 
-    /// Whether this node sees a majority of the cluster alive (itself
-    /// included): more than half of the nodes it knows of (at least its
-    /// seeds and itself), or exactly half when that half holds the
-    /// smallest name (so one of two halves, and only one, goes on).
+    /// Whether this node sees a majority of the cluster alive (see
+    /// [`Membership::has_quorum`]); the cluster is at least its seeds and
+    /// this node.
     pub fn has_quorum(&self) -> bool {
-        quorum(&self.view().members, self.seeds + 1)
+        self.view.read().has_quorum(self.seeds + 1)
     }
 
     /// The ractor node id of `name`'s current session, if connected.
@@ -704,66 +628,24 @@ impl Cluster {
     /// is no way back for this process (peers keep a leaving incarnation
     /// out), it rejoins by restarting.
     pub fn leave(&self) {
-        if self.draining.swap(true, Ordering::SeqCst) {
+        let changes = self.view.write().step(Input::Leave);
+        if changes.is_empty() {
             return;
         }
-        if let Ok(mut v) = self.view.write() {
-            v.version += 1;
-            for m in v.members.iter_mut().filter(|m| m.this_node) {
-                m.state = "leaving";
-            }
-        }
         tracing::info!("leaving the cluster: handing this node's shards over");
+        publish(&self.view, &self.changes, changes);
         // Tell the peers now rather than at the next tick.
         let _ = self.membership.cast(Wire(Ok(Envelope::V1(Frame::Tick))));
-        let _ = self.changes.send(ViewChange::Left(self.me()));
     }
 
     /// Whether [`Cluster::leave`] was called.
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
+        self.view.read().is_leaving()
     }
 
     /// Stops membership and closes every session.
     pub fn stop(&self) {
         self.membership.stop(None);
         self.node_server.stop(None);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn member(name: &str, state: &'static str) -> MemberView {
-        MemberView {
-            name: name.into(),
-            state,
-            roles: Vec::new(),
-            incarnation: 1,
-            last_heartbeat_ms_ago: None,
-            this_node: false,
-            rtt_ms: None,
-        }
-    }
-
-    #[test]
-    fn only_a_majority_judges_who_is_gone() {
-        let three = |a, b, c| vec![member("a", a), member("b", b), member("c", c)];
-        assert!(quorum(&three("up", "up", "up"), 3));
-        assert!(quorum(&three("up", "up", "down"), 3), "two of three");
-        assert!(
-            !quorum(&three("up", "down", "down"), 3),
-            "one of three, cut off"
-        );
-        assert!(quorum(&three("up", "suspect", "down"), 3));
-        // A node that restarted alone has met nobody: its seeds count.
-        assert!(!quorum(&[member("c", "up")], 3));
-        assert!(quorum(&[member("a", "up")], 1), "a single node");
-        // Two nodes split: the half holding the smallest name goes on.
-        assert!(quorum(&[member("a", "up"), member("b", "down")], 2));
-        assert!(!quorum(&[member("a", "down"), member("b", "up")], 2));
-        // A tie with a node never heard from is not won.
-        assert!(!quorum(&[member("a", "up")], 2));
     }
 }

@@ -8,7 +8,11 @@
 //!   membership actor exchanging heartbeats with every peer.
 //! - [`membership`]: who is up, suspect, down or leaving, decided from
 //!   heartbeats by a state machine (a paused process is noticed, not only a
-//!   closed socket).
+//!   closed socket); placement, quorum and liveness are its methods, so the
+//!   running node asks the very rules its golden scripts test
+//!   (`src/membership/testscripts/`).
+//! - [`lease`]: who may take a shard's lease from its holder, decided from
+//!   that view (golden scripts in `src/lease/testscripts/`).
 //! - [`wire`]: the versioned bincode envelope that crosses nodes; decoding
 //!   a broken frame yields an error, never a panic.
 //! - [`tls`]: optional mutual TLS between nodes, from PEM files.
@@ -21,11 +25,15 @@
 
 pub mod cluster;
 pub mod host;
+pub mod lease;
 pub mod membership;
 pub mod placement;
 pub mod restart;
 pub mod tls;
 pub mod wire;
+
+#[cfg(test)]
+mod script;
 
 pub use membership::{DetectorConfig, Input, Member, MemberState, Membership, Role, ViewChange};
 pub use placement::{owner_of, shard_of, EntityKey, NodeName, ShardId, ShardMap, DEFAULT_SHARDS};

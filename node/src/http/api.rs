@@ -405,29 +405,22 @@ pub async fn cluster(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (view, shards) = match &state.cluster {
-        Some(c) => (c.view(), state.config.cluster.shards),
-        None => {
-            let roles = state
-                .config
-                .node
-                .roles
-                .iter()
-                .filter_map(|r| wani_supervision::Role::from_name(r))
-                .collect();
-            (
-                wani_supervision::cluster::ViewSnapshot::single(&state.config.node.name, &roles),
-                0,
-            )
-        }
+    let (view, shards, owners) = match &state.cluster {
+        Some(c) => (
+            c.view(),
+            state.config.cluster.shards,
+            c.owners_for(wani_supervision::Role::Entities),
+        ),
+        None => (
+            wani_supervision::cluster::ViewSnapshot::single(
+                &state.config.node.name,
+                &state.config.node.role_set(),
+            ),
+            0,
+            Vec::new(),
+        ),
     };
     // Shards owned by each member, as placement computes them from this view.
-    let owners: Vec<wani_supervision::NodeName> = view
-        .members
-        .iter()
-        .filter(|m| matches!(m.state, "up" | "suspect") && m.roles.contains(&"entities"))
-        .map(|m| wani_supervision::NodeName(m.name.clone()))
-        .collect();
     let map = wani_supervision::ShardMap::compute(shards, &owners);
     let mut body = serde_json::to_value(&view).map_err(ApiError::internal)?;
     if let Some(members) = body["members"].as_array_mut() {

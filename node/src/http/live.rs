@@ -69,7 +69,7 @@ async fn open(
     query: Option<&str>,
     last_event_id: Option<&str>,
 ) -> Result<(Bytes, Connection), ApiError> {
-    if !state.config.node.roles.iter().any(|r| r == "live") {
+    if !state.config.node.has(wani_supervision::Role::Live) {
         return Err(ApiError::new(
             StatusCode::MISDIRECTED_REQUEST,
             "this node does not carry the live role; open live updates on one that does",

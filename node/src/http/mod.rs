@@ -278,7 +278,7 @@ async fn web_role(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    if !state.config.node.roles.iter().any(|r| r == "web") && !is_operations_path(req.uri().path())
+    if !state.config.node.has(wani_supervision::Role::Web) && !is_operations_path(req.uri().path())
     {
         return axum::response::IntoResponse::into_response(ApiError::new(
             axum::http::StatusCode::MISDIRECTED_REQUEST,

@@ -125,9 +125,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             "gauge",
             "Cluster members by state, as this node sees them (itself included).",
         );
-        for st in ["up", "suspect", "down", "leaving"] {
+        for st in wani_supervision::MemberState::ALL {
             let n = view.members.iter().filter(|m| m.state == st).count();
-            out.sample("wani_cluster_members", &[("state", st)], n as f64);
+            out.sample("wani_cluster_members", &[("state", st.name())], n as f64);
         }
         out.family(
             "wani_cluster_heartbeat_rtt_seconds",
