@@ -13,15 +13,14 @@
 //! [`wani_store::Repo`] and [`wani_store::blob::BlobStore`], and leaves the
 //! shape of pages and JSON to a [`views::ViewRenderer`] the node supplies.
 //! The rules (post limits, bumping, pruning) are plain functions in
-//! [`rules`]; the markup in [`markup`]; upload checks and thumbnails in
-//! [`media`].
+//! [`rules`]; the markup in [`markup`]; upload checks and thumbnails are
+//! the `wani-media` crate's, which the thumbnailer pool runs.
 
 pub mod board;
 pub mod error;
 pub mod lease;
 pub mod live;
 pub mod markup;
-pub mod media;
 pub mod names;
 pub mod region;
 pub mod remote;

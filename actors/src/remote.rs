@@ -36,8 +36,8 @@ pub enum Request {
     /// A stored upload to check and thumbnail on a node with the `thumbnail` role.
     Thumbnail {
         blob: String,
-        limits: crate::media::MediaLimits,
-        options: crate::media::ThumbOptions,
+        limits: wani_media::MediaLimits,
+        options: wani_media::ThumbOptions,
     },
     /// A write committed on the sending node, for this node's live clients
     /// (`event`), or, with none, the sender's periodic "this is how many I
@@ -56,7 +56,7 @@ pub enum Request {
 /// Why a remote thumbnail job failed, on the wire.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum MediaFailure {
-    Media(crate::media::MediaError),
+    Media(wani_media::MediaError),
     StorageFull(String),
     Unavailable(String),
 }

@@ -380,8 +380,8 @@ impl Router {
     pub async fn thumbnail(
         &self,
         blob: String,
-        limits: crate::media::MediaLimits,
-        options: crate::media::ThumbOptions,
+        limits: wani_media::MediaLimits,
+        options: wani_media::ThumbOptions,
     ) -> Result<wani_store::NewMedia, crate::thumbnailer::ThumbError> {
         use crate::thumbnailer::ThumbError;
         let node = self.pick(Role::Thumbnail).ok_or_else(|| {

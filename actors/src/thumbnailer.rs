@@ -2,7 +2,7 @@
 //!
 //! The HTTP layer stores an upload's bytes under their content hash and
 //! sends only the key: media bytes never travel in actor messages. A worker
-//! reads the blob, runs [`crate::media::process`] (type from the bytes,
+//! reads the blob, runs [`wani_media::process`] (type from the bytes,
 //! pixel limit before decoding, full decode, thumbnail) on the blocking
 //! thread pool so the async threads keep serving, stores the thumbnail, and
 //! answers with the [`NewMedia`] record to commit.
@@ -18,8 +18,6 @@
 //! them a video job is refused with [`MediaError::VideoUnavailable`].
 
 use crate::error::ActorError;
-use crate::media::video::{VideoError, VideoTools};
-use crate::media::{self, MediaError, MediaLimits, ThumbOptions};
 use bytes::Bytes;
 use ractor::factory::{
     queues, routing, worker_builder, DiscardMode, DiscardSettings, Factory, FactoryArguments,
@@ -28,6 +26,8 @@ use ractor::factory::{
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::Arc;
 use std::time::Duration;
+use wani_media::video::{VideoError, VideoTools};
+use wani_media::{self, MediaError, MediaLimits, ThumbOptions};
 use wani_store::blob::BlobStore;
 use wani_store::NewMedia;
 
@@ -137,8 +137,8 @@ async fn process(
         ThumbError::Unavailable(format!("blob {blob} vanished before it was processed"))
     })?;
     let size = bytes.len() as i64;
-    let sniffed = media::precheck(&bytes, &limits)?;
-    let processed = if let media::FileFormat::Video(_) = sniffed.format {
+    let sniffed = wani_media::precheck(&bytes, &limits)?;
+    let processed = if let wani_media::FileFormat::Video(_) = sniffed.format {
         let tools = video.ok_or(MediaError::VideoUnavailable)?;
         tools
             .process(&bytes, sniffed, &limits, &options)
@@ -148,7 +148,7 @@ async fn process(
                 VideoError::Unavailable(m) => ThumbError::Unavailable(m),
             })?
     } else {
-        tokio::task::spawn_blocking(move || media::process(&bytes, &limits, &options))
+        tokio::task::spawn_blocking(move || wani_media::process(&bytes, &limits, &options))
             .await
             .map_err(|e| ThumbError::Unavailable(format!("thumbnailer task failed: {e}")))??
     };

@@ -4,7 +4,7 @@
 //! Two modes, both over files the script generated:
 //! - throughput: `--jobs` thumbnails of one file, spread over `--workers`
 //!   threads (one per core by default), each the whole of
-//!   `media::process` (checks, decode, resize, encode, 500 px target);
+//!   `wani_media::process` (checks, decode, resize, encode, 500 px target);
 //!   prints thumbnails per second per worker.
 //! - `--single`: one thumbnail in this process, then the peak resident
 //!   memory it added over the process's resident memory just before
@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use wani_actors::media::{self, MediaLimits, ThumbOptions};
+use wani_media::{MediaLimits, ThumbOptions};
 
 /// Arguments of `wani bench-media`.
 #[derive(clap::Args, Debug)]
@@ -66,7 +66,7 @@ pub fn run(args: BenchMediaArgs) -> anyhow::Result<()> {
     let options = ThumbOptions::default();
     if args.single {
         let before = proc_kib("VmRSS:");
-        let p = media::process(&bytes, &limits(), &options)
+        let p = wani_media::process(&bytes, &limits(), &options)
             .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
         let peak = proc_kib("VmHWM:");
         println!(
@@ -85,14 +85,14 @@ pub fn run(args: BenchMediaArgs) -> anyhow::Result<()> {
         args.workers
     };
     // Warm-up: page in the code and the allocator's arenas.
-    media::process(&bytes, &limits(), &options).map_err(|e| anyhow::anyhow!("{e}"))?;
+    wani_media::process(&bytes, &limits(), &options).map_err(|e| anyhow::anyhow!("{e}"))?;
     let next = std::sync::atomic::AtomicUsize::new(0);
     let start = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
                 while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < args.jobs {
-                    let _ = media::process(&bytes, &limits(), &options);
+                    let _ = wani_media::process(&bytes, &limits(), &options);
                 }
             });
         }

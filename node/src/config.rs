@@ -356,7 +356,7 @@ impl Config {
                 self.media.thumb_max_side
             );
         }
-        if wani_actors::media::AlphaThumb::parse(&self.media.thumb_alpha).is_none() {
+        if wani_media::AlphaThumb::parse(&self.media.thumb_alpha).is_none() {
             bail!(
                 "media.thumb_alpha: {:?} must be jpeg, png or webp",
                 self.media.thumb_alpha

@@ -16,8 +16,8 @@ use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::http::StatusCode;
 use bytes::Bytes;
 use std::collections::HashMap;
-use wani_actors::media::{self, AlphaThumb, MediaError, MediaLimits, ThumbOptions};
 use wani_actors::PostDraft;
+use wani_media::{AlphaThumb, MediaError, MediaLimits, ThumbOptions};
 use wani_store::{Board, NewMedia};
 
 /// Longest text field accepted (the body limit is checked later, with a
@@ -154,14 +154,15 @@ pub async fn store_media(
     file: Bytes,
 ) -> Result<NewMedia, ApiError> {
     let limits = board_limits(state, board);
-    let sniffed = media::precheck(&file, &limits).map_err(refuse)?;
-    if matches!(sniffed.format, media::FileFormat::Video(_)) && !state.thumbnailer.video_available()
+    let sniffed = wani_media::precheck(&file, &limits).map_err(refuse)?;
+    if matches!(sniffed.format, wani_media::FileFormat::Video(_))
+        && !state.thumbnailer.video_available()
     {
         return Err(refuse(MediaError::VideoUnavailable));
     }
     let check = limits.clone();
     let (prepared, key) = tokio::task::spawn_blocking(move || {
-        let prepared = media::prepare(&file, &check)?;
+        let prepared = wani_media::prepare(&file, &check)?;
         let key = wani_store::blob::blob_key(&prepared.bytes);
         Ok::<_, MediaError>((prepared, key))
     })

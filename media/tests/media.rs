@@ -1,4 +1,4 @@
-//! Upload inspection and thumbnails, end to end through `media::process`.
+//! Upload inspection and thumbnails, end to end through `wani_media::process`.
 //!
 //! Every image is generated here with the `image` crate (or written byte by
 //! byte, for the hostile ones): no binary fixtures. A counting allocator
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use image::codecs::gif::GifEncoder;
 use image::codecs::jpeg::JpegEncoder;
 use image::{Delay, DynamicImage, Frame, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
-use wani_actors::media::{self, MediaError, MediaLimits, Processed, ThumbOptions};
+use wani_media::{MediaError, MediaLimits, Processed, ThumbOptions};
 
 // ---------------------------------------------------------------------------
 // A global allocator that remembers, per thread, the largest single request.
@@ -234,12 +234,12 @@ fn with_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
 // Helpers for assertions.
 
 fn ok(bytes: &[u8]) -> Processed {
-    media::process(bytes, &MediaLimits::default(), &ThumbOptions::default())
+    wani_media::process(bytes, &MediaLimits::default(), &ThumbOptions::default())
         .unwrap_or_else(|e| panic!("expected the upload to be accepted, got: {e}"))
 }
 
 fn refused(bytes: &[u8], limits: &MediaLimits) -> MediaError {
-    match media::process(bytes, limits, &ThumbOptions::default()) {
+    match wani_media::process(bytes, limits, &ThumbOptions::default()) {
         Ok(p) => panic!("expected a refusal, got {p:?}"),
         Err(e) => e,
     }
@@ -249,7 +249,7 @@ fn refused(bytes: &[u8], limits: &MediaLimits) -> MediaError {
 fn thumb_of(p: &Processed) -> RgbImage {
     assert_eq!(p.thumb_mimetype, "image/jpeg");
     assert_eq!(
-        media::sniff(&p.thumb).map(|s| s.mimetype),
+        wani_media::sniff(&p.thumb).map(|s| s.mimetype),
         Some("image/jpeg")
     );
     let img = image::load_from_memory_with_format(&p.thumb, ImageFormat::Jpeg)
@@ -307,7 +307,8 @@ fn thumbnail_size_follows_options() {
         max_side: 64,
         ..ThumbOptions::default()
     };
-    let p = media::process(&jpeg(640, 480), &MediaLimits::default(), &options).expect("accepted");
+    let p =
+        wani_media::process(&jpeg(640, 480), &MediaLimits::default(), &options).expect("accepted");
     assert_eq!((p.thumb_width, p.thumb_height), (64, 48));
     thumb_of(&p);
 }
@@ -328,7 +329,7 @@ fn transparency_is_flattened_onto_the_background() {
             background,
             ..ThumbOptions::default()
         };
-        let p = media::process(&bytes, &MediaLimits::default(), &options).expect("accepted");
+        let p = wani_media::process(&bytes, &MediaLimits::default(), &options).expect("accepted");
         let thumb = thumb_of(&p);
         let near = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).all(|(&x, y)| x.abs_diff(y) <= 6);
         let transparent = thumb.get_pixel(20, 50).0;
@@ -402,7 +403,8 @@ fn large_jpegs_reduced_to_dc_terms_look_like_a_full_decode() {
         ("baseline", jpeg(800, 400)),
         ("progressive", progressive_jpeg(800, 400)),
     ] {
-        let p = media::process(&bytes, &MediaLimits::default(), &reduced(100)).expect("accepted");
+        let p =
+            wani_media::process(&bytes, &MediaLimits::default(), &reduced(100)).expect("accepted");
         assert_eq!((p.width, p.height), (800, 400), "{label}");
         assert_eq!((p.thumb_width, p.thumb_height), (100, 50), "{label}");
         let diff = mean_difference(&thumb_of(&p), &reference_thumb(&bytes, 100, 50));
@@ -416,7 +418,7 @@ fn large_jpegs_reduced_to_dc_terms_look_like_a_full_decode() {
 #[test]
 fn exif_rotation_is_applied_on_the_reduced_path() {
     let stored = jpeg(800, 400);
-    let p = media::process(
+    let p = wani_media::process(
         &with_orientation(&stored, 6),
         &MediaLimits::default(),
         &reduced(100),
@@ -453,7 +455,7 @@ fn the_type_comes_from_the_bytes_not_the_name() {
     // `process` is never told the name or the client's Content-Type: a PNG
     // uploaded as "cat.jpg" with `Content-Type: image/jpeg` is these bytes.
     let renamed_png = png(32, 32);
-    let sniffed = media::sniff(&renamed_png).expect("sniffed");
+    let sniffed = wani_media::sniff(&renamed_png).expect("sniffed");
     assert_eq!((sniffed.mimetype, sniffed.ext), ("image/png", "png"));
     let p = ok(&renamed_png);
     assert_eq!((p.mimetype.as_str(), p.ext.as_str()), ("image/png", "png"));
@@ -575,7 +577,7 @@ fn types_the_board_does_not_take_are_refused() {
         "image/gif is not accepted on this board (accepted: JPEG, PNG)"
     );
     // Case-insensitive match: the PNG is fine.
-    assert!(media::process(&png(16, 16), &limits, &ThumbOptions::default()).is_ok());
+    assert!(wani_media::process(&png(16, 16), &limits, &ThumbOptions::default()).is_ok());
 }
 
 #[test]
@@ -599,7 +601,7 @@ fn too_many_pixels_are_refused() {
         "the image is 2000×1000 pixels; at most 1 megapixels are accepted"
     );
     // Exactly at the limit is fine.
-    assert!(media::process(&png(1000, 1000), &limits, &ThumbOptions::default()).is_ok());
+    assert!(wani_media::process(&png(1000, 1000), &limits, &ThumbOptions::default()).is_ok());
 }
 
 #[test]
@@ -613,7 +615,7 @@ fn decompression_bombs_are_refused_without_allocating() {
     for (name, bytes, (width, height)) in bombs {
         assert!(bytes.len() < 2048, "{name} bomb is {} bytes", bytes.len());
         let (result, largest) =
-            largest_allocation(|| media::process(&bytes, &limits, &ThumbOptions::default()));
+            largest_allocation(|| wani_media::process(&bytes, &limits, &ThumbOptions::default()));
         match result {
             Err(MediaError::TooManyPixels {
                 width: w,
@@ -662,7 +664,7 @@ fn hostile_bytes_never_panic() {
         let options = options.clone();
         // Every prefix.
         for cut in 0..full.len() {
-            let _ = media::process(&full[..cut], &limits, &options);
+            let _ = wani_media::process(&full[..cut], &limits, &options);
             outcomes += 1;
         }
         // Every byte flipped, one at a time, in the first 512 bytes
@@ -672,7 +674,7 @@ fn hostile_bytes_never_panic() {
             for flip in [0xFF, 0x80, 0x01] {
                 let mut bytes = full.clone();
                 bytes[pos] ^= flip;
-                let _ = media::process(&bytes, &limits, &options);
+                let _ = wani_media::process(&bytes, &limits, &options);
                 outcomes += 1;
             }
         }
@@ -688,7 +690,7 @@ fn hostile_bytes_never_panic() {
 }
 
 // ---------------------------------------------------------------------------
-// Timing: `cargo test --release -p wani-actors --test media timing -- --ignored
+// Timing: `cargo test --release -p wani-media --test media timing -- --ignored
 // --nocapture --test-threads=1` (alone: two timings at once share two cores).
 
 fn fastest(mut f: impl FnMut()) -> Duration {
@@ -707,7 +709,7 @@ fn fastest(mut f: impl FnMut()) -> Duration {
 fn time(label: &str, bytes: &[u8], format: ImageFormat, limits: &MediaLimits) {
     let options = ThumbOptions::default();
     let process = fastest(|| {
-        let p = media::process(bytes, limits, &options).expect("accepted");
+        let p = wani_media::process(bytes, limits, &options).expect("accepted");
         assert!(p.thumb_width <= 500 && p.thumb_height <= 500);
     });
     let decode = fastest(|| {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use image::codecs::gif::GifEncoder;
 use image::codecs::jpeg::JpegEncoder;
 use image::{Delay, DynamicImage, Frame, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
-use wani_actors::media::video::{VideoError, VideoTools};
-use wani_actors::media::{self, AlphaThumb, MediaError, MediaLimits, ThumbOptions};
+use wani_media::video::{VideoError, VideoTools};
+use wani_media::{AlphaThumb, MediaError, MediaLimits, ThumbOptions};
 
 fn photo(width: u32, height: u32) -> RgbImage {
     RgbImage::from_fn(width, height, |x, y| {
@@ -87,7 +87,7 @@ fn scan(jpeg: &[u8]) -> &[u8] {
 #[test]
 fn jpeg_metadata_is_stripped_without_reencoding() {
     let original = jpeg_with_metadata(400, 200, 6);
-    let prepared = media::prepare(&original, &MediaLimits::default()).expect("accepted");
+    let prepared = wani_media::prepare(&original, &MediaLimits::default()).expect("accepted");
     let stripped = &prepared.bytes;
     for secret in [
         &b"SecretCam"[..],
@@ -109,13 +109,13 @@ fn jpeg_metadata_is_stripped_without_reencoding() {
     // The pixels are the same bytes: nothing was re-encoded.
     assert_eq!(scan(stripped), scan(&original));
     // The orientation is kept, so the stripped file still displays upright.
-    let p = media::process(stripped, &MediaLimits::default(), &ThumbOptions::default())
+    let p = wani_media::process(stripped, &MediaLimits::default(), &ThumbOptions::default())
         .expect("the stripped file is accepted");
     assert_eq!((p.width, p.height), (200, 400));
     assert_eq!((p.thumb_width, p.thumb_height), (200, 400));
     // Without an orientation, no EXIF at all is left.
-    let upright =
-        media::prepare(&jpeg_with_metadata(64, 32, 1), &MediaLimits::default()).expect("accepted");
+    let upright = wani_media::prepare(&jpeg_with_metadata(64, 32, 1), &MediaLimits::default())
+        .expect("accepted");
     assert!(!contains(&upright.bytes, b"Exif"));
 }
 
@@ -151,7 +151,9 @@ fn png_text_and_exif_chunks_are_stripped() {
     png_chunk(&mut png, b"tIME", &[7, 0xE8, 1, 2, 3, 4, 5]);
     png_chunk(&mut png, b"eXIf", &exif_tiff(1));
     png.extend_from_slice(&plain[33..]);
-    let stripped = media::prepare(&png, &MediaLimits::default()).unwrap().bytes;
+    let stripped = wani_media::prepare(&png, &MediaLimits::default())
+        .unwrap()
+        .bytes;
     assert!(!contains(&stripped, b"SecretCam"));
     assert!(!contains(&stripped, b"tIME") && !contains(&stripped, b"eXIf"));
     assert_eq!(stripped, plain, "only the metadata chunks differ");
@@ -185,7 +187,7 @@ fn webp_exif_and_xmp_chunks_are_stripped() {
     webp.extend_from_slice(&(body.len() as u32).to_le_bytes());
     webp.extend_from_slice(&body);
 
-    let stripped = media::prepare(&webp, &MediaLimits::default())
+    let stripped = wani_media::prepare(&webp, &MediaLimits::default())
         .unwrap()
         .bytes;
     assert!(!contains(&stripped, b"SecretCam") && !contains(&stripped, b"SecretPlace"));
@@ -196,7 +198,7 @@ fn webp_exif_and_xmp_chunks_are_stripped() {
     );
     let declared = u32::from_le_bytes(stripped[4..8].try_into().unwrap()) as usize;
     assert_eq!(declared + 8, stripped.len());
-    let p = media::process(&stripped, &MediaLimits::default(), &ThumbOptions::default())
+    let p = wani_media::process(&stripped, &MediaLimits::default(), &ThumbOptions::default())
         .expect("the stripped WebP decodes");
     assert_eq!((p.width, p.height), (40, 30));
 }
@@ -213,7 +215,7 @@ fn polyglots_are_refused() {
     let mut trailer = plain.clone();
     trailer.extend_from_slice(b"<!DOCTYPE html><p>hi</p>");
     for bytes in [commented, trailer] {
-        let e = media::prepare(&bytes, &MediaLimits::default()).unwrap_err();
+        let e = wani_media::prepare(&bytes, &MediaLimits::default()).unwrap_err();
         assert!(matches!(e, MediaError::Polyglot(_)), "{e:?}");
         assert_eq!(e.status(), 415);
         assert!(e.to_string().contains("web page"), "{e}");
@@ -239,7 +241,7 @@ fn frame_limit_is_enforced_without_decoding() {
         max_frames: 3,
         ..MediaLimits::default()
     };
-    let e = media::process(&gif_frames(5), &limits, &ThumbOptions::default()).unwrap_err();
+    let e = wani_media::process(&gif_frames(5), &limits, &ThumbOptions::default()).unwrap_err();
     assert_eq!(
         e,
         MediaError::TooManyFrames {
@@ -252,7 +254,7 @@ fn frame_limit_is_enforced_without_decoding() {
         e.to_string(),
         "the animation has 5 frames; this board accepts at most 3"
     );
-    let p = media::process(&gif_frames(3), &limits, &ThumbOptions::default()).unwrap();
+    let p = wani_media::process(&gif_frames(3), &limits, &ThumbOptions::default()).unwrap();
     assert_eq!((p.frames, p.is_animated), (3, true));
 }
 
@@ -274,7 +276,7 @@ fn large_jpegs_are_shrunk_on_load_with_the_right_colours() {
         max_bytes: 64 << 20,
         ..MediaLimits::default()
     };
-    let p = media::process(&bytes, &limits, &ThumbOptions::default()).unwrap();
+    let p = wani_media::process(&bytes, &limits, &ThumbOptions::default()).unwrap();
     assert_eq!((p.width, p.height), (4000, 3000));
     assert_eq!((p.thumb_width, p.thumb_height), (500, 375));
     let thumb = image::load_from_memory(&p.thumb).unwrap().into_rgb8();
@@ -303,9 +305,12 @@ fn alpha_thumbnails_keep_transparency_when_configured() {
             alpha,
             ..ThumbOptions::default()
         };
-        let p = media::process(&png, &MediaLimits::default(), &options).unwrap();
+        let p = wani_media::process(&png, &MediaLimits::default(), &options).unwrap();
         assert_eq!(p.thumb_mimetype, mimetype);
-        assert_eq!(media::sniff(&p.thumb).map(|s| s.mimetype), Some(mimetype));
+        assert_eq!(
+            wani_media::sniff(&p.thumb).map(|s| s.mimetype),
+            Some(mimetype)
+        );
         let thumb = image::load_from_memory(&p.thumb).unwrap().into_rgba8();
         assert_eq!(thumb.dimensions(), (500, 250));
         let clear = thumb.get_pixel(50, 125).0[3];
@@ -320,7 +325,7 @@ fn alpha_thumbnails_keep_transparency_when_configured() {
         alpha: AlphaThumb::WebP,
         ..ThumbOptions::default()
     };
-    let p = media::process(&jpeg(64, 64), &MediaLimits::default(), &options).unwrap();
+    let p = wani_media::process(&jpeg(64, 64), &MediaLimits::default(), &options).unwrap();
     assert_eq!(p.thumb_mimetype, "image/jpeg");
 }
 
@@ -371,12 +376,12 @@ async fn process_video(
     tools: &VideoTools,
     bytes: &[u8],
     limits: &MediaLimits,
-) -> Result<media::Processed, MediaError> {
+) -> Result<wani_media::Processed, MediaError> {
     let limits = MediaLimits {
         accepted: vec!["video/webm".into(), "video/mp4".into()],
         ..limits.clone()
     };
-    let sniffed = media::precheck(bytes, &limits)?;
+    let sniffed = wani_media::precheck(bytes, &limits)?;
     match tools
         .process(bytes, sniffed, &limits, &ThumbOptions::default())
         .await
