@@ -1,6 +1,7 @@
 //! The actors' error type: what a caller (the HTTP layer) can act on.
 
 use wani_store::StoreError;
+use wani_supervision::transport::Fault;
 
 /// Why an entity could not do what was asked.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
@@ -44,6 +45,30 @@ impl From<StoreError> for ActorError {
             StoreError::Fenced { shard, .. } => ActorError::Fenced { shard },
             StoreError::StorageFull(m) => ActorError::StorageFull(m),
             StoreError::Unavailable(m) => ActorError::Unavailable(m),
+        }
+    }
+}
+
+impl From<Fault> for ActorError {
+    fn from(f: Fault) -> Self {
+        match f {
+            Fault::NotFound(m) => ActorError::NotFound(m),
+            Fault::Invalid(m) => ActorError::Invalid(m),
+            Fault::Conflict(m) => ActorError::Conflict(m),
+            Fault::Unavailable(m) => ActorError::Unavailable(m),
+        }
+    }
+}
+
+impl From<ActorError> for Fault {
+    /// Fenced and storage-full outcomes of a delivery become plain
+    /// `Unavailable`: a delivery only activates, and reads.
+    fn from(e: ActorError) -> Self {
+        match e {
+            ActorError::NotFound(m) => Fault::NotFound(m),
+            ActorError::Invalid(m) => Fault::Invalid(m),
+            ActorError::Conflict(m) => Fault::Conflict(m),
+            other => Fault::Unavailable(other.to_string()),
         }
     }
 }

@@ -28,17 +28,6 @@ use wani_store::{Board, BoardId, Committed, Post, PostId, Thread, ThreadId, Thre
 pub enum Request {
     Thread(ThreadId, ThreadOp),
     Board(BoardId, BoardOp),
-    /// Markup to render on a node with the `render` role.
-    Render {
-        body: String,
-        links: crate::renderer::QuoteLinks,
-    },
-    /// A stored upload to check and thumbnail on a node with the `thumbnail` role.
-    Thumbnail {
-        blob: String,
-        limits: wani_media::MediaLimits,
-        options: wani_media::ThumbOptions,
-    },
     /// A write committed on the sending node, for this node's live clients
     /// (`event`), or, with none, the sender's periodic "this is how many I
     /// sent you". `seq` counts the live messages the sender meant for this
@@ -51,14 +40,6 @@ pub enum Request {
         seq: u64,
         event: Option<crate::live::Published>,
     },
-}
-
-/// Why a remote thumbnail job failed, on the wire.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum MediaFailure {
-    Media(wani_media::MediaError),
-    StorageFull(String),
-    Unavailable(String),
 }
 
 /// The serialisable part of a [`ThreadMsg`].
@@ -125,8 +106,6 @@ pub enum Answer {
     Thread(Result<Thread, ActorError>),
     Created(Result<Committed<(Thread, Post)>, ActorError>),
     Latest(Board, Vec<ThreadSummary>),
-    Rendered(Result<String, ActorError>),
-    Media(Result<wani_store::NewMedia, MediaFailure>),
     Board(Board),
     /// The owner could not run the request at all.
     Failed(ActorError),
@@ -264,11 +243,9 @@ impl BoardMsg {
     }
 }
 
-/// This node's worker pools, for requests from nodes without their role.
+/// This node's services that take requests from other nodes.
 #[derive(Clone)]
 pub struct Pools {
-    pub renderer: crate::renderer::Renderer,
-    pub thumbnailer: crate::thumbnailer::Thumbnailer,
     pub live: crate::live::LiveHub,
 }
 
@@ -277,24 +254,6 @@ pub async fn serve(entities: &Entities, pools: &Pools, req: Request) -> Answer {
     let res = match req {
         Request::Thread(id, op) => serve_thread(entities, id, op).await,
         Request::Board(id, op) => serve_board(entities, id, op).await,
-        Request::Render { body, links } => Ok(Answer::Rendered(
-            pools.renderer.render_here(body, links).await,
-        )),
-        Request::Thumbnail {
-            blob,
-            limits,
-            options,
-        } => Ok(Answer::Media(
-            pools
-                .thumbnailer
-                .process_here(blob, limits, options)
-                .await
-                .map_err(|e| match e {
-                    crate::thumbnailer::ThumbError::Media(m) => MediaFailure::Media(m),
-                    crate::thumbnailer::ThumbError::Unavailable(u) => MediaFailure::Unavailable(u),
-                    crate::thumbnailer::ThumbError::StorageFull(u) => MediaFailure::StorageFull(u),
-                }),
-        )),
         Request::Live { event, .. } => {
             if let Some(p) = event {
                 pools.live.deliver(p);

@@ -6,6 +6,10 @@
 //! cache key is a hash of both; the cache is shared by the workers and
 //! bounded (oldest entries leave first).
 //!
+//! A node without the `render` role has no pool: its renders go to a node
+//! that has one, as a [`RenderMsg`] over the transport (the message is the
+//! same either way; only where it is delivered differs).
+//!
 //! Not handled here: resolving `>>N` (the caller passes the answers in, so a
 //! worker never touches the store) and invalidation (a key never goes stale).
 
@@ -15,25 +19,34 @@ use ractor::factory::{
     queues, routing, worker_builder, Factory, FactoryArguments, FactoryMessage, Job, Worker,
     WorkerId,
 };
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wani_store::{PostId, ThreadId};
+use wani_supervision::transport::Fault;
+use wani_supervision::transport::{delivered, Remote, Reply, Transport};
+use wani_supervision::Role;
 
 /// Where each quoted post lives (`None`: no such post), as the caller found it.
 pub type QuoteLinks = Vec<(PostId, Option<ThreadId>)>;
 
 /// A render job.
+#[derive(Serialize, Deserialize)]
 pub enum RenderMsg {
     /// Renders `body`, answering with safe HTML.
     Render {
         body: String,
         links: QuoteLinks,
-        reply: RpcReplyPort<String>,
+        reply: Reply<String>,
     },
 }
 impl ractor::Message for RenderMsg {}
+impl Remote for RenderMsg {
+    const KIND: &'static str = "render";
+}
 
 type Cache = Arc<Mutex<RenderCache>>;
 
@@ -103,7 +116,7 @@ impl Worker for RenderWorker {
                     }
                 };
                 // The caller may have timed out and gone; nothing to do then.
-                let _ = reply.send(html.to_string());
+                reply.send(html.to_string());
             }
         }
         Ok(key)
@@ -121,15 +134,19 @@ pub struct Renderer {
     /// sends its renders to a node that has it.
     factory: Option<ActorRef<FactoryMessage<(), RenderMsg>>>,
     timeout: Duration,
-    router: Arc<std::sync::OnceLock<Arc<crate::router::Router>>>,
+    transport: Transport,
+    /// Whose turn it is among the render nodes.
+    turn: Arc<AtomicU64>,
 }
 
 impl Renderer {
-    /// Starts the pool with `workers` workers and a cache of `cache_entries`.
+    /// Starts the pool with `workers` workers and a cache of
+    /// `cache_entries`, and takes render jobs from other nodes.
     pub async fn spawn(
         supervisor: Option<ractor::ActorCell>,
         workers: usize,
         cache_entries: usize,
+        transport: Transport,
     ) -> Result<(Renderer, ractor::concurrency::JoinHandle<()>), ActorError> {
         let cache: Cache = Arc::new(Mutex::new(RenderCache {
             capacity: cache_entries,
@@ -152,66 +169,55 @@ impl Renderer {
         };
         let (factory, handle) =
             spawned.map_err(|e| ActorError::Unavailable(format!("renderer: {e}")))?;
+        let pool = factory.clone();
+        transport.serve::<RenderMsg>(move |_, msg| {
+            delivered(
+                pool.cast(FactoryMessage::Dispatch(Job::new((), msg)))
+                    .map_err(|e| Fault::Unavailable(format!("renderer: {e}"))),
+            )
+        });
         Ok((
             Renderer {
                 factory: Some(factory),
                 timeout: Duration::from_secs(10),
-                router: Arc::default(),
+                transport,
+                turn: Arc::default(),
             },
             handle,
         ))
     }
 
-    /// Renders a body given where its quoted posts live.
-    pub async fn render(&self, body: String, links: QuoteLinks) -> Result<String, ActorError> {
-        match (&self.factory, self.router.get()) {
-            (Some(_), _) => self.render_here(body, links).await,
-            (None, Some(router)) => router.render(body, links).await,
-            (None, None) => Err(ActorError::Unavailable(
-                "this node has no render role and no cluster to ask".into(),
-            )),
-        }
-    }
-
     /// A renderer with no pool here: every render goes to a node with the
-    /// `render` role (see [`Renderer::set_router`]).
-    pub fn without_pool() -> Renderer {
+    /// `render` role, through `transport`.
+    pub fn without_pool(transport: Transport) -> Renderer {
         Renderer {
             factory: None,
             timeout: Duration::from_secs(10),
-            router: Arc::default(),
+            transport,
+            turn: Arc::default(),
         }
     }
 
-    /// Lets a renderer without a pool reach the cluster's render nodes.
-    pub fn set_router(&self, router: Arc<crate::router::Router>) {
-        let _ = self.router.set(router);
-    }
-
-    /// Renders on this node's pool.
-    pub async fn render_here(&self, body: String, links: QuoteLinks) -> Result<String, ActorError> {
-        let Some(factory) = &self.factory else {
-            return Err(ActorError::Unavailable(
-                "this node has no render role".into(),
-            ));
-        };
-        let res = factory
-            .call_job(
-                (),
-                |reply| RenderMsg::Render { body, links, reply },
-                Some(self.timeout),
-            )
-            .await
-            .map_err(|e| ActorError::Unavailable(format!("renderer: {e}")))?;
-        match res {
-            ractor::rpc::CallResult::Success(html) => Ok(html),
-            ractor::rpc::CallResult::Timeout => {
-                Err(ActorError::Unavailable("the renderer timed out".into()))
-            }
-            ractor::rpc::CallResult::SenderError => Err(ActorError::Unavailable(
-                "the renderer dropped the job".into(),
-            )),
+    /// Renders a body given where its quoted posts live: on this node's
+    /// pool, or on a node with the `render` role.
+    pub async fn render(&self, body: String, links: QuoteLinks) -> Result<String, ActorError> {
+        let msg = |reply| RenderMsg::Render { body, links, reply };
+        if let Some(factory) = &self.factory {
+            let (reply, wait) = Reply::local();
+            factory
+                .cast(FactoryMessage::Dispatch(Job::new((), msg(reply))))
+                .map_err(|e| ActorError::Unavailable(format!("renderer: {e}")))?;
+            return wait.wait(self.timeout).await.map_err(|e| {
+                ActorError::Unavailable(format!("the renderer did not answer: {e:?}"))
+            });
         }
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        let node = self
+            .transport
+            .cluster()
+            .and_then(|c| c.pick(Role::Render, turn))
+            .ok_or_else(|| ActorError::Unavailable("no node with the render role is up".into()))?;
+        Ok(self.transport.ask(&node, 0, msg).await?)
     }
 
     /// Stops the pool.

@@ -22,7 +22,7 @@ use crate::error::ActorError;
 use crate::lease::Leases;
 use crate::live::LiveHub;
 use crate::region::Entities;
-use crate::remote::{self, Answer, MediaFailure, Pools, Request};
+use crate::remote::{self, Answer, Pools, Request};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -338,75 +338,6 @@ impl Router {
             before.push(node.clone());
         }
         owner_of(shard_of(&key, self.shards), &before) == Some(node)
-    }
-
-    /// A node carrying `role` for the next job: this node when it has the
-    /// role, else the others in turn.
-    fn pick(&self, role: Role) -> Option<NodeName> {
-        let owners = self.cluster.owners_for(role);
-        let me = self.cluster.me();
-        if owners.contains(&me) {
-            return Some(me);
-        }
-        if owners.is_empty() {
-            return None;
-        }
-        let i = self.next_req.load(Ordering::Relaxed) as usize % owners.len();
-        owners.get(i).cloned()
-    }
-
-    /// Renders markup on a node with the `render` role.
-    pub async fn render(
-        &self,
-        body: String,
-        links: crate::renderer::QuoteLinks,
-    ) -> Result<String, ActorError> {
-        let node = self
-            .pick(Role::Render)
-            .ok_or_else(|| ActorError::Unavailable("no node with the render role is up".into()))?;
-        match self
-            .request(&node, &Request::Render { body, links })
-            .await?
-        {
-            Answer::Rendered(r) => r,
-            Answer::Failed(e) => Err(e),
-            _ => Err(ActorError::Unavailable(format!(
-                "{node} answered a render with something else"
-            ))),
-        }
-    }
-
-    /// Checks and thumbnails a stored upload on a node with the `thumbnail` role.
-    pub async fn thumbnail(
-        &self,
-        blob: String,
-        limits: wani_media::MediaLimits,
-        options: wani_media::ThumbOptions,
-    ) -> Result<wani_store::NewMedia, crate::thumbnailer::ThumbError> {
-        use crate::thumbnailer::ThumbError;
-        let node = self.pick(Role::Thumbnail).ok_or_else(|| {
-            ThumbError::Unavailable("no node with the thumbnail role is up".into())
-        })?;
-        match self
-            .request(
-                &node,
-                &Request::Thumbnail {
-                    blob,
-                    limits,
-                    options,
-                },
-            )
-            .await
-        {
-            Ok(Answer::Media(Ok(m))) => Ok(m),
-            Ok(Answer::Media(Err(MediaFailure::Media(e)))) => Err(ThumbError::Media(e)),
-            Ok(Answer::Media(Err(MediaFailure::Unavailable(e)))) => Err(ThumbError::Unavailable(e)),
-            Ok(Answer::Media(Err(MediaFailure::StorageFull(e)))) => Err(ThumbError::StorageFull(e)),
-            Ok(Answer::Failed(e)) | Err(e) => Err(ThumbError::Unavailable(e.to_string())),
-            Ok(_) => Err(ThumbError::Unavailable(format!(
-                "{node} answered a thumbnail job with something else"
-            ))),
-        }
     }
 
     /// Sends a request to `node` and waits (at most the timeout) for its answer.

@@ -23,16 +23,20 @@ use ractor::factory::{
     queues, routing, worker_builder, DiscardMode, DiscardSettings, Factory, FactoryArguments,
     FactoryMessage, Job, Worker, WorkerId,
 };
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use wani_media::video::{VideoError, VideoTools};
 use wani_media::{self, MediaError, MediaLimits, ThumbOptions};
 use wani_store::blob::BlobStore;
 use wani_store::NewMedia;
+use wani_supervision::transport::{delivered, Fault, NoReply, Remote, Reply, Transport};
+use wani_supervision::Role;
 
 /// Why a thumbnail job failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum ThumbError {
     /// The file itself is refused (type, size, pixels, corrupt); tell the user.
     #[error(transparent)]
@@ -55,16 +59,20 @@ impl From<wani_store::StoreError> for ThumbError {
 }
 
 /// A thumbnail job.
+#[derive(Serialize, Deserialize)]
 pub enum ThumbMsg {
     /// Checks the blob `blob` and makes its thumbnail.
     Process {
         blob: String,
         limits: MediaLimits,
         options: ThumbOptions,
-        reply: RpcReplyPort<Result<NewMedia, ThumbError>>,
+        reply: Reply<Result<NewMedia, ThumbError>>,
     },
 }
 impl ractor::Message for ThumbMsg {}
+impl Remote for ThumbMsg {
+    const KIND: &'static str = "thumbnail";
+}
 
 /// What each worker is handed at start: the blob store and the video tools.
 pub struct BlobsArg(Arc<dyn BlobStore>, Option<VideoTools>);
@@ -119,7 +127,7 @@ impl Worker for ThumbWorker {
                     options,
                 )
                 .await;
-                let _ = reply.send(res);
+                reply.send(res);
             }
         }
         Ok(key)
@@ -178,19 +186,22 @@ pub struct Thumbnailer {
     factory: Option<ActorRef<FactoryMessage<(), ThumbMsg>>>,
     timeout: Duration,
     video: bool,
-    router: Arc<std::sync::OnceLock<Arc<crate::router::Router>>>,
+    transport: Transport,
+    /// Whose turn it is among the thumbnail nodes.
+    turn: Arc<AtomicU64>,
 }
 
 impl Thumbnailer {
     /// Starts `workers` workers (one per core is right: the work is CPU) with
-    /// at most `queue_limit` jobs waiting; `video` is what
-    /// [`VideoTools::detect`] found (`None`: video is refused).
+    /// at most `queue_limit` jobs waiting, and takes jobs from other nodes;
+    /// `video` is what [`VideoTools::detect`] found (`None`: video is refused).
     pub async fn spawn(
         supervisor: Option<ractor::ActorCell>,
         blobs: Arc<dyn BlobStore>,
         video: Option<VideoTools>,
         workers: usize,
         queue_limit: usize,
+        transport: Transport,
     ) -> Result<(Thumbnailer, ractor::concurrency::JoinHandle<()>), ActorError> {
         let has_video = video.is_some();
         let args = FactoryArguments::builder()
@@ -214,85 +225,80 @@ impl Thumbnailer {
         };
         let (factory, handle) =
             spawned.map_err(|e| ActorError::Unavailable(format!("thumbnailer: {e}")))?;
+        let pool = factory.clone();
+        transport.serve::<ThumbMsg>(move |_, msg| {
+            delivered(
+                pool.cast(FactoryMessage::Dispatch(Job::new((), msg)))
+                    .map_err(|e| Fault::Unavailable(format!("thumbnailer: {e}"))),
+            )
+        });
         Ok((
             Thumbnailer {
                 factory: Some(factory),
                 timeout: Duration::from_secs(60),
                 video: has_video,
-                router: Arc::default(),
+                transport,
+                turn: Arc::default(),
             },
             handle,
         ))
     }
 
-    /// Checks the stored upload `blob` and makes its thumbnail.
+    /// A thumbnailer with no pool here: every job goes to a node with the
+    /// `thumbnail` role, through `transport`. Video is assumed available
+    /// there; that node refuses it clearly if it is not.
+    pub fn without_pool(transport: Transport) -> Thumbnailer {
+        Thumbnailer {
+            factory: None,
+            timeout: Duration::from_secs(60),
+            video: true,
+            transport,
+            turn: Arc::default(),
+        }
+    }
+
+    /// Checks the stored upload `blob` and makes its thumbnail, on this
+    /// node's pool or on a node with the `thumbnail` role.
     pub async fn process(
         &self,
         blob: String,
         limits: MediaLimits,
         options: ThumbOptions,
     ) -> Result<NewMedia, ThumbError> {
-        match (&self.factory, self.router.get()) {
-            (Some(_), _) => self.process_here(blob, limits, options).await,
-            (None, Some(router)) => router.thumbnail(blob, limits, options).await,
-            (None, None) => Err(ThumbError::Unavailable(
-                "this node has no thumbnail role and no cluster to ask".into(),
-            )),
-        }
-    }
-
-    /// A thumbnailer with no pool here: every job goes to a node with the
-    /// `thumbnail` role (see [`Thumbnailer::set_router`]). Video is assumed
-    /// available there; that node refuses it clearly if it is not.
-    pub fn without_pool() -> Thumbnailer {
-        Thumbnailer {
-            factory: None,
-            timeout: Duration::from_secs(60),
-            video: true,
-            router: Arc::default(),
-        }
-    }
-
-    /// Lets a thumbnailer without a pool reach the cluster's thumbnail nodes.
-    pub fn set_router(&self, router: Arc<crate::router::Router>) {
-        let _ = self.router.set(router);
-    }
-
-    /// Processes on this node's pool.
-    pub async fn process_here(
-        &self,
-        blob: String,
-        limits: MediaLimits,
-        options: ThumbOptions,
-    ) -> Result<NewMedia, ThumbError> {
-        let Some(factory) = &self.factory else {
-            return Err(ThumbError::Unavailable(
-                "this node has no thumbnail role".into(),
-            ));
+        let msg = |reply| ThumbMsg::Process {
+            blob,
+            limits,
+            options,
+            reply,
         };
-        let res = factory
-            .call_job(
-                (),
-                |reply| ThumbMsg::Process {
-                    blob,
-                    limits,
-                    options,
-                    reply,
-                },
-                Some(self.timeout),
-            )
-            .await
-            .map_err(|e| ThumbError::Unavailable(format!("thumbnailer: {e}")))?;
-        match res {
-            ractor::rpc::CallResult::Success(r) => r,
-            ractor::rpc::CallResult::Timeout => {
-                Err(ThumbError::Unavailable("the thumbnailer timed out".into()))
-            }
-            // A full queue drops the job, and with it the reply port.
-            ractor::rpc::CallResult::SenderError => Err(ThumbError::Unavailable(
-                "the thumbnailer is busy; try again in a moment".into(),
-            )),
+        if let Some(factory) = &self.factory {
+            let (reply, wait) = Reply::local();
+            factory
+                .cast(FactoryMessage::Dispatch(Job::new((), msg(reply))))
+                .map_err(|e| ThumbError::Unavailable(format!("thumbnailer: {e}")))?;
+            return match wait.wait(self.timeout).await {
+                Ok(r) => r,
+                Err(NoReply::TimedOut) => {
+                    Err(ThumbError::Unavailable("the thumbnailer timed out".into()))
+                }
+                // A full queue drops the job, and with it the reply port.
+                Err(NoReply::Dropped) => Err(ThumbError::Unavailable(
+                    "the thumbnailer is busy; try again in a moment".into(),
+                )),
+            };
         }
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        let node = self
+            .transport
+            .cluster()
+            .and_then(|c| c.pick(Role::Thumbnail, turn))
+            .ok_or_else(|| {
+                ThumbError::Unavailable("no node with the thumbnail role is up".into())
+            })?;
+        self.transport
+            .ask(&node, 0, msg)
+            .await
+            .map_err(|f| ThumbError::Unavailable(f.to_string()))?
     }
 
     /// Whether video uploads can be processed (ffmpeg was found).

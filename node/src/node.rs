@@ -32,12 +32,14 @@ use wani_media::video::VideoTools;
 use wani_store::blob::{BlobStore, DbBlobStore, FsBlobStore};
 use wani_store::{Repo, Store, StoreOptions};
 use wani_supervision::cluster::Cluster;
-use wani_supervision::Role;
+use wani_supervision::transport::{Transport, TransportActor};
+use wani_supervision::{NodeName, Role};
 
 /// A started node (actors running, HTTP not yet serving).
 pub struct Node {
     pub state: AppState,
     renderer: Renderer,
+    transport_actor: Option<ractor::ActorRef<wani_supervision::wire::Wire>>,
 }
 
 /// Opens the database named in the config and brings its schema up to date.
@@ -79,16 +81,43 @@ impl Node {
             "db" => Arc::new(DbBlobStore::new(store.clone())),
             _ => Arc::new(FsBlobStore::new(&config.blobs.dir)),
         };
+        // The cluster first: the actors reach other nodes through it.
+        let cluster = if config.cluster.enabled {
+            let runtime = config.cluster.runtime(&config.node)?;
+            let listen = runtime.listen;
+            let c = Cluster::start(runtime)
+                .await
+                .context("starting the cluster membership")?;
+            tracing::info!(%listen, seeds = ?config.cluster.seeds, "cluster membership started");
+            Some(Arc::new(c))
+        } else {
+            None
+        };
+        let (transport, transport_actor) = match &cluster {
+            Some(c) => {
+                let t = Transport::new(
+                    c.clone(),
+                    Duration::from_secs(config.cluster.call_timeout_secs),
+                );
+                let (actor, _) = ractor::Actor::spawn(None, TransportActor, t.clone())
+                    .await
+                    .context("starting the cluster transport")?;
+                (t, Some(actor))
+            }
+            None => (Transport::single(NodeName(config.node.name.clone())), None),
+        };
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
         let has_role = |r: Role| config.node.has(r);
-        // A node without a pool's role sends that work to a node with it
-        // (through the cluster router set below); a single box has them all.
+        // A node without a pool's role sends that work to a node with it,
+        // through the transport; a single box has them all.
         let renderer = if has_role(Role::Render) {
-            Renderer::spawn(None, cores, 10_000).await?.0
+            Renderer::spawn(None, cores, 10_000, transport.clone())
+                .await?
+                .0
         } else {
-            Renderer::without_pool()
+            Renderer::without_pool(transport.clone())
         };
         let thumb_workers = if config.media.thumb_workers == 0 {
             cores
@@ -113,11 +142,12 @@ impl Node {
                 video,
                 thumb_workers,
                 config.media.thumb_queue,
+                transport.clone(),
             )
             .await?
             .0
         } else {
-            Thumbnailer::without_pool()
+            Thumbnailer::without_pool(transport.clone())
         };
         let boards = store.boards().await?;
         let site = Arc::new(SiteRenderer::new(config.site.name.clone(), boards));
@@ -146,14 +176,7 @@ impl Node {
         };
         let (entities, _) = Entities::spawn(None, shared).await?;
         let rules_html = wani_actors::markup::render(&config.site.rules, &|_| None);
-        let cluster = if config.cluster.enabled {
-            let runtime = config.cluster.runtime(&config.node)?;
-            let listen = runtime.listen;
-            let c = Cluster::start(runtime)
-                .await
-                .context("starting the cluster membership")?;
-            tracing::info!(%listen, seeds = ?config.cluster.seeds, "cluster membership started");
-            let c = Arc::new(c);
+        let cluster = if let Some(c) = cluster {
             let (holder, judge) = (c.clone(), c.clone());
             let leases = Leases::new(
                 Arc::new(store.clone()),
@@ -166,17 +189,11 @@ impl Node {
                 c.clone(),
                 entities.clone(),
                 leases.clone(),
-                Pools {
-                    renderer: renderer.clone(),
-                    thumbnailer: thumbnailer.clone(),
-                    live: live.clone(),
-                },
+                Pools { live: live.clone() },
                 config.cluster.shards,
                 Duration::from_secs(config.cluster.call_timeout_secs),
             )
             .await?;
-            renderer.set_router(router.clone());
-            thumbnailer.set_router(router.clone());
             live.set_router(router.clone());
             entities.set_router(router, leases.clone());
             let weak = Arc::downgrade(&leases);
@@ -247,7 +264,11 @@ impl Node {
                 }
             });
         }
-        Ok(Node { state, renderer })
+        Ok(Node {
+            state,
+            renderer,
+            transport_actor,
+        })
     }
 
     /// Serves HTTP on `listener` until `shutdown` resolves, then stops the
@@ -275,6 +296,9 @@ impl Node {
     pub async fn stop(self) {
         if let Some(c) = &self.state.cluster {
             c.stop();
+        }
+        if let Some(t) = &self.transport_actor {
+            t.stop(None);
         }
         self.state.entities.passivate_all().await;
         self.state.entities.stop();

@@ -379,7 +379,13 @@ impl MembershipState {
                 now_ms: now_ms(),
             }),
             // Region traffic goes to the region router, not here.
-            Frame::Tick | Frame::Call { .. } | Frame::Reply { .. } | Frame::ReplyPart { .. } => {}
+            Frame::Tick
+            | Frame::Call { .. }
+            | Frame::Reply { .. }
+            | Frame::ReplyPart { .. }
+            | Frame::Send { .. }
+            | Frame::Answer { .. }
+            | Frame::AnswerPart { .. } => {}
         }
     }
 
@@ -606,6 +612,20 @@ impl Cluster {
     /// this node.
     pub fn has_quorum(&self) -> bool {
         self.view.read().has_quorum(self.seeds + 1)
+    }
+
+    /// A node carrying `role` for a job: this node when it owns the role,
+    /// else one of the others, taking turns by `turn`.
+    pub fn pick(&self, role: Role, turn: u64) -> Option<NodeName> {
+        let owners = self.owners_for(role);
+        let me = self.me();
+        if owners.contains(&me) {
+            return Some(me);
+        }
+        if owners.is_empty() {
+            return None;
+        }
+        owners.get(turn as usize % owners.len()).cloned()
     }
 
     /// The ractor node id of `name`'s current session, if connected.

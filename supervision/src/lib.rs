@@ -30,6 +30,7 @@ pub mod membership;
 pub mod placement;
 pub mod restart;
 pub mod tls;
+pub mod transport;
 pub mod wire;
 
 #[cfg(test)]

@@ -61,6 +61,30 @@ pub enum Frame {
         parts: u32,
         payload: Vec<u8>,
     },
+    /// A message for the `kind` actor `key` on the receiver (see
+    /// [`crate::transport`]); `body` is the encoded message. `req` is 0 for a
+    /// one-way message; otherwise the receiver answers `Answer` (or
+    /// `AnswerPart`s) with the same `req` to the transport of `from`.
+    Send {
+        req: u64,
+        from: String,
+        kind: String,
+        key: i64,
+        body: Vec<u8>,
+    },
+    /// The answer to a `Send`: the encoded reply, or why there is none.
+    Answer {
+        req: u64,
+        result: Result<Vec<u8>, crate::transport::Fault>,
+    },
+    /// One of `parts` pieces of an answer too large for one frame, in
+    /// order; the caller joins them.
+    AnswerPart {
+        req: u64,
+        part: u32,
+        parts: u32,
+        payload: Vec<u8>,
+    },
 }
 
 /// The largest payload one `Reply` carries; larger answers go as
