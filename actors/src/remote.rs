@@ -28,18 +28,6 @@ use wani_store::{Board, BoardId, Committed, Post, PostId, Thread, ThreadId, Thre
 pub enum Request {
     Thread(ThreadId, ThreadOp),
     Board(BoardId, BoardOp),
-    /// A write committed on the sending node, for this node's live clients
-    /// (`event`), or, with none, the sender's periodic "this is how many I
-    /// sent you". `seq` counts the live messages the sender meant for this
-    /// node since it started (`stream` names that start), so a gap — a
-    /// message lost with a dropped session — is noticed and the receiver's
-    /// subscribers are told to resync. Served in arrival order, not on a task
-    /// of its own, so events from one sender stay in order.
-    Live {
-        stream: u64,
-        seq: u64,
-        event: Option<crate::live::Published>,
-    },
 }
 
 /// The serialisable part of a [`ThreadMsg`].
@@ -243,23 +231,11 @@ impl BoardMsg {
     }
 }
 
-/// This node's services that take requests from other nodes.
-#[derive(Clone)]
-pub struct Pools {
-    pub live: crate::live::LiveHub,
-}
-
 /// Runs a request from another node on the entity here, and answers.
-pub async fn serve(entities: &Entities, pools: &Pools, req: Request) -> Answer {
+pub async fn serve(entities: &Entities, req: Request) -> Answer {
     let res = match req {
         Request::Thread(id, op) => serve_thread(entities, id, op).await,
         Request::Board(id, op) => serve_board(entities, id, op).await,
-        Request::Live { event, .. } => {
-            if let Some(p) = event {
-                pools.live.deliver(p);
-            }
-            Ok(Answer::Done)
-        }
     };
     res.unwrap_or_else(Answer::Failed)
 }

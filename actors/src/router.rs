@@ -22,7 +22,7 @@ use crate::error::ActorError;
 use crate::lease::Leases;
 use crate::live::LiveHub;
 use crate::region::Entities;
-use crate::remote::{self, Answer, Pools, Request};
+use crate::remote::{self, Answer, Request};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,10 +63,6 @@ pub struct Router {
     actor: Mutex<Option<ActorRef<Wire>>>,
     /// Entities stopped here because their shard moved away (metrics).
     handed_over: AtomicU64,
-    /// Names this router's life in its live messages.
-    live_stream: u64,
-    /// Live messages sent to each peer so far.
-    live_seq: Mutex<HashMap<NodeName, u64>>,
     /// Shard leases released because their shard moved away (metrics).
     leases_released: AtomicU64,
 }
@@ -77,11 +73,10 @@ impl Router {
         cluster: Arc<Cluster>,
         entities: Entities,
         leases: Arc<Leases>,
-        pools: Pools,
+        live: LiveHub,
         shards: u32,
         timeout: Duration,
     ) -> Result<Arc<Router>, ActorError> {
-        let pools_live = pools.live.clone();
         let router = Arc::new(Router {
             cluster,
             shards,
@@ -92,13 +87,6 @@ impl Router {
             actor: Mutex::new(None),
             handed_over: AtomicU64::new(0),
             leases_released: AtomicU64::new(0),
-            live_stream: {
-                use std::hash::{BuildHasher, Hasher};
-                std::collections::hash_map::RandomState::new()
-                    .build_hasher()
-                    .finish()
-            },
-            live_seq: Mutex::new(HashMap::new()),
         });
         let (actor, _) = Actor::spawn(
             None,
@@ -106,8 +94,6 @@ impl Router {
             RouterArgs {
                 router: router.clone(),
                 entities: entities.clone(),
-                pools,
-                live_seen: HashMap::new(),
             },
         )
         .await
@@ -115,7 +101,7 @@ impl Router {
         if let Ok(mut a) = router.actor.lock() {
             *a = Some(actor);
         }
-        router.follow_view(entities, leases, pools_live);
+        router.follow_view(entities, leases, live);
         Ok(router)
     }
 
@@ -143,9 +129,6 @@ impl Router {
                     _ = reconcile.tick() => None,
                 };
                 let Some(router) = weak.upgrade() else { break };
-                if change.is_none() {
-                    router.live_sync();
-                }
                 // Before the view settles every route is `Nobody`: that is
                 // not a reason to stop what peers asked this node to run.
                 if change.is_none() && !router.cluster.is_settled() {
@@ -245,89 +228,6 @@ impl Router {
                 payload,
             },
         )
-    }
-
-    /// Sends a committed write to every other node with the `live` role,
-    /// numbered for each. A node that cannot be reached is skipped: it is
-    /// down, or cut off for a while, and the next number it sees tells it
-    /// that it missed one.
-    pub fn publish_live(&self, event: &crate::live::Published) {
-        self.live_to_peers(Some(event));
-    }
-
-    /// Tells every live peer how many live messages it was sent (a lost
-    /// last one is noticed within a second).
-    fn live_sync(&self) {
-        self.live_to_peers(None);
-    }
-
-    fn live_to_peers(&self, event: Option<&crate::live::Published>) {
-        let me = self.cluster.me();
-        let in_view: Vec<NodeName> = self
-            .cluster
-            .with_role(Role::Live)
-            .into_iter()
-            .filter(|n| *n != me)
-            .collect();
-        // Every peer with the role this node has ever known, down ones and
-        // ones its view forgot (a rejoin starts the view afresh) too: a peer
-        // may only be cut off for a while, and must find the messages it
-        // missed counted when it is back.
-        let numbered: Vec<(NodeName, u64)> = {
-            let Ok(mut seqs) = self.live_seq.lock() else {
-                return;
-            };
-            for node in in_view {
-                seqs.entry(node).or_insert(0);
-            }
-            seqs.iter_mut()
-                .map(|(node, seq)| {
-                    if event.is_some() {
-                        *seq += 1;
-                    }
-                    (node.clone(), *seq)
-                })
-                .collect()
-        };
-        for (node, seq) in numbered {
-            let req = Request::Live {
-                stream: self.live_stream,
-                seq,
-                event: event.cloned(),
-            };
-            let sent = remote::encode(&req).and_then(|payload| {
-                self.send(
-                    &node,
-                    Frame::Call {
-                        req: 0,
-                        from: me.0.clone(),
-                        payload,
-                    },
-                )
-            });
-            if let Err(e) = sent {
-                tracing::debug!(%node, error = %e, "a live message did not reach a node");
-            }
-        }
-    }
-
-    /// Checks a live message's number against the last one from `from`:
-    /// true when one went missing (or `from` restarted) since.
-    fn live_gap(
-        seen: &mut HashMap<String, (u64, u64)>,
-        from: &str,
-        stream: u64,
-        seq: u64,
-        event: bool,
-    ) -> bool {
-        let last = seen.insert(from.to_string(), (stream, seq));
-        match last {
-            // First contact: this node's clients came after whatever was before.
-            None => false,
-            Some((s, _)) if s != stream => true,
-            Some((_, last)) if event => seq != last + 1,
-            Some((_, last)) => seq > last,
-        }
     }
 
     /// Whether `node` (just declared down) owned the entity `key`: it would
@@ -454,9 +354,6 @@ impl Router {
 pub struct RouterArgs {
     router: Arc<Router>,
     entities: Entities,
-    pools: Pools,
-    /// The last live message from each peer: (its stream, its number).
-    live_seen: HashMap<String, (u64, u64)>,
 }
 impl ractor::Message for RouterArgs {}
 
@@ -486,28 +383,13 @@ impl Actor for RouterActor {
         match msg.0 {
             Ok(Envelope::V1(Frame::Call { req, from, payload })) => {
                 let request = remote::decode::<Request>(&payload);
-                if let Ok(Request::Live { stream, seq, event }) = request {
-                    if Router::live_gap(&mut state.live_seen, &from, stream, seq, event.is_some()) {
-                        // What was lost is unknown, and whose entities they
-                        // were too: the sender may have owned them in a view
-                        // this node did not share (it was cut off). Every
-                        // subscriber here resyncs; gaps are rare.
-                        tracing::info!(%from, "live messages were lost: every subscriber here resyncs");
-                        state.pools.live.resync_where(|_| true);
-                    }
-                    if let Some(p) = event {
-                        state.pools.live.deliver(p);
-                    }
-                    return Ok(());
-                }
                 let router = state.router.clone();
                 let entities = state.entities.clone();
-                let pools = state.pools.clone();
                 // Each call runs on its own task: a slow entity must not hold
                 // up calls to the others.
                 tokio::spawn(async move {
                     let answer = match request {
-                        Ok(request) => remote::serve(&entities, &pools, request).await,
+                        Ok(request) => remote::serve(&entities, request).await,
                         Err(e) => Answer::Failed(e),
                     };
                     if req == 0 {
@@ -534,30 +416,5 @@ impl Actor for RouterActor {
             Err(e) => tracing::warn!(error = %e, "dropped a broken cluster frame"),
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_missing_live_message_is_a_gap() {
-        let mut seen = HashMap::new();
-        // First contact, whatever its number: nothing to compare with.
-        assert!(!Router::live_gap(&mut seen, "a", 7, 5, true));
-        assert!(!Router::live_gap(&mut seen, "a", 7, 6, true));
-        // The sender says it sent 6: all there.
-        assert!(!Router::live_gap(&mut seen, "a", 7, 6, false));
-        // 7 never arrived.
-        assert!(Router::live_gap(&mut seen, "a", 7, 8, true));
-        assert!(!Router::live_gap(&mut seen, "a", 7, 9, true));
-        // The last one (10) was lost: the sync says so.
-        assert!(Router::live_gap(&mut seen, "a", 7, 10, false));
-        assert!(!Router::live_gap(&mut seen, "a", 7, 10, false));
-        // Another node counts on its own.
-        assert!(!Router::live_gap(&mut seen, "b", 3, 1, true));
-        // The sender restarted: what it had in flight may be lost.
-        assert!(Router::live_gap(&mut seen, "a", 8, 1, true));
     }
 }

@@ -25,7 +25,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use wani_actors::lease::Leases;
-use wani_actors::remote::Pools;
 use wani_actors::router::Router;
 use wani_actors::{Entities, EntityConfig, Renderer, Shared, Thumbnailer};
 use wani_media::video::VideoTools;
@@ -161,7 +160,7 @@ impl Node {
             store.active_bans(now).await.context("loading the bans")?,
         )
         .map_err(|e| anyhow::anyhow!("site.trusted_proxies: {e}"))?;
-        let live = wani_actors::live::LiveHub::spawn().await?;
+        let live = wani_actors::live::LiveHub::spawn(transport.clone()).await?;
         let shared = Shared {
             repo: Arc::new(store.clone()),
             blobs: blobs.clone(),
@@ -189,12 +188,11 @@ impl Node {
                 c.clone(),
                 entities.clone(),
                 leases.clone(),
-                Pools { live: live.clone() },
+                live.clone(),
                 config.cluster.shards,
                 Duration::from_secs(config.cluster.call_timeout_secs),
             )
             .await?;
-            live.set_router(router.clone());
             entities.set_router(router, leases.clone());
             let weak = Arc::downgrade(&leases);
             let holders = entities.clone();

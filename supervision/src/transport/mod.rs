@@ -428,7 +428,13 @@ impl Transport {
 /// waits, e.g. activating an entity) on its own task.
 fn run_delivery(mut delivery: Delivery, slot: Option<Arc<ReplySlot>>, from: String, kind: String) {
     let fail = move |slot: Option<Arc<ReplySlot>>, e: Fault| {
-        tracing::debug!(%from, %kind, error = %e, "a cluster message was not delivered");
+        match &e {
+            // A message that does not decode is a bug or an attack, not weather.
+            Fault::Invalid(_) => {
+                tracing::warn!(%from, %kind, error = %e, "refused a cluster message")
+            }
+            _ => tracing::debug!(%from, %kind, error = %e, "a cluster message was not delivered"),
+        }
         if let Some(s) = slot {
             s.answer(Err(e));
         }

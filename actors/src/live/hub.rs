@@ -8,12 +8,11 @@
 //!
 //! Thread and board actors publish with one cast after a committed write
 //! ([`LiveHub::publish`]). In a cluster the owner's hub also sends the write,
-//! once, to every other node with the `live` role ([`Request::Live`] through
-//! the router), whose hub fans it out to its own clients
-//! ([`LiveHub::deliver`]). Those messages are numbered per receiving node,
-//! and each sender says every second how many it sent: a receiver that
-//! finds one missing (a session dropped with it in flight) tells the
-//! subscribers it has to resync. Each hub turns writes into numbered events, keeps
+//! once, to every other node with the `live` role ([`LiveMsg::Relayed`]
+//! over the transport), whose hub fans it out to its own clients. Those
+//! messages are numbered per receiving node (`relay.rs`), and each sender
+//! says every second how many it sent: a receiver that finds one missing
+//! (a session dropped with it in flight) tells its subscribers to resync. Each hub turns writes into numbered events, keeps
 //! the last [`REPLAY`] of them for `Last-Event-ID`, and hands each to the
 //! clients subscribed to its thread or board with `try_send` on a bounded
 //! channel. Neither the hub nor the writers ever wait on a client: a full
@@ -32,28 +31,31 @@
 //! ([`Connection`] holds a guard) or on overflow; the hub, its supervisor,
 //! then forgets the client and its subscriptions.
 
+use super::relay::{Inbox, Outbox};
 use crate::error::ActorError;
-use crate::router::Router;
 use bytes::Bytes;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, Hasher};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use wani_store::{BoardId, PostId, ThreadId};
-use wani_supervision::EntityKey;
+use wani_supervision::transport::{delivered, Fault, Remote, Transport};
+use wani_supervision::{EntityKey, Role};
 
 /// How many events the hub keeps for clients reconnecting with `Last-Event-ID`.
 pub const REPLAY: usize = 1024;
 /// How many events may wait for one client before it is dropped.
 pub const BUFFER: usize = 256;
 /// A client that got nothing for this many ticks gets a `heartbeat`.
-const SILENT_TICKS: u64 = 6;
-/// The hub's clock for heartbeats: a client hears something at least every
-/// `SILENT_TICKS` ticks, i.e. after 30 to 35 s of silence. One timer for the
-/// whole hub, none per connection.
-pub const TICK: Duration = Duration::from_secs(5);
+const SILENT_TICKS: u64 = 30;
+/// The hub's clock: a client hears something at least every
+/// `SILENT_TICKS` ticks, i.e. after 30 to 31 s of silence, and every tick
+/// the other live nodes are told how many messages this one sent them.
+/// One timer for the whole hub, none per connection.
+pub const TICK: Duration = Duration::from_secs(1);
 /// Event ids are `tag << TAG_SHIFT | sequence`: 15 bits of tag keep them
 /// below 2^63 for clients that parse them as signed numbers.
 const TAG_SHIFT: u32 = 48;
@@ -158,18 +160,35 @@ impl Drop for SubscriberGuard {
     }
 }
 
-/// The hub's mailbox.
+/// The hub's mailbox. Only [`LiveMsg::Relayed`] crosses nodes; the other
+/// variants hold local handles and are never encoded. They come last:
+/// serde numbers the variants it skips differently when encoding and
+/// decoding, so a skipped variant before a remotable one would shift it.
+#[derive(Serialize, Deserialize)]
 pub enum LiveMsg {
-    /// A committed write to fan out.
+    /// A write committed on node `from`, numbered `seq` in that node's
+    /// `stream` of messages to this one; with no event, `from`'s periodic
+    /// "this is how many I sent you" (see `relay.rs`).
+    Relayed {
+        from: String,
+        stream: u64,
+        seq: u64,
+        event: Option<Published>,
+    },
+    /// A write committed on this node: fan it out here and relay it to the
+    /// other live nodes.
+    #[serde(skip)]
     Publish(Published),
     /// A new connection, with its query-string subscriptions and the
     /// `Last-Event-ID` it sent, if any.
+    #[serde(skip)]
     Connect {
         topics: Topics,
         last_event_id: Option<u64>,
         reply: RpcReplyPort<Result<Connection, ActorError>>,
     },
     /// Changes a client's subscriptions; answers false for an unknown client.
+    #[serde(skip)]
     Subscribe {
         client_id: String,
         subscribe: Topics,
@@ -177,57 +196,74 @@ pub enum LiveMsg {
         reply: RpcReplyPort<bool>,
     },
     /// Answers with the number of connected clients.
+    #[serde(skip)]
     Clients { reply: RpcReplyPort<usize> },
-    /// The heartbeat clock.
+    /// The hub's clock.
+    #[serde(skip)]
     Tick,
     /// The subscribers of the entities for which the predicate is true are
     /// told to resync (their owner died, or events for them were lost).
+    #[serde(skip)]
     Resync(Box<dyn Fn(EntityKey) -> bool + Send>),
     /// Ends every connection (shutdown: SSE streams never end by themselves).
+    #[serde(skip)]
     CloseAll { reply: RpcReplyPort<()> },
 }
 impl ractor::Message for LiveMsg {}
+impl Remote for LiveMsg {
+    const KIND: &'static str = "live";
+}
 
 /// A handle on the node's hub. Cheap to clone.
 #[derive(Clone)]
 pub struct LiveHub {
     actor: ActorRef<LiveMsg>,
-    /// Set on clustered nodes: writes go to the other nodes' hubs too.
-    router: Arc<OnceLock<Arc<Router>>>,
+}
+
+/// Arguments of [`LiveHubActor`].
+pub struct HubArgs {
+    /// The clock's period.
+    pub tick: Duration,
+    /// Relays writes to the other live nodes, and takes theirs.
+    pub transport: Transport,
 }
 
 impl LiveHub {
-    /// Starts the hub.
-    pub async fn spawn() -> Result<LiveHub, ractor::SpawnErr> {
-        LiveHub::spawn_ticking(TICK).await
+    /// Starts the hub, taking live messages from other nodes.
+    pub async fn spawn(transport: Transport) -> Result<LiveHub, ractor::SpawnErr> {
+        LiveHub::spawn_ticking(TICK, transport).await
     }
 
-    /// Starts a hub whose heartbeat clock ticks every `tick`.
-    pub async fn spawn_ticking(tick: Duration) -> Result<LiveHub, ractor::SpawnErr> {
-        let (actor, _) = Actor::spawn(None, LiveHubActor, tick).await?;
-        Ok(LiveHub {
-            actor,
-            router: Arc::default(),
-        })
+    /// Starts a hub whose clock ticks every `tick`.
+    pub async fn spawn_ticking(
+        tick: Duration,
+        transport: Transport,
+    ) -> Result<LiveHub, ractor::SpawnErr> {
+        let args = HubArgs {
+            tick,
+            transport: transport.clone(),
+        };
+        let (actor, _) = Actor::spawn(None, LiveHubActor, args).await?;
+        let hub = LiveHub { actor };
+        let to = hub.clone();
+        // Relayed messages are cast in the order they arrive from each
+        // sender, which keeps its events in order.
+        transport.serve::<LiveMsg>(move |_, msg| {
+            delivered(match msg {
+                LiveMsg::Relayed { .. } => to
+                    .actor
+                    .cast(msg)
+                    .map_err(|e| Fault::Unavailable(format!("live hub: {e}"))),
+                _ => Err(Fault::Invalid("only relayed writes cross nodes".into())),
+            })
+        });
+        Ok(hub)
     }
 
-    /// Lets the hub forward writes to the other nodes with the `live` role.
-    pub fn set_router(&self, router: Arc<Router>) {
-        let _ = self.router.set(router);
-    }
-
-    /// Reports a write committed on this node; never waits. In a cluster it
-    /// goes to every node with the `live` role, one message each.
+    /// Reports a write committed on this node; never waits. The hub fans
+    /// it out to this node's clients and, in a cluster, sends it once to
+    /// every other node with the `live` role.
     pub fn publish(&self, p: Published) {
-        if let Some(router) = self.router.get() {
-            router.publish_live(&p);
-        }
-        self.deliver(p);
-    }
-
-    /// Fans a write out to this node's clients only (a write published on
-    /// another node arrives here).
-    pub fn deliver(&self, p: Published) {
         let _ = self.actor.cast(LiveMsg::Publish(p));
     }
 
@@ -312,6 +348,11 @@ struct Client {
 
 /// The hub's state.
 pub struct HubState {
+    transport: Transport,
+    /// Numbers of the live messages sent to each other node.
+    outbox: Outbox,
+    /// The last number heard from each other node.
+    inbox: Inbox,
     /// This hub's tag, in the top bits of every id it numbers.
     tag: u64,
     next_id: u64,
@@ -519,6 +560,47 @@ impl HubState {
         self.send_to(quiet, &frame);
     }
 
+    /// Sends a write committed here (or, with none, the count so far) to
+    /// every other node with the `live` role, numbered for each. A node
+    /// that cannot be reached is skipped: it is down, or cut off for a
+    /// while, and the next number it sees tells it that it missed one.
+    fn relay(&mut self, event: Option<&Published>) {
+        let Some(cluster) = self.transport.cluster() else {
+            return;
+        };
+        let me = self.transport.me().clone();
+        let peers = cluster
+            .with_role(Role::Live)
+            .into_iter()
+            .filter(|n| *n != me);
+        for (node, seq) in self.outbox.number(peers, event.is_some()) {
+            let msg = LiveMsg::Relayed {
+                from: me.0.clone(),
+                stream: self.outbox.stream,
+                seq,
+                event: event.cloned(),
+            };
+            if let Err(e) = self.transport.tell(&node, 0, &msg) {
+                tracing::debug!(%node, error = %e, "a live message did not reach a node");
+            }
+        }
+    }
+
+    /// A message relayed by another node.
+    fn relayed(&mut self, from: String, stream: u64, seq: u64, event: Option<Published>) {
+        if self.inbox.gap(&from, stream, seq, event.is_some()) {
+            // What was lost is unknown, and whose entities they were too:
+            // the sender may have owned them in a view this node did not
+            // share (it was cut off). Every subscriber here resyncs; gaps
+            // are rare.
+            tracing::info!(%from, "live messages were lost: every subscriber here resyncs");
+            self.resync_where(&|_| true);
+        }
+        if let Some(p) = event {
+            self.publish(p);
+        }
+    }
+
     /// Sends `resync` to the subscribers of every thread and board for which
     /// `which` is true.
     fn resync_where(&mut self, which: &dyn Fn(EntityKey) -> bool) {
@@ -591,21 +673,26 @@ fn unindex<K: std::hash::Hash + Eq>(index: &mut HashMap<K, HashSet<u64>>, k: K, 
 impl Actor for LiveHubActor {
     type Msg = LiveMsg;
     type State = HubState;
-    /// The heartbeat clock's period.
-    type Arguments = Duration;
+    type Arguments = HubArgs;
 
     async fn pre_start(
         &self,
         myself: ActorRef<LiveMsg>,
-        tick: Duration,
+        args: HubArgs,
     ) -> Result<HubState, ActorProcessingErr> {
         // Ends with the hub: it stops once the hub's mailbox is closed.
-        myself.send_interval(tick, || LiveMsg::Tick);
+        myself.send_interval(args.tick, || LiveMsg::Tick);
         // A random tag per hub (per node, and new on every restart), so an
-        // id from another numbering is recognised and gets `resync`.
+        // id from another numbering is recognised and gets `resync`; the
+        // relay stream is named the same way, so other nodes notice a
+        // restart too.
         let random = std::collections::hash_map::RandomState::new();
         let tag = (random.build_hasher().finish() & TAG_MASK).max(1);
+        let stream = random.build_hasher().finish() ^ tag;
         Ok(HubState {
+            transport: args.transport,
+            outbox: Outbox::new(stream),
+            inbox: Inbox::default(),
             tag,
             next_id: (tag << TAG_SHIFT) + 1,
             ring: VecDeque::with_capacity(REPLAY),
@@ -634,7 +721,16 @@ impl Actor for LiveHubActor {
         state: &mut HubState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            LiveMsg::Publish(p) => state.publish(p),
+            LiveMsg::Publish(p) => {
+                state.relay(Some(&p));
+                state.publish(p);
+            }
+            LiveMsg::Relayed {
+                from,
+                stream,
+                seq,
+                event,
+            } => state.relayed(from, stream, seq, event),
             LiveMsg::Connect {
                 topics,
                 last_event_id,
@@ -711,7 +807,10 @@ impl Actor for LiveHubActor {
                 let _ = reply.send(state.clients.len());
             }
             LiveMsg::Resync(which) => state.resync_where(&*which),
-            LiveMsg::Tick => state.beat(),
+            LiveMsg::Tick => {
+                state.beat();
+                state.relay(None);
+            }
             LiveMsg::CloseAll { reply } => {
                 let keys: Vec<u64> = state.clients.keys().copied().collect();
                 for k in keys {
@@ -808,6 +907,7 @@ impl Actor for LiveSubscriber {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wani_supervision::NodeName;
 
     fn post(thread: i64) -> Published {
         Published::Post {
@@ -819,11 +919,35 @@ mod tests {
         }
     }
 
+    #[test]
+    fn relayed_writes_cross_nodes_intact() {
+        use wani_supervision::transport::{decode, encode};
+        let msg = LiveMsg::Relayed {
+            from: "a@h:1".into(),
+            stream: 9,
+            seq: 4,
+            event: Some(post(3)),
+        };
+        let back: LiveMsg = decode(&encode(&msg).unwrap()).unwrap();
+        let LiveMsg::Relayed {
+            from, stream, seq, ..
+        } = back
+        else {
+            panic!("decoded another variant");
+        };
+        assert_eq!((from.as_str(), stream, seq), ("a@h:1", 9, 4));
+        assert!(
+            encode(&LiveMsg::Tick).is_err(),
+            "local-only messages never cross"
+        );
+    }
+
     /// A quiet client hears a heartbeat after `SILENT_TICKS` ticks of
     /// silence, and not while events keep coming.
     #[tokio::test]
     async fn silence_gets_a_heartbeat_and_events_postpone_it() {
-        let hub = LiveHub::spawn_ticking(Duration::from_millis(10))
+        let transport = Transport::single(NodeName("test".into()));
+        let hub = LiveHub::spawn_ticking(Duration::from_millis(10), transport)
             .await
             .unwrap();
         let topics = |t: i64| Topics {
@@ -835,7 +959,7 @@ mod tests {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         // Keep `busy` hearing events until `quiet` has had its heartbeat.
         let beat = loop {
-            hub.deliver(post(2));
+            hub.publish(post(2));
             let got = tokio::time::timeout(Duration::from_millis(5), quiet.events.recv()).await;
             if let Ok(Some(f)) = got {
                 break f;
