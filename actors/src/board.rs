@@ -5,66 +5,82 @@
 //! a board over `max_threads` archives its least recently bumped threads (they
 //! stay readable, leave the catalog, and their media is collected). Replies
 //! are not written here; each thread's actor sends the board a fresh summary
-//! after its writes, and the board re-sorts.
+//! after its writes ([`CatalogChange`], through the sink [`catalog_sink`]
+//! makes), and the board re-sorts.
 
+use crate::catalog::{CatalogChange, CatalogSink};
+use crate::context::Shared;
 use crate::error::ActorError;
-use crate::region::{Entities, Shared};
+use crate::region::{Activation, Entities, Entity, EntityMsg};
 use crate::rules::{self, PostBody};
 use crate::thread::{now_ms, resolve_quotes, PostDraft, ThreadMsg};
 use crate::views::{CachedView, CatalogView, ViewCache};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wani_store::{
     Board, BoardId, Committed, NewPost, NewThread, Post, Thread, ThreadId, ThreadSummary,
 };
+use wani_supervision::transport::{Remote, Reply};
 
-/// The board actor's mailbox.
+/// The board actor's mailbox. The timer is local-only and comes last
+/// (serde numbers skipped variants differently on each side).
+#[derive(Serialize, Deserialize)]
 pub enum BoardMsg {
     /// Creates a thread with its opening post; answers once committed.
     CreateThread {
         subject: Option<String>,
         tags: Vec<String>,
-        draft: PostDraft,
-        reply: RpcReplyPort<Result<Committed<(Thread, Post)>, ActorError>>,
+        draft: Box<PostDraft>,
+        reply: Reply<Result<Committed<(Thread, Post)>, ActorError>>,
     },
     /// Answers with a rendered view of the catalog.
     View {
         view: CatalogView,
-        reply: RpcReplyPort<Result<CachedView, ActorError>>,
+        reply: Reply<Result<CachedView, ActorError>>,
     },
     /// Answers with the board and its `limit` most recently bumped threads.
     Latest {
         limit: usize,
-        reply: RpcReplyPort<(Board, Vec<ThreadSummary>)>,
+        reply: Reply<(Board, Vec<ThreadSummary>)>,
     },
     /// Answers with the board's settings.
-    Info { reply: RpcReplyPort<Board> },
-    /// A thread of this board changed (sent by its actor after a write).
-    ThreadChanged(Box<ThreadSummary>),
-    /// A thread was moved here by a mod (sent by its actor).
-    ThreadAdded(Box<ThreadSummary>),
-    /// A thread left this board: deleted or moved away (sent by its actor).
-    ThreadRemoved(ThreadId),
+    Info { reply: Reply<Board> },
+    /// A thread of this board changed, arrived or left (sent by its actor).
+    Catalog(CatalogChange),
     /// The board's settings or threads changed in the store: reload them.
     Reload {
-        reply: RpcReplyPort<Result<(), ActorError>>,
+        reply: Reply<Result<(), ActorError>>,
     },
     /// Periodic check for passivation.
+    #[serde(skip)]
     Tick,
 }
 impl ractor::Message for BoardMsg {}
-
-/// Arguments of [`BoardActor`].
-pub struct BoardArgs {
-    pub id: BoardId,
-    pub shared: Shared,
-    pub entities: Entities,
-    /// The shard lease this activation writes under (clusters only).
-    pub fence: Option<wani_store::Fence>,
-    /// The view cache, shared with readers on this node.
-    pub views: ViewCache<CatalogView>,
+impl Remote for BoardMsg {
+    const KIND: &'static str = crate::names::BOARD;
 }
-impl ractor::Message for BoardArgs {}
+impl EntityMsg for BoardMsg {
+    type Actor = BoardActor;
+    type Id = BoardId;
+
+    /// A thread arriving or leaving need not wake an inactive board: it
+    /// loads its list from the store when activated. A changed thread
+    /// does, off the thread's write path, so the catalog is warm.
+    fn activates(&self) -> bool {
+        !matches!(
+            self,
+            BoardMsg::Catalog(CatalogChange::Added(_) | CatalogChange::Removed(_))
+        )
+    }
+}
+
+/// The sink threads report to: each change goes to its board, wherever it
+/// lives, in the order each thread sent them.
+pub fn catalog_sink(entities: Entities) -> CatalogSink {
+    Arc::new(move |board, change| entities.tell(board, BoardMsg::Catalog(change)))
+}
 
 /// The board actor's state.
 pub struct BoardState {
@@ -79,7 +95,27 @@ pub struct BoardState {
 }
 
 /// The board actor.
+#[derive(Default)]
 pub struct BoardActor;
+
+impl Entity for BoardActor {
+    type Cache = ViewCache<CatalogView>;
+}
+
+/// A view of a board's catalog: from its cache when the board is active on
+/// this node, else by asking its actor wherever it lives.
+pub async fn view(
+    entities: &Entities,
+    id: BoardId,
+    view: CatalogView,
+) -> Result<CachedView, ActorError> {
+    if let Some(v) = entities.cached::<BoardMsg>(id).and_then(|c| c.get(view)) {
+        return Ok(v);
+    }
+    entities
+        .ask(id, |reply| BoardMsg::View { view, reply })
+        .await?
+}
 
 async fn load(shared: &Shared, id: BoardId) -> Result<(Board, Vec<ThreadSummary>), ActorError> {
     let board = shared
@@ -148,7 +184,7 @@ impl BoardState {
         if let Committed::Created((thread, op)) = &committed {
             for (quoted, t) in &links {
                 if let Some(t) = t {
-                    self.entities.tell_thread_if_active(
+                    self.entities.tell(
                         *t,
                         ThreadMsg::QuotedBy {
                             target: *quoted,
@@ -198,8 +234,7 @@ impl BoardState {
                             tracing::warn!(%blob, error = %e, "could not delete the media of an archived thread");
                         }
                     }
-                    self.entities
-                        .tell_thread_if_active(victim, ThreadMsg::Reload);
+                    self.entities.tell(victim, ThreadMsg::Reload);
                     tracing::info!(board = %self.board.name, thread = %victim, "archived the least recently bumped thread");
                 }
                 Err(e) => {
@@ -227,20 +262,20 @@ impl BoardState {
 impl Actor for BoardActor {
     type Msg = BoardMsg;
     type State = BoardState;
-    type Arguments = BoardArgs;
+    type Arguments = Activation<ViewCache<CatalogView>>;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<BoardMsg>,
-        args: BoardArgs,
+        args: Self::Arguments,
     ) -> Result<BoardState, ActorProcessingErr> {
-        let (board, threads) = load(&args.shared, args.id).await?;
+        let (board, threads) = load(&args.shared, BoardId(args.id)).await?;
         Ok(BoardState {
             shared: args.shared,
             entities: args.entities,
             board,
             threads,
-            views: args.views,
+            views: args.cache,
             last_active: Instant::now(),
             fence: args.fence,
         })
@@ -272,10 +307,10 @@ impl Actor for BoardActor {
                 draft,
                 reply,
             } => {
-                let result = state.create_thread(subject, tags, draft).await;
+                let result = state.create_thread(subject, tags, *draft).await;
                 // Another node owns the board now: this activation is stale.
                 let fenced = matches!(result, Err(ActorError::Fenced { .. }));
-                let _ = reply.send(result);
+                reply.send(result);
                 if fenced {
                     tracing::warn!(board = %state.board.id, "fenced off: another node owns this board now");
                     myself.stop(Some("fenced".into()));
@@ -286,26 +321,26 @@ impl Actor for BoardActor {
                 let v = state
                     .views
                     .get_or_render(view, || shared.views.catalog(view, board, threads));
-                let _ = reply.send(Ok(v));
+                reply.send(Ok(v));
             }
             BoardMsg::Latest { limit, reply } => {
-                let _ = reply.send((
+                reply.send((
                     state.board.clone(),
                     state.threads.iter().take(limit).cloned().collect(),
                 ));
             }
             BoardMsg::Info { reply } => {
-                let _ = reply.send(state.board.clone());
+                reply.send(state.board.clone());
             }
-            BoardMsg::ThreadChanged(summary) => state.thread_changed(*summary),
-            BoardMsg::ThreadAdded(summary) => {
+            BoardMsg::Catalog(CatalogChange::Changed(summary)) => state.thread_changed(*summary),
+            BoardMsg::Catalog(CatalogChange::Added(summary)) => {
                 let id = summary.thread.id;
                 state.threads.retain(|t| t.thread.id != id);
                 state.threads.push(*summary);
                 sort(&mut state.threads);
                 state.views.invalidate();
             }
-            BoardMsg::ThreadRemoved(id) => {
+            BoardMsg::Catalog(CatalogChange::Removed(id)) => {
                 state.threads.retain(|t| t.thread.id != id);
                 state.views.invalidate();
             }
@@ -317,7 +352,7 @@ impl Actor for BoardActor {
                         state.threads = threads;
                         state.views.invalidate();
                     });
-                let _ = reply.send(r);
+                reply.send(r);
             }
             BoardMsg::Tick => {
                 if state.last_active.elapsed() >= state.shared.config.idle_timeout {

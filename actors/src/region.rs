@@ -1,10 +1,11 @@
-//! Region: activates board and thread actors on demand and supervises them.
+//! Region: this node's virtual entities, and the way to reach any entity
+//! wherever it lives.
 //!
 //! Board and thread actors are virtual: nobody starts or stops them by
-//! hand. The first message for an entity makes the region spawn it (state
-//! loaded from the store in `pre_start`); an actor idle for
-//! `idle_timeout` stops itself (passivation); a panicking one is dropped
-//! from the map and re-activated, state reloaded from the store, by the next
+//! hand. The first message for an entity makes the region activate it (its
+//! shard's lease taken, its state loaded from the store in `pre_start`); an
+//! actor idle for `idle_timeout` stops itself (passivation); a panicking one
+//! is dropped and re-activated, state reloaded from the store, by the next
 //! message for it. A crash loop is cut off by a [`RestartPolicy`]: past its
 //! budget the entity answers "unavailable" until the window passes.
 //!
@@ -14,118 +15,141 @@
 //! └── ThreadActor(thread id)  one per active thread
 //! ```
 //!
-//! Lookups of already-active entities do not go through the region's
-//! mailbox: [`Entities`] reads a shared map, and only a miss asks the region
-//! (which is the map's single writer). On one node every shard is local;
-//! routing to other nodes' regions comes with the cluster.
+//! The region knows entity kinds only through the [`Entity`] and
+//! [`EntityMsg`] traits: a kind's actor and its message enum live in the
+//! kind's own file. Activations run concurrently, each on its own task:
+//! the region's mailbox only records who is active, so during a failover a
+//! thousand threads re-activate as fast as one, and one slow load never
+//! delays another entity.
+//!
+//! [`Entities`] is the handle callers use: [`Entities::ask`] and
+//! [`Entities::tell`] route by placement — to the actor here (looked up in
+//! a shared map, with no mailbox hop when it is active), or over the
+//! transport to the owning node's region, which delivers it the same way.
+//! A call that finds its entity gone or moved is routed again until the
+//! failover deadline; writes carry idempotency keys, so a retried post is
+//! stored once.
 
-use crate::board::{BoardActor, BoardArgs, BoardMsg};
+use crate::context::Shared;
 use crate::error::ActorError;
 use crate::lease::Leases;
-use crate::remote::{Answer, Completion, Request};
-use crate::renderer::Renderer;
-use crate::router::{Route, Router};
-use crate::thread::{ThreadActor, ThreadArgs, ThreadMsg};
-use crate::views::{CachedView, CatalogView, ThreadView, ViewCache, ViewRenderer};
 use futures::future::BoxFuture;
-use ractor::rpc::CallResult;
+use futures::FutureExt;
 use ractor::{
-    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SpawnErr,
-    SupervisionEvent,
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, SupervisionEvent,
 };
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::any::Any;
 use std::collections::HashMap;
-use std::hash::Hash;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use wani_store::blob::BlobStore;
-use wani_store::{BoardId, Repo, ThreadId};
-use wani_supervision::{EntityKey, NodeName, RestartDecision, RestartPolicy};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::oneshot;
+use wani_store::Fence;
+use wani_supervision::transport::{delivered, Delivery, Fault, NoReply, Remote, Reply, Transport};
+use wani_supervision::tree::Slot;
+use wani_supervision::{
+    owner_of, shard_of, EntityKey, NodeName, RestartDecision, RestartPolicy, Role,
+};
 
-/// Settings of entity actors.
-#[derive(Clone, Debug)]
-pub struct EntityConfig {
-    /// An entity with no message for this long stops itself.
-    pub idle_timeout: Duration,
-    /// How long a caller waits for an entity's answer.
-    pub call_timeout: Duration,
+/// A kind of virtual actor: activated by the region on its first message.
+pub trait Entity: Actor<Arguments = Activation<Self::Cache>> + Default {
+    /// What readers on this node share with the running actor (its
+    /// rendered views), so a read of an active entity needs no mailbox hop.
+    type Cache: Clone + Default + Send + Sync + 'static;
 }
 
-impl Default for EntityConfig {
-    fn default() -> Self {
-        EntityConfig {
-            idle_timeout: Duration::from_secs(600),
-            call_timeout: Duration::from_secs(15),
-        }
+/// The message enum of an entity kind.
+pub trait EntityMsg: Remote + ractor::Message + Sized {
+    /// The kind's actor.
+    type Actor: Entity<Msg = Self>;
+    /// The kind's id type (any `i64` names one; the store says whether it
+    /// exists).
+    type Id: Copy + Into<i64> + From<i64> + Send + Sync + 'static;
+
+    /// Whether this message activates an inactive entity. A notice about
+    /// state that an activation reloads from the store anyway (a reply
+    /// recorded, an archive) need not wake it.
+    fn activates(&self) -> bool {
+        true
     }
 }
 
-/// What every entity actor needs, shared.
+/// What an entity actor starts with.
+pub struct Activation<C> {
+    pub id: i64,
+    pub shared: Shared,
+    pub entities: Entities,
+    /// The shard lease this activation writes under (clusters only).
+    pub fence: Option<Fence>,
+    /// Shared with readers on this node.
+    pub cache: C,
+}
+impl<C: Send + 'static> ractor::Message for Activation<C> {}
+
+/// How long the region waits for a stuck entity when stopping it.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// How many times a call is retried when the entity stopped between lookup
+/// and delivery (passivation or a crash); a retried write is safe because it
+/// carries its idempotency key.
+const DELIVERY_ATTEMPTS: usize = 3;
+
+/// An active entity as readers see it.
 #[derive(Clone)]
-pub struct Shared {
-    pub repo: Arc<dyn Repo>,
-    pub blobs: Arc<dyn BlobStore>,
-    pub renderer: Renderer,
-    pub views: Arc<dyn ViewRenderer>,
-    pub config: EntityConfig,
-    /// Keys poster ids ([`wani_store::poster_hex`]); loaded once at start.
-    pub poster_secret: Arc<[u8]>,
-    /// The node's live-update hub: entities publish committed writes to it.
-    pub live: Option<crate::live::LiveHub>,
+struct Active {
+    cell: ActorCell,
+    cache: Arc<dyn Any + Send + Sync>,
 }
 
+/// The active entities of this node, written by the region only.
 #[derive(Default)]
 struct Maps {
-    threads: Table<ThreadId, ThreadMsg>,
-    boards: Table<BoardId, BoardMsg>,
-    /// The view caches of the active entities, for reads without a mailbox hop.
-    thread_views: RwLock<HashMap<ThreadId, ViewCache<ThreadView>>>,
-    board_views: RwLock<HashMap<BoardId, ViewCache<CatalogView>>>,
-    /// Set once when the node joins a cluster: entities owned by other
-    /// nodes are reached through it.
-    router: std::sync::OnceLock<Arc<Router>>,
-    /// Set with the router: the shard leases entity writes are fenced with.
-    leases: std::sync::OnceLock<Arc<Leases>>,
+    active: RwLock<HashMap<EntityKey, Active>>,
     /// Entities activated since start (metrics).
     activations: std::sync::atomic::AtomicU64,
 }
 
+/// A started activation: the actor, and the cache it shares with readers.
+type Started = Result<(ActorCell, Arc<dyn Any + Send + Sync>), ActorError>;
+
+/// Starts one entity, linked to the region, with the fence it was leased.
+type Starter = Box<dyn FnOnce(ActorCell, Option<Fence>) -> BoxFuture<'static, Started> + Send>;
+
 /// The region's mailbox.
 pub enum RegionMsg {
-    /// Answers with the running actor of a thread, activating it if needed.
-    ActivateThread {
-        id: ThreadId,
-        reply: RpcReplyPort<Result<ActorRef<ThreadMsg>, ActorError>>,
+    /// Answers with the running actor of `key`, activating it if needed.
+    Activate {
+        key: EntityKey,
+        start: Starter,
+        reply: oneshot::Sender<Result<ActorCell, ActorError>>,
     },
-    /// Answers with the running actor of a board, activating it if needed.
-    ActivateBoard {
-        id: BoardId,
-        reply: RpcReplyPort<Result<ActorRef<BoardMsg>, ActorError>>,
-    },
+    /// An activation's task finished.
+    Activated { key: EntityKey, started: Started },
     /// Stops every active entity and answers once all have stopped.
-    PassivateAll { reply: RpcReplyPort<()> },
+    PassivateAll { reply: oneshot::Sender<()> },
     /// Stops the active entities `moved` selects (their shard now belongs
-    /// to another node) and answers once they have stopped.
+    /// to another node) and answers how many once they have stopped.
     PassivateMoved {
         moved: Box<dyn Fn(EntityKey) -> bool + Send>,
-        reply: RpcReplyPort<usize>,
+        reply: oneshot::Sender<usize>,
     },
 }
 impl ractor::Message for RegionMsg {}
 
 /// Arguments of [`Region`].
 pub struct RegionArgs {
-    pub shared: Shared,
-    maps: Arc<Maps>,
+    pub entities: Entities,
 }
 impl ractor::Message for RegionArgs {}
 
 /// The region's state.
 pub struct RegionState {
-    shared: Shared,
-    maps: Arc<Maps>,
     entities: Entities,
-    /// Which entity each child actor is, to clean the maps when it exits.
+    /// Which entity each child actor is, to clean the map when it exits.
     children: HashMap<ActorId, EntityKey>,
+    /// Callers waiting for an activation in flight, by entity.
+    activating: HashMap<EntityKey, Vec<oneshot::Sender<Result<ActorCell, ActorError>>>>,
     policies: HashMap<EntityKey, RestartPolicy>,
     /// Entities refused until this time (ms) after crashing too often.
     refused_until: HashMap<EntityKey, u64>,
@@ -141,9 +165,9 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn startup_error(e: SpawnErr, what: String) -> ActorError {
+fn startup_error(e: ractor::SpawnErr, what: String) -> ActorError {
     match e {
-        SpawnErr::StartupFailed(inner) => match inner.downcast_ref::<ActorError>() {
+        ractor::SpawnErr::StartupFailed(inner) => match inner.downcast_ref::<ActorError>() {
             Some(err) => err.clone(),
             None => ActorError::Unavailable(format!("{what} failed to start: {inner}")),
         },
@@ -164,177 +188,133 @@ impl RegionState {
         Ok(())
     }
 
-    /// The running actor of an entity, spawned (state loaded in its
-    /// `pre_start`) unless the table has a live one. A new activation gets
-    /// the lease fence of its shard (in a cluster) and a view cache that
-    /// readers on this node share.
-    #[allow(clippy::too_many_arguments)]
-    async fn activate<A: Actor, K: Eq + Hash + Copy, V: Eq + Hash + Copy>(
+    /// Starts an activation on its own task, unless one is in flight.
+    fn activate(
         &mut self,
         myself: &ActorRef<RegionMsg>,
-        table: fn(&Maps) -> &Table<K, A::Msg>,
-        views: fn(&Maps) -> &RwLock<HashMap<K, ViewCache<V>>>,
-        id: K,
         key: EntityKey,
-        actor: A,
-        args: impl FnOnce(Option<wani_store::Fence>, ViewCache<V>) -> A::Arguments,
-    ) -> Result<ActorRef<A::Msg>, ActorError> {
-        let maps = self.maps.clone();
-        if let Some(r) = get_live(table(&maps), &id) {
-            return Ok(r);
+        start: Starter,
+        reply: oneshot::Sender<Result<ActorCell, ActorError>>,
+    ) {
+        if let Some(a) = self.entities.active(key) {
+            let _ = reply.send(Ok(a.cell));
+            return;
         }
-        self.refuse_unless_owner(key)?;
-        self.check_refused(key)?;
-        let fence = self.fence(key).await?;
-        let cache = ViewCache::default();
-        let (actor, _) =
-            Actor::spawn_linked(None, actor, args(fence, cache.clone()), myself.get_cell())
-                .await
-                .map_err(|e| startup_error(e, key.to_string()))?;
-        self.children.insert(actor.get_id(), key);
-        if let Ok(mut m) = table(&maps).write() {
-            m.insert(id, actor.clone());
+        if let Some(waiting) = self.activating.get_mut(&key) {
+            waiting.push(reply);
+            return;
         }
-        if let Ok(mut m) = views(&maps).write() {
-            m.insert(id, cache);
+        if let Err(e) = self
+            .entities
+            .refuse_unless_owner(key)
+            .and_then(|()| self.check_refused(key))
+        {
+            let _ = reply.send(Err(e));
+            return;
         }
-        maps.activations
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(actor)
+        self.activating.insert(key, vec![reply]);
+        let region = myself.clone();
+        let leases = self.entities.inner.leases.clone();
+        tokio::spawn(async move {
+            let fence = match &leases {
+                Some(l) => l.fence_for(key).await.map(Some),
+                None => Ok(None),
+            };
+            let started = match fence {
+                Ok(fence) => start(region.get_cell(), fence).await,
+                Err(e) => Err(e),
+            };
+            if let Err(ractor::MessagingErr::SendErr(RegionMsg::Activated {
+                started: Ok((cell, _)),
+                ..
+            })) = region.cast(RegionMsg::Activated { key, started })
+            {
+                // The region stopped meanwhile: so does what it started.
+                cell.stop(Some("its region stopped".into()));
+            }
+        });
     }
 
-    async fn activate_thread(
-        &mut self,
-        myself: &ActorRef<RegionMsg>,
-        id: ThreadId,
-    ) -> Result<ActorRef<ThreadMsg>, ActorError> {
-        let (shared, entities) = (self.shared.clone(), self.entities.clone());
-        let args = move |fence, views| ThreadArgs {
-            id,
-            shared,
-            entities,
-            fence,
-            views,
-        };
-        self.activate(
-            myself,
-            |m| &m.threads,
-            |m| &m.thread_views,
-            id,
-            EntityKey::Thread(id.0),
-            ThreadActor,
-            args,
-        )
-        .await
-    }
-
-    async fn activate_board(
-        &mut self,
-        myself: &ActorRef<RegionMsg>,
-        id: BoardId,
-    ) -> Result<ActorRef<BoardMsg>, ActorError> {
-        let (shared, entities) = (self.shared.clone(), self.entities.clone());
-        let args = move |fence, views| BoardArgs {
-            id,
-            shared,
-            entities,
-            fence,
-            views,
-        };
-        self.activate(
-            myself,
-            |m| &m.boards,
-            |m| &m.board_views,
-            id,
-            EntityKey::Board(id.0),
-            BoardActor,
-            args,
-        )
-        .await
-    }
-
-    /// A draining node activates nothing: a call that still reaches it (a
-    /// peer that has not heard it is leaving, or a local call that started
-    /// before the drain) gets a retryable error and is routed again, to the
-    /// new owner, instead of taking the shard's lease back.
-    ///
-    /// Likewise a node whose settled view names another owner: the call was
-    /// routed here before a view change, and activating now would take back
-    /// a shard lease the new owner is waiting for.
-    fn refuse_unless_owner(&self, key: EntityKey) -> Result<(), ActorError> {
-        match self.maps.router.get() {
-            Some(r) if r.is_draining() => Err(ActorError::Unavailable(format!(
-                "{key}: this node is draining; ask its new owner"
-            ))),
-            Some(r) => match r.route(key) {
-                Route::There(owner) => Err(ActorError::Unavailable(format!(
-                    "{key} belongs to {owner} now; ask it"
-                ))),
-                Route::Here | Route::Nobody => Ok(()),
+    /// Records a finished activation and answers whoever waited for it.
+    fn activated(&mut self, key: EntityKey, started: Started) {
+        let waiting = self.activating.remove(&key).unwrap_or_default();
+        let result = match started {
+            Ok((cell, _))
+                if !matches!(
+                    cell.get_status(),
+                    ActorStatus::Running | ActorStatus::Starting
+                ) =>
+            {
+                Err(ActorError::Unavailable(format!(
+                    "{key} stopped as it started"
+                )))
+            }
+            Ok((cell, cache)) => match self.entities.refuse_unless_owner(key) {
+                // The view moved the shard while this was loading: the new
+                // owner must not find it leased here.
+                Err(e) => {
+                    cell.stop(Some("its shard moved while it activated".into()));
+                    Err(e)
+                }
+                Ok(()) => {
+                    self.children.insert(cell.get_id(), key);
+                    if let Ok(mut m) = self.entities.inner.maps.active.write() {
+                        m.insert(
+                            key,
+                            Active {
+                                cell: cell.clone(),
+                                cache,
+                            },
+                        );
+                    }
+                    self.entities
+                        .inner
+                        .maps
+                        .activations
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Ok(cell)
+                }
             },
-            None => Ok(()),
-        }
-    }
-
-    /// The lease fence for an entity's shard, when the node is in a cluster.
-    async fn fence(&self, key: EntityKey) -> Result<Option<wani_store::Fence>, ActorError> {
-        match self.maps.leases.get() {
-            Some(l) => Ok(Some(l.fence_for(key).await?)),
-            None => Ok(None),
+            Err(e) => Err(e),
+        };
+        for w in waiting {
+            let _ = w.send(result.clone());
         }
     }
 
     /// Forgets a child that exited, unless a newer activation replaced it.
     fn forget(&mut self, cell: &ActorCell) -> Option<EntityKey> {
         let key = self.children.remove(&cell.get_id())?;
-        match key {
-            EntityKey::Thread(t) => {
-                if remove_if(&self.maps.threads, &ThreadId(t), cell.get_id()) {
-                    if let Ok(mut m) = self.maps.thread_views.write() {
-                        m.remove(&ThreadId(t));
-                    }
-                }
-            }
-            EntityKey::Board(b) => {
-                if remove_if(&self.maps.boards, &BoardId(b), cell.get_id()) {
-                    if let Ok(mut m) = self.maps.board_views.write() {
-                        m.remove(&BoardId(b));
-                    }
-                }
+        if let Ok(mut m) = self.entities.inner.maps.active.write() {
+            if m.get(&key).map(|a| a.cell.get_id()) == Some(cell.get_id()) {
+                m.remove(&key);
             }
         }
         Some(key)
     }
-}
 
-/// Where an entity is, for one call.
-enum Target {
-    Here,
-    There(Arc<Router>, NodeName),
-    Nobody,
-}
-
-/// Active entities of one kind.
-type Table<K, M> = RwLock<HashMap<K, ActorRef<M>>>;
-
-/// The entry for `k`, if its actor is still running.
-fn get_live<K: Eq + Hash, M: ractor::Message>(table: &Table<K, M>, k: &K) -> Option<ActorRef<M>> {
-    live(table.read().ok().and_then(|m| m.get(k).cloned()))
-}
-
-/// Removes `k` only if it is still the actor `id` (not a newer activation).
-fn remove_if<K: Eq + Hash, M: ractor::Message>(table: &Table<K, M>, k: &K, id: ActorId) -> bool {
-    if let Ok(mut m) = table.write() {
-        if m.get(k).map(|r| r.get_id()) == Some(id) {
-            m.remove(k);
-            return true;
+    /// Stops the children `which` selects and waits (bounded) for them.
+    async fn stop_children(
+        &mut self,
+        myself: &ActorRef<RegionMsg>,
+        which: impl Fn(EntityKey) -> bool,
+        why: &str,
+    ) -> usize {
+        let children: Vec<ActorCell> = myself
+            .get_children()
+            .into_iter()
+            .filter(|c| self.children.get(&c.get_id()).is_some_and(|k| which(*k)))
+            .collect();
+        for c in &children {
+            c.stop(Some(why.into()));
         }
+        for c in &children {
+            // Bounded: a stuck child must not hold up a hand-over or shutdown.
+            let _ = c.wait(Some(STOP_WAIT)).await;
+            self.forget(c);
+        }
+        children.len()
     }
-    false
-}
-
-fn live<M: ractor::Message>(r: Option<ActorRef<M>>) -> Option<ActorRef<M>> {
-    r.filter(|r| matches!(r.get_status(), ActorStatus::Running | ActorStatus::Starting))
 }
 
 impl Actor for Region {
@@ -347,16 +327,17 @@ impl Actor for Region {
         myself: ActorRef<RegionMsg>,
         args: RegionArgs,
     ) -> Result<RegionState, ActorProcessingErr> {
-        let entities = Entities {
-            region: myself,
-            maps: args.maps.clone(),
-            timeout: args.shared.config.call_timeout,
-        };
+        // A restarted region starts empty: its entities died with the old
+        // one (ractor stops an actor's children with it) and re-activate
+        // from the store on their next message.
+        if let Ok(mut m) = args.entities.inner.maps.active.write() {
+            m.clear();
+        }
+        args.entities.inner.region.set(myself);
         Ok(RegionState {
-            shared: args.shared,
-            maps: args.maps,
-            entities,
+            entities: args.entities,
             children: HashMap::new(),
+            activating: HashMap::new(),
             policies: HashMap::new(),
             refused_until: HashMap::new(),
         })
@@ -369,37 +350,19 @@ impl Actor for Region {
         state: &mut RegionState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            RegionMsg::ActivateThread { id, reply } => {
-                let _ = reply.send(state.activate_thread(&myself, id).await);
-            }
-            RegionMsg::ActivateBoard { id, reply } => {
-                let _ = reply.send(state.activate_board(&myself, id).await);
-            }
+            RegionMsg::Activate { key, start, reply } => state.activate(&myself, key, start, reply),
+            RegionMsg::Activated { key, started } => state.activated(key, started),
             RegionMsg::PassivateAll { reply } => {
-                let children: Vec<ActorCell> = myself.get_children();
-                for c in &children {
-                    c.stop(Some("node shutting down".into()));
-                }
-                for c in children {
-                    // Bounded wait: a stuck child must not hold up shutdown forever.
-                    let _ = c.wait(Some(Duration::from_secs(5))).await;
-                }
+                state
+                    .stop_children(&myself, |_| true, "node shutting down")
+                    .await;
                 let _ = reply.send(());
             }
             RegionMsg::PassivateMoved { moved, reply } => {
-                let children: Vec<ActorCell> = myself
-                    .get_children()
-                    .into_iter()
-                    .filter(|c| state.children.get(&c.get_id()).is_some_and(|k| moved(*k)))
-                    .collect();
-                for c in &children {
-                    c.stop(Some("its shard moved to another node".into()));
-                }
-                for c in &children {
-                    let _ = c.wait(Some(Duration::from_secs(5))).await;
-                    state.forget(c);
-                }
-                let _ = reply.send(children.len());
+                let n = state
+                    .stop_children(&myself, moved, "its shard moved to another node")
+                    .await;
+                let _ = reply.send(n);
             }
         }
         Ok(())
@@ -422,15 +385,14 @@ impl Actor for Region {
             SupervisionEvent::ActorFailed(cell, err) => {
                 if let Some(key) = state.forget(&cell) {
                     let decision = state.policies.entry(key).or_default().on_crash(now_ms());
-                    tracing::error!(%key, error = %err, ?decision, "entity crashed; its next message re-activates it from the store");
                     match decision {
+                        RestartDecision::Restart { .. } => {
+                            tracing::warn!(%key, error = %err, "entity crashed; it restarts from the store on its next message");
+                        }
                         RestartDecision::GiveUp { until_ms } => {
+                            tracing::error!(%key, error = %err, "entity keeps crashing; refusing it for a while");
                             state.refused_until.insert(key, until_ms);
                         }
-                        RestartDecision::Restart { delay_ms } if delay_ms > 0 => {
-                            state.refused_until.insert(key, now_ms() + delay_ms);
-                        }
-                        RestartDecision::Restart { .. } => {}
                     }
                 }
             }
@@ -440,199 +402,277 @@ impl Actor for Region {
     }
 }
 
-/// A handle to reach entities: looks up active ones directly, asks the
-/// region to activate the others. Cheap to clone.
-#[derive(Clone)]
-pub struct Entities {
-    region: ActorRef<RegionMsg>,
-    maps: Arc<Maps>,
+/// Where an entity lives, as this node sees it now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    Here,
+    There(NodeName),
+    /// No node with the `entities` role is up, or this node has only just
+    /// joined and does not know yet who is.
+    Nobody,
+}
+
+struct Inner {
+    region: Slot<RegionMsg>,
+    maps: Maps,
+    shared: RwLock<Option<Shared>>,
+    transport: Transport,
+    leases: Option<Arc<Leases>>,
+    shards: u32,
     timeout: Duration,
 }
 
-/// How many times a call is retried when the entity stopped between lookup
-/// and delivery (passivation or a crash); a retried write is safe because it
-/// carries its idempotency key.
-const DELIVERY_ATTEMPTS: usize = 3;
+/// A handle to reach entities, here or on other nodes. Cheap to clone.
+#[derive(Clone)]
+pub struct Entities {
+    inner: Arc<Inner>,
+}
 
 impl Entities {
-    /// Starts a region and returns the handle to it.
-    pub async fn spawn(
-        supervisor: Option<ActorCell>,
-        shared: Shared,
-    ) -> Result<(Entities, ractor::concurrency::JoinHandle<()>), ActorError> {
-        let maps = Arc::new(Maps::default());
-        let timeout = shared.config.call_timeout;
-        let args = RegionArgs {
-            shared,
-            maps: maps.clone(),
-        };
-        // Unregistered: several nodes may share one process (tests, benchmarks).
-        let name = None;
-        let spawned = match supervisor {
-            Some(sup) => Actor::spawn_linked(name, Region, args, sup).await,
-            None => Actor::spawn(name, Region, args).await,
-        };
-        let (region, handle) =
-            spawned.map_err(|e| ActorError::Unavailable(format!("region: {e}")))?;
-        Ok((
-            Entities {
-                region,
-                maps,
+    /// A handle for this node's entities, before its region runs (start
+    /// it with [`Region`] and [`RegionArgs`]; calls fail as unavailable
+    /// until then). `leases` fence writes in a cluster; `shards` is the
+    /// cluster's shard count.
+    pub fn new(
+        transport: Transport,
+        leases: Option<Arc<Leases>>,
+        shards: u32,
+        timeout: Duration,
+    ) -> Entities {
+        Entities {
+            inner: Arc::new(Inner {
+                region: Slot::default(),
+                maps: Maps::default(),
+                shared: RwLock::new(None),
+                transport,
+                leases,
+                shards,
                 timeout,
-            },
-            handle,
-        ))
+            }),
+        }
     }
 
-    /// The running actor of a thread (activated if needed).
-    pub async fn thread(&self, id: ThreadId) -> Result<ActorRef<ThreadMsg>, ActorError> {
-        if let Some(r) = get_live(&self.maps.threads, &id) {
-            return Ok(r);
+    /// Gives the entities what they need; before this, nothing activates.
+    pub fn set_shared(&self, shared: Shared) {
+        if let Ok(mut s) = self.inner.shared.write() {
+            *s = Some(shared);
         }
-        flatten(
-            self.region
-                .call(
-                    |reply| RegionMsg::ActivateThread { id, reply },
-                    Some(self.timeout),
-                )
-                .await,
+    }
+
+    fn shared(&self) -> Result<Shared, ActorError> {
+        self.inner
+            .shared
+            .read()
+            .ok()
+            .and_then(|s| s.clone())
+            .ok_or_else(|| ActorError::Unavailable("entities are not started yet".into()))
+    }
+
+    /// Takes messages of kind `M` from other nodes and delivers them here.
+    pub fn serve<M: EntityMsg>(&self) {
+        let entities = self.clone();
+        self.inner
+            .transport
+            .serve::<M>(move |id, msg| entities.delivery(id, msg));
+    }
+
+    /// The region's slot, for the supervisor that (re)starts it.
+    pub fn region(&self) -> &Slot<RegionMsg> {
+        &self.inner.region
+    }
+
+    fn active(&self, key: EntityKey) -> Option<Active> {
+        let a = self.inner.maps.active.read().ok()?.get(&key).cloned()?;
+        matches!(
+            a.cell.get_status(),
+            ActorStatus::Running | ActorStatus::Starting
         )
-    }
-
-    /// The running actor of a board (activated if needed).
-    pub async fn board(&self, id: BoardId) -> Result<ActorRef<BoardMsg>, ActorError> {
-        if let Some(r) = get_live(&self.maps.boards, &id) {
-            return Ok(r);
-        }
-        flatten(
-            self.region
-                .call(
-                    |reply| RegionMsg::ActivateBoard { id, reply },
-                    Some(self.timeout),
-                )
-                .await,
-        )
-    }
-
-    /// Asks an entity and waits for its answer, re-activating it (through
-    /// `get`) if it stopped between lookup and delivery.
-    async fn call<'a, M: ractor::Message, T: Send + 'static>(
-        &'a self,
-        what: String,
-        get: impl Fn() -> BoxFuture<'a, Result<ActorRef<M>, ActorError>>,
-        msg: impl Fn(RpcReplyPort<T>) -> M,
-    ) -> Result<T, ActorError> {
-        for _ in 0..DELIVERY_ATTEMPTS {
-            match get().await?.call(&msg, Some(self.timeout)).await {
-                Ok(CallResult::Success(v)) => return Ok(v),
-                Ok(CallResult::Timeout) => {
-                    return Err(ActorError::Unavailable(format!("{what} timed out")))
-                }
-                Ok(CallResult::SenderError) | Err(_) => {}
-            }
-        }
-        Err(ActorError::Unavailable(format!(
-            "{what} stopped before answering"
-        )))
-    }
-
-    /// Asks a thread on this node and waits for its answer.
-    pub async fn call_thread_here<T: Send + 'static>(
-        &self,
-        id: ThreadId,
-        msg: impl Fn(RpcReplyPort<T>) -> ThreadMsg,
-    ) -> Result<T, ActorError> {
-        self.call(crate::names::thread(id), || Box::pin(self.thread(id)), msg)
-            .await
-    }
-
-    /// Asks a board on this node and waits for its answer.
-    pub async fn call_board_here<T: Send + 'static>(
-        &self,
-        id: BoardId,
-        msg: impl Fn(RpcReplyPort<T>) -> BoardMsg,
-    ) -> Result<T, ActorError> {
-        self.call(crate::names::board(id), || Box::pin(self.board(id)), msg)
-            .await
-    }
-
-    /// Sends to a thread without waiting; activates it if needed.
-    pub async fn tell_thread(&self, id: ThreadId, msg: ThreadMsg) -> Result<(), ActorError> {
-        self.thread(id).await?.cast(msg).map_err(ActorError::from)
-    }
-
-    /// Sends to a board on this node without waiting; activates it if needed.
-    pub async fn tell_board_here(&self, id: BoardId, msg: BoardMsg) -> Result<(), ActorError> {
-        self.board(id).await?.cast(msg).map_err(ActorError::from)
-    }
-
-    /// Joins this node's entities to a cluster: from now on an entity owned
-    /// by another node is reached through `router`.
-    pub fn set_router(&self, router: Arc<Router>, leases: Arc<Leases>) {
-        let _ = self.maps.leases.set(leases);
-        let _ = self.maps.router.set(router);
+        .then_some(a)
     }
 
     /// Where the entity `key` lives now.
-    fn target(&self, key: EntityKey) -> Target {
-        match self.maps.router.get() {
-            None => Target::Here,
-            Some(r) => match r.route(key) {
-                Route::Here => Target::Here,
-                Route::There(node) => Target::There(r.clone(), node),
-                Route::Nobody => Target::Nobody,
-            },
+    pub fn route(&self, key: EntityKey) -> Route {
+        let Some(cluster) = self.inner.transport.cluster() else {
+            return Route::Here;
+        };
+        if !cluster.is_settled() {
+            return Route::Nobody;
+        }
+        let owners = cluster.owners_for(Role::Entities);
+        match owner_of(shard_of(&key, self.inner.shards), &owners) {
+            None => Route::Nobody,
+            Some(n) if n == self.inner.transport.me() => Route::Here,
+            Some(n) => Route::There(n.clone()),
         }
     }
 
-    /// Asks an entity wherever it lives. Across nodes the message is split
-    /// into a request and the completion of its reply port; if the owner
-    /// cannot be reached the call is routed again (the view may have moved
-    /// the entity), until `failover_deadline`.
-    async fn routed<'a, T: Send + 'static>(
-        &'a self,
-        key: EntityKey,
-        to_request: impl Fn(RpcReplyPort<T>) -> Option<(Request, Completion)>,
-        here: impl Fn() -> BoxFuture<'a, Result<T, ActorError>>,
+    /// Whether this node owns `shard` in the current view.
+    pub fn owns_shard(&self, shard: i64) -> bool {
+        let Some(cluster) = self.inner.transport.cluster() else {
+            return true;
+        };
+        let owners = cluster.owners_for(Role::Entities);
+        owner_of(wani_supervision::ShardId(shard as u32), &owners)
+            == Some(self.inner.transport.me())
+    }
+
+    /// Whether `node` (just declared down) owned the entity `key`: it
+    /// would win the rendezvous again if it were back among the owners.
+    pub fn was_owner(&self, node: &NodeName, key: EntityKey) -> bool {
+        let Some(cluster) = self.inner.transport.cluster() else {
+            return false;
+        };
+        let mut before = cluster.owners_for(Role::Entities);
+        if !before.contains(node) {
+            before.push(node.clone());
+        }
+        owner_of(shard_of(&key, self.inner.shards), &before) == Some(node)
+    }
+
+    /// A draining node activates nothing: a call that still reaches it (a
+    /// peer that has not heard it is leaving, or a local call that started
+    /// before the drain) gets a retryable error and is routed again, to the
+    /// new owner, instead of taking the shard's lease back.
+    ///
+    /// Likewise a node whose settled view names another owner: the call was
+    /// routed here before a view change, and activating now would take back
+    /// a shard lease the new owner is waiting for.
+    fn refuse_unless_owner(&self, key: EntityKey) -> Result<(), ActorError> {
+        let Some(cluster) = self.inner.transport.cluster() else {
+            return Ok(());
+        };
+        if cluster.is_draining() {
+            return Err(ActorError::Unavailable(format!(
+                "{key}: this node is draining; ask its new owner"
+            )));
+        }
+        match self.route(key) {
+            Route::There(owner) => Err(ActorError::Unavailable(format!(
+                "{key} belongs to {owner} now; ask it"
+            ))),
+            Route::Here | Route::Nobody => Ok(()),
+        }
+    }
+
+    /// The running actor of an entity of this node, activated if needed.
+    pub async fn actor<M: EntityMsg>(&self, id: M::Id) -> Result<ActorRef<M>, ActorError> {
+        let key = EntityKey::new(M::KIND, id.into());
+        if let Some(a) = self.active(key) {
+            return Ok(a.cell.into());
+        }
+        let shared = self.shared()?;
+        let entities = self.clone();
+        let start: Starter = Box::new(move |region, fence| {
+            Box::pin(async move {
+                let cache = <M::Actor as Entity>::Cache::default();
+                let args = Activation {
+                    id: key.id,
+                    shared,
+                    entities,
+                    fence,
+                    cache: cache.clone(),
+                };
+                let (actor, _) = Actor::spawn_linked(None, M::Actor::default(), args, region)
+                    .await
+                    .map_err(|e| startup_error(e, key.to_string()))?;
+                let cache: Arc<dyn Any + Send + Sync> = Arc::new(cache);
+                Ok((actor.get_cell(), cache))
+            })
+        });
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .region
+            .cast(RegionMsg::Activate {
+                key,
+                start,
+                reply: tx,
+            })
+            .map_err(|_| ActorError::Unavailable("this node's region is not running".into()))?;
+        match tokio::time::timeout(self.inner.timeout, rx).await {
+            Ok(Ok(r)) => r.map(ActorRef::from),
+            Ok(Err(_)) => Err(ActorError::Unavailable(
+                "the region stopped before activating".into(),
+            )),
+            Err(_) => Err(ActorError::Unavailable(format!(
+                "{key} did not activate in time"
+            ))),
+        }
+    }
+
+    /// The cache an active entity of this node shares with readers.
+    pub fn cached<M: EntityMsg>(&self, id: M::Id) -> Option<<M::Actor as Entity>::Cache> {
+        let key = EntityKey::new(M::KIND, id.into());
+        if self.route(key) != Route::Here {
+            return None;
+        }
+        self.active(key)?
+            .cache
+            .downcast_ref::<<M::Actor as Entity>::Cache>()
+            .cloned()
+    }
+
+    /// Asks an entity here, re-activating it if it stopped between lookup
+    /// and delivery.
+    async fn ask_here<M: EntityMsg, T: Send + 'static>(
+        &self,
+        id: M::Id,
+        make: &impl Fn(Reply<T>) -> M,
     ) -> Result<T, ActorError> {
-        let deadline = std::time::Instant::now() + self.failover_deadline();
+        for _ in 0..DELIVERY_ATTEMPTS {
+            let actor = self.actor::<M>(id).await?;
+            let (reply, wait) = Reply::local();
+            if actor.cast(make(reply)).is_err() {
+                continue;
+            }
+            match wait.wait(self.inner.timeout).await {
+                Ok(v) => return Ok(v),
+                Err(NoReply::TimedOut) => {
+                    return Err(ActorError::Unavailable(format!(
+                        "{}:{} timed out",
+                        M::KIND,
+                        id.into()
+                    )))
+                }
+                Err(NoReply::Dropped) => {}
+            }
+        }
+        Err(ActorError::Unavailable(format!(
+            "{}:{} stopped before answering",
+            M::KIND,
+            id.into()
+        )))
+    }
+
+    /// Asks an entity wherever it lives and waits for its answer. If the
+    /// owner cannot be reached, or the entity moved, the call is routed
+    /// again (the view may have moved it) until the failover deadline.
+    pub async fn ask<M, T>(&self, id: M::Id, make: impl Fn(Reply<T>) -> M) -> Result<T, ActorError>
+    where
+        M: EntityMsg,
+        T: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let key = EntityKey::new(M::KIND, id.into());
+        let deadline = Instant::now() + self.inner.timeout;
         let mut backoff = Duration::from_millis(50);
         loop {
-            let err = match self.target(key) {
-                // A view change or a drain while the call runs here makes it
-                // fail (its entity stops, re-activation is refused): route
-                // it again, to the new owner. Writes carry idempotency keys.
-                Target::Here => match here().await {
-                    Err(e) if e.is_retryable() && !matches!(self.target(key), Target::Here) => e,
+            let err = match self.route(key) {
+                // A view change or a drain while the call runs here makes
+                // it fail (its entity stops, re-activation is refused):
+                // route it again, to the new owner.
+                Route::Here => match self.ask_here(id, &make).await {
+                    Err(e) if e.is_retryable() && self.route(key) != Route::Here => e,
                     done => return done,
                 },
-                Target::Nobody => {
+                Route::Nobody => {
                     ActorError::Unavailable("no node with the entities role is up".into())
                 }
-                Target::There(router, node) => {
-                    let (tx, rx) = ractor::concurrency::oneshot();
-                    let Some((req, complete)) = to_request(RpcReplyPort::from(tx)) else {
-                        return Err(ActorError::Invalid(format!(
-                            "{key}: this message cannot cross nodes"
-                        )));
-                    };
-                    match router.request(&node, &req).await {
-                        Ok(Answer::Failed(e)) if !e.is_retryable() => return Err(e),
-                        Ok(Answer::Failed(e)) => e,
-                        Ok(answer) => {
-                            complete(answer);
-                            match rx.await {
-                                Ok(v) => return Ok(v),
-                                Err(_) => ActorError::Unavailable(format!(
-                                    "{key}: {node} answered something unexpected"
-                                )),
-                            }
-                        }
-                        Err(e) => e,
-                    }
-                }
+                Route::There(node) => match self.inner.transport.ask(&node, key.id, &make).await {
+                    Ok(v) => return Ok(v),
+                    Err(f) if !f.is_retryable() => return Err(f.into()),
+                    Err(f) => f.into(),
+                },
             };
-            if std::time::Instant::now() + backoff > deadline {
+            if Instant::now() + backoff > deadline {
                 return Err(err);
             }
             tracing::debug!(%key, error = %err, "retrying on the current owner");
@@ -641,164 +681,94 @@ impl Entities {
         }
     }
 
-    fn failover_deadline(&self) -> Duration {
-        self.timeout
-    }
-
-    /// A view of a thread: straight from its cache when the thread is active
-    /// on this node and the view is rendered, else by asking its actor
-    /// (wherever it lives), which renders and caches it.
-    pub async fn thread_view(
-        &self,
-        id: ThreadId,
-        view: ThreadView,
-    ) -> Result<CachedView, ActorError> {
-        if matches!(self.target(EntityKey::Thread(id.0)), Target::Here)
-            && get_live(&self.maps.threads, &id).is_some()
-        {
-            if let Some(v) = self
-                .maps
-                .thread_views
-                .read()
-                .ok()
-                .and_then(|m| m.get(&id).and_then(|c| c.get(view)))
-            {
-                return Ok(v);
+    /// Sends to an entity wherever it lives, without waiting. An active
+    /// entity here gets it at once, in the caller's order; an inactive one
+    /// is activated off the caller's path (unless the message says it need
+    /// not be); another node's entity gets it over the transport.
+    pub fn tell<M: EntityMsg>(&self, id: M::Id, msg: M) {
+        let key = EntityKey::new(M::KIND, id.into());
+        match self.route(key) {
+            Route::Here => {
+                let mut delivery = self.delivery(key.id, msg);
+                let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+                match delivery.poll_unpin(&mut cx) {
+                    std::task::Poll::Ready(Err(e)) => {
+                        tracing::warn!(%key, error = %e, "could not deliver a message")
+                    }
+                    std::task::Poll::Ready(Ok(())) => {}
+                    std::task::Poll::Pending => {
+                        tokio::spawn(async move {
+                            if let Err(e) = delivery.await {
+                                tracing::warn!(%key, error = %e, "could not deliver a message");
+                            }
+                        });
+                    }
+                }
+            }
+            Route::There(node) => {
+                if let Err(e) = self.inner.transport.tell(&node, key.id, &msg) {
+                    tracing::debug!(%key, %node, error = %e, "could not send a message");
+                }
+            }
+            Route::Nobody => {
+                tracing::debug!(%key, "no owner to send a message to");
             }
         }
-        self.call_thread(id, |reply| ThreadMsg::View { view, reply })
-            .await?
     }
 
-    /// A view of a board's catalog, like [`Entities::thread_view`].
-    pub async fn catalog_view(
-        &self,
-        id: BoardId,
-        view: CatalogView,
-    ) -> Result<CachedView, ActorError> {
-        if matches!(self.target(EntityKey::Board(id.0)), Target::Here)
-            && get_live(&self.maps.boards, &id).is_some()
-        {
-            if let Some(v) = self
-                .maps
-                .board_views
-                .read()
-                .ok()
-                .and_then(|m| m.get(&id).and_then(|c| c.get(view)))
-            {
-                return Ok(v);
-            }
+    /// Delivers a message to an entity of this node: at once when it is
+    /// active, after its activation otherwise.
+    fn delivery<M: EntityMsg>(&self, id: i64, msg: M) -> Delivery {
+        let key = EntityKey::new(M::KIND, id);
+        if let Some(a) = self.active(key) {
+            let actor: ActorRef<M> = a.cell.into();
+            return delivered(
+                actor
+                    .cast(msg)
+                    .map_err(|e| Fault::Unavailable(format!("{key}: {e}"))),
+            );
         }
-        self.call_board(id, |reply| BoardMsg::View { view, reply })
-            .await?
-    }
-
-    /// Asks a thread, wherever it lives, and waits for its answer.
-    pub async fn call_thread<T: Send + 'static>(
-        &self,
-        id: ThreadId,
-        msg: impl Fn(RpcReplyPort<T>) -> ThreadMsg + Send + Sync,
-    ) -> Result<T, ActorError> {
-        self.routed(
-            EntityKey::Thread(id.0),
-            |reply| {
-                msg(reply)
-                    .split()
-                    .map(|(op, c)| (Request::Thread(id, op), c))
-            },
-            || Box::pin(self.call_thread_here(id, &msg)),
-        )
-        .await
-    }
-
-    /// Asks a board, wherever it lives, and waits for its answer.
-    pub async fn call_board<T: Send + 'static>(
-        &self,
-        id: BoardId,
-        msg: impl Fn(RpcReplyPort<T>) -> BoardMsg + Send + Sync,
-    ) -> Result<T, ActorError> {
-        self.routed(
-            EntityKey::Board(id.0),
-            |reply| {
-                msg(reply)
-                    .split()
-                    .map(|(op, c)| (Request::Board(id, op), c))
-            },
-            || Box::pin(self.call_board_here(id, &msg)),
-        )
-        .await
-    }
-
-    /// Sends to a board, wherever it lives, without waiting for it.
-    pub async fn tell_board(&self, id: BoardId, msg: BoardMsg) -> Result<(), ActorError> {
-        match self.target(EntityKey::Board(id.0)) {
-            Target::Here => self.tell_board_here(id, msg).await,
-            Target::There(router, node) => match msg.split() {
-                Some((op, _)) => router.tell(&node, &Request::Board(id, op)),
-                None => Ok(()),
-            },
-            Target::Nobody => Err(ActorError::Unavailable(
-                "no node with the entities role is up".into(),
-            )),
+        if !msg.activates() {
+            return delivered(Ok(()));
         }
-    }
-
-    /// Sends to a thread only if it is active (an inactive one reloads from
-    /// the store anyway, so it needs no notice); on another node, it is sent
-    /// there and that node decides.
-    pub fn tell_thread_if_active(&self, id: ThreadId, msg: ThreadMsg) {
-        if let Target::There(router, node) = self.target(EntityKey::Thread(id.0)) {
-            if let Some((op, _)) = msg.split() {
-                let _ = router.tell(&node, &Request::Thread(id, op));
-            }
-            return;
-        }
-        if let Some(r) = get_live(&self.maps.threads, &id) {
-            let _ = r.cast(msg);
-        }
-    }
-
-    /// Sends to a board if it is active; gives the message back when it
-    /// could not be delivered (inactive, or stopped meanwhile).
-    pub fn tell_board_if_active(&self, id: BoardId, msg: BoardMsg) -> Option<BoardMsg> {
-        if let Target::There(router, node) = self.target(EntityKey::Board(id.0)) {
-            if let Some((op, _)) = msg.split() {
-                let _ = router.tell(&node, &Request::Board(id, op));
-            }
-            return None;
-        }
-        let Some(r) = get_live(&self.maps.boards, &id) else {
-            return Some(msg);
-        };
-        match r.cast(msg) {
-            Ok(()) => None,
-            Err(ractor::MessagingErr::SendErr(m)) => Some(m),
-            Err(_) => None,
-        }
+        let entities = self.clone();
+        Box::pin(async move {
+            let actor = entities
+                .actor::<M>(M::Id::from(id))
+                .await
+                .map_err(Fault::from)?;
+            actor
+                .cast(msg)
+                .map_err(|e| Fault::Unavailable(format!("{key}: {e}")))
+        })
     }
 
     /// Entities activated on this node since it started.
     pub fn activations(&self) -> u64 {
-        self.maps
+        self.inner
+            .maps
             .activations
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The cluster router, when the node is in a cluster.
-    pub fn router(&self) -> Option<&Arc<Router>> {
-        self.maps.router.get()
-    }
-
     /// The shard leases, when the node is in a cluster.
     pub fn leases(&self) -> Option<&Arc<Leases>> {
-        self.maps.leases.get()
+        self.inner.leases.as_ref()
     }
 
-    /// Active entities: (boards, threads).
-    pub fn active(&self) -> (usize, usize) {
-        let b = self.maps.boards.read().map(|m| m.len()).unwrap_or(0);
-        let t = self.maps.threads.read().map(|m| m.len()).unwrap_or(0);
-        (b, t)
+    /// Active entities of `kind` on this node.
+    pub fn active_of(&self, kind: &str) -> usize {
+        self.inner
+            .maps
+            .active
+            .read()
+            .map(|m| m.keys().filter(|k| k.kind == kind).count())
+            .unwrap_or(0)
+    }
+
+    /// Active entities on this node, every kind.
+    pub fn active_total(&self) -> usize {
+        self.inner.maps.active.read().map(|m| m.len()).unwrap_or(0)
     }
 
     /// Stops the active entities `moved` selects and waits for them.
@@ -806,47 +776,38 @@ impl Entities {
         &self,
         moved: impl Fn(EntityKey) -> bool + Send + 'static,
     ) -> usize {
-        let moved: Box<dyn Fn(EntityKey) -> bool + Send> = Box::new(moved);
-        match self
-            .region
-            .call(
-                |reply| RegionMsg::PassivateMoved { moved, reply },
-                Some(Duration::from_secs(30)),
-            )
-            .await
-        {
-            Ok(CallResult::Success(n)) => n,
-            _ => 0,
+        let (tx, rx) = oneshot::channel();
+        let sent = self.inner.region.cast(RegionMsg::PassivateMoved {
+            moved: Box::new(moved),
+            reply: tx,
+        });
+        if sent.is_err() {
+            return 0;
         }
+        tokio::time::timeout(Duration::from_secs(30), rx)
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or(0)
     }
 
     /// Stops every active entity (graceful shutdown) and waits for them.
     pub async fn passivate_all(&self) {
-        let _ = self
+        let (tx, rx) = oneshot::channel();
+        if self
+            .inner
             .region
-            .call(
-                |reply| RegionMsg::PassivateAll { reply },
-                Some(Duration::from_secs(30)),
-            )
-            .await;
+            .cast(RegionMsg::PassivateAll { reply: tx })
+            .is_ok()
+        {
+            let _ = tokio::time::timeout(Duration::from_secs(30), rx).await;
+        }
     }
 
     /// Stops the region itself.
     pub fn stop(&self) {
-        self.region.stop(None);
-    }
-}
-
-fn flatten<T, E>(r: Result<CallResult<Result<T, ActorError>>, E>) -> Result<T, ActorError>
-where
-    E: std::fmt::Display,
-{
-    match r {
-        Ok(CallResult::Success(v)) => v,
-        Ok(CallResult::Timeout) => Err(ActorError::Unavailable("the region timed out".into())),
-        Ok(CallResult::SenderError) => Err(ActorError::Unavailable(
-            "the region dropped the request".into(),
-        )),
-        Err(e) => Err(ActorError::Unavailable(format!("region unreachable: {e}"))),
+        if let Some(r) = self.inner.region.get() {
+            r.stop(None);
+        }
     }
 }

@@ -9,8 +9,13 @@
 //!
 //! Reads are served from [`ViewCache`]: rendered once per change, with an ETag.
 //!
-//! After a write the actor tells its board (new summary for the catalog) and
-//! the active threads holding posts it quoted (their "Replies:" lists).
+//! After a write the actor tells its board (a [`CatalogChange`] through the
+//! catalog sink) and the active threads holding posts it quoted (their
+//! "Replies:" lists).
+//!
+//! Every variant of [`ThreadMsg`] but the timer and the test hook can be
+//! sent from any node (`Entities::ask`/`tell` route it to the owner); a new
+//! command is a variant here and its arm in `handle`.
 //!
 //! Moderation (deleting posts or the thread, sticky, lock, move, spoiler)
 //! goes through this actor too, in `thread/moderation.rs`, so each action
@@ -21,20 +26,23 @@ mod moderation;
 
 pub use moderation::Removed;
 
-use crate::board::BoardMsg;
+use crate::catalog::CatalogChange;
+use crate::context::Shared;
 use crate::error::ActorError;
 use crate::markup;
-use crate::region::{Entities, Shared};
+use crate::region::{Activation, Entities, Entity, EntityMsg};
 use crate::renderer::QuoteLinks;
 use crate::rules::{self, BumpInput, PostBody};
 use crate::views::{CachedView, ThreadView, ViewCache};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wani_store::{
     poster_hex, Author, Board, BoardId, Committed, Fence, NewMedia, NewPost, Post, PostId, Thread,
     ThreadFull, ThreadId, ThreadSummary,
 };
+use wani_supervision::transport::{Remote, Reply};
 
 /// A post as submitted, before the actor decides its poster id and bump.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -55,75 +63,80 @@ pub struct PostDraft {
     pub privileged: bool,
 }
 
-/// The thread actor's mailbox.
+/// The thread actor's mailbox. The timer and the test hook are local-only
+/// and come last (serde numbers skipped variants differently on each side).
+#[derive(Serialize, Deserialize)]
 pub enum ThreadMsg {
     /// Adds a reply; answers once it is committed.
     CreatePost {
-        draft: PostDraft,
-        reply: RpcReplyPort<Result<Committed<Post>, ActorError>>,
+        draft: Box<PostDraft>,
+        reply: Reply<Result<Committed<Post>, ActorError>>,
     },
     /// Answers with a rendered view of the thread.
     View {
         view: ThreadView,
-        reply: RpcReplyPort<Result<CachedView, ActorError>>,
+        reply: Reply<Result<CachedView, ActorError>>,
     },
     /// Answers with one post of this thread, if it has it.
     GetPost {
         id: PostId,
-        reply: RpcReplyPort<Option<Post>>,
+        reply: Reply<Option<Post>>,
     },
     /// Answers with the catalog summary of the thread.
-    Summary { reply: RpcReplyPort<ThreadSummary> },
+    Summary { reply: Reply<ThreadSummary> },
     /// A post (in this or another thread) quoted one of ours.
     QuotedBy { target: PostId, by: PostId },
     /// Deletes a post with its media; the opening post deletes the thread.
     DeletePost {
         id: PostId,
-        reply: RpcReplyPort<Result<Removed, ActorError>>,
+        reply: Reply<Result<Removed, ActorError>>,
     },
     /// Deletes the whole thread; the actor stops afterwards.
     DeleteThread {
-        reply: RpcReplyPort<Result<(), ActorError>>,
+        reply: Reply<Result<(), ActorError>>,
     },
     /// Sets the sticky and/or locked flags (`None` keeps a flag); answers
     /// with the thread row as it is now.
     SetFlags {
         sticky: Option<bool>,
         locked: Option<bool>,
-        reply: RpcReplyPort<Result<Thread, ActorError>>,
+        reply: Reply<Result<Thread, ActorError>>,
     },
     /// Sets the spoiler flag of one post's media.
     SetSpoiler {
         id: PostId,
         spoiler: bool,
-        reply: RpcReplyPort<Result<(), ActorError>>,
+        reply: Reply<Result<(), ActorError>>,
     },
     /// Moves the thread to another board.
     MoveTo {
         board: BoardId,
-        reply: RpcReplyPort<Result<(), ActorError>>,
+        reply: Reply<Result<(), ActorError>>,
     },
     /// The stored thread changed behind the actor's back (archived): reload it.
     Reload,
     /// Periodic check for passivation.
+    #[serde(skip)]
     Tick,
     /// Panics inside the actor, to exercise supervision. Debug builds only.
     #[cfg(debug_assertions)]
+    #[serde(skip)]
     Crash,
 }
 impl ractor::Message for ThreadMsg {}
-
-/// Arguments of [`ThreadActor`].
-pub struct ThreadArgs {
-    pub id: ThreadId,
-    pub shared: Shared,
-    pub entities: Entities,
-    /// The shard lease this activation writes under (clusters only).
-    pub fence: Option<Fence>,
-    /// The view cache, shared with readers on this node.
-    pub views: ViewCache<ThreadView>,
+impl Remote for ThreadMsg {
+    const KIND: &'static str = crate::names::THREAD;
 }
-impl ractor::Message for ThreadArgs {}
+impl EntityMsg for ThreadMsg {
+    type Actor = ThreadActor;
+    type Id = ThreadId;
+
+    /// Notices about what an activation loads from the store anyway do not
+    /// wake an inactive thread.
+    fn activates(&self) -> bool {
+        !matches!(self, ThreadMsg::QuotedBy { .. } | ThreadMsg::Reload)
+    }
+}
 
 /// The thread actor's state.
 pub struct ThreadState {
@@ -143,7 +156,28 @@ pub struct ThreadState {
 }
 
 /// The thread actor.
+#[derive(Default)]
 pub struct ThreadActor;
+
+impl Entity for ThreadActor {
+    type Cache = ViewCache<ThreadView>;
+}
+
+/// A view of a thread: straight from its cache when the thread is active
+/// on this node and the view is rendered, else by asking its actor
+/// (wherever it lives), which renders and caches it.
+pub async fn view(
+    entities: &Entities,
+    id: ThreadId,
+    view: ThreadView,
+) -> Result<CachedView, ActorError> {
+    if let Some(v) = entities.cached::<ThreadMsg>(id).and_then(|c| c.get(view)) {
+        return Ok(v);
+    }
+    entities
+        .ask(id, |reply| ThreadMsg::View { view, reply })
+        .await?
+}
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
@@ -305,7 +339,7 @@ impl ThreadState {
         for (quoted, thread) in links {
             match thread {
                 Some(t) if *t == self.id() => self.add_reply(*quoted, post.id),
-                Some(t) => self.entities.tell_thread_if_active(
+                Some(t) => self.entities.tell(
                     *t,
                     ThreadMsg::QuotedBy {
                         target: *quoted,
@@ -342,23 +376,14 @@ impl ThreadState {
         }
     }
 
+    /// Sends the board this thread's new summary for its catalog. The sink
+    /// keeps this actor's send order, and an inactive board is activated
+    /// off the write path; it loads the thread list from the store anyway,
+    /// and drops summaries older than what it holds, so a late one cannot
+    /// roll the catalog back.
     fn tell_board(&self) {
-        let Some(summary) = self.summary() else {
-            return;
-        };
-        let msg = BoardMsg::ThreadChanged(Box::new(summary));
-        // An active board gets the summary in this actor's send order. An
-        // inactive one is activated off the write path; it loads the thread
-        // list from the store anyway, and drops summaries older than what it
-        // holds, so a late one cannot roll the catalog back.
-        if let Some(msg) = self.entities.tell_board_if_active(self.board.id, msg) {
-            let entities = self.entities.clone();
-            let board = self.board.id;
-            tokio::spawn(async move {
-                if let Err(e) = entities.tell_board(board, msg).await {
-                    tracing::warn!(%board, error = %e, "could not update the board's catalog");
-                }
-            });
+        if let Some(summary) = self.summary() {
+            (self.shared.catalog)(self.board.id, CatalogChange::Changed(Box::new(summary)));
         }
     }
 }
@@ -366,17 +391,17 @@ impl ThreadState {
 impl Actor for ThreadActor {
     type Msg = ThreadMsg;
     type State = ThreadState;
-    type Arguments = ThreadArgs;
+    type Arguments = Activation<ViewCache<ThreadView>>;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<ThreadMsg>,
-        args: ThreadArgs,
+        args: Self::Arguments,
     ) -> Result<ThreadState, ActorProcessingErr> {
-        let (board, full) = load(&args.shared, args.id).await?;
+        let (board, full) = load(&args.shared, ThreadId(args.id)).await?;
         let mut state = ThreadState::new(args.shared, args.entities, board, full);
         state.fence = args.fence;
-        state.views = args.views;
+        state.views = args.cache;
         Ok(state)
     }
 
@@ -401,11 +426,11 @@ impl Actor for ThreadActor {
         }
         match msg {
             ThreadMsg::CreatePost { draft, reply } => {
-                let result = state.create_post(draft).await;
+                let result = state.create_post(*draft).await;
                 // Nothing was stored, and another node owns the thread now:
                 // this activation is stale, and the caller routes again.
                 state.fenced |= matches!(result, Err(ActorError::Fenced { .. }));
-                let _ = reply.send(result);
+                reply.send(result);
                 if state.fenced {
                     tracing::warn!(thread = %state.id(), "fenced off: another node owns this thread now");
                     myself.stop(Some("fenced".into()));
@@ -416,21 +441,21 @@ impl Actor for ThreadActor {
                 let v = state
                     .views
                     .get_or_render(view, || shared.views.thread(view, board, full));
-                let _ = reply.send(Ok(v));
+                reply.send(Ok(v));
             }
             ThreadMsg::GetPost { id, reply } => {
-                let _ = reply.send(state.index.get(&id).map(|&i| state.full.posts[i].clone()));
+                reply.send(state.index.get(&id).map(|&i| state.full.posts[i].clone()));
             }
             ThreadMsg::Summary { reply } => {
                 if let Some(s) = state.summary() {
-                    let _ = reply.send(s);
+                    reply.send(s);
                 }
             }
             ThreadMsg::QuotedBy { target, by } => state.add_reply(target, by),
             ThreadMsg::DeletePost { id, reply } => {
                 let r = state.delete_post(id).await;
                 let stop = matches!(r, Ok(Removed::Thread));
-                let _ = reply.send(r);
+                reply.send(r);
                 if stop {
                     myself.stop(Some("thread deleted".into()));
                 }
@@ -438,7 +463,7 @@ impl Actor for ThreadActor {
             ThreadMsg::DeleteThread { reply } => {
                 let r = state.delete_thread().await;
                 let stop = r.is_ok();
-                let _ = reply.send(r);
+                reply.send(r);
                 if stop {
                     myself.stop(Some("thread deleted".into()));
                 }
@@ -448,13 +473,13 @@ impl Actor for ThreadActor {
                 locked,
                 reply,
             } => {
-                let _ = reply.send(state.set_flags(sticky, locked).await);
+                reply.send(state.set_flags(sticky, locked).await);
             }
             ThreadMsg::SetSpoiler { id, spoiler, reply } => {
-                let _ = reply.send(state.set_spoiler(id, spoiler).await);
+                reply.send(state.set_spoiler(id, spoiler).await);
             }
             ThreadMsg::MoveTo { board, reply } => {
-                let _ = reply.send(state.move_to(board).await);
+                reply.send(state.move_to(board).await);
             }
             ThreadMsg::Reload => {
                 let (board, full) = load(&state.shared, state.id()).await?;

@@ -57,6 +57,42 @@ pub struct CachedView {
     pub etag: Arc<str>,
 }
 
+/// A view crosses nodes as its three parts; the content type comes back as
+/// one of the types views are rendered with.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WireView {
+    content_type: String,
+    body: Vec<u8>,
+    etag: String,
+}
+
+impl serde::Serialize for CachedView {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        WireView {
+            content_type: self.content_type.to_string(),
+            body: self.body.to_vec(),
+            etag: self.etag.to_string(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CachedView {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = WireView::deserialize(d)?;
+        let content_type = match w.content_type.as_str() {
+            "application/json" => "application/json",
+            "text/html; charset=utf-8" => "text/html; charset=utf-8",
+            _ => "application/octet-stream",
+        };
+        Ok(CachedView {
+            content_type,
+            body: Bytes::from(w.body),
+            etag: Arc::from(w.etag),
+        })
+    }
+}
+
 impl CachedView {
     pub fn new(r: Rendered) -> CachedView {
         let digest = Sha256::digest(&r.body);

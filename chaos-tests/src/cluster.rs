@@ -457,7 +457,7 @@ impl Cluster {
             .iter()
             .map(|&i| NodeName(self.nodes[i].name.clone()))
             .collect();
-        let shard = shard_of(&EntityKey::Thread(thread), DEFAULT_SHARDS);
+        let shard = shard_of(&EntityKey::new("thread", thread), DEFAULT_SHARDS);
         let o = owner_of(shard, &names)?;
         self.nodes.iter().position(|n| n.name == o.0)
     }

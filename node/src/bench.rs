@@ -355,10 +355,10 @@ async fn new_thread(
     );
     let (t, _) = state
         .entities
-        .call_board(board.id, |reply| BoardMsg::CreateThread {
+        .ask(board.id, |reply| BoardMsg::CreateThread {
             subject: Some(format!("Thread {n}")),
             tags: vec!["bench".into()],
-            draft: d.clone(),
+            draft: Box::new(d.clone()),
             reply,
         })
         .await??
@@ -457,8 +457,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
         state
             .entities
-            .call_thread(big, |reply| ThreadMsg::CreatePost {
-                draft: d.clone(),
+            .ask(big, |reply| ThreadMsg::CreatePost {
+                draft: Box::new(d.clone()),
                 reply,
             })
             .await??;
@@ -539,10 +539,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     for id in &ids {
         state
             .entities
-            .call_thread(*id, |reply| ThreadMsg::Summary { reply })
+            .ask(*id, |reply| ThreadMsg::Summary { reply })
             .await?;
     }
-    let (_, active_threads) = state.entities.active();
+    let active_threads = state.entities.active_of(wani_actors::names::THREAD);
     let rss_activated = rss_kib();
 
     let _ = stop_tx.send(());

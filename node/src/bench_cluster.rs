@@ -212,7 +212,7 @@ pub(crate) fn owner(thread: i64, n: usize) -> usize {
         .map(|s| wani_supervision::NodeName(s.to_string()))
         .collect();
     let shard = wani_supervision::shard_of(
-        &wani_supervision::EntityKey::Thread(thread),
+        &wani_supervision::EntityKey::new("thread", thread),
         wani_supervision::DEFAULT_SHARDS,
     );
     wani_supervision::owner_of(shard, &nodes)

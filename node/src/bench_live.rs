@@ -295,7 +295,7 @@ fn raise_fd_limit(need: u64) -> anyhow::Result<()> {
         lim.rlim_cur = lim.rlim_max;
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
     }
-    if (lim.rlim_cur as u64) < need {
+    if lim.rlim_cur < need {
         bail!(
             "the open-file limit is {}: {need} subscribers need more (raise `ulimit -Hn`)",
             lim.rlim_cur

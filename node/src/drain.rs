@@ -80,7 +80,7 @@ pub fn start(state: &AppState) -> Result<DrainStatus, DrainError> {
 /// started for `quiet`.
 pub fn status(state: &AppState, quiet: Duration) -> DrainStatus {
     let draining = state.cluster.as_ref().is_some_and(|c| c.is_draining());
-    let (boards, threads) = state.entities.active();
+    let active = state.entities.active_total();
     let leases_held = state.entities.leases().map(|l| l.held()).unwrap_or(0);
     let requests_in_flight = state.metrics.in_flight();
     let idle = state.metrics.idle_for();
@@ -88,11 +88,11 @@ pub fn status(state: &AppState, quiet: Duration) -> DrainStatus {
     DrainStatus {
         draining,
         drained: draining
-            && boards + threads == 0
+            && active == 0
             && leases_held == 0
             && requests_in_flight <= 0
             && quiet_enough,
-        active_entities: boards + threads,
+        active_entities: active,
         leases_held,
         requests_in_flight,
         quiet_ms: idle.map(|d| d.as_millis() as u64),

@@ -24,8 +24,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use wani_actors::handover::{Handover, RECONCILE_EVERY};
 use wani_actors::lease::Leases;
-use wani_actors::router::Router;
+use wani_actors::region::{Region, RegionArgs};
+use wani_actors::{BoardMsg, ThreadMsg};
 use wani_actors::{Entities, EntityConfig, Renderer, Shared, Thumbnailer};
 use wani_media::video::VideoTools;
 use wani_store::blob::{BlobStore, DbBlobStore, FsBlobStore};
@@ -161,69 +163,54 @@ impl Node {
         )
         .map_err(|e| anyhow::anyhow!("site.trusted_proxies: {e}"))?;
         let live = wani_actors::live::LiveHub::spawn(transport.clone()).await?;
-        let shared = Shared {
+        // Shard leases fence every entity write in a cluster.
+        let leases = cluster.as_ref().map(|c| {
+            let (holder, judge) = (c.clone(), c.clone());
+            Leases::new(
+                Arc::new(store.clone()),
+                move || holder.lease_holder().to_string(),
+                move |h: &str| judge.lease_decision(h),
+                config.cluster.shards,
+                Duration::from_millis(config.cluster.lease_ttl_ms),
+            )
+        });
+        let call_timeout = EntityConfig::default().call_timeout;
+        let entities = Entities::new(
+            transport.clone(),
+            leases.clone(),
+            config.cluster.shards,
+            call_timeout,
+        );
+        entities.set_shared(Shared {
             repo: Arc::new(store.clone()),
             blobs: blobs.clone(),
             renderer: renderer.clone(),
             views: site.clone(),
             config: EntityConfig {
                 idle_timeout: Duration::from_secs(config.entities.idle_timeout_secs),
-                ..EntityConfig::default()
+                call_timeout,
             },
             poster_secret: poster_secret.clone(),
             live: Some(live.clone()),
-        };
-        let (entities, _) = Entities::spawn(None, shared).await?;
+            catalog: wani_actors::board::catalog_sink(entities.clone()),
+        });
+        ractor::Actor::spawn(
+            None,
+            Region,
+            RegionArgs {
+                entities: entities.clone(),
+            },
+        )
+        .await
+        .context("starting the region")?;
+        entities.serve::<ThreadMsg>();
+        entities.serve::<BoardMsg>();
         let rules_html = wani_actors::markup::render(&config.site.rules, &|_| None);
-        let cluster = if let Some(c) = cluster {
-            let (holder, judge) = (c.clone(), c.clone());
-            let leases = Leases::new(
-                Arc::new(store.clone()),
-                move || holder.lease_holder().to_string(),
-                move |h: &str| judge.lease_decision(h),
-                config.cluster.shards,
-                Duration::from_millis(config.cluster.lease_ttl_ms),
-            );
-            let router = Router::start(
-                c.clone(),
-                entities.clone(),
-                leases.clone(),
-                live.clone(),
-                config.cluster.shards,
-                Duration::from_secs(config.cluster.call_timeout_secs),
-            )
-            .await?;
-            entities.set_router(router, leases.clone());
-            let weak = Arc::downgrade(&leases);
-            let holders = entities.clone();
-            tokio::spawn(async move {
-                while let Some(leases) = weak.upgrade() {
-                    let every = leases.renew_every();
-                    let lost = leases.renew().await;
-                    if !lost.is_empty() {
-                        // Another node took these shards over (this one was
-                        // cut off, or paused): what their entities hold in
-                        // memory may be stale, so they stop, and reload from
-                        // the store if asked again.
-                        let l = leases.clone();
-                        let stopped = holders
-                            .passivate_moved(move |key| lost.contains(&l.shard_of(key)))
-                            .await;
-                        if stopped > 0 {
-                            tracing::warn!(
-                                entities = stopped,
-                                "shard leases lost: their entities stopped"
-                            );
-                        }
-                    }
-                    drop(leases);
-                    tokio::time::sleep(every).await;
-                }
-            });
-            Some(c)
-        } else {
-            None
-        };
+        let handover = leases.map(|leases| {
+            let h = Handover::new(entities.clone(), leases, live.clone(), transport.clone());
+            spawn_handover(h.clone(), cluster.clone());
+            h
+        });
         let metrics = crate::metrics::Metrics::new();
         if let Some(c) = &cluster {
             metrics.follow(c);
@@ -242,6 +229,7 @@ impl Node {
                 cluster,
                 metrics,
                 live,
+                handover,
             }),
         };
         if state.cluster.is_some() {
@@ -306,6 +294,34 @@ impl Node {
         self.state.store.close().await;
         tracing::info!("stopped");
     }
+}
+
+/// Runs the hand-over work: on every view change and once a second, and
+/// the lease renewal every third of the lease time.
+fn spawn_handover(h: Arc<Handover>, cluster: Option<Arc<Cluster>>) {
+    let Some(cluster) = cluster else { return };
+    let mut changes = cluster.subscribe();
+    let follow = h.clone();
+    tokio::spawn(async move {
+        let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
+        loop {
+            let change = tokio::select! {
+                c = changes.recv() => match c {
+                    Ok(c) => Some(c),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+                _ = reconcile.tick() => None,
+            };
+            follow.reconcile(change.as_ref()).await;
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            h.renew().await;
+            tokio::time::sleep(h.renew_every()).await;
+        }
+    });
 }
 
 /// Resolves on SIGINT or SIGTERM.

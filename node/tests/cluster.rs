@@ -189,7 +189,7 @@ fn owner_of_thread(thread: i64) -> usize {
         .map(|n| wani_supervision::NodeName(n.to_string()))
         .collect();
     let shard = wani_supervision::shard_of(
-        &wani_supervision::EntityKey::Thread(thread),
+        &wani_supervision::EntityKey::new("thread", thread),
         wani_supervision::DEFAULT_SHARDS,
     );
     let owner = wani_supervision::owner_of(shard, &nodes).unwrap();

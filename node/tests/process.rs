@@ -50,7 +50,7 @@ async fn sigterm_loses_nothing_acknowledged_and_a_restart_keeps_everything() {
                     .await
                     .ok()?;
                 (res.status() == StatusCode::CREATED)
-                    .then(|| async move { res.json::<serde_json::Value>().await.ok() })?
+                    .then_some(async move { res.json::<serde_json::Value>().await.ok() })?
                     .await
             })
         })

@@ -378,14 +378,8 @@ impl MembershipState {
                 incarnation,
                 now_ms: now_ms(),
             }),
-            // Region traffic goes to the region router, not here.
-            Frame::Tick
-            | Frame::Call { .. }
-            | Frame::Reply { .. }
-            | Frame::ReplyPart { .. }
-            | Frame::Send { .. }
-            | Frame::Answer { .. }
-            | Frame::AnswerPart { .. } => {}
+            // Actor traffic goes to the transport, not here.
+            Frame::Tick | Frame::Send { .. } | Frame::Answer { .. } | Frame::AnswerPart { .. } => {}
         }
     }
 

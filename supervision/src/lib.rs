@@ -31,6 +31,7 @@ pub mod placement;
 pub mod restart;
 pub mod tls;
 pub mod transport;
+pub mod tree;
 pub mod wire;
 
 #[cfg(test)]

@@ -31,19 +31,24 @@ impl fmt::Display for NodeName {
     }
 }
 
-/// The key of a virtual entity: its kind and id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum EntityKey {
-    Board(i64),
-    Thread(i64),
+/// The key of a virtual entity: its kind (`"thread"`, `"board"`: the name
+/// its messages carry on the wire) and its id within the kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntityKey {
+    pub kind: &'static str,
+    pub id: i64,
 }
 
+impl EntityKey {
+    pub const fn new(kind: &'static str, id: i64) -> EntityKey {
+        EntityKey { kind, id }
+    }
+}
+
+/// `kind:id`: also what the shard hash is taken over.
 impl fmt::Display for EntityKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            EntityKey::Board(id) => write!(f, "board:{id}"),
-            EntityKey::Thread(id) => write!(f, "thread:{id}"),
-        }
+        write!(f, "{}:{}", self.kind, self.id)
     }
 }
 
@@ -91,16 +96,16 @@ mod tests {
     #[test]
     fn shards_are_stable_and_in_range() {
         for id in 0..1000 {
-            let s = shard_of(&EntityKey::Thread(id), 64);
+            let s = shard_of(&EntityKey::new("thread", id), 64);
             assert!(s.0 < 64);
-            assert_eq!(s, shard_of(&EntityKey::Thread(id), 64));
+            assert_eq!(s, shard_of(&EntityKey::new("thread", id), 64));
         }
         assert_ne!(
             (0..64)
-                .map(|i| shard_of(&EntityKey::Thread(i), 64))
+                .map(|i| shard_of(&EntityKey::new("thread", i), 64))
                 .collect::<Vec<_>>(),
             (0..64)
-                .map(|i| shard_of(&EntityKey::Board(i), 64))
+                .map(|i| shard_of(&EntityKey::new("board", i), 64))
                 .collect::<Vec<_>>(),
             "boards and threads with the same id should not share a placement"
         );

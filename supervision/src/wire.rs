@@ -14,12 +14,14 @@
 //! [`MAX_FRAME`], well under ractor_cluster's 16 MiB session limit (over which
 //! it drops the whole session): media bytes never travel here, only keys,
 //! and an answer larger than a frame (a long thread's view) travels as
-//! [`Frame::ReplyPart`]s that the caller joins.
+//! [`Frame::AnswerPart`]s that the caller joins.
 //!
-//! Membership frames (heartbeats, acks, leaving) and entity routing frames
-//! (calls to a remote region and their replies) share the envelope.
+//! Membership frames (heartbeats, acks, leaving) and the transport's frames
+//! (a message for an actor on the receiver, and its answer; see
+//! [`crate::transport`]) share the envelope.
 
 use bincode::{Decode, Encode};
+use serde::{Deserialize, Serialize};
 
 /// Largest encoded frame accepted or sent, in bytes.
 pub const MAX_FRAME: usize = 1 << 20;
@@ -39,28 +41,9 @@ pub enum Frame {
     HeartbeatAck { beat: Heartbeat, echo_sent_ms: u64 },
     /// The sender is draining and will own nothing.
     Leaving { from: String, incarnation: u64 },
-    /// A request to an entity owned by the receiver. `payload` is the
-    /// bincode of an entity request (wani-actors' `remote::Request`); the
-    /// receiver answers `Reply` with the same `req` to the region of `from`.
-    Call {
-        req: u64,
-        from: String,
-        payload: Vec<u8>,
-    },
-    /// The answer to a `Call`.
-    Reply { req: u64, payload: Vec<u8> },
     /// The membership actor's own timer. Local only; one received from a
     /// peer would only make the receiver re-check its view early.
     Tick,
-    /// One of `parts` pieces of an answer too large for one frame (a long
-    /// thread's view), in order; the caller joins them. Last, so the
-    /// variants before it keep their numbers.
-    ReplyPart {
-        req: u64,
-        part: u32,
-        parts: u32,
-        payload: Vec<u8>,
-    },
     /// A message for the `kind` actor `key` on the receiver (see
     /// [`crate::transport`]); `body` is the encoded message. `req` is 0 for a
     /// one-way message; otherwise the receiver answers `Answer` (or
@@ -75,10 +58,10 @@ pub enum Frame {
     /// The answer to a `Send`: the encoded reply, or why there is none.
     Answer {
         req: u64,
-        result: Result<Vec<u8>, crate::transport::Fault>,
+        result: Result<Vec<u8>, Fault>,
     },
-    /// One of `parts` pieces of an answer too large for one frame, in
-    /// order; the caller joins them.
+    /// One of `parts` pieces of an answer too large for one frame (a long
+    /// thread's view), in order; the caller joins them.
     AnswerPart {
         req: u64,
         part: u32,
@@ -87,8 +70,8 @@ pub enum Frame {
     },
 }
 
-/// The largest payload one `Reply` carries; larger answers go as
-/// `ReplyPart`s of this size, leaving room for the envelope.
+/// The largest payload one `Answer` carries; larger answers go as
+/// `AnswerPart`s of this size, leaving room for the envelope.
 pub const PART: usize = MAX_FRAME - 4096;
 
 /// A heartbeat's content.
@@ -108,6 +91,45 @@ pub struct Heartbeat {
     pub sent_ms: u64,
     /// The sender's cluster cookie digest; a mismatch is refused.
     pub cookie_digest: [u8; 16],
+}
+
+/// Why a message was not delivered or answered, typed by what the caller
+/// can do about it.
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    bincode::Encode,
+    bincode::Decode,
+    thiserror::Error,
+)]
+pub enum Fault {
+    /// The addressed actor does not exist (an entity that cannot be
+    /// activated because there is no such record).
+    #[error("{0}")]
+    NotFound(String),
+    /// The message cannot be taken as it is (it does not encode, or it is
+    /// not meant to cross nodes); sending it again fails again.
+    #[error("{0}")]
+    Invalid(String),
+    /// The actor refused it because of its state.
+    #[error("{0}")]
+    Conflict(String),
+    /// Not delivered or not answered in time (no session, the node died,
+    /// the actor stopped, it moved); the same message may succeed if sent
+    /// again, perhaps to another node.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl Fault {
+    /// Whether sending the same message again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Fault::Unavailable(_))
+    }
 }
 
 /// Why a frame could not be read or written.
@@ -199,7 +221,7 @@ mod tests {
             Wire(Ok(beat()))
         );
         // A full part of a large answer fits in a frame.
-        let part = Envelope::V1(Frame::ReplyPart {
+        let part = Envelope::V1(Frame::AnswerPart {
             req: u64::MAX,
             part: 3,
             parts: 9,

@@ -606,12 +606,12 @@ impl HubState {
     fn resync_where(&mut self, which: &dyn Fn(EntityKey) -> bool) {
         let mut to: Vec<u64> = Vec::new();
         for (t, keys) in &self.threads {
-            if which(EntityKey::Thread(t.0)) {
+            if which(crate::names::thread(*t)) {
                 to.extend(keys.iter().copied());
             }
         }
         for (b, keys) in &self.boards {
-            if which(EntityKey::Board(b.0)) {
+            if which(crate::names::board(*b)) {
                 to.extend(keys.iter().copied());
             }
         }

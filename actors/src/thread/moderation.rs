@@ -14,7 +14,7 @@
 //! Who may do this is not decided here: the HTTP layer checks roles.
 
 use super::{resolve_quotes, ThreadState};
-use crate::board::BoardMsg;
+use crate::catalog::CatalogChange;
 use crate::error::ActorError;
 use crate::thread::ThreadMsg;
 use wani_store::{BoardId, PostId, Thread};
@@ -95,7 +95,7 @@ impl ThreadState {
         {
             Ok(links) => {
                 for t in links.iter().filter_map(|(_, t)| *t).filter(|t| *t != me) {
-                    self.entities.tell_thread_if_active(t, ThreadMsg::Reload);
+                    self.entities.tell(t, ThreadMsg::Reload);
                 }
             }
             Err(e) => tracing::warn!(post = %id, error = %e, "could not tell quoted threads"),
@@ -133,10 +133,7 @@ impl ThreadState {
             self.publish_deleted(op.id);
         }
         self.views.invalidate();
-        // An inactive board reads its list from the store when activated.
-        let _ = self
-            .entities
-            .tell_board_if_active(self.board.id, BoardMsg::ThreadRemoved(self.id()));
+        (self.shared.catalog)(self.board.id, CatalogChange::Removed(self.id()));
         self.collect(deleted.orphaned_blobs).await;
         Ok(())
     }
@@ -204,13 +201,9 @@ impl ThreadState {
         self.board = board;
         self.full.thread.board = to;
         self.views.invalidate();
-        let _ = self
-            .entities
-            .tell_board_if_active(from, BoardMsg::ThreadRemoved(self.id()));
+        (self.shared.catalog)(from, CatalogChange::Removed(self.id()));
         if let Some(summary) = self.summary() {
-            let _ = self
-                .entities
-                .tell_board_if_active(to, BoardMsg::ThreadAdded(Box::new(summary)));
+            (self.shared.catalog)(to, CatalogChange::Added(Box::new(summary)));
         }
         Ok(())
     }

@@ -63,14 +63,14 @@ pub(crate) async fn latest_per_board(
     for b in boards {
         match state
             .entities
-            .call_board(b.id, |reply| BoardMsg::Latest { limit, reply })
+            .ask(b.id, |reply| BoardMsg::Latest { limit, reply })
             .await
         {
             Ok((board, threads)) => out.extend(threads.into_iter().map(|t| (board.clone(), t))),
             Err(e) => tracing::warn!(board = %b.id, error = %e, "board left out of the listing"),
         }
     }
-    out.sort_by(|a, b| b.1.thread.last_updated.cmp(&a.1.thread.last_updated));
+    out.sort_by_key(|t| std::cmp::Reverse(t.1.thread.last_updated));
     out
 }
 
@@ -81,10 +81,7 @@ pub async fn catalog(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let board = state.board_id(&id).await?;
-    let view = state
-        .entities
-        .catalog_view(board, CatalogView::Json)
-        .await?;
+    let view = wani_actors::board::view(&state.entities, board, CatalogView::Json).await?;
     Ok(respond(&headers, view))
 }
 
@@ -117,7 +114,7 @@ pub async fn thread(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = ThreadId(parse_id(&id, "thread")?);
-    let view = state.entities.thread_view(id, ThreadView::Json).await?;
+    let view = wani_actors::thread::view(&state.entities, id, ThreadView::Json).await?;
     Ok(respond(&headers, view))
 }
 
@@ -135,7 +132,7 @@ pub async fn post(
         .ok_or_else(|| ApiError::not_found(format!("post {id} does not exist")))?;
     let thread = state
         .entities
-        .call_thread(post.thread, |reply| ThreadMsg::Summary { reply })
+        .ask(post.thread, |reply| ThreadMsg::Summary { reply })
         .await?;
     let is_op = thread.op.id == post.id;
     let mut j = json::post(&post, &thread.thread, is_op);
@@ -218,10 +215,10 @@ pub(crate) async fn create_thread(
     draft.privileged = poster.moderates(board);
     let res = state
         .entities
-        .call_board(board.id, |reply| BoardMsg::CreateThread {
+        .ask(board.id, |reply| BoardMsg::CreateThread {
             subject: subject.clone(),
             tags: tags.clone(),
-            draft: draft.clone(),
+            draft: Box::new(draft.clone()),
             reply,
         })
         .await
@@ -265,7 +262,7 @@ pub async fn new_reply(
     let post = committed.into_inner();
     let summary = state
         .entities
-        .call_thread(id, |reply| ThreadMsg::Summary { reply })
+        .ask(id, |reply| ThreadMsg::Summary { reply })
         .await?;
     let mut body = serde_json::to_value(json::post(&post, &summary.thread, false))
         .map_err(ApiError::internal)?;
@@ -312,7 +309,7 @@ pub(crate) async fn create_reply(
     wani_actors::rules::check_reply_content(&body, s.file.is_some())?;
     let summary = state
         .entities
-        .call_thread(thread, |reply| ThreadMsg::Summary { reply })
+        .ask(thread, |reply| ThreadMsg::Summary { reply })
         .await?;
     let board = state
         .resolve_board(&summary.thread.board.to_string())
@@ -334,8 +331,8 @@ pub(crate) async fn create_reply(
     draft.privileged = poster.moderates(&board);
     let res = state
         .entities
-        .call_thread(thread, |reply| ThreadMsg::CreatePost {
-            draft: draft.clone(),
+        .ask(thread, |reply| ThreadMsg::CreatePost {
+            draft: Box::new(draft.clone()),
             reply,
         })
         .await

@@ -11,9 +11,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use std::time::Duration;
-use wani_actors::router::Route;
+use wani_actors::region::Route;
 use wani_store::ThreadId;
-use wani_supervision::EntityKey;
 
 /// The debug routes, nested under `/api/v1/debug`.
 pub fn routes() -> axum::Router<AppState> {
@@ -27,16 +26,19 @@ async fn panic_thread(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let here = match state.entities.router() {
-        Some(router) => router.route(EntityKey::Thread(id)) == Route::Here,
-        None => true,
-    };
-    if !here {
+    if state
+        .entities
+        .route(wani_actors::names::thread(ThreadId(id)))
+        != Route::Here
+    {
         return Err(ApiError::not_found(format!(
             "thread {id} is not hosted on this node"
         )));
     }
-    let actor = state.entities.thread(ThreadId(id)).await?;
+    let actor = state
+        .entities
+        .actor::<wani_actors::ThreadMsg>(ThreadId(id))
+        .await?;
     actor
         .cast(wani_actors::ThreadMsg::Crash)
         .map_err(|e| ApiError::internal(format!("the thread actor stopped first: {e}")))?;

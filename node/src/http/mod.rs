@@ -65,6 +65,8 @@ pub struct Inner {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The node's live-update hub (`/api/v1/live`).
     pub live: wani_actors::live::LiveHub,
+    /// Hand-over work and its counters, in a cluster.
+    pub handover: Option<Arc<wani_actors::handover::Handover>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -103,7 +105,7 @@ impl AppState {
         let id = self.board_id(key).await?;
         Ok(self
             .entities
-            .call_board(id, |reply| wani_actors::BoardMsg::Info { reply })
+            .ask(id, |reply| wani_actors::BoardMsg::Info { reply })
             .await?)
     }
 }

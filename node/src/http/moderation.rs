@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use wani_actors::thread::Removed;
 use wani_actors::{BoardMsg, ThreadMsg};
 use wani_store::{Ban, Board, BoardId, BoardSettings, ModLogEntry, PostId, Slip, ThreadId};
+use wani_supervision::transport::Reply;
 
 type Fields = HashMap<String, String>;
 type FormResult = Result<Form<Fields>, FormRejection>;
@@ -112,7 +113,7 @@ async fn log(
 async fn thread_board(state: &AppState, thread: ThreadId) -> Result<BoardId, ApiError> {
     let s = state
         .entities
-        .call_thread(thread, |reply| ThreadMsg::Summary { reply })
+        .ask(thread, |reply| ThreadMsg::Summary { reply })
         .await?;
     Ok(s.thread.board)
 }
@@ -142,7 +143,7 @@ pub(crate) async fn delete_post_as(
     require(slip, board)?;
     let removed = state
         .entities
-        .call_thread(thread, |reply| ThreadMsg::DeletePost { id: post, reply })
+        .ask(thread, |reply| ThreadMsg::DeletePost { id: post, reply })
         .await
         .and_then(|r| r)
         .map_err(|e| ApiError::from(e).html())?;
@@ -251,7 +252,7 @@ async fn post_spoiler(
     let on = f.get("on").is_none_or(|v| v != "false");
     state
         .entities
-        .call_thread(thread, |reply| ThreadMsg::SetSpoiler {
+        .ask(thread, |reply| ThreadMsg::SetSpoiler {
             id: post,
             spoiler: on,
             reply,
@@ -361,20 +362,20 @@ async fn new_ban(
 }
 
 /// The thread actions share their shape: check, ask the actor, log, go back.
-async fn thread_action<T: Send + 'static>(
+async fn thread_action<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static>(
     state: &AppState,
     staff: &Staff,
     raw: &str,
     f: &Fields,
     action: &str,
-    msg: impl Fn(ractor::RpcReplyPort<Result<T, wani_actors::ActorError>>) -> ThreadMsg + Send + Sync,
+    msg: impl Fn(Reply<Result<T, wani_actors::ActorError>>) -> ThreadMsg + Send + Sync,
 ) -> Result<ThreadId, ApiError> {
     let thread = ThreadId(id(raw, "thread")?);
     let board = thread_board(state, thread).await.map_err(ApiError::html)?;
     require(&staff.0.slip, board)?;
     state
         .entities
-        .call_thread(thread, msg)
+        .ask(thread, msg)
         .await
         .and_then(|r| r)
         .map_err(|e| ApiError::from(e).html())?;
@@ -745,7 +746,7 @@ async fn board_edit(
     let bid = BoardId(id(&raw, "board")?);
     let current = state
         .entities
-        .call_board(bid, |reply| BoardMsg::Info { reply })
+        .ask(bid, |reply| BoardMsg::Info { reply })
         .await
         .map_err(|e| ApiError::from(e).html())?;
     let settings = board_settings(&f, current.settings())?;
@@ -756,7 +757,7 @@ async fn board_edit(
         .map_err(|e| ApiError::from(e).html())?;
     state
         .entities
-        .call_board(bid, |reply| BoardMsg::Reload { reply })
+        .ask(bid, |reply| BoardMsg::Reload { reply })
         .await
         .and_then(|r| r)
         .map_err(|e| ApiError::from(e).html())?;

@@ -76,7 +76,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut out = Exposition::default();
     state.metrics.write(&mut out);
 
-    let (boards, threads) = state.entities.active();
+    let (boards, threads) = (
+        state.entities.active_of(wani_actors::names::BOARD),
+        state.entities.active_of(wani_actors::names::THREAD),
+    );
     out.family(
         "wani_entities_active",
         "gauge",
@@ -155,7 +158,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             "1 while this node drains.",
             if c.is_draining() { 1.0 } else { 0.0 },
         );
-        if let Some(r) = state.entities.router() {
+        if let Some(r) = &state.handover {
             out.single(
                 "wani_shard_entities_handed_over_total",
                 "counter",

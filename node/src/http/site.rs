@@ -92,9 +92,7 @@ pub async fn catalog(
     let view = CatalogView::Page {
         theme: theme_index(theme),
     };
-    let v = state
-        .entities
-        .catalog_view(board, view)
+    let v = wani_actors::board::view(&state.entities, board, view)
         .await
         .map_err(|e| ApiError::from(e).html())?;
     Ok(respond(&headers, v))
@@ -145,9 +143,7 @@ async fn thread_view(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = thread_id(id)?;
-    let v = state
-        .entities
-        .thread_view(id, view)
+    let v = wani_actors::thread::view(&state.entities, id, view)
         .await
         .map_err(|e| ApiError::from(e).html())?;
     Ok(respond(headers, v))

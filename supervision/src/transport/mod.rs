@@ -58,13 +58,14 @@ pub use reply::{NoReply, Reply, ReplyWait};
 
 use crate::cluster::Cluster;
 use crate::placement::NodeName;
+pub use crate::wire::Fault;
 use crate::wire::{Envelope, Frame, Wire, PART};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 use reply::{bind_inbound, AnswerSink, ReplySlot};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -84,45 +85,6 @@ pub trait Remote: Serialize + DeserializeOwned + Send + 'static {
     /// Which service on the receiving node takes it (`"thread"`,
     /// `"render"`, …): one name per actor kind.
     const KIND: &'static str;
-}
-
-/// Why a message was not delivered or answered, typed by what the caller
-/// can do about it.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    bincode::Encode,
-    bincode::Decode,
-    thiserror::Error,
-)]
-pub enum Fault {
-    /// The addressed actor does not exist (an entity that cannot be
-    /// activated because there is no such record).
-    #[error("{0}")]
-    NotFound(String),
-    /// The message cannot be taken as it is (it does not encode, or it is
-    /// not meant to cross nodes); sending it again fails again.
-    #[error("{0}")]
-    Invalid(String),
-    /// The actor refused it because of its state.
-    #[error("{0}")]
-    Conflict(String),
-    /// Not delivered or not answered in time (no session, the node died,
-    /// the actor stopped, it moved); the same message may succeed if sent
-    /// again, perhaps to another node.
-    #[error("{0}")]
-    Unavailable(String),
-}
-
-impl Fault {
-    /// Whether sending the same message again may succeed.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Fault::Unavailable(_))
-    }
 }
 
 /// Encodes a message or an answer for the wire.

@@ -203,14 +203,16 @@ mod tests {
         Tell(u32),
     }
 
-    struct Collect(Arc<Mutex<Vec<Result<Vec<u8>, Fault>>>>);
+    type Answers = Arc<Mutex<Vec<Result<Vec<u8>, Fault>>>>;
+
+    struct Collect(Answers);
     impl AnswerSink for Collect {
         fn answer(&self, r: Result<Vec<u8>, Fault>) {
             self.0.lock().unwrap().push(r);
         }
     }
 
-    fn slot() -> (Arc<ReplySlot>, Arc<Mutex<Vec<Result<Vec<u8>, Fault>>>>) {
+    fn slot() -> (Arc<ReplySlot>, Answers) {
         let got = Arc::new(Mutex::new(Vec::new()));
         (ReplySlot::new(Collect(got.clone())), got)
     }

@@ -1,0 +1,5 @@
+//! The node's supervision tree.
+
+mod slot;
+
+pub use slot::Slot;
