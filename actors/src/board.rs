@@ -56,6 +56,10 @@ pub enum BoardMsg {
     /// Periodic check for passivation.
     #[serde(skip)]
     Tick,
+    /// Panics inside the actor, to exercise supervision. Debug builds only.
+    #[cfg(debug_assertions)]
+    #[serde(skip)]
+    Crash,
 }
 impl ractor::Message for BoardMsg {}
 impl Remote for BoardMsg {
@@ -359,6 +363,8 @@ impl Actor for BoardActor {
                     myself.stop(Some("idle".into()));
                 }
             }
+            #[cfg(debug_assertions)]
+            BoardMsg::Crash => panic!("crash requested for board {} (test hook)", state.board.id),
         }
         Ok(())
     }

@@ -17,15 +17,16 @@
 //! activation that raced the change (routed here before it, leased after
 //! the release) would keep a shard this node does not own, and its new
 //! owner could never take the lease. Both run as supervised jobs of the
-//! node; neither holds state a restart would lose.
+//! node ([`Handover::children`]); neither holds state a restart would lose.
 
 use crate::lease::Leases;
 use crate::live::LiveHub;
 use crate::region::{Entities, Route};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wani_supervision::transport::Transport;
+use wani_supervision::tree::{job, ChildSpec, JobMsg, Work};
 use wani_supervision::ViewChange;
 
 /// How often the view is reconciled besides on every change.
@@ -58,24 +59,69 @@ impl Handover {
         })
     }
 
+    /// The hand-over jobs, for the node's tree: `handover` runs on every
+    /// view change (and once a second), `lease-renewal` every third of the
+    /// lease time.
+    pub fn children(self: &Arc<Self>) -> Vec<ChildSpec> {
+        let Some(cluster) = self.transport.cluster() else {
+            return Vec::new();
+        };
+        let pending: Arc<Mutex<Vec<ViewChange>>> = Arc::default();
+        let (me, seen) = (self.clone(), pending.clone());
+        let work: Work = Arc::new(move || {
+            let (me, seen) = (me.clone(), seen.clone());
+            Box::pin(async move {
+                let changes = std::mem::take(&mut *seen.lock().unwrap_or_else(|p| p.into_inner()));
+                me.reconcile(&changes).await;
+            })
+        });
+        let (handover, nudge) = job(
+            "handover",
+            "view changes are reconciled again on the next run",
+            RECONCILE_EVERY,
+            work,
+        );
+        cluster.on_change(move |c| {
+            pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(c.clone());
+            let _ = nudge.cast(JobMsg::Run);
+        });
+        let me = self.clone();
+        let renew: Work = Arc::new(move || {
+            let me = me.clone();
+            Box::pin(async move { me.renew().await })
+        });
+        let (renewal, _) = job(
+            "lease-renewal",
+            "leases are renewed on the next run, well within their time",
+            self.renew_every(),
+            renew,
+        );
+        vec![handover, renewal]
+    }
+
     /// Brings this node's entities and leases in line with the view, after
-    /// `change` (or, with none, on the periodic pass).
-    pub async fn reconcile(&self, change: Option<&ViewChange>) {
+    /// `changes` (none: the periodic pass).
+    pub async fn reconcile(&self, changes: &[ViewChange]) {
         let Some(cluster) = self.transport.cluster() else {
             return;
         };
         // Before the view settles every route is `Nobody`: that is not a
         // reason to stop what peers asked this node to run.
-        if change.is_none() && !cluster.is_settled() {
+        if changes.is_empty() && !cluster.is_settled() {
             return;
         }
-        if let Some(ViewChange::Downed(node)) = change {
-            // A paused node keeps its socket open: without this, calls to
-            // it would wait for their timeout before re-routing.
-            self.transport.abandon(node);
-            let (entities, node) = (self.entities.clone(), node.clone());
-            self.live
-                .resync_where(move |key| entities.was_owner(&node, key));
+        for change in changes {
+            if let ViewChange::Downed(node) = change {
+                // A paused node keeps its socket open: without this, calls
+                // to it would wait for their timeout before re-routing.
+                self.transport.abandon(node);
+                let (entities, node) = (self.entities.clone(), node.clone());
+                self.live
+                    .resync_where(move |key| entities.was_owner(&node, key));
+            }
         }
         let entities = self.entities.clone();
         let moved = self

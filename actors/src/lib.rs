@@ -37,6 +37,7 @@ pub mod lease;
 pub mod live;
 pub mod markup;
 pub mod names;
+pub mod pool;
 pub mod region;
 pub mod renderer;
 pub mod rules;

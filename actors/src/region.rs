@@ -47,7 +47,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 use wani_store::Fence;
 use wani_supervision::transport::{delivered, Delivery, Fault, NoReply, Remote, Reply, Transport};
-use wani_supervision::tree::Slot;
+#[cfg(debug_assertions)]
+use wani_supervision::tree::CrashFn;
+use wani_supervision::tree::{ChildSpec, Policy, Slot};
 use wani_supervision::{
     owner_of, shard_of, EntityKey, NodeName, RestartDecision, RestartPolicy, Role,
 };
@@ -108,6 +110,8 @@ struct Maps {
     active: RwLock<HashMap<EntityKey, Active>>,
     /// Entities activated since start (metrics).
     activations: std::sync::atomic::AtomicU64,
+    /// Entity crashes since start, by kind (metrics).
+    crashes: std::sync::Mutex<HashMap<&'static str, u64>>,
 }
 
 /// A started activation: the actor, and the cache it shares with readers.
@@ -134,6 +138,9 @@ pub enum RegionMsg {
         moved: Box<dyn Fn(EntityKey) -> bool + Send>,
         reply: oneshot::Sender<usize>,
     },
+    /// Panics inside the region, to exercise supervision. Debug builds only.
+    #[cfg(debug_assertions)]
+    Crash,
 }
 impl ractor::Message for RegionMsg {}
 
@@ -364,6 +371,8 @@ impl Actor for Region {
                     .await;
                 let _ = reply.send(n);
             }
+            #[cfg(debug_assertions)]
+            RegionMsg::Crash => panic!("crash requested for the region (test hook)"),
         }
         Ok(())
     }
@@ -384,6 +393,9 @@ impl Actor for Region {
             }
             SupervisionEvent::ActorFailed(cell, err) => {
                 if let Some(key) = state.forget(&cell) {
+                    if let Ok(mut c) = state.entities.inner.maps.crashes.lock() {
+                        *c.entry(key.kind).or_insert(0) += 1;
+                    }
                     let decision = state.policies.entry(key).or_default().on_crash(now_ms());
                     match decision {
                         RestartDecision::Restart { .. } => {
@@ -476,9 +488,47 @@ impl Entities {
             .serve::<M>(move |id, msg| entities.delivery(id, msg));
     }
 
-    /// The region's slot, for the supervisor that (re)starts it.
-    pub fn region(&self) -> &Slot<RegionMsg> {
-        &self.inner.region
+    /// The region, for the node's tree. A restart stops every entity of
+    /// this node (they die with it); each re-activates, state reloaded from
+    /// the store, on its next message.
+    pub fn child(&self) -> ChildSpec {
+        let entities = self.clone();
+        #[cfg(debug_assertions)]
+        let crash: Option<CrashFn> = {
+            let slot = self.inner.region.clone();
+            Some(Box::new(move || slot.cast(RegionMsg::Crash).is_ok()))
+        };
+        #[cfg(not(debug_assertions))]
+        let crash = None;
+        ChildSpec {
+            name: "region",
+            policy: Policy::Restart,
+            restart_means: "entities re-activate from the store on their next message",
+            start: Box::new(move |sup| {
+                let entities = entities.clone();
+                Box::pin(async move {
+                    let (actor, _) =
+                        Actor::spawn_linked(None, Region, RegionArgs { entities }, sup)
+                            .await
+                            .map_err(|e| format!("{e}"))?;
+                    Ok(actor.get_cell())
+                })
+            }),
+            crash,
+        }
+    }
+
+    /// Entity crashes on this node since it started, by kind.
+    pub fn crashes(&self) -> Vec<(&'static str, u64)> {
+        let mut out: Vec<(&'static str, u64)> = self
+            .inner
+            .maps
+            .crashes
+            .lock()
+            .map(|c| c.iter().map(|(k, n)| (*k, *n)).collect())
+            .unwrap_or_default();
+        out.sort();
+        out
     }
 
     fn active(&self, key: EntityKey) -> Option<Active> {
@@ -618,8 +668,17 @@ impl Entities {
         id: M::Id,
         make: &impl Fn(Reply<T>) -> M,
     ) -> Result<T, ActorError> {
-        for _ in 0..DELIVERY_ATTEMPTS {
-            let actor = self.actor::<M>(id).await?;
+        for attempt in 0..DELIVERY_ATTEMPTS {
+            if attempt > 0 {
+                // The entity stopped (passivated, crashed) or the region is
+                // restarting: a moment for either to be back.
+                tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+            }
+            let actor = match self.actor::<M>(id).await {
+                Ok(a) => a,
+                Err(e) if e.is_retryable() && attempt + 1 < DELIVERY_ATTEMPTS => continue,
+                Err(e) => return Err(e),
+            };
             let (reply, wait) = Reply::local();
             if actor.cast(make(reply)).is_err() {
                 continue;

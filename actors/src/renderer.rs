@@ -15,25 +15,24 @@
 
 use crate::error::ActorError;
 use crate::markup;
-use ractor::factory::{
-    queues, routing, worker_builder, Factory, FactoryArguments, FactoryMessage, Job, Worker,
-    WorkerId,
-};
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use crate::pool::{PanicCounter, Pool};
+use ractor::factory::{FactoryMessage, Job, Worker, WorkerId};
+use ractor::{ActorProcessingErr, ActorRef};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wani_store::{PostId, ThreadId};
-use wani_supervision::transport::Fault;
-use wani_supervision::transport::{delivered, Remote, Reply, Transport};
+use wani_supervision::transport::{Remote, Reply, Transport};
+use wani_supervision::tree::ChildSpec;
 use wani_supervision::Role;
 
 /// Where each quoted post lives (`None`: no such post), as the caller found it.
 pub type QuoteLinks = Vec<(PostId, Option<ThreadId>)>;
 
-/// A render job.
+/// A render job. The test hook is local-only and comes last (serde
+/// numbers skipped variants differently on each side).
 #[derive(Serialize, Deserialize)]
 pub enum RenderMsg {
     /// Renders `body`, answering with safe HTML.
@@ -42,6 +41,10 @@ pub enum RenderMsg {
         links: QuoteLinks,
         reply: Reply<String>,
     },
+    /// Panics in the worker, to exercise supervision. Debug builds only.
+    #[cfg(debug_assertions)]
+    #[serde(skip)]
+    Crash,
 }
 impl ractor::Message for RenderMsg {}
 impl Remote for RenderMsg {
@@ -81,15 +84,15 @@ impl Worker for RenderWorker {
     type Key = ();
     type Message = RenderMsg;
     type Arguments = CacheArg;
-    type State = Cache;
+    type State = CacheArg;
 
     async fn pre_start(
         &self,
         _wid: WorkerId,
         _factory: &ActorRef<FactoryMessage<(), RenderMsg>>,
         args: CacheArg,
-    ) -> Result<Cache, ActorProcessingErr> {
-        Ok(args.0)
+    ) -> Result<CacheArg, ActorProcessingErr> {
+        Ok(args)
     }
 
     async fn handle(
@@ -97,8 +100,10 @@ impl Worker for RenderWorker {
         _wid: WorkerId,
         _factory: &ActorRef<FactoryMessage<(), RenderMsg>>,
         Job { msg, key, .. }: Job<(), RenderMsg>,
-        cache: &mut Cache,
+        state: &mut CacheArg,
     ) -> Result<(), ActorProcessingErr> {
+        let _counted = PanicCounter(state.1.clone());
+        let cache = &state.0;
         match msg {
             RenderMsg::Render { body, links, reply } => {
                 let k = markup::cache_key(&body, &links);
@@ -118,112 +123,71 @@ impl Worker for RenderWorker {
                 // The caller may have timed out and gone; nothing to do then.
                 reply.send(html.to_string());
             }
+            #[cfg(debug_assertions)]
+            RenderMsg::Crash => panic!("crash requested for a render worker (test hook)"),
         }
         Ok(key)
     }
 }
 
-/// The shared cache handed to each worker at start.
-pub struct CacheArg(Cache);
+/// What each worker is handed at start: the cache the workers share, and
+/// the pool's panic count.
+pub struct CacheArg(Cache, Arc<AtomicU64>);
 impl ractor::Message for CacheArg {}
 
-/// A handle to the renderer pool.
+/// A handle to the renderer pool. Cheap to clone.
 #[derive(Clone)]
 pub struct Renderer {
-    /// This node's pool; `None` on a node without the `render` role, which
-    /// sends its renders to a node that has it.
-    factory: Option<ActorRef<FactoryMessage<(), RenderMsg>>>,
-    timeout: Duration,
-    transport: Transport,
-    /// Whose turn it is among the render nodes.
-    turn: Arc<AtomicU64>,
+    pool: Pool<RenderMsg>,
+    workers: usize,
+    cache_entries: usize,
 }
 
 impl Renderer {
-    /// Starts the pool with `workers` workers and a cache of
-    /// `cache_entries`, and takes render jobs from other nodes.
-    pub async fn spawn(
-        supervisor: Option<ractor::ActorCell>,
-        workers: usize,
-        cache_entries: usize,
-        transport: Transport,
-    ) -> Result<(Renderer, ractor::concurrency::JoinHandle<()>), ActorError> {
-        let cache: Cache = Arc::new(Mutex::new(RenderCache {
-            capacity: cache_entries,
-            ..Default::default()
-        }));
-        let args = FactoryArguments::builder()
-            .worker_builder(Box::new(worker_builder(move |_wid| {
-                (RenderWorker, CacheArg(cache.clone()))
-            })))
-            .queue(queues::DefaultQueue::default())
-            .router(routing::QueuerRouting::default())
-            .num_initial_workers(workers.max(1))
-            .build();
-        let factory = Factory::<(), RenderMsg, CacheArg, RenderWorker, _, _>::default();
-        // Unregistered: several nodes may share one process (tests, benchmarks).
-        let name = None;
-        let spawned = match supervisor {
-            Some(sup) => Actor::spawn_linked(name, factory, args, sup).await,
-            None => Actor::spawn(name, factory, args).await,
-        };
-        let (factory, handle) =
-            spawned.map_err(|e| ActorError::Unavailable(format!("renderer: {e}")))?;
-        let pool = factory.clone();
-        transport.serve::<RenderMsg>(move |_, msg| {
-            delivered(
-                pool.cast(FactoryMessage::Dispatch(Job::new((), msg)))
-                    .map_err(|e| Fault::Unavailable(format!("renderer: {e}"))),
-            )
-        });
-        Ok((
-            Renderer {
-                factory: Some(factory),
-                timeout: Duration::from_secs(10),
-                transport,
-                turn: Arc::default(),
-            },
-            handle,
-        ))
+    /// The renderer of a node; with `here` (the `render` role) it runs a
+    /// pool of `workers` workers sharing a cache of `cache_entries` (start
+    /// it with [`Renderer::child`]), else it sends renders to a node that
+    /// has the role.
+    pub fn new(transport: Transport, here: bool, workers: usize, cache_entries: usize) -> Renderer {
+        Renderer {
+            pool: Pool::new(transport, Role::Render, here, Duration::from_secs(10)),
+            workers,
+            cache_entries,
+        }
     }
 
-    /// A renderer with no pool here: every render goes to a node with the
-    /// `render` role, through `transport`.
-    pub fn without_pool(transport: Transport) -> Renderer {
-        Renderer {
-            factory: None,
-            timeout: Duration::from_secs(10),
-            transport,
-            turn: Arc::default(),
-        }
+    /// The pool, for the node's tree (none without the role). A restart
+    /// starts with an empty cache.
+    pub fn child(&self) -> Option<ChildSpec> {
+        let capacity = self.cache_entries;
+        #[cfg(debug_assertions)]
+        let crash: Option<fn() -> RenderMsg> = Some(|| RenderMsg::Crash);
+        #[cfg(not(debug_assertions))]
+        let crash = None;
+        let cache: Cache = Arc::new(Mutex::new(RenderCache {
+            capacity,
+            ..Default::default()
+        }));
+        self.pool.child(
+            "renderer",
+            self.workers,
+            None,
+            move |crashes| (RenderWorker, CacheArg(cache.clone(), crashes)),
+            crash,
+        )
     }
 
     /// Renders a body given where its quoted posts live: on this node's
     /// pool, or on a node with the `render` role.
     pub async fn render(&self, body: String, links: QuoteLinks) -> Result<String, ActorError> {
-        let msg = |reply| RenderMsg::Render { body, links, reply };
-        if let Some(factory) = &self.factory {
-            let (reply, wait) = Reply::local();
-            factory
-                .cast(FactoryMessage::Dispatch(Job::new((), msg(reply))))
-                .map_err(|e| ActorError::Unavailable(format!("renderer: {e}")))?;
-            return wait.wait(self.timeout).await.map_err(|e| {
-                ActorError::Unavailable(format!("the renderer did not answer: {e:?}"))
-            });
-        }
-        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-        let node = self
-            .transport
-            .cluster()
-            .and_then(|c| c.pick(Role::Render, turn))
-            .ok_or_else(|| ActorError::Unavailable("no node with the render role is up".into()))?;
-        Ok(self.transport.ask(&node, 0, msg).await?)
+        Ok(self
+            .pool
+            .ask(|reply| RenderMsg::Render { body, links, reply })
+            .await?)
     }
 
-    /// Stops the pool.
-    pub fn stop(&self) {
-        if let Some(f) = &self.factory {
-            f.stop(None);
-        }
+    /// Render workers that panicked (and were replaced) since start.
+    pub fn worker_crashes(&self) -> u64 {
+        self.pool.worker_crashes()
     }
 }

@@ -17,22 +17,20 @@
 //! time and memory limits) when the node found them at start-up; without
 //! them a video job is refused with [`MediaError::VideoUnavailable`].
 
-use crate::error::ActorError;
+use crate::pool::{PanicCounter, Pool, PoolError};
 use bytes::Bytes;
-use ractor::factory::{
-    queues, routing, worker_builder, DiscardMode, DiscardSettings, Factory, FactoryArguments,
-    FactoryMessage, Job, Worker, WorkerId,
-};
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::factory::{FactoryMessage, Job, Worker, WorkerId};
+use ractor::{ActorProcessingErr, ActorRef};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 use wani_media::video::{VideoError, VideoTools};
 use wani_media::{self, MediaError, MediaLimits, ThumbOptions};
 use wani_store::blob::BlobStore;
 use wani_store::NewMedia;
-use wani_supervision::transport::{delivered, Fault, NoReply, Remote, Reply, Transport};
+use wani_supervision::transport::{Remote, Reply, Transport};
+use wani_supervision::tree::ChildSpec;
 use wani_supervision::Role;
 
 /// Why a thumbnail job failed.
@@ -58,7 +56,8 @@ impl From<wani_store::StoreError> for ThumbError {
     }
 }
 
-/// A thumbnail job.
+/// A thumbnail job. The test hook is local-only and comes last (serde
+/// numbers skipped variants differently on each side).
 #[derive(Serialize, Deserialize)]
 pub enum ThumbMsg {
     /// Checks the blob `blob` and makes its thumbnail.
@@ -68,20 +67,26 @@ pub enum ThumbMsg {
         options: ThumbOptions,
         reply: Reply<Result<NewMedia, ThumbError>>,
     },
+    /// Panics in the worker, to exercise supervision. Debug builds only.
+    #[cfg(debug_assertions)]
+    #[serde(skip)]
+    Crash,
 }
 impl ractor::Message for ThumbMsg {}
 impl Remote for ThumbMsg {
     const KIND: &'static str = "thumbnail";
 }
 
-/// What each worker is handed at start: the blob store and the video tools.
-pub struct BlobsArg(Arc<dyn BlobStore>, Option<VideoTools>);
+/// What each worker is handed at start: the blob store, the video tools,
+/// and the pool's panic count.
+pub struct BlobsArg(Arc<dyn BlobStore>, Option<VideoTools>, Arc<AtomicU64>);
 impl ractor::Message for BlobsArg {}
 
 /// A worker's state.
 pub struct WorkerState {
     blobs: Arc<dyn BlobStore>,
     video: Option<VideoTools>,
+    crashes: Arc<AtomicU64>,
 }
 
 /// One worker of the pool.
@@ -102,6 +107,7 @@ impl Worker for ThumbWorker {
         Ok(WorkerState {
             blobs: args.0,
             video: args.1,
+            crashes: args.2,
         })
     }
 
@@ -112,6 +118,7 @@ impl Worker for ThumbWorker {
         Job { msg, key, .. }: Job<(), ThumbMsg>,
         state: &mut WorkerState,
     ) -> Result<(), ActorProcessingErr> {
+        let _counted = PanicCounter(state.crashes.clone());
         match msg {
             ThumbMsg::Process {
                 blob,
@@ -129,6 +136,8 @@ impl Worker for ThumbWorker {
                 .await;
                 reply.send(res);
             }
+            #[cfg(debug_assertions)]
+            ThumbMsg::Crash => panic!("crash requested for a thumbnail worker (test hook)"),
         }
         Ok(key)
     }
@@ -178,83 +187,58 @@ async fn process(
     })
 }
 
-/// A handle to the thumbnailer pool.
+/// A handle to the thumbnailer pool. Cheap to clone.
 #[derive(Clone)]
 pub struct Thumbnailer {
-    /// This node's pool; `None` on a node without the `thumbnail` role,
-    /// which sends its jobs to a node that has it.
-    factory: Option<ActorRef<FactoryMessage<(), ThumbMsg>>>,
-    timeout: Duration,
-    video: bool,
-    transport: Transport,
-    /// Whose turn it is among the thumbnail nodes.
-    turn: Arc<AtomicU64>,
+    pool: Pool<ThumbMsg>,
+    video: Option<VideoTools>,
+    video_elsewhere: bool,
+    blobs: Arc<dyn BlobStore>,
+    workers: usize,
+    queue_limit: usize,
 }
 
 impl Thumbnailer {
-    /// Starts `workers` workers (one per core is right: the work is CPU) with
-    /// at most `queue_limit` jobs waiting, and takes jobs from other nodes;
-    /// `video` is what [`VideoTools::detect`] found (`None`: video is refused).
-    pub async fn spawn(
-        supervisor: Option<ractor::ActorCell>,
+    /// The thumbnailer of a node; with `here` (the `thumbnail` role) it
+    /// runs `workers` workers (one per core is right: the work is CPU) with
+    /// at most `queue_limit` jobs waiting (start it with
+    /// [`Thumbnailer::child`]), else it sends jobs to a node with the role.
+    /// `video` is what [`VideoTools::detect`] found (`None`: video is
+    /// refused).
+    pub fn new(
+        transport: Transport,
+        here: bool,
         blobs: Arc<dyn BlobStore>,
         video: Option<VideoTools>,
         workers: usize,
         queue_limit: usize,
-        transport: Transport,
-    ) -> Result<(Thumbnailer, ractor::concurrency::JoinHandle<()>), ActorError> {
-        let has_video = video.is_some();
-        let args = FactoryArguments::builder()
-            .worker_builder(Box::new(worker_builder(move |_wid| {
-                (ThumbWorker, BlobsArg(blobs.clone(), video.clone()))
-            })))
-            .queue(queues::DefaultQueue::default())
-            .router(routing::QueuerRouting::default())
-            .num_initial_workers(workers.max(1))
-            .discard_settings(DiscardSettings::Static {
-                limit: queue_limit,
-                mode: DiscardMode::Newest,
-            })
-            .build();
-        let factory = Factory::<(), ThumbMsg, BlobsArg, ThumbWorker, _, _>::default();
-        // Unregistered: several nodes may share one process (tests, benchmarks).
-        let name = None;
-        let spawned = match supervisor {
-            Some(sup) => Actor::spawn_linked(name, factory, args, sup).await,
-            None => Actor::spawn(name, factory, args).await,
-        };
-        let (factory, handle) =
-            spawned.map_err(|e| ActorError::Unavailable(format!("thumbnailer: {e}")))?;
-        let pool = factory.clone();
-        transport.serve::<ThumbMsg>(move |_, msg| {
-            delivered(
-                pool.cast(FactoryMessage::Dispatch(Job::new((), msg)))
-                    .map_err(|e| Fault::Unavailable(format!("thumbnailer: {e}"))),
-            )
-        });
-        Ok((
-            Thumbnailer {
-                factory: Some(factory),
-                timeout: Duration::from_secs(60),
-                video: has_video,
-                transport,
-                turn: Arc::default(),
-            },
-            handle,
-        ))
+    ) -> Thumbnailer {
+        Thumbnailer {
+            pool: Pool::new(transport, Role::Thumbnail, here, Duration::from_secs(60)),
+            video,
+            // A node without the role sends video elsewhere, where it is
+            // assumed available; that node refuses it clearly if it is not.
+            video_elsewhere: !here,
+            blobs,
+            workers,
+            queue_limit,
+        }
     }
 
-    /// A thumbnailer with no pool here: every job goes to a node with the
-    /// `thumbnail` role, through `transport`. Video is assumed available
-    /// there; that node refuses it clearly if it is not.
-    pub fn without_pool(transport: Transport) -> Thumbnailer {
-        Thumbnailer {
-            factory: None,
-            timeout: Duration::from_secs(60),
-            video: true,
-            transport,
-            turn: Arc::default(),
-        }
+    /// The pool, for the node's tree (none without the role).
+    pub fn child(&self) -> Option<ChildSpec> {
+        let (blobs, video) = (self.blobs.clone(), self.video.clone());
+        #[cfg(debug_assertions)]
+        let crash: Option<fn() -> ThumbMsg> = Some(|| ThumbMsg::Crash);
+        #[cfg(not(debug_assertions))]
+        let crash = None;
+        self.pool.child(
+            "thumbnailer",
+            self.workers,
+            Some(self.queue_limit),
+            move |crashes| (ThumbWorker, BlobsArg(blobs.clone(), video.clone(), crashes)),
+            crash,
+        )
     }
 
     /// Checks the stored upload `blob` and makes its thumbnail, on this
@@ -265,61 +249,40 @@ impl Thumbnailer {
         limits: MediaLimits,
         options: ThumbOptions,
     ) -> Result<NewMedia, ThumbError> {
-        let msg = |reply| ThumbMsg::Process {
+        let job = |reply| ThumbMsg::Process {
             blob,
             limits,
             options,
             reply,
         };
-        if let Some(factory) = &self.factory {
-            let (reply, wait) = Reply::local();
-            factory
-                .cast(FactoryMessage::Dispatch(Job::new((), msg(reply))))
-                .map_err(|e| ThumbError::Unavailable(format!("thumbnailer: {e}")))?;
-            return match wait.wait(self.timeout).await {
-                Ok(r) => r,
-                Err(NoReply::TimedOut) => {
-                    Err(ThumbError::Unavailable("the thumbnailer timed out".into()))
-                }
-                // A full queue drops the job, and with it the reply port.
-                Err(NoReply::Dropped) => Err(ThumbError::Unavailable(
-                    "the thumbnailer is busy; try again in a moment".into(),
-                )),
-            };
+        match self.pool.ask(job).await {
+            Ok(r) => r,
+            Err(PoolError::TimedOut) => {
+                Err(ThumbError::Unavailable("the thumbnailer timed out".into()))
+            }
+            // A full queue drops the job, and with it the reply port.
+            Err(PoolError::Dropped) => Err(ThumbError::Unavailable(
+                "the thumbnailer is busy; try again in a moment".into(),
+            )),
+            Err(PoolError::NoNode) => Err(ThumbError::Unavailable(
+                "no node with the thumbnail role is up".into(),
+            )),
+            Err(PoolError::Fault(f)) => Err(ThumbError::Unavailable(f.to_string())),
         }
-        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-        let node = self
-            .transport
-            .cluster()
-            .and_then(|c| c.pick(Role::Thumbnail, turn))
-            .ok_or_else(|| {
-                ThumbError::Unavailable("no node with the thumbnail role is up".into())
-            })?;
-        self.transport
-            .ask(&node, 0, msg)
-            .await
-            .map_err(|f| ThumbError::Unavailable(f.to_string()))?
     }
 
     /// Whether video uploads can be processed (ffmpeg was found).
     pub fn video_available(&self) -> bool {
-        self.video
+        self.video.is_some() || self.video_elsewhere
     }
 
     /// Jobs waiting for a worker.
     pub async fn queue_depth(&self) -> usize {
-        let Some(factory) = &self.factory else {
-            return 0;
-        };
-        match factory.queue_depth(Some(Duration::from_secs(1))).await {
-            Ok(ractor::rpc::CallResult::Success(n)) => n,
-            _ => 0,
-        }
+        self.pool.queue_depth().await
     }
 
-    pub fn stop(&self) {
-        if let Some(f) = &self.factory {
-            f.stop(None);
-        }
+    /// Thumbnail workers that panicked (and were replaced) since start.
+    pub fn worker_crashes(&self) -> u64 {
+        self.pool.worker_crashes()
     }
 }

@@ -105,7 +105,8 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Check { report: path } => {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            let r: run::RunReport = serde_json::from_str(&text).context("parsing the report")?;
+            let r: wani_chaos::report::RunReport =
+                serde_json::from_str(&text).context("parsing the report")?;
             let (verdicts, tally) = checker::check_all(&r.history, &r.scenario.checks);
             for v in &verdicts {
                 println!(

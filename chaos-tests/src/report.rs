@@ -4,10 +4,31 @@
 //! windows shaded. The SVG is written by hand: a plotting crate would cost
 //! more to build than these sixty lines.
 
+use crate::checker::{Tally, Verdict};
 use crate::history::{History, OpKind, Outcome};
-use crate::run::RunReport;
+use crate::scenario::Scenario;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The result of a run, as the JSON report holds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunReport {
+    pub scenario: Scenario,
+    pub seed: u64,
+    /// How links between nodes were faulted, and why that way.
+    pub network: String,
+    pub machine: String,
+    pub wani: String,
+    pub verdicts: Vec<Verdict>,
+    pub tally: Tally,
+    pub passed: bool,
+    /// Seconds the whole run took, boot to teardown.
+    pub wall_secs: f64,
+    pub history: History,
+    /// Where the report files are.
+    pub dir: PathBuf,
+}
 
 /// Writes `report.md`, `report.json` and `plot.svg` into `dir`.
 pub fn write(r: &RunReport, dir: &Path) -> anyhow::Result<()> {

@@ -12,16 +12,17 @@
 //! checkers → report (Markdown, JSON, SVG)
 //! ```
 
-use crate::checker::{self, Tally, Verdict};
+use crate::checker;
 use crate::client::Client;
 use crate::cluster::{eventually, psql, Cluster, ClusterSpec, Postgres};
 use crate::faults::{self, World};
 use crate::history::{DbPost, FaultRecord, History, NodeRead, Outcome, Recorder, Subscriber};
+use crate::report::RunReport;
 use crate::rng::Rng;
 use crate::scenario::{FaultKind, FaultSpec, Scenario};
 use crate::workload::{self, Ctx};
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -42,25 +43,6 @@ pub struct Options {
     /// `auto` (namespaces where the machine allows, else the proxy),
     /// `netns` or `proxy`.
     pub network: String,
-}
-
-/// The result of a run, as the JSON report holds it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunReport {
-    pub scenario: Scenario,
-    pub seed: u64,
-    /// How links between nodes were faulted, and why that way.
-    pub network: String,
-    pub machine: String,
-    pub wani: String,
-    pub verdicts: Vec<Verdict>,
-    pub tally: Tally,
-    pub passed: bool,
-    /// Seconds the whole run took, boot to teardown.
-    pub wall_secs: f64,
-    pub history: History,
-    /// Where the report files are.
-    pub dir: PathBuf,
 }
 
 /// Runs a scenario and writes its report.

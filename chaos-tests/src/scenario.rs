@@ -115,7 +115,9 @@ pub enum FaultKind {
     Drop,
     /// Stop PostgreSQL; heal starts it again.
     PgRestart,
-    /// Make the target thread actor panic (debug builds of wani only).
+    /// Make an actor panic (debug builds of wani only): the workload
+    /// thread's (default), its board's, or a child of the target node's
+    /// supervision tree (`actor`).
     Panic,
     /// Fill the blob directory's filesystem; heal frees it.
     DiskFill,
@@ -160,6 +162,10 @@ pub struct FaultSpec {
     /// Added delay per direction for `latency`, in milliseconds.
     #[serde(default = "default_latency")]
     pub latency_ms: u64,
+    /// For `panic`: `thread`, `board`, or a child of the target node's
+    /// supervision tree (`region`, `live-hub`, `transport`, …).
+    #[serde(default = "default_actor")]
+    pub actor: String,
 }
 
 fn default_hold() -> f64 {
@@ -170,6 +176,9 @@ fn default_target() -> String {
 }
 fn default_latency() -> u64 {
     300
+}
+fn default_actor() -> String {
+    "thread".into()
 }
 
 /// What the checkers hold the run to.

@@ -3,7 +3,8 @@
 //! quotes). A scenario that expects violations (the injected bug) passes
 //! only if a checker caught them.
 
-use crate::run::{self, Options, RunReport};
+use crate::report::RunReport;
+use crate::run::{self, Options};
 use crate::scenario::FaultKind;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

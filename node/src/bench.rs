@@ -19,8 +19,9 @@
 //! within one run are meaningful.
 
 use crate::config::Config;
-use crate::http::{self, AppState};
+use crate::http;
 use crate::node::Node;
+use crate::state::AppState;
 use anyhow::Context;
 use axum::extract::Path;
 use axum::routing::get;

@@ -21,6 +21,7 @@ pub struct Config {
     pub site: SiteConfig,
     pub media: MediaConfig,
     pub entities: EntitiesConfig,
+    pub supervision: SupervisionConfig,
     pub abuse: AbuseConfig,
     pub cluster: ClusterSection,
     pub bootstrap: Bootstrap,
@@ -267,6 +268,36 @@ impl Default for MediaConfig {
     }
 }
 
+/// `[supervision]`: how often an actor may crash before the node calls it
+/// a crash loop and goes unready (see `wani_supervision::tree`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisionConfig {
+    /// Crashes of one actor allowed within `window_secs`; one more is a loop.
+    pub max_restarts: usize,
+    pub window_secs: u64,
+}
+
+impl Default for SupervisionConfig {
+    fn default() -> Self {
+        let b = wani_supervision::tree::Budget::default();
+        SupervisionConfig {
+            max_restarts: b.max_restarts,
+            window_secs: b.window_ms / 1000,
+        }
+    }
+}
+
+impl SupervisionConfig {
+    /// The tree's budget.
+    pub fn budget(&self) -> wani_supervision::tree::Budget {
+        wani_supervision::tree::Budget {
+            max_restarts: self.max_restarts,
+            window_ms: self.window_secs * 1000,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EntitiesConfig {
@@ -411,6 +442,9 @@ impl Config {
         }
         if self.entities.idle_timeout_secs == 0 {
             bail!("entities.idle_timeout_secs: must be at least 1");
+        }
+        if self.supervision.window_secs == 0 {
+            bail!("supervision.window_secs: must be at least 1");
         }
         for (i, b) in self.bootstrap.boards.iter().enumerate() {
             if b.name.is_empty() {

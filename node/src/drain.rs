@@ -30,7 +30,7 @@
 //! new incarnation). A single-box node has nobody to hand over to: it is
 //! stopped with SIGTERM, which finishes its requests.
 
-use crate::http::AppState;
+use crate::state::AppState;
 use anyhow::{bail, Context};
 use serde::Serialize;
 use std::time::{Duration, Instant};

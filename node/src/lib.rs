@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod node;
 pub mod pages;
 pub mod render;
+pub mod state;
 
 pub use config::Config;
 pub use node::Node;

@@ -18,7 +18,6 @@
 //! length of an actor's queue, so what is measurable is exported instead:
 //! the thumbnailer factory's queue and the number of active entity actors.
 
-use crate::http::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -27,7 +26,6 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::broadcast::error::RecvError;
 use wani_supervision::cluster::Cluster;
 use wani_supervision::ViewChange;
 
@@ -79,27 +77,18 @@ impl Metrics {
 
     /// Counts `cluster`'s view changes from now on, until it shuts down.
     pub fn follow(self: &Arc<Self>, cluster: &Cluster) {
-        let mut changes = cluster.subscribe();
         let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                let change = match changes.recv().await {
-                    Ok(c) => c,
-                    // Missed ones are lost to the count, not to the cluster.
-                    Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => break,
-                };
-                let Some(m) = weak.upgrade() else { break };
-                let i = match change {
-                    ViewChange::Joined(_) => 0,
-                    ViewChange::Suspected(_) => 1,
-                    ViewChange::Recovered(_) => 2,
-                    ViewChange::Downed(_) => 3,
-                    ViewChange::Left(_) => 4,
-                    ViewChange::SelfDowned => 5,
-                };
-                m.view_changes[i].fetch_add(1, Ordering::Relaxed);
-            }
+        cluster.on_change(move |change| {
+            let Some(m) = weak.upgrade() else { return };
+            let i = match change {
+                ViewChange::Joined(_) => 0,
+                ViewChange::Suspected(_) => 1,
+                ViewChange::Recovered(_) => 2,
+                ViewChange::Downed(_) => 3,
+                ViewChange::Left(_) => 4,
+                ViewChange::SelfDowned => 5,
+            };
+            m.view_changes[i].fetch_add(1, Ordering::Relaxed);
         });
     }
 
@@ -252,14 +241,13 @@ impl Drop for InFlight<'_> {
 
 /// Middleware: counts every request by method, route template and status
 /// class, and times it.
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| UNMATCHED.to_string());
     let method = req.method().as_str().to_string();
-    let metrics = state.metrics.clone();
     let _guard = (!is_ops(&route)).then(|| {
         metrics.in_flight.fetch_add(1, Ordering::Relaxed);
         metrics.last_started_ms.store(now_ms(), Ordering::Relaxed);

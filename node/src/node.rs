@@ -1,46 +1,58 @@
 //! One node: opening storage, starting the actor tree, serving HTTP, and
 //! shutting all of it down in order.
 //!
+//! Every long-lived actor and periodic job of the node is a child of one
+//! supervision tree (`wani_supervision::tree`), started in this order and
+//! stopped in the reverse:
+//!
 //! ```text
-//! Node
-//! ├── Region             board and thread actors (wani-actors)
-//! ├── RendererPool       markup → HTML
-//! ├── ThumbnailerPool    uploads → checked media + thumbnails
-//! └── Http               axum, stateless (http/)
+//! node (Tree)
+//! ├── cluster/node-server   (cluster only)
+//! ├── cluster/membership    (cluster only)
+//! ├── transport             (cluster only)
+//! ├── renderer              (render role)
+//! ├── thumbnailer           (thumbnail role)
+//! ├── live-hub
+//! ├── region                entities under it
+//! ├── handover              (cluster only)
+//! ├── lease-renewal         (cluster only)
+//! └── ban-reload            (cluster only)
+//! Http                      axum, stateless (http/); not an actor: it runs
+//!                           on the main task, and its end is the node's
 //! ```
 //!
 //! Shutdown order: in a cluster, drain first (leave, hand every entity and
 //! shard lease over while still serving; see `drain.rs`); then stop
-//! accepting connections and finish the requests in
-//! flight (axum's graceful shutdown), then passivate every entity (their
-//! writes are already committed: an entity acknowledges only after the
-//! store commits), then stop the pools, then close the database.
+//! accepting connections and finish the requests in flight (axum's
+//! graceful shutdown), then passivate every entity (their writes are
+//! already committed: an entity acknowledges only after the store commits),
+//! then stop the tree, then close the database.
 
 use crate::config::Config;
-use crate::http::{self, AppState, Inner};
+use crate::http;
 use crate::render::SiteRenderer;
+use crate::state::{AppState, Inner};
 use anyhow::Context;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use wani_actors::handover::{Handover, RECONCILE_EVERY};
+use wani_actors::handover::Handover;
 use wani_actors::lease::Leases;
-use wani_actors::region::{Region, RegionArgs};
+use wani_actors::live::LiveHub;
 use wani_actors::{BoardMsg, ThreadMsg};
 use wani_actors::{Entities, EntityConfig, Renderer, Shared, Thumbnailer};
 use wani_media::video::VideoTools;
 use wani_store::blob::{BlobStore, DbBlobStore, FsBlobStore};
 use wani_store::{Repo, Store, StoreOptions};
 use wani_supervision::cluster::Cluster;
-use wani_supervision::transport::{Transport, TransportActor};
+use wani_supervision::transport::Transport;
+use wani_supervision::tree::{job, ChildSpec, Tree, Work};
 use wani_supervision::{NodeName, Role};
 
 /// A started node (actors running, HTTP not yet serving).
 pub struct Node {
     pub state: AppState,
-    renderer: Renderer,
-    transport_actor: Option<ractor::ActorRef<wani_supervision::wire::Wire>>,
 }
 
 /// Opens the database named in the config and brings its schema up to date.
@@ -74,7 +86,7 @@ pub async fn bootstrap_boards(store: &Store, config: &Config) -> anyhow::Result<
 }
 
 impl Node {
-    /// Opens storage and starts the actors.
+    /// Opens storage and starts the actors, each under the node's tree.
     pub async fn start(config: Config) -> anyhow::Result<Node> {
         let store = open_store(&config).await?;
         bootstrap_boards(&store, &config).await?;
@@ -82,44 +94,38 @@ impl Node {
             "db" => Arc::new(DbBlobStore::new(store.clone())),
             _ => Arc::new(FsBlobStore::new(&config.blobs.dir)),
         };
-        // The cluster first: the actors reach other nodes through it.
-        let cluster = if config.cluster.enabled {
-            let runtime = config.cluster.runtime(&config.node)?;
-            let listen = runtime.listen;
-            let c = Cluster::start(runtime)
-                .await
-                .context("starting the cluster membership")?;
-            tracing::info!(%listen, seeds = ?config.cluster.seeds, "cluster membership started");
-            Some(Arc::new(c))
-        } else {
-            None
+        let tree = Tree::start(config.supervision.budget())
+            .await
+            .map_err(anyhow::Error::msg)?;
+        // The cluster first: the other actors reach other nodes through it.
+        let cluster = match config.cluster.enabled {
+            true => Some(Cluster::new(config.cluster.runtime(&config.node)?)?),
+            false => None,
         };
-        let (transport, transport_actor) = match &cluster {
-            Some(c) => {
-                let t = Transport::new(
-                    c.clone(),
-                    Duration::from_secs(config.cluster.call_timeout_secs),
-                );
-                let (actor, _) = ractor::Actor::spawn(None, TransportActor, t.clone())
-                    .await
-                    .context("starting the cluster transport")?;
-                (t, Some(actor))
+        let transport = match &cluster {
+            Some(c) => Transport::new(
+                c.clone(),
+                Duration::from_secs(config.cluster.call_timeout_secs),
+            ),
+            None => Transport::single(NodeName(config.node.name.clone())),
+        };
+        if let Some(c) = &cluster {
+            for child in c.children() {
+                add(&tree, child).await?;
             }
-            None => (Transport::single(NodeName(config.node.name.clone())), None),
-        };
+            add(&tree, transport.child()).await?;
+            tracing::info!(listen = %config.cluster.listen, seeds = ?config.cluster.seeds, "cluster membership started");
+        }
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
         let has_role = |r: Role| config.node.has(r);
         // A node without a pool's role sends that work to a node with it,
         // through the transport; a single box has them all.
-        let renderer = if has_role(Role::Render) {
-            Renderer::spawn(None, cores, 10_000, transport.clone())
-                .await?
-                .0
-        } else {
-            Renderer::without_pool(transport.clone())
-        };
+        let renderer = Renderer::new(transport.clone(), has_role(Role::Render), cores, 10_000);
+        if let Some(child) = renderer.child() {
+            add(&tree, child).await?;
+        }
         let thumb_workers = if config.media.thumb_workers == 0 {
             cores
         } else {
@@ -136,20 +142,17 @@ impl Node {
                  install ffmpeg to accept them"
             );
         }
-        let thumbnailer = if has_role(Role::Thumbnail) {
-            Thumbnailer::spawn(
-                None,
-                blobs.clone(),
-                video,
-                thumb_workers,
-                config.media.thumb_queue,
-                transport.clone(),
-            )
-            .await?
-            .0
-        } else {
-            Thumbnailer::without_pool(transport.clone())
-        };
+        let thumbnailer = Thumbnailer::new(
+            transport.clone(),
+            has_role(Role::Thumbnail),
+            blobs.clone(),
+            video,
+            thumb_workers,
+            config.media.thumb_queue,
+        );
+        if let Some(child) = thumbnailer.child() {
+            add(&tree, child).await?;
+        }
         let boards = store.boards().await?;
         let site = Arc::new(SiteRenderer::new(config.site.name.clone(), boards));
         let poster_secret: Arc<[u8]> = store.poster_secret().await?.into();
@@ -162,7 +165,8 @@ impl Node {
             store.active_bans(now).await.context("loading the bans")?,
         )
         .map_err(|e| anyhow::anyhow!("site.trusted_proxies: {e}"))?;
-        let live = wani_actors::live::LiveHub::spawn(transport.clone()).await?;
+        let live = LiveHub::new(transport.clone());
+        add(&tree, live.child()).await?;
         // Shard leases fence every entity write in a cluster.
         let leases = cluster.as_ref().map(|c| {
             let (holder, judge) = (c.clone(), c.clone());
@@ -194,23 +198,17 @@ impl Node {
             live: Some(live.clone()),
             catalog: wani_actors::board::catalog_sink(entities.clone()),
         });
-        ractor::Actor::spawn(
-            None,
-            Region,
-            RegionArgs {
-                entities: entities.clone(),
-            },
-        )
-        .await
-        .context("starting the region")?;
+        add(&tree, entities.child()).await?;
         entities.serve::<ThreadMsg>();
         entities.serve::<BoardMsg>();
         let rules_html = wani_actors::markup::render(&config.site.rules, &|_| None);
-        let handover = leases.map(|leases| {
-            let h = Handover::new(entities.clone(), leases, live.clone(), transport.clone());
-            spawn_handover(h.clone(), cluster.clone());
-            h
-        });
+        let handover = leases
+            .map(|leases| Handover::new(entities.clone(), leases, live.clone(), transport.clone()));
+        if let Some(h) = &handover {
+            for child in h.children() {
+                add(&tree, child).await?;
+            }
+        }
         let metrics = crate::metrics::Metrics::new();
         if let Some(c) = &cluster {
             metrics.follow(c);
@@ -223,6 +221,7 @@ impl Node {
                 entities,
                 thumbnailer,
                 renderer: site,
+                pages_renderer: renderer,
                 rules_html,
                 abuse,
                 site_secret: poster_secret,
@@ -230,16 +229,18 @@ impl Node {
                 metrics,
                 live,
                 handover,
+                tree: tree.clone(),
             }),
         };
         if state.cluster.is_some() {
-            // Bans are checked from memory on the posting path; in a cluster a
-            // ban made on another node reaches this one within a second.
+            // Bans are checked from memory on the posting path; a ban made
+            // on another node is broadcast to this one at once, and this
+            // reload is the safety net for a broadcast that was lost.
             let weak = Arc::downgrade(&state.inner);
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    let Some(inner) = weak.upgrade() else { break };
+            let work: Work = Arc::new(move || {
+                let weak = weak.clone();
+                Box::pin(async move {
+                    let Some(inner) = weak.upgrade() else { return };
                     if let Err(e) = inner
                         .abuse
                         .reload_bans(&inner.store, crate::http::auth::now_ms())
@@ -247,14 +248,17 @@ impl Node {
                     {
                         tracing::warn!(error = %e, "could not reload the ban list");
                     }
-                }
+                })
             });
+            let (reload, _) = job(
+                "ban-reload",
+                "the ban list is read again on the next run",
+                Duration::from_secs(1),
+                work,
+            );
+            add(&tree, reload).await?;
         }
-        Ok(Node {
-            state,
-            renderer,
-            transport_actor,
-        })
+        Ok(Node { state })
     }
 
     /// Serves HTTP on `listener` until `shutdown` resolves, then stops the
@@ -278,50 +282,20 @@ impl Node {
         served.context("serving HTTP")
     }
 
-    /// Stops the actors and closes the database.
+    /// Stops the actors, last started first, and closes the database.
     pub async fn stop(self) {
-        if let Some(c) = &self.state.cluster {
-            c.stop();
-        }
-        if let Some(t) = &self.transport_actor {
-            t.stop(None);
-        }
+        // Entities first, each given the time to finish what it is doing
+        // (their writes are committed before they acknowledge).
         self.state.entities.passivate_all().await;
-        self.state.entities.stop();
-        self.state.live.stop();
-        self.state.thumbnailer.stop();
-        self.renderer.stop();
+        self.state.tree.shutdown().await;
         self.state.store.close().await;
         tracing::info!("stopped");
     }
 }
 
-/// Runs the hand-over work: on every view change and once a second, and
-/// the lease renewal every third of the lease time.
-fn spawn_handover(h: Arc<Handover>, cluster: Option<Arc<Cluster>>) {
-    let Some(cluster) = cluster else { return };
-    let mut changes = cluster.subscribe();
-    let follow = h.clone();
-    tokio::spawn(async move {
-        let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
-        loop {
-            let change = tokio::select! {
-                c = changes.recv() => match c {
-                    Ok(c) => Some(c),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                },
-                _ = reconcile.tick() => None,
-            };
-            follow.reconcile(change.as_ref()).await;
-        }
-    });
-    tokio::spawn(async move {
-        loop {
-            h.renew().await;
-            tokio::time::sleep(h.renew_every()).await;
-        }
-    });
+/// Adds a child to the tree, naming it in the error.
+async fn add(tree: &Tree, child: ChildSpec) -> anyhow::Result<()> {
+    tree.add(child).await.map_err(anyhow::Error::msg)
 }
 
 /// Resolves on SIGINT or SIGTERM.

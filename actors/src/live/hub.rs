@@ -43,6 +43,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use wani_store::{BoardId, PostId, ThreadId};
 use wani_supervision::transport::{delivered, Fault, Remote, Transport};
+#[cfg(debug_assertions)]
+use wani_supervision::tree::CrashFn;
+use wani_supervision::tree::{ChildSpec, Policy, Slot};
 use wani_supervision::{EntityKey, Role};
 
 /// How many events the hub keeps for clients reconnecting with `Last-Event-ID`.
@@ -208,16 +211,23 @@ pub enum LiveMsg {
     /// Ends every connection (shutdown: SSE streams never end by themselves).
     #[serde(skip)]
     CloseAll { reply: RpcReplyPort<()> },
+    /// Panics inside the hub, to exercise supervision. Debug builds only.
+    #[cfg(debug_assertions)]
+    #[serde(skip)]
+    Crash,
 }
 impl ractor::Message for LiveMsg {}
 impl Remote for LiveMsg {
     const KIND: &'static str = "live";
 }
 
-/// A handle on the node's hub. Cheap to clone.
+/// A handle on the node's hub. Cheap to clone; follows the hub across
+/// restarts.
 #[derive(Clone)]
 pub struct LiveHub {
-    actor: ActorRef<LiveMsg>,
+    actor: Slot<LiveMsg>,
+    transport: Transport,
+    tick: Duration,
 }
 
 /// Arguments of [`LiveHubActor`].
@@ -229,35 +239,79 @@ pub struct HubArgs {
 }
 
 impl LiveHub {
-    /// Starts the hub, taking live messages from other nodes.
-    pub async fn spawn(transport: Transport) -> Result<LiveHub, ractor::SpawnErr> {
-        LiveHub::spawn_ticking(TICK, transport).await
+    /// The hub of a node, taking live messages from other nodes; it runs
+    /// once the tree starts [`LiveHub::child`].
+    pub fn new(transport: Transport) -> LiveHub {
+        LiveHub::ticking(TICK, transport)
     }
 
-    /// Starts a hub whose clock ticks every `tick`.
-    pub async fn spawn_ticking(
-        tick: Duration,
-        transport: Transport,
-    ) -> Result<LiveHub, ractor::SpawnErr> {
-        let args = HubArgs {
-            tick,
+    /// A hub whose clock ticks every `tick`.
+    pub fn ticking(tick: Duration, transport: Transport) -> LiveHub {
+        let hub = LiveHub {
+            actor: Slot::default(),
             transport: transport.clone(),
+            tick,
         };
-        let (actor, _) = Actor::spawn(None, LiveHubActor, args).await?;
-        let hub = LiveHub { actor };
-        let to = hub.clone();
+        let to = hub.actor.clone();
         // Relayed messages are cast in the order they arrive from each
         // sender, which keeps its events in order.
         transport.serve::<LiveMsg>(move |_, msg| {
             delivered(match msg {
                 LiveMsg::Relayed { .. } => to
-                    .actor
                     .cast(msg)
                     .map_err(|e| Fault::Unavailable(format!("live hub: {e}"))),
                 _ => Err(Fault::Invalid("only relayed writes cross nodes".into())),
             })
         });
+        hub
+    }
+
+    /// Starts a hub outside any tree (tests and benchmarks).
+    pub async fn spawn_ticking(
+        tick: Duration,
+        transport: Transport,
+    ) -> Result<LiveHub, ractor::SpawnErr> {
+        let hub = LiveHub::ticking(tick, transport);
+        let (actor, _) = Actor::spawn(None, LiveHubActor, hub.args()).await?;
+        hub.actor.set(actor);
         Ok(hub)
+    }
+
+    fn args(&self) -> HubArgs {
+        HubArgs {
+            tick: self.tick,
+            transport: self.transport.clone(),
+        }
+    }
+
+    /// The hub, for the node's tree. A restart ends every stream (clients
+    /// reconnect; their `Last-Event-ID` is from the old hub's numbering, so
+    /// they are told to resync) and other nodes see a new relay stream.
+    pub fn child(&self) -> ChildSpec {
+        let hub = self.clone();
+        #[cfg(debug_assertions)]
+        let crash: Option<CrashFn> = {
+            let slot = self.actor.clone();
+            Some(Box::new(move || slot.cast(LiveMsg::Crash).is_ok()))
+        };
+        #[cfg(not(debug_assertions))]
+        let crash = None;
+        ChildSpec {
+            name: "live-hub",
+            policy: Policy::Restart,
+            restart_means: "streams end; clients reconnect and resync",
+            start: Box::new(move |sup| {
+                let hub = hub.clone();
+                Box::pin(async move {
+                    let (actor, _) = Actor::spawn_linked(None, LiveHubActor, hub.args(), sup)
+                        .await
+                        .map_err(|e| format!("{e}"))?;
+                    hub.actor.set(actor.clone());
+                    Ok(actor.get_cell())
+                })
+            }),
+            crash,
+        }
     }
 
     /// Reports a write committed on this node; never waits. The hub fans
@@ -314,17 +368,22 @@ impl LiveHub {
         let _ = self.call(|reply| LiveMsg::CloseAll { reply }).await;
     }
 
-    /// Stops the hub and its subscribers.
+    /// Stops the hub and its subscribers (a hub outside a tree).
     pub fn stop(&self) {
-        self.actor.stop(Some("node stopping".into()));
+        if let Some(a) = self.actor.get() {
+            a.stop(Some("node stopping".into()));
+        }
     }
 
     async fn call<T: Send + 'static>(
         &self,
         msg: impl FnOnce(RpcReplyPort<T>) -> LiveMsg,
     ) -> Result<T, ActorError> {
-        match self
+        let actor = self
             .actor
+            .get()
+            .ok_or_else(|| ActorError::Unavailable("the live hub is restarting".into()))?;
+        match actor
             .call(msg, Some(Duration::from_secs(5)))
             .await
             .map_err(|e| ActorError::Unavailable(format!("live hub: {e}")))?
@@ -811,6 +870,8 @@ impl Actor for LiveHubActor {
                 state.beat();
                 state.relay(None);
             }
+            #[cfg(debug_assertions)]
+            LiveMsg::Crash => panic!("crash requested for the live hub (test hook)"),
             LiveMsg::CloseAll { reply } => {
                 let keys: Vec<u64> = state.clients.keys().copied().collect();
                 for k in keys {

@@ -51,7 +51,10 @@ pub async fn inject(
         FaultKind::Latency => slow::latency(w, targets, spec.latency_ms),
         FaultKind::Drop => slow::drop_links(w, targets),
         FaultKind::PgRestart => pg::inject(w),
-        FaultKind::Panic => panic::inject(w, thread).await,
+        FaultKind::Panic => {
+            let target = targets.first().copied().unwrap_or(0);
+            panic::inject(w, &spec.actor, thread, target).await
+        }
         FaultKind::DiskFill => disk::inject(w),
     }
 }

@@ -9,9 +9,10 @@ use super::cache::{respond, respond_fresh};
 use super::client::ClientAddr;
 use super::guard::{self, Poster};
 use super::upload::{self, Submission};
-use super::{ApiError, AppState};
+use super::ApiError;
 use crate::abuse::flood::PostKind;
 use crate::json;
+use crate::state::AppState;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -351,7 +352,17 @@ pub(crate) async fn create_reply(
 /// `media.thumb_queue`); `video` says whether ffmpeg was found. Never
 /// cached. (A Prometheus `/metrics` comes with the cluster work.)
 pub async fn status(State(state): State<AppState>) -> Response {
+    let health = state.tree.health();
+    let restarts: serde_json::Map<String, serde_json::Value> = state
+        .restarts()
+        .into_iter()
+        .map(|(actor, n)| (actor, n.into()))
+        .collect();
     let body = serde_json::json!({
+        "ready": health.unready_reason().is_none(),
+        "unready_reason": health.unready_reason(),
+        "tree": health.children(),
+        "restarts": restarts,
         "thumbnail_queue": state.thumbnailer.queue_depth().await,
         "thumbnail_queue_limit": state.config.media.thumb_queue,
         "video": state.thumbnailer.video_available(),

@@ -15,7 +15,8 @@
 //!
 //! Not here: what a role may do (`abuse::roles`).
 
-use super::{ApiError, AppState};
+use super::ApiError;
+use crate::state::AppState;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;

@@ -12,8 +12,9 @@
 //! [`crate::abuse::captcha`].
 
 use super::auth::{now_ms, set_cookie};
-use super::{ApiError, AppState};
+use super::ApiError;
 use crate::abuse::captcha::draw;
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};

@@ -1,7 +1,7 @@
 //! Who is asking: the client address and the page theme.
 
-use super::AppState;
 use crate::pages::Theme;
+use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::{header, request::Parts};
 use std::convert::Infallible;

@@ -7,8 +7,9 @@
 //! A single `Range: bytes=…` is answered with 206 (what browsers send to
 //! seek in a video); several ranges get the whole file, which HTTP allows.
 
-use super::{ApiError, AppState};
+use super::ApiError;
 use crate::pages;
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

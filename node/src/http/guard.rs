@@ -7,10 +7,11 @@
 //! Shared by the HTML forms and the JSON API, so both refuse alike.
 
 use super::upload::Submission;
-use super::{ApiError, AppState};
+use super::ApiError;
 use crate::abuse::flood::{Intervals, PostKind};
 use crate::abuse::{roles, tripcode};
 use crate::pages::html::UtcTime;
+use crate::state::AppState;
 use wani_store::{Author, Board, Slip};
 
 /// Who is posting.

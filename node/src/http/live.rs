@@ -20,7 +20,8 @@
 //! serve the stream (others answer 421); in a cluster any of them sees every
 //! thread's events, whichever node owns the thread.
 
-use super::{ApiError, AppState};
+use super::ApiError;
+use crate::state::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};

@@ -23,92 +23,16 @@ mod site;
 mod slip;
 pub(crate) mod upload;
 
-use crate::config::Config;
-use crate::render::SiteRenderer;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use axum::Router;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use tokio::net::TcpListener;
-use wani_actors::{Entities, Thumbnailer};
-use wani_store::blob::BlobStore;
-use wani_store::{Board, BoardId, Store};
 
+pub use crate::state::{AppState, Inner};
 pub use error::ApiError;
-
-/// What handlers share. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub inner: Arc<Inner>,
-}
-
-/// The parts of [`AppState`].
-pub struct Inner {
-    pub config: Config,
-    pub store: Store,
-    pub blobs: Arc<dyn BlobStore>,
-    pub entities: Entities,
-    pub thumbnailer: Thumbnailer,
-    pub renderer: Arc<SiteRenderer>,
-    /// The site rules rendered once at start.
-    pub rules_html: String,
-    /// Bans, flood control, captchas (this node's memory).
-    pub abuse: crate::abuse::Abuse,
-    /// Keys tripcodes (the poster-id secret: stable, never served).
-    pub site_secret: Arc<[u8]>,
-    /// Cluster membership, when `[cluster] enabled`.
-    pub cluster: Option<Arc<wani_supervision::cluster::Cluster>>,
-    /// What `/metrics` exposes beyond what the actors count themselves.
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// The node's live-update hub (`/api/v1/live`).
-    pub live: wani_actors::live::LiveHub,
-    /// Hand-over work and its counters, in a cluster.
-    pub handover: Option<Arc<wani_actors::handover::Handover>>,
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.inner
-    }
-}
-
-impl AppState {
-    /// Every board, also refreshing the navigation cached pages show.
-    pub async fn boards(&self) -> Result<Vec<Board>, ApiError> {
-        let boards = wani_store::Repo::boards(&self.store).await?;
-        self.renderer.set_boards(boards.clone());
-        Ok(boards)
-    }
-
-    /// A board's id from its numeric id or its name. Ids need no lookup; names
-    /// are found in the cached board list first (the store is asked only for a
-    /// board created since the list was last read).
-    pub async fn board_id(&self, key: &str) -> Result<BoardId, ApiError> {
-        if let Ok(id) = key.parse::<i64>() {
-            return Ok(BoardId(id));
-        }
-        if let Some(id) = self.renderer.board_named(key) {
-            return Ok(id);
-        }
-        match self.store.board_by_name(key).await? {
-            Some(b) => Ok(b.id),
-            None => Err(ApiError::not_found(format!("there is no board {key:?}"))),
-        }
-    }
-
-    /// A board's current settings, from its actor.
-    pub async fn resolve_board(&self, key: &str) -> Result<Board, ApiError> {
-        let id = self.board_id(key).await?;
-        Ok(self
-            .entities
-            .ask(id, |reply| wani_actors::BoardMsg::Info { reply })
-            .await?)
-    }
-}
 
 /// The router with every route.
 pub fn app(state: AppState) -> Router {
@@ -186,7 +110,7 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         ))
         // Outermost, so refusals by the layers inside are counted too.
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.metrics.clone(),
             crate::metrics::track,
         ))
         .with_state(state)

@@ -14,9 +14,10 @@
 use super::auth::{now_ms, Staff};
 use super::client::ThemeChoice;
 use super::slip::{private_html, read_form};
-use super::{csrf, ApiError, AppState};
+use super::{csrf, ApiError};
 use crate::abuse::{addr::Cidr, roles};
 use crate::pages::{self, PageCtx, Theme};
+use crate::state::AppState;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};

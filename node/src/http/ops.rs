@@ -23,9 +23,10 @@
 //! Not handled: metrics authentication (scrape over a private network, or
 //! block `/metrics` at the proxy).
 
-use super::{ApiError, AppState};
+use super::ApiError;
 use crate::drain::{self, COOKIE_HEADER};
 use crate::metrics::Exposition;
+use crate::state::AppState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
@@ -50,6 +51,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             Some("the database is unreachable".to_string())
         }
         Ok(Ok(())) => match &state.cluster {
+            _ if state.tree.health().unready_reason().is_some() => state
+                .tree
+                .health()
+                .unready_reason()
+                .map(|r| format!("an actor keeps crashing: {r}")),
             Some(c) if c.is_draining() => Some("the node is draining".to_string()),
             Some(c) if !c.is_settled() => Some(
                 "the cluster view has not settled yet (the node just started or rejoined)"
@@ -91,6 +97,15 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         &[("kind", "thread")],
         threads as f64,
     );
+    out.family(
+        "wani_actor_restarts_total",
+        "counter",
+        "Restarts of this node's actors after a crash, by actor (the tree's children; \
+         thread and board activations; pool workers).",
+    );
+    for (actor, n) in state.restarts() {
+        out.sample("wani_actor_restarts_total", &[("actor", &actor)], n as f64);
+    }
     out.single(
         "wani_entity_activations_total",
         "counter",

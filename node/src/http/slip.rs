@@ -11,8 +11,9 @@ use super::auth::{
     MIN_PASSWORD_CHARS, SESSION_COOKIE,
 };
 use super::client::ThemeChoice;
-use super::{csrf, ApiError, AppState};
+use super::{csrf, ApiError};
 use crate::pages::{self, PageCtx};
+use crate::state::AppState;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};

@@ -11,7 +11,8 @@
 //! (EXIF, XMP, GPS, comments), keyed by the SHA-256 of those bytes, so
 //! duplicates are found by what is served.
 
-use super::{ApiError, AppState};
+use super::ApiError;
+use crate::state::AppState;
 use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::http::StatusCode;
 use bytes::Bytes;

@@ -58,6 +58,7 @@ pub use reply::{NoReply, Reply, ReplyWait};
 
 use crate::cluster::Cluster;
 use crate::placement::NodeName;
+use crate::tree::{ChildSpec, CrashFn, Policy, Slot};
 pub use crate::wire::Fault;
 use crate::wire::{Envelope, Frame, Wire, PART};
 use futures::future::BoxFuture;
@@ -67,7 +68,7 @@ use reply::{bind_inbound, AnswerSink, ReplySlot};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -132,6 +133,11 @@ struct Pending {
 
 struct Inner {
     cluster: Option<Arc<Cluster>>,
+    /// The running transport actor.
+    actor: Slot<Wire>,
+    /// Debug builds: the transport actor panics on its next message.
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
+    crash: AtomicBool,
     me: NodeName,
     timeout: Duration,
     next_req: AtomicU64,
@@ -153,7 +159,8 @@ impl Transport {
     }
 
     /// A transport over `cluster`'s sessions; `timeout` bounds every wait
-    /// for an answer. Start its actor with [`TransportActor`].
+    /// for an answer. Its actor runs under the node's tree
+    /// ([`Transport::child`]).
     pub fn new(cluster: Arc<Cluster>, timeout: Duration) -> Transport {
         let me = cluster.me();
         Transport::build(Some(cluster), me, timeout)
@@ -163,11 +170,46 @@ impl Transport {
         Transport {
             inner: Arc::new(Inner {
                 cluster,
+                actor: Slot::default(),
+                crash: AtomicBool::new(false),
                 me,
                 timeout,
                 next_req: AtomicU64::new(1),
                 pending: Mutex::new(HashMap::new()),
                 services: RwLock::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The transport actor, for the node's tree: restarting it keeps every
+    /// request waiting (their state is here, not in the actor).
+    pub fn child(&self) -> ChildSpec {
+        let me = self.clone();
+        let crash = self.clone();
+        ChildSpec {
+            name: "transport",
+            policy: Policy::Restart,
+            restart_means: "requests in flight are kept; callers of lost ones retry",
+            start: Box::new(move |sup| {
+                let me = me.clone();
+                Box::pin(async move {
+                    let (actor, _) = Actor::spawn_linked(None, TransportActor, me.clone(), sup)
+                        .await
+                        .map_err(|e| format!("transport: {e}"))?;
+                    me.inner.actor.set(actor.clone());
+                    Ok(actor.get_cell())
+                })
+            }),
+            // Only debug builds check the flag; release builds have no hook.
+            crash: cfg!(debug_assertions).then(|| -> CrashFn {
+                Box::new(move || {
+                    crash.inner.crash.store(true, Ordering::SeqCst);
+                    crash
+                        .inner
+                        .actor
+                        .cast(Wire(Err(crate::wire::WireError::Empty)))
+                        .is_ok()
+                })
             }),
         }
     }
@@ -453,6 +495,10 @@ impl Actor for TransportActor {
         msg: Wire,
         transport: &mut Transport,
     ) -> Result<(), ActorProcessingErr> {
+        #[cfg(debug_assertions)]
+        if transport.inner.crash.swap(false, Ordering::SeqCst) {
+            panic!("crash requested for the transport (test hook)");
+        }
         match msg.0 {
             Ok(Envelope::V1(Frame::Send {
                 req,
