@@ -230,7 +230,7 @@ impl BoardState {
     /// by the next new thread.
     async fn prune(&mut self) {
         for victim in rules::prune_victims(&self.threads, self.board.max_threads) {
-            match self.shared.repo.archive_thread(victim).await {
+            match self.shared.repo.archive_thread(victim, self.fence).await {
                 Ok(archived) => {
                     self.threads.retain(|t| t.thread.id != victim);
                     for blob in archived.orphaned_blobs {

@@ -13,8 +13,11 @@
 //! third of their time to live; a lease that expires (its holder died) can be
 //! taken by the next owner, which is why taking over waits at most `ttl`.
 //!
-//! Not handled: moderation writes other than posting (they are not fenced
-//! yet); with a single node there are no leases at all.
+//! Every write of an entity carries the fence: posts, new threads,
+//! archiving, and moderation (deletions, flags, moves, spoilers). The
+//! takeover rule itself is `wani_supervision::lease::decide`, a pure
+//! function tested by golden scripts; this is its driver. With a single
+//! node there are no leases at all.
 
 use crate::error::ActorError;
 use std::collections::HashMap;

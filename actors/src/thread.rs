@@ -39,8 +39,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wani_store::{
-    poster_hex, Author, Board, BoardId, Committed, Fence, NewMedia, NewPost, Post, PostId, Thread,
-    ThreadFull, ThreadId, ThreadSummary,
+    poster_hex, Author, Board, BoardId, Committed, Fence, ModBy, NewMedia, NewPost, Post, PostId,
+    Thread, ThreadFull, ThreadId, ThreadSummary,
 };
 use wani_supervision::transport::{Remote, Reply};
 
@@ -87,12 +87,16 @@ pub enum ThreadMsg {
     /// A post (in this or another thread) quoted one of ours.
     QuotedBy { target: PostId, by: PostId },
     /// Deletes a post with its media; the opening post deletes the thread.
+    /// Moderation messages carry who does it and why (`by`): the log entry
+    /// is written with the change, in one transaction.
     DeletePost {
         id: PostId,
+        by: Option<ModBy>,
         reply: Reply<Result<Removed, ActorError>>,
     },
     /// Deletes the whole thread; the actor stops afterwards.
     DeleteThread {
+        by: Option<ModBy>,
         reply: Reply<Result<(), ActorError>>,
     },
     /// Sets the sticky and/or locked flags (`None` keeps a flag); answers
@@ -100,17 +104,20 @@ pub enum ThreadMsg {
     SetFlags {
         sticky: Option<bool>,
         locked: Option<bool>,
+        by: Option<ModBy>,
         reply: Reply<Result<Thread, ActorError>>,
     },
     /// Sets the spoiler flag of one post's media.
     SetSpoiler {
         id: PostId,
         spoiler: bool,
+        by: Option<ModBy>,
         reply: Reply<Result<(), ActorError>>,
     },
     /// Moves the thread to another board.
     MoveTo {
         board: BoardId,
+        by: Option<ModBy>,
         reply: Reply<Result<(), ActorError>>,
     },
     /// The stored thread changed behind the actor's back (archived): reload it.
@@ -431,10 +438,6 @@ impl Actor for ThreadActor {
                 // this activation is stale, and the caller routes again.
                 state.fenced |= matches!(result, Err(ActorError::Fenced { .. }));
                 reply.send(result);
-                if state.fenced {
-                    tracing::warn!(thread = %state.id(), "fenced off: another node owns this thread now");
-                    myself.stop(Some("fenced".into()));
-                }
             }
             ThreadMsg::View { view, reply } => {
                 let (shared, board, full) = (&state.shared, &state.board, &state.full);
@@ -452,17 +455,19 @@ impl Actor for ThreadActor {
                 }
             }
             ThreadMsg::QuotedBy { target, by } => state.add_reply(target, by),
-            ThreadMsg::DeletePost { id, reply } => {
-                let r = state.delete_post(id).await;
+            ThreadMsg::DeletePost { id, by, reply } => {
+                let r = state.delete_post(id, by).await;
                 let stop = matches!(r, Ok(Removed::Thread));
+                state.fenced |= matches!(r, Err(ActorError::Fenced { .. }));
                 reply.send(r);
                 if stop {
                     myself.stop(Some("thread deleted".into()));
                 }
             }
-            ThreadMsg::DeleteThread { reply } => {
-                let r = state.delete_thread().await;
+            ThreadMsg::DeleteThread { by, reply } => {
+                let r = state.delete_thread(by.as_ref(), None).await;
                 let stop = r.is_ok();
+                state.fenced |= matches!(r, Err(ActorError::Fenced { .. }));
                 reply.send(r);
                 if stop {
                     myself.stop(Some("thread deleted".into()));
@@ -471,15 +476,27 @@ impl Actor for ThreadActor {
             ThreadMsg::SetFlags {
                 sticky,
                 locked,
+                by,
                 reply,
             } => {
-                reply.send(state.set_flags(sticky, locked).await);
+                let r = state.set_flags(sticky, locked, by).await;
+                state.fenced |= matches!(r, Err(ActorError::Fenced { .. }));
+                reply.send(r);
             }
-            ThreadMsg::SetSpoiler { id, spoiler, reply } => {
-                reply.send(state.set_spoiler(id, spoiler).await);
+            ThreadMsg::SetSpoiler {
+                id,
+                spoiler,
+                by,
+                reply,
+            } => {
+                let r = state.set_spoiler(id, spoiler, by).await;
+                state.fenced |= matches!(r, Err(ActorError::Fenced { .. }));
+                reply.send(r);
             }
-            ThreadMsg::MoveTo { board, reply } => {
-                reply.send(state.move_to(board).await);
+            ThreadMsg::MoveTo { board, by, reply } => {
+                let r = state.move_to(board, by).await;
+                state.fenced |= matches!(r, Err(ActorError::Fenced { .. }));
+                reply.send(r);
             }
             ThreadMsg::Reload => {
                 let (board, full) = load(&state.shared, state.id()).await?;
@@ -497,6 +514,12 @@ impl Actor for ThreadActor {
             }
             #[cfg(debug_assertions)]
             ThreadMsg::Crash => panic!("crash requested for thread {} (test hook)", state.id()),
+        }
+        // A write refused by the shard lease: another node owns the thread
+        // now, and what this activation holds may be stale.
+        if state.fenced {
+            tracing::warn!(thread = %state.id(), "fenced off: another node owns this thread now");
+            myself.stop(Some("fenced".into()));
         }
         Ok(())
     }

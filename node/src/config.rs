@@ -324,6 +324,10 @@ pub struct AbuseConfig {
     pub captcha_cooldown_secs: i64,
     /// Days a login lasts.
     pub session_days: i64,
+    /// In a cluster, seconds between two reloads of the ban list from the
+    /// database: the safety net for a ban broadcast that was lost (a ban
+    /// reaches every node at once as a cluster message).
+    pub ban_reload_secs: u64,
 }
 
 impl Default for AbuseConfig {
@@ -333,6 +337,7 @@ impl Default for AbuseConfig {
             captcha_ttl_secs: 600,
             captcha_cooldown_secs: 600,
             session_days: 30,
+            ban_reload_secs: 1,
         }
     }
 }
@@ -442,6 +447,9 @@ impl Config {
         }
         if self.entities.idle_timeout_secs == 0 {
             bail!("entities.idle_timeout_secs: must be at least 1");
+        }
+        if self.abuse.ban_reload_secs == 0 {
+            bail!("abuse.ban_reload_secs: must be at least 1");
         }
         if self.supervision.window_secs == 0 {
             bail!("supervision.window_secs: must be at least 1");

@@ -28,6 +28,7 @@
 //! already committed: an entity acknowledges only after the store commits),
 //! then stop the tree, then close the database.
 
+use crate::abuse::bans::BanMsg;
 use crate::config::Config;
 use crate::http;
 use crate::render::SiteRenderer;
@@ -230,12 +231,26 @@ impl Node {
                 live,
                 handover,
                 tree: tree.clone(),
+                transport: transport.clone(),
             }),
         };
         if state.cluster.is_some() {
             // Bans are checked from memory on the posting path; a ban made
-            // on another node is broadcast to this one at once, and this
-            // reload is the safety net for a broadcast that was lost.
+            // on another node is broadcast to this one at once...
+            let weak = Arc::downgrade(&state.inner);
+            transport.serve::<BanMsg>(move |_, BanMsg::Changed| {
+                let weak = weak.clone();
+                Box::pin(async move {
+                    if let Some(inner) = weak.upgrade() {
+                        let now = crate::http::auth::now_ms();
+                        if let Err(e) = inner.abuse.reload_bans(&inner.store, now).await {
+                            tracing::warn!(error = %e, "could not reload the ban list");
+                        }
+                    }
+                    Ok(())
+                })
+            });
+            // ...and this reload is the safety net for a broadcast lost.
             let weak = Arc::downgrade(&state.inner);
             let work: Work = Arc::new(move || {
                 let weak = weak.clone();
@@ -253,7 +268,7 @@ impl Node {
             let (reload, _) = job(
                 "ban-reload",
                 "the ban list is read again on the next run",
-                Duration::from_secs(1),
+                Duration::from_secs(state.config.abuse.ban_reload_secs),
                 work,
             );
             add(&tree, reload).await?;

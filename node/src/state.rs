@@ -40,6 +40,8 @@ pub struct Inner {
     pub pages_renderer: wani_actors::Renderer,
     /// The node's supervision tree: readiness and restart counts.
     pub tree: wani_supervision::tree::Tree,
+    /// Messages to other nodes that no actor of this crate sends (bans).
+    pub transport: wani_supervision::transport::Transport,
 }
 
 impl std::ops::Deref for AppState {
@@ -50,6 +52,29 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    /// Bans were made or lifted here: this node reads the list again, and
+    /// every other web node is told to at once.
+    pub async fn bans_changed(&self) -> Result<(), wani_store::StoreError> {
+        self.abuse
+            .reload_bans(&self.store, crate::http::auth::now_ms())
+            .await?;
+        if let Some(c) = &self.cluster {
+            let me = c.me();
+            for node in c.with_role(wani_supervision::Role::Web) {
+                if node != me {
+                    if let Err(e) =
+                        self.transport
+                            .tell(&node, 0, &crate::abuse::bans::BanMsg::Changed)
+                    {
+                        // The periodic reload there is the safety net.
+                        tracing::debug!(%node, error = %e, "could not tell a node bans changed");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Restarts after crashes since the node started, by actor: each child
     /// of the tree, each entity kind (a crashed entity re-activates on its
     /// next message) and each pool's workers.

@@ -141,7 +141,9 @@ async fn three_nodes_with_roles(
         if let Some(r) = roles[dirs.iter().position(|x| x.path() == d.path()).unwrap()] {
             cfg = cfg.replacen("[node]\n", &format!("[node]\nroles = [{r}]\n"), 1);
         }
-        cfg.push_str("[abuse]\nsame_content_secs = 0\n[[bootstrap.boards]]\nname = \"b\"\ntitle = \"Random\"\ncaptcha_threads = false\nthread_interval_secs = 0\nreply_interval_secs = 0\n");
+        // The ban list's periodic reload is slowed to an hour: a ban made on
+        // one node must reach the others as a cluster message.
+        cfg.push_str("[abuse]\nsame_content_secs = 0\nban_reload_secs = 3600\n[[bootstrap.boards]]\nname = \"b\"\ntitle = \"Random\"\ncaptcha_threads = false\nthread_interval_secs = 0\nreply_interval_secs = 0\n");
         std::fs::write(d.path().join("cluster.toml"), cfg).unwrap();
     }
     let mut servers = Vec::new();
@@ -595,6 +597,137 @@ async fn a_thread_larger_than_a_cluster_frame_is_served_by_every_node() {
         assert_eq!(page.status(), 200, "node {other}'s page");
         assert!(page.text().await.unwrap().len() > 1 << 20);
     }
+    drop(servers);
+    let _ = wani_store::testing::drop_postgres_database(&admin, &dbname).await;
+}
+
+/// A ban made through one node is enforced by every other node at once: it
+/// travels as a cluster message (the periodic reload that backs it up is
+/// an hour away here), and the moderator's deletion that came with it is
+/// logged by the thread's owner in the same transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_made_on_one_node_holds_on_every_node_at_once() {
+    let Some(admin) = postgres_or_skip() else {
+        return;
+    };
+    let (servers, dirs, dbname) = three_nodes(&admin).await;
+    let urls: Vec<String> = servers.iter().map(|s| s.1.clone()).collect();
+    let status = wani(dirs[0].path())
+        .args([
+            "slip",
+            "create",
+            "kana",
+            "--mod",
+            "--password",
+            "correct horse battery",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let thread = new_thread(&urls[0], "bans").await;
+    let troll = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let spam = |url: String, body: &'static str| {
+        let troll = troll.clone();
+        async move {
+            troll
+                .post(format!("{url}/api/v1/thread/{thread}/new"))
+                .multipart(form(&[("body", body)], None))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let res = spam(urls[1].clone(), "spam").await;
+    assert_eq!(res.status(), 201);
+    let post = res.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+
+    // The moderator logs in on node a and bans the poster, deleting the post.
+    let moderator = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = moderator
+        .post(format!("{}/slip/login", urls[0]))
+        .form(&[("name", "kana"), ("password", "correct horse battery")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = moderator
+        .get(format!("{}/slip", urls[0]))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("csrf token")
+        .to_string();
+    let res = moderator
+        .post(format!("{}/mod/post/{post}/ban", urls[0]))
+        .header("cookie", &cookie)
+        .header("origin", &urls[0])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("reason", "spamming"),
+            ("hours", "1"),
+            ("scope", "global"),
+            ("delete", "on"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+
+    // Every node refuses the banned poster, well before any reload.
+    for url in &urls {
+        eventually(
+            "the ban holds on this node",
+            Duration::from_secs(10),
+            || {
+                let url = url.clone();
+                async move { (spam(url, "more spam").await.status() == 403).then_some(()) }
+            },
+        )
+        .await;
+    }
+    // The post is gone everywhere, and the deletion is in the log.
+    for url in &urls {
+        let ids = post_ids(url, thread).await.unwrap();
+        assert!(!ids.contains(&post), "{url}: {ids:?}");
+    }
+    let log = moderator
+        .get(format!("{}/mod/log", urls[2]))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        log.contains(&format!("post {post} in thread {thread}")),
+        "{log}"
+    );
+    assert!(log.contains("delete_post") && log.contains("spamming"));
+
     drop(servers);
     let _ = wani_store::testing::drop_postgres_database(&admin, &dbname).await;
 }

@@ -56,28 +56,18 @@ pub trait Repo: Send + Sync + 'static {
     async fn create_post(&self, new: NewPost) -> Result<Committed<Post>, StoreError>;
     /// Moves a thread to the archive: it stays readable, leaves the catalog,
     /// and its media rows are removed. Returns blobs nothing references now.
-    async fn archive_thread(&self, id: ThreadId) -> Result<Archived, StoreError>;
-    /// The secret that keys poster ids; created once, stable across restarts.
-    async fn poster_secret(&self) -> Result<Vec<u8>, StoreError>;
-    /// Deletes a post (its reply links, report and media row too). Returns
-    /// the blobs nothing references any more; the caller deletes them.
-    /// Deleting an opening post is refused: delete the thread instead.
-    async fn delete_post(&self, id: PostId) -> Result<Deleted, StoreError>;
-    /// Deletes a thread and every post in it, as [`Repo::delete_post`].
-    async fn delete_thread(&self, id: ThreadId) -> Result<Deleted, StoreError>;
-    /// Sets a thread's sticky and locked flags.
-    async fn set_thread_flags(
+    /// With a fence, refused if the writing entity's shard lease moved on.
+    async fn archive_thread(
         &self,
         id: ThreadId,
-        sticky: bool,
-        locked: bool,
-    ) -> Result<(), StoreError>;
-    /// Moves a thread to another board.
-    async fn move_thread(&self, id: ThreadId, board: BoardId) -> Result<(), StoreError>;
-    /// Sets the spoiler flag of a post's media.
-    async fn set_spoiler(&self, post: PostId, spoiler: bool) -> Result<(), StoreError>;
-    /// Replaces a post's rendered HTML (a quote of it died).
-    async fn set_body_html(&self, post: PostId, html: &str) -> Result<(), StoreError>;
+        fence: Option<Fence>,
+    ) -> Result<Archived, StoreError>;
+    /// The secret that keys poster ids; created once, stable across restarts.
+    async fn poster_secret(&self) -> Result<Vec<u8>, StoreError>;
+    /// Applies a moderation change, its fence check and its log entry in
+    /// one transaction. Deletions return the blobs nothing references any
+    /// more (the caller deletes them); other changes return none.
+    async fn moderate(&self, m: Moderation) -> Result<Deleted, StoreError>;
     /// Takes or renews the lease on `shard` for `holder` until `now + ttl_ms`
     /// (see [`Store::acquire_lease`]); `None` while another holder's lease runs.
     async fn acquire_lease(

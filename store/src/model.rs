@@ -351,6 +351,71 @@ pub struct Archived {
     pub orphaned_blobs: Vec<String>,
 }
 
+/// A change to a thread other than a new post: a moderator's, or the board
+/// archiving it. Written in one transaction with its shard lease check and,
+/// when it is a moderator's, its moderation log entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Change {
+    /// Deletes a reply (an opening post is refused: delete the thread).
+    DeletePost(PostId),
+    /// Deletes a thread and every post in it.
+    DeleteThread(ThreadId),
+    /// Sets a thread's sticky and locked flags.
+    Flags {
+        thread: ThreadId,
+        sticky: bool,
+        locked: bool,
+    },
+    /// Moves a thread to another board.
+    Move { thread: ThreadId, board: BoardId },
+    /// Sets the spoiler flag of a post's media.
+    Spoiler { post: PostId, spoiler: bool },
+    /// Replaces a post's rendered HTML (a quote of it died).
+    BodyHtml { post: PostId, html: String },
+}
+
+/// A [`Change`] with its fence and its log entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Moderation {
+    pub change: Change,
+    /// The shard lease epoch the writing entity holds (clusters only): a
+    /// stale owner's change is refused as [`StoreError::Fenced`](crate::StoreError::Fenced).
+    pub fence: Option<Fence>,
+    /// Appended to the moderation log in the same transaction.
+    pub log: Option<crate::ModLogEntry>,
+}
+
+/// Who makes a moderation change and why: what the log entry needs from
+/// the moderator; the entity that applies the change says what it did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModBy {
+    pub slip: Option<i64>,
+    pub slip_name: String,
+    pub reason: String,
+}
+
+impl ModBy {
+    /// The log entry for `action` on `target` (board `board`) at `at`.
+    pub fn entry(
+        &self,
+        at: i64,
+        action: impl Into<String>,
+        board: Option<BoardId>,
+        target: impl Into<String>,
+    ) -> crate::ModLogEntry {
+        crate::ModLogEntry {
+            id: 0,
+            at,
+            slip: self.slip,
+            slip_name: self.slip_name.clone(),
+            action: action.into(),
+            board,
+            target: target.into(),
+            reason: self.reason.clone(),
+        }
+    }
+}
+
 /// What deleting a post or thread freed.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Deleted {

@@ -9,9 +9,83 @@ use wani_store::*;
 both_backends!(
     deleting_posts_and_threads_frees_what_nothing_else_uses,
     thread_flags_moves_and_spoilers,
+    moderation_is_fenced_and_logged_in_one_transaction,
     slips_and_sessions,
     bans_log_and_reports,
 );
+
+/// A change without fence or log entry.
+fn plain(change: Change) -> Moderation {
+    Moderation {
+        change,
+        fence: None,
+        log: None,
+    }
+}
+
+async fn moderation_is_fenced_and_logged_in_one_transaction(db: &TestDb) {
+    let s = &db.store;
+    let b = board(s, "b").await;
+    let (t, _) = thread(s, b.id, "t", 1).await;
+    let by = ModBy {
+        slip: None,
+        slip_name: "mod".into(),
+        reason: "tidy".into(),
+    };
+    let mine = s.acquire_lease(3, "a#1", 0, 60_000).await.unwrap().unwrap();
+    let sticky = |fence| Moderation {
+        change: Change::Flags {
+            thread: t.id,
+            sticky: true,
+            locked: false,
+        },
+        fence: Some(fence),
+        log: Some(by.entry(10, "sticky", Some(b.id), format!("thread {}", t.id))),
+    };
+    // Another node takes the shard over: the old owner's change is refused,
+    // and neither the flag nor its log entry is written.
+    let theirs = s
+        .take_over_lease(3, "a#1", "b#2", 1, 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        s.moderate(sticky(mine)).await,
+        Err(StoreError::Fenced { .. })
+    ));
+    assert!(!s.thread(t.id).await.unwrap().unwrap().thread.sticky);
+    assert!(
+        s.mod_log(10).await.unwrap().is_empty(),
+        "no entry for a refused change"
+    );
+    // A change that fails (no such thread) writes no entry either.
+    let mut missing = sticky(theirs);
+    missing.change = Change::Flags {
+        thread: ThreadId(999),
+        sticky: true,
+        locked: false,
+    };
+    assert!(matches!(
+        s.moderate(missing).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(s.mod_log(10).await.unwrap().is_empty());
+    // The current owner's change and its entry land together.
+    s.moderate(sticky(theirs)).await.unwrap();
+    assert!(s.thread(t.id).await.unwrap().unwrap().thread.sticky);
+    let log = s.mod_log(10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].action.as_str(), log[0].reason.as_str()),
+        ("sticky", "tidy")
+    );
+    // Archiving is fenced too.
+    assert!(matches!(
+        s.archive_thread(t.id, Some(mine)).await,
+        Err(StoreError::Fenced { .. })
+    ));
+    assert!(!s.thread(t.id).await.unwrap().unwrap().thread.archived);
+}
 
 async fn deleting_posts_and_threads_frees_what_nothing_else_uses(db: &TestDb) {
     let s = &db.store;
@@ -25,9 +99,12 @@ async fn deleting_posts_and_threads_frees_what_nothing_else_uses(db: &TestDb) {
     let quoting = s.create_post(quoting).await.unwrap().into_inner();
     s.report_post(pic.id, "bad", 4).await.unwrap();
 
-    let err = s.delete_post(op.id).await.unwrap_err();
+    let err = s
+        .moderate(plain(Change::DeletePost(op.id)))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
-    let gone = s.delete_post(pic.id).await.unwrap();
+    let gone = s.moderate(plain(Change::DeletePost(pic.id))).await.unwrap();
     let m = pic.media.as_ref().unwrap();
     let mut expected = vec![m.blob.clone(), m.thumb_blob.clone()];
     expected.sort();
@@ -41,17 +118,20 @@ async fn deleting_posts_and_threads_frees_what_nothing_else_uses(db: &TestDb) {
     assert_eq!(full.posts.len(), 2);
     assert!(full.posts[0].replies.is_empty() || !full.posts[0].replies.contains(&pic.id));
     assert!(matches!(
-        s.delete_post(pic.id).await,
+        s.moderate(plain(Change::DeletePost(pic.id))).await,
         Err(StoreError::NotFound(_))
     ));
 
     // A blob shared with another thread survives the thread's deletion.
     let (other, _) = thread(s, b.id, "one", 5).await;
-    let gone = s.delete_thread(t.id).await.unwrap();
+    let gone = s.moderate(plain(Change::DeleteThread(t.id))).await.unwrap();
     assert!(gone.orphaned_blobs.is_empty(), "{:?}", gone.orphaned_blobs);
     assert!(s.thread(t.id).await.unwrap().is_none());
     assert!(s.post(quoting.id).await.unwrap().is_none());
-    let gone = s.delete_thread(other.id).await.unwrap();
+    let gone = s
+        .moderate(plain(Change::DeleteThread(other.id)))
+        .await
+        .unwrap();
     assert_eq!(gone.orphaned_blobs.len(), 2);
     // Ids are never reused.
     let (next, next_op) = thread(s, b.id, "two", 6).await;
@@ -64,20 +144,45 @@ async fn thread_flags_moves_and_spoilers(db: &TestDb) {
     let g = board(s, "g").await;
     let (old, op) = thread(s, b.id, "old", 1).await;
     let (new, _) = thread(s, b.id, "new", 2).await;
-    s.set_thread_flags(old.id, true, true).await.unwrap();
+    s.moderate(plain(Change::Flags {
+        thread: old.id,
+        sticky: true,
+        locked: true,
+    }))
+    .await
+    .unwrap();
     let list = s.board_threads(b.id).await.unwrap();
     assert_eq!(list[0].thread.id, old.id, "stickies first");
     assert!(list[0].thread.sticky && list[0].thread.locked);
-    s.set_spoiler(op.id, true).await.unwrap();
+    s.moderate(plain(Change::Spoiler {
+        post: op.id,
+        spoiler: true,
+    }))
+    .await
+    .unwrap();
     assert!(s.post(op.id).await.unwrap().unwrap().spoiler);
-    s.move_thread(new.id, g.id).await.unwrap();
+    s.moderate(plain(Change::Move {
+        thread: new.id,
+        board: g.id,
+    }))
+    .await
+    .unwrap();
     assert_eq!(s.board_threads(g.id).await.unwrap()[0].thread.id, new.id);
     assert!(matches!(
-        s.move_thread(new.id, BoardId(999)).await,
+        s.moderate(plain(Change::Move {
+            thread: new.id,
+            board: BoardId(999)
+        }))
+        .await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        s.set_thread_flags(ThreadId(999), true, false).await,
+        s.moderate(plain(Change::Flags {
+            thread: ThreadId(999),
+            sticky: true,
+            locked: false
+        }))
+        .await,
         Err(StoreError::NotFound(_))
     ));
     let mut signed = new_post(old.id, "hi", 3);

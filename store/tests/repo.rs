@@ -370,7 +370,7 @@ async fn archived_thread_refuses_replies_and_frees_unshared_blobs(db: &TestDb) {
     reply(s, old.id, "no file", 4).await;
     let shared = s.create_post(with_shared).await.unwrap().into_inner();
 
-    let archived = s.archive_thread(old.id).await.unwrap();
+    let archived = s.archive_thread(old.id, None).await.unwrap();
     let mut expected = vec![
         op.media.as_ref().unwrap().blob.clone(),
         op.media.as_ref().unwrap().thumb_blob.clone(),
@@ -402,12 +402,15 @@ async fn archived_thread_refuses_replies_and_frees_unshared_blobs(db: &TestDb) {
         "{refused:?}"
     );
     assert_eq!(s.count_posts().await.unwrap(), 4);
-    assert_eq!(s.archive_thread(old.id).await.unwrap(), Archived::default());
-    let missing = s.archive_thread(ThreadId(9999)).await;
+    assert_eq!(
+        s.archive_thread(old.id, None).await.unwrap(),
+        Archived::default()
+    );
+    let missing = s.archive_thread(ThreadId(9999), None).await;
     assert!(matches!(missing, Err(StoreError::NotFound(_))));
 
     // Once keep goes too, its blobs are free.
-    let freed = s.archive_thread(keep.id).await.unwrap();
+    let freed = s.archive_thread(keep.id, None).await.unwrap();
     assert_eq!(freed.orphaned_blobs.len(), 2);
 }
 
@@ -487,7 +490,7 @@ async fn one_bad_write_does_not_sink_its_batch(db: &TestDb) {
     let b = board(s, "batch").await;
     let (t, _) = thread(s, b.id, "t", 1).await;
     let (archived, _) = thread(s, b.id, "archived", 1).await;
-    s.archive_thread(archived.id).await.unwrap();
+    s.archive_thread(archived.id, None).await.unwrap();
     // Joined futures on the test's single-threaded runtime all enqueue before
     // the writer task runs, so they share one batch.
     let (a, missing, c, too_long, e, closed, g) = tokio::join!(
@@ -638,6 +641,6 @@ async fn duplicate_files_are_found_by_blob(db: &TestDb) {
     assert_eq!(s.post_with_blob(b.id, &unknown).await.unwrap(), None);
 
     // Archived threads give up their media, so their files are no reposts.
-    s.archive_thread(t.id).await.unwrap();
+    s.archive_thread(t.id, None).await.unwrap();
     assert_eq!(s.post_with_blob(b.id, &key).await.unwrap(), None);
 }

@@ -2,10 +2,12 @@
 //! sticky and lock, spoilering a post's media, moving the thread to another
 //! board.
 //!
-//! Each action writes through [`wani_store::Repo`] first and changes the
-//! actor's memory only once the store committed, then drops the cached
-//! views and tells the board(s), exactly as a new post does. Blobs the
-//! store reports as unreferenced are deleted here, after the commit.
+//! Each action writes through [`wani_store::Repo::moderate`] first — the
+//! change, the check of this activation's shard lease, and the moderator's
+//! log entry, in one transaction — and changes the actor's memory only once
+//! the store committed, then drops the cached views and tells the board(s),
+//! exactly as a new post does. Blobs the store reports as unreferenced are
+//! deleted here, after the commit.
 //!
 //! A deleted post disappears from the thread, its "Replies:" entries and the
 //! catalog. Posts of this thread that quoted it are re-rendered so the quote
@@ -13,11 +15,11 @@
 //! a thread without that post) — re-rendering across threads is left out.
 //! Who may do this is not decided here: the HTTP layer checks roles.
 
-use super::{resolve_quotes, ThreadState};
+use super::{now_ms, resolve_quotes, ThreadState};
 use crate::catalog::CatalogChange;
 use crate::error::ActorError;
 use crate::thread::ThreadMsg;
-use wani_store::{BoardId, PostId, Thread};
+use wani_store::{BoardId, Change, Deleted, ModBy, Moderation, PostId, Thread};
 
 /// What a [`ThreadMsg::DeletePost`] removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -29,6 +31,27 @@ pub enum Removed {
 }
 
 impl ThreadState {
+    /// Writes `change` fenced with this activation's lease, with the log
+    /// entry `by` makes of `action` on `target`, in one transaction.
+    async fn moderate(
+        &self,
+        change: Change,
+        by: Option<&ModBy>,
+        action: &str,
+        target: String,
+    ) -> Result<Deleted, ActorError> {
+        let log = by.map(|b| b.entry(now_ms(), action, Some(self.board.id), target));
+        Ok(self
+            .shared
+            .repo
+            .moderate(Moderation {
+                change,
+                fence: self.fence,
+                log,
+            })
+            .await?)
+    }
+
     fn reindex(&mut self) {
         self.index = self
             .full
@@ -60,7 +83,11 @@ impl ThreadState {
         }
     }
 
-    pub(super) async fn delete_post(&mut self, id: PostId) -> Result<Removed, ActorError> {
+    pub(super) async fn delete_post(
+        &mut self,
+        id: PostId,
+        by: Option<ModBy>,
+    ) -> Result<Removed, ActorError> {
         let Some(&i) = self.index.get(&id) else {
             return Err(ActorError::NotFound(format!(
                 "post {id} is not in thread {}",
@@ -68,10 +95,13 @@ impl ThreadState {
             )));
         };
         if i == 0 {
-            self.delete_thread().await?;
+            self.delete_thread(by.as_ref(), Some(id)).await?;
             return Ok(Removed::Thread);
         }
-        let deleted = self.shared.repo.delete_post(id).await?;
+        let target = format!("post {id} in thread {}", self.id());
+        let deleted = self
+            .moderate(Change::DeletePost(id), by.as_ref(), "delete_post", target)
+            .await?;
         self.publish_deleted(id);
         let post = self.full.posts.remove(i);
         self.reindex();
@@ -122,13 +152,29 @@ impl ThreadState {
         })
         .await?;
         let html = self.shared.renderer.render(body, links).await?;
-        self.shared.repo.set_body_html(id, &html).await?;
+        let change = Change::BodyHtml {
+            post: id,
+            html: html.clone(),
+        };
+        self.moderate(change, None, "", String::new()).await?;
         self.full.posts[j].body_html = html;
         Ok(())
     }
 
-    pub(super) async fn delete_thread(&mut self) -> Result<(), ActorError> {
-        let deleted = self.shared.repo.delete_thread(self.id()).await?;
+    /// Deletes the thread; `via` is the opening post when that is what the
+    /// moderator deleted.
+    pub(super) async fn delete_thread(
+        &mut self,
+        by: Option<&ModBy>,
+        via: Option<PostId>,
+    ) -> Result<(), ActorError> {
+        let target = match via {
+            Some(post) => format!("thread {} (via post {post})", self.id()),
+            None => format!("thread {}", self.id()),
+        };
+        let deleted = self
+            .moderate(Change::DeleteThread(self.id()), by, "delete_thread", target)
+            .await?;
         if let Some(op) = self.full.posts.first() {
             self.publish_deleted(op.id);
         }
@@ -140,15 +186,26 @@ impl ThreadState {
 
     pub(super) async fn set_flags(
         &mut self,
-        sticky: Option<bool>,
-        locked: Option<bool>,
+        set_sticky: Option<bool>,
+        set_locked: Option<bool>,
+        by: Option<ModBy>,
     ) -> Result<Thread, ActorError> {
-        let sticky = sticky.unwrap_or(self.full.thread.sticky);
-        let locked = locked.unwrap_or(self.full.thread.locked);
-        self.shared
-            .repo
-            .set_thread_flags(self.id(), sticky, locked)
-            .await?;
+        let sticky = set_sticky.unwrap_or(self.full.thread.sticky);
+        let locked = set_locked.unwrap_or(self.full.thread.locked);
+        let action = match (set_sticky, set_locked) {
+            (Some(true), _) => "sticky",
+            (Some(false), _) => "unsticky",
+            (None, Some(true)) => "lock",
+            (None, Some(false)) => "unlock",
+            (None, None) => "flags",
+        };
+        let change = Change::Flags {
+            thread: self.id(),
+            sticky,
+            locked,
+        };
+        let target = format!("thread {}", self.id());
+        self.moderate(change, by.as_ref(), action, target).await?;
         self.full.thread.sticky = sticky;
         self.full.thread.locked = locked;
         self.views.invalidate();
@@ -160,6 +217,7 @@ impl ThreadState {
         &mut self,
         id: PostId,
         spoiler: bool,
+        by: Option<ModBy>,
     ) -> Result<(), ActorError> {
         let Some(&i) = self.index.get(&id) else {
             return Err(ActorError::NotFound(format!(
@@ -172,7 +230,10 @@ impl ThreadState {
                 "post {id} has no media to spoiler"
             )));
         }
-        self.shared.repo.set_spoiler(id, spoiler).await?;
+        let action = if spoiler { "spoiler" } else { "unspoiler" };
+        let change = Change::Spoiler { post: id, spoiler };
+        self.moderate(change, by.as_ref(), action, format!("post {id}"))
+            .await?;
         self.full.posts[i].spoiler = spoiler;
         self.views.invalidate();
         if i == 0 {
@@ -181,7 +242,11 @@ impl ThreadState {
         Ok(())
     }
 
-    pub(super) async fn move_to(&mut self, to: BoardId) -> Result<(), ActorError> {
+    pub(super) async fn move_to(
+        &mut self,
+        to: BoardId,
+        by: Option<ModBy>,
+    ) -> Result<(), ActorError> {
         if to == self.board.id {
             return Ok(());
         }
@@ -196,7 +261,13 @@ impl ThreadState {
             .board(to)
             .await?
             .ok_or_else(|| ActorError::NotFound(format!("board {to} does not exist")))?;
-        self.shared.repo.move_thread(self.id(), to).await?;
+        let change = Change::Move {
+            thread: self.id(),
+            board: to,
+        };
+        let action = format!("move_thread to board {to}");
+        let target = format!("thread {}", self.id());
+        self.moderate(change, by.as_ref(), &action, target).await?;
         let from = self.board.id;
         self.board = board;
         self.full.thread.board = to;

@@ -1,17 +1,31 @@
 //! The ban list a node checks every post against, in memory.
 //!
 //! Loaded from the store at start and rebuilt from it whenever a mod bans
-//! or unbans through this node, so the posting path never queries the
-//! database for bans. Seam for the cluster issue: a ban made on another
-//! node reaches this one only when it reloads ([`super::Abuse::reload_bans`]);
-//! the cluster work will broadcast "bans changed" to every node's hub, which
-//! then calls the same reload.
+//! or unbans, so the posting path never queries the database for bans. In
+//! a cluster the node where a ban was made tells every other web node at
+//! once ([`BanMsg::Changed`] over the transport), and each reloads
+//! ([`super::Abuse::reload_bans`]); a periodic reload is the safety net for
+//! a message lost with a dropped session.
 
 use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use wani_supervision::transport::Remote;
 
 use wani_store::{Ban, BoardId};
 
 use super::addr::Cidr;
+
+/// What nodes tell each other about bans.
+#[derive(Serialize, Deserialize)]
+pub enum BanMsg {
+    /// Bans were made or lifted: read the list again.
+    Changed,
+}
+
+impl Remote for BanMsg {
+    const KIND: &'static str = "bans";
+}
 
 /// Active bans with their parsed ranges.
 #[derive(Debug, Default)]

@@ -26,7 +26,7 @@ use axum::Router;
 use std::collections::HashMap;
 use wani_actors::thread::Removed;
 use wani_actors::{BoardMsg, ThreadMsg};
-use wani_store::{Ban, Board, BoardId, BoardSettings, ModLogEntry, PostId, Slip, ThreadId};
+use wani_store::{Ban, Board, BoardId, BoardSettings, ModBy, ModLogEntry, PostId, Slip, ThreadId};
 use wani_supervision::transport::Reply;
 
 type Fields = HashMap<String, String>;
@@ -110,6 +110,15 @@ async fn log(
     Ok(())
 }
 
+/// Who acts and why, for the log entry an entity writes with its change.
+fn by(slip: &Slip, reason: &str) -> ModBy {
+    ModBy {
+        slip: Some(slip.id),
+        slip_name: slip.name.clone(),
+        reason: reason.to_string(),
+    }
+}
+
 /// The board a thread is on now (from its actor).
 async fn thread_board(state: &AppState, thread: ThreadId) -> Result<BoardId, ApiError> {
     let s = state
@@ -132,8 +141,9 @@ async fn post_place(
     Ok((ip, thread, thread_board(state, thread).await?))
 }
 
-/// Deletes a post as `slip` (the opening post deletes its thread) and logs
-/// it. Shared with the API's `DELETE /thread/post/{id}`.
+/// Deletes a post as `slip` (the opening post deletes its thread); the
+/// thread's actor logs it with the deletion. Shared with the API's
+/// `DELETE /thread/post/{id}`.
 pub(crate) async fn delete_post_as(
     state: &AppState,
     slip: &Slip,
@@ -144,20 +154,14 @@ pub(crate) async fn delete_post_as(
     require(slip, board)?;
     let removed = state
         .entities
-        .ask(thread, |reply| ThreadMsg::DeletePost { id: post, reply })
+        .ask(thread, |reply| ThreadMsg::DeletePost {
+            id: post,
+            by: Some(by(slip, why)),
+            reply,
+        })
         .await
         .and_then(|r| r)
         .map_err(|e| ApiError::from(e).html())?;
-    let (action, target) = match removed {
-        Removed::Post => ("delete_post", format!("post {post} in thread {thread}")),
-        Removed::Thread => (
-            "delete_thread",
-            format!("thread {thread} (via post {post})"),
-        ),
-    };
-    log(state, slip, action, Some(board), target, why)
-        .await
-        .map_err(ApiError::html)?;
     Ok((removed, thread))
 }
 
@@ -256,22 +260,12 @@ async fn post_spoiler(
         .ask(thread, |reply| ThreadMsg::SetSpoiler {
             id: post,
             spoiler: on,
+            by: Some(by(&staff.0.slip, &reason(&f))),
             reply,
         })
         .await
         .and_then(|r| r)
         .map_err(|e| ApiError::from(e).html())?;
-    let action = if on { "spoiler" } else { "unspoiler" };
-    log(
-        &state,
-        &staff.0.slip,
-        action,
-        Some(board),
-        format!("post {post}"),
-        &reason(&f),
-    )
-    .await
-    .map_err(ApiError::html)?;
     Ok(Redirect::to(&format!("/mod/thread/{thread}#{post}")).into_response())
 }
 
@@ -355,41 +349,31 @@ async fn new_ban(
         .await
         .map_err(|e| ApiError::from(e).html())?;
     state
-        .abuse
-        .reload_bans(&state.store, now)
+        .bans_changed()
         .await
         .map_err(|e| ApiError::from(e).html())?;
     Ok(ban)
 }
 
-/// The thread actions share their shape: check, ask the actor, log, go back.
+/// The thread actions share their shape: check, ask the actor (which logs
+/// the action with its change), go back.
 async fn thread_action<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static>(
     state: &AppState,
     staff: &Staff,
     raw: &str,
     f: &Fields,
-    action: &str,
-    msg: impl Fn(Reply<Result<T, wani_actors::ActorError>>) -> ThreadMsg + Send + Sync,
+    msg: impl Fn(ModBy, Reply<Result<T, wani_actors::ActorError>>) -> ThreadMsg + Send + Sync,
 ) -> Result<ThreadId, ApiError> {
     let thread = ThreadId(id(raw, "thread")?);
     let board = thread_board(state, thread).await.map_err(ApiError::html)?;
     require(&staff.0.slip, board)?;
+    let who = by(&staff.0.slip, &reason(f));
     state
         .entities
-        .ask(thread, msg)
+        .ask(thread, |reply| msg(who.clone(), reply))
         .await
         .and_then(|r| r)
         .map_err(|e| ApiError::from(e).html())?;
-    log(
-        state,
-        &staff.0.slip,
-        action,
-        Some(board),
-        format!("thread {thread}"),
-        &reason(f),
-    )
-    .await
-    .map_err(ApiError::html)?;
     Ok(thread)
 }
 
@@ -405,8 +389,11 @@ async fn thread_delete(
     form: FormResult,
 ) -> Result<Response, ApiError> {
     let f = checked(&staff, form)?;
-    thread_action(&state, &staff, &raw, &f, "delete_thread", |reply| {
-        ThreadMsg::DeleteThread { reply }
+    thread_action(&state, &staff, &raw, &f, |by, reply| {
+        ThreadMsg::DeleteThread {
+            by: Some(by),
+            reply,
+        }
     })
     .await?;
     Ok(Redirect::to("/mod").into_response())
@@ -449,15 +436,10 @@ async fn thread_flag(
 ) -> Result<Response, ApiError> {
     let f = checked(staff, form)?;
     let on = flag_on(&f);
-    let action = match (flag, on) {
-        (Flag::Sticky, true) => "sticky",
-        (Flag::Sticky, false) => "unsticky",
-        (Flag::Locked, true) => "lock",
-        (Flag::Locked, false) => "unlock",
-    };
-    let t = thread_action(state, staff, raw, &f, action, |reply| ThreadMsg::SetFlags {
+    let t = thread_action(state, staff, raw, &f, |by, reply| ThreadMsg::SetFlags {
         sticky: matches!(flag, Flag::Sticky).then_some(on),
         locked: matches!(flag, Flag::Locked).then_some(on),
+        by: Some(by),
         reply,
     })
     .await?;
@@ -480,9 +462,10 @@ async fn thread_move(
         .map_err(ApiError::html)?;
     // Moving a thread takes a role on both boards.
     require(&staff.0.slip, to)?;
-    let action = format!("move_thread to board {to}");
-    let t = thread_action(&state, &staff, &raw, &f, &action, |reply| {
-        ThreadMsg::MoveTo { board: to, reply }
+    let t = thread_action(&state, &staff, &raw, &f, |by, reply| ThreadMsg::MoveTo {
+        board: to,
+        by: Some(by),
+        reply,
     })
     .await?;
     Ok(Redirect::to(&format!("/mod/thread/{t}")).into_response())
@@ -638,8 +621,7 @@ async fn unban(
         .await
         .map_err(|e| ApiError::from(e).html())?;
     state
-        .abuse
-        .reload_bans(&state.store, now_ms())
+        .bans_changed()
         .await
         .map_err(|e| ApiError::from(e).html())?;
     log(

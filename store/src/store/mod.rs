@@ -400,8 +400,17 @@ impl Repo for Store {
         }
     }
 
-    async fn archive_thread(&self, id: ThreadId) -> Result<Archived, StoreError> {
-        match self.inner.writer.submit(write::Write::Archive(id)).await? {
+    async fn archive_thread(
+        &self,
+        id: ThreadId,
+        fence: Option<Fence>,
+    ) -> Result<Archived, StoreError> {
+        match self
+            .inner
+            .writer
+            .submit(write::Write::Archive(id, fence))
+            .await?
+        {
             write::Written::Archived(a) => Ok(a),
             _ => Err(writer::wrong_answer()),
         }
@@ -412,49 +421,11 @@ impl Repo for Store {
         admin::poster_secret(&mut conn).await
     }
 
-    async fn delete_post(&self, id: PostId) -> Result<Deleted, StoreError> {
-        match self
-            .inner
-            .writer
-            .submit(write::Write::DeletePost(id))
-            .await?
-        {
+    async fn moderate(&self, m: Moderation) -> Result<Deleted, StoreError> {
+        match self.inner.writer.submit(write::Write::Moderate(m)).await? {
             write::Written::Deleted(d) => Ok(d),
             _ => Err(writer::wrong_answer()),
         }
-    }
-
-    async fn delete_thread(&self, id: ThreadId) -> Result<Deleted, StoreError> {
-        match self
-            .inner
-            .writer
-            .submit(write::Write::DeleteThread(id))
-            .await?
-        {
-            write::Written::Deleted(d) => Ok(d),
-            _ => Err(writer::wrong_answer()),
-        }
-    }
-
-    async fn set_thread_flags(
-        &self,
-        id: ThreadId,
-        sticky: bool,
-        locked: bool,
-    ) -> Result<(), StoreError> {
-        self.update_thread_flags(id, sticky, locked).await
-    }
-
-    async fn move_thread(&self, id: ThreadId, board: BoardId) -> Result<(), StoreError> {
-        self.update_thread_board(id, board).await
-    }
-
-    async fn set_spoiler(&self, post: PostId, spoiler: bool) -> Result<(), StoreError> {
-        self.update_spoiler(post, spoiler).await
-    }
-
-    async fn set_body_html(&self, post: PostId, html: &str) -> Result<(), StoreError> {
-        self.update_body_html(post, html).await
     }
 }
 

@@ -88,6 +88,90 @@ async fn delete_media(conn: &mut AnyConnection, ids: &[i64]) -> Result<Vec<Strin
     Ok(keys)
 }
 
+/// Applies a moderation change on the writer's connection (inside its
+/// savepoint, after the fence check).
+pub(super) async fn apply(
+    conn: &mut AnyConnection,
+    change: &Change,
+) -> Result<Deleted, StoreError> {
+    // The UPDATEs answer the row they changed: none means no such row.
+    let updated = |found: Option<i64>, what: String| {
+        found
+            .map(|_| Deleted::default())
+            .ok_or(StoreError::NotFound(what))
+    };
+    match change {
+        Change::DeletePost(id) => delete_post(conn, *id).await,
+        Change::DeleteThread(id) => delete_thread(conn, *id).await,
+        Change::Flags {
+            thread,
+            sticky,
+            locked,
+        } => updated(
+            sqlx::query_scalar(
+                "UPDATE thread SET sticky = $1, locked = $2 WHERE id = $3 RETURNING id",
+            )
+            .bind(*sticky)
+            .bind(*locked)
+            .bind(thread.0)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err)?,
+            format!("thread {thread}"),
+        ),
+        // The foreign key refuses a board that does not exist (NotFound).
+        Change::Move { thread, board } => updated(
+            sqlx::query_scalar("UPDATE thread SET board = $1 WHERE id = $2 RETURNING id")
+                .bind(board.0)
+                .bind(thread.0)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_err)?,
+            format!("thread {thread}"),
+        ),
+        Change::Spoiler { post, spoiler } => updated(
+            sqlx::query_scalar("UPDATE post SET spoiler = $1 WHERE id = $2 RETURNING id")
+                .bind(*spoiler)
+                .bind(post.0)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_err)?,
+            format!("post {post}"),
+        ),
+        Change::BodyHtml { post, html } => updated(
+            sqlx::query_scalar("UPDATE post SET body_html = $1 WHERE id = $2 RETURNING id")
+                .bind(html)
+                .bind(post.0)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_err)?,
+            format!("post {post}"),
+        ),
+    }
+}
+
+/// Appends a moderation log entry on `conn`.
+pub(super) async fn insert_log(
+    conn: &mut AnyConnection,
+    e: &ModLogEntry,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO modlog (at, slip, slip_name, action, board, target, reason) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(e.at)
+    .bind(e.slip)
+    .bind(&e.slip_name)
+    .bind(&e.action)
+    .bind(e.board.map(|b| b.0))
+    .bind(&e.target)
+    .bind(&e.reason)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
 /// Deletes one reply (not an opening post). Runs in the writer's savepoint.
 pub(super) async fn delete_post(
     conn: &mut AnyConnection,
@@ -193,75 +277,6 @@ fn report_from_row(row: &sqlx::any::AnyRow) -> Result<Report, sqlx::Error> {
 }
 
 impl Store {
-    pub(super) async fn update_thread_flags(
-        &self,
-        id: ThreadId,
-        sticky: bool,
-        locked: bool,
-    ) -> Result<(), StoreError> {
-        let found: Option<i64> = sqlx::query_scalar(
-            "UPDATE thread SET sticky = $1, locked = $2 WHERE id = $3 RETURNING id",
-        )
-        .bind(sticky)
-        .bind(locked)
-        .bind(id.0)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(db_err)?;
-        found
-            .map(|_| ())
-            .ok_or_else(|| StoreError::NotFound(format!("thread {id}")))
-    }
-
-    pub(super) async fn update_thread_board(
-        &self,
-        id: ThreadId,
-        board: BoardId,
-    ) -> Result<(), StoreError> {
-        // The foreign key refuses a board that does not exist (NotFound).
-        let found: Option<i64> =
-            sqlx::query_scalar("UPDATE thread SET board = $1 WHERE id = $2 RETURNING id")
-                .bind(board.0)
-                .bind(id.0)
-                .fetch_optional(self.pool())
-                .await
-                .map_err(db_err)?;
-        found
-            .map(|_| ())
-            .ok_or_else(|| StoreError::NotFound(format!("thread {id}")))
-    }
-
-    pub(super) async fn update_spoiler(
-        &self,
-        post: PostId,
-        spoiler: bool,
-    ) -> Result<(), StoreError> {
-        let found: Option<i64> =
-            sqlx::query_scalar("UPDATE post SET spoiler = $1 WHERE id = $2 RETURNING id")
-                .bind(spoiler)
-                .bind(post.0)
-                .fetch_optional(self.pool())
-                .await
-                .map_err(db_err)?;
-        found
-            .map(|_| ())
-            .ok_or_else(|| StoreError::NotFound(format!("post {post}")))
-    }
-
-    pub(super) async fn update_body_html(
-        &self,
-        post: PostId,
-        html: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE post SET body_html = $1 WHERE id = $2")
-            .bind(html)
-            .bind(post.0)
-            .execute(self.pool())
-            .await
-            .map_err(db_err)?;
-        Ok(())
-    }
-
     /// The address a post was written from and its thread, for banning from a post.
     pub async fn post_origin(
         &self,
@@ -326,23 +341,12 @@ impl Store {
             .map_err(db_err)
     }
 
-    /// Appends an entry to the moderation log.
+    /// Appends an entry to the moderation log (for actions that are not a
+    /// thread's: bans, reports, boards; a thread's changes log themselves
+    /// through [`Repo::moderate`](crate::Repo::moderate)).
     pub async fn log_mod_action(&self, e: &ModLogEntry) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO modlog (at, slip, slip_name, action, board, target, reason) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(e.at)
-        .bind(e.slip)
-        .bind(&e.slip_name)
-        .bind(&e.action)
-        .bind(e.board.map(|b| b.0))
-        .bind(&e.target)
-        .bind(&e.reason)
-        .execute(self.pool())
-        .await
-        .map_err(db_err)?;
-        Ok(())
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        insert_log(&mut conn, e).await
     }
 
     /// The latest `limit` entries of the moderation log, newest first.

@@ -1,4 +1,5 @@
-//! The batched writes: a new thread, a reply, archiving a thread.
+//! The batched writes: a new thread, a reply, archiving a thread, a
+//! moderation change.
 //!
 //! Each runs on the writer's connection inside its own savepoint (see
 //! `writer`), so it may fail with its own error without disturbing the rest
@@ -21,9 +22,8 @@ use crate::model::*;
 pub(super) enum Write {
     Thread(NewThread),
     Post(NewPost),
-    Archive(ThreadId),
-    DeletePost(PostId),
-    DeleteThread(ThreadId),
+    Archive(ThreadId, Option<Fence>),
+    Moderate(Moderation),
 }
 
 /// What a [`Write`] produced; the variant matches the request's.
@@ -44,13 +44,18 @@ impl Write {
         match self {
             Write::Thread(new) => create_thread(conn, backend, new).await.map(Written::Thread),
             Write::Post(new) => create_post(conn, backend, new).await.map(Written::Post),
-            Write::Archive(id) => archive_thread(conn, *id).await.map(Written::Archived),
-            Write::DeletePost(id) => super::moderation::delete_post(conn, *id)
-                .await
-                .map(Written::Deleted),
-            Write::DeleteThread(id) => super::moderation::delete_thread(conn, *id)
-                .await
-                .map(Written::Deleted),
+            Write::Archive(id, fence) => {
+                check_fence(conn, backend, *fence).await?;
+                archive_thread(conn, *id).await.map(Written::Archived)
+            }
+            Write::Moderate(m) => {
+                check_fence(conn, backend, m.fence).await?;
+                let deleted = super::moderation::apply(conn, &m.change).await?;
+                if let Some(entry) = &m.log {
+                    super::moderation::insert_log(conn, entry).await?;
+                }
+                Ok(Written::Deleted(deleted))
+            }
         }
     }
 
@@ -68,7 +73,7 @@ impl Write {
             Write::Post(new) => Ok(read::post_by_key(conn, &new.idempotency_key)
                 .await?
                 .map(|p| Written::Post(Committed::Replayed(p)))),
-            Write::Archive(_) | Write::DeletePost(_) | Write::DeleteThread(_) => Ok(None),
+            Write::Archive(..) | Write::Moderate(_) => Ok(None),
         }
     }
 }
