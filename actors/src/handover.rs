@@ -81,7 +81,14 @@ impl Handover {
             RECONCILE_EVERY,
             work,
         );
+        let me = self.clone();
         cluster.on_change(move |c| {
+            // At once, on the thread that saw the change, not when the job
+            // gets to it: a job run still busy handing entities over must
+            // not hold calls waiting on a dead node.
+            if let ViewChange::Downed(node) = c {
+                me.downed(node);
+            }
             pending
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -115,12 +122,7 @@ impl Handover {
         }
         for change in changes {
             if let ViewChange::Downed(node) = change {
-                // A paused node keeps its socket open: without this, calls
-                // to it would wait for their timeout before re-routing.
-                self.transport.abandon(node);
-                let (entities, node) = (self.entities.clone(), node.clone());
-                self.live
-                    .resync_where(move |key| entities.was_owner(&node, key));
+                self.downed(node);
             }
         }
         let entities = self.entities.clone();
@@ -138,6 +140,18 @@ impl Handover {
         self.handed_over.fetch_add(moved as u64, Ordering::Relaxed);
         self.leases_released
             .fetch_add(released as u64, Ordering::Relaxed);
+    }
+
+    /// A node was declared down. A paused node keeps its socket open:
+    /// calls waiting on it fail now and route again, instead of waiting for
+    /// their timeout; and the subscribers of the entities it owned resync (a
+    /// write it committed but had not fanned out is lost with it). Cheap
+    /// and idempotent: it runs again from the job's pass.
+    fn downed(&self, node: &wani_supervision::NodeName) {
+        self.transport.abandon(node);
+        let (entities, node) = (self.entities.clone(), node.clone());
+        self.live
+            .resync_where(move |key| entities.was_owner(&node, key));
     }
 
     /// Renews this node's shard leases; stops the entities of those lost.

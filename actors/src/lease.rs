@@ -44,6 +44,10 @@ pub struct Leases {
     shards: u32,
     ttl: Duration,
     held: Mutex<HashMap<i64, (String, Fence)>>,
+    /// One lease attempt per shard at a time: a failover re-activates
+    /// hundreds of entities of a shard at once, and they wait for the
+    /// first one's lease instead of each racing for it in the database.
+    taking: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Leases {
@@ -62,6 +66,7 @@ impl Leases {
             shards,
             ttl,
             held: Mutex::new(HashMap::new()),
+            taking: Mutex::new(HashMap::new()),
         })
     }
 
@@ -74,10 +79,24 @@ impl Leases {
     pub async fn fence_for(&self, key: EntityKey) -> Result<Fence, ActorError> {
         let shard = self.shard(key);
         let holder = (self.holder)();
-        if let Some((h, f)) = self.held.lock().ok().and_then(|m| m.get(&shard).cloned()) {
-            if h == holder {
-                return Ok(f);
-            }
+        let held = || {
+            self.held
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&shard).cloned())
+                .filter(|(h, _)| *h == holder)
+                .map(|(_, f)| f)
+        };
+        if let Some(f) = held() {
+            return Ok(f);
+        }
+        let gate = match self.taking.lock() {
+            Ok(mut t) => t.entry(shard).or_default().clone(),
+            Err(_) => Arc::default(),
+        };
+        let _one_at_a_time = gate.lock().await;
+        if let Some(f) = held() {
+            return Ok(f);
         }
         let deadline = Instant::now() + self.ttl + Duration::from_millis(500);
         loop {
@@ -93,7 +112,9 @@ impl Leases {
                 return Ok(f);
             }
             if let Some(current) = self.repo.lease_holder(shard).await? {
-                match (self.decide)(&current) {
+                let decision = (self.decide)(&current);
+                tracing::debug!(shard, %current, ?decision, "the shard's lease is held");
+                match decision {
                     // A holder the view declares dead cannot renew: take the
                     // lease over now instead of waiting for it to run out.
                     // Safe even if the view is wrong: the epoch bump fences

@@ -432,6 +432,12 @@ struct Inner {
     leases: Option<Arc<Leases>>,
     shards: u32,
     timeout: Duration,
+    /// Woken on every view change: a call waiting to route again goes at
+    /// once, instead of sleeping out its backoff after the view moved.
+    view_changed: Arc<tokio::sync::Notify>,
+    /// Counts view changes, so a call that failed just as the view changed
+    /// (before it waits) does not sleep through the wake-up it missed.
+    view_version: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A handle to reach entities, here or on other nodes. Cheap to clone.
@@ -451,6 +457,15 @@ impl Entities {
         shards: u32,
         timeout: Duration,
     ) -> Entities {
+        let view_changed = Arc::new(tokio::sync::Notify::new());
+        let view_version = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        if let Some(c) = transport.cluster() {
+            let (wake, version) = (view_changed.clone(), view_version.clone());
+            c.on_change(move |_| {
+                version.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                wake.notify_waiters();
+            });
+        }
         Entities {
             inner: Arc::new(Inner {
                 region: Slot::default(),
@@ -460,6 +475,8 @@ impl Entities {
                 leases,
                 shards,
                 timeout,
+                view_changed,
+                view_version,
             }),
         }
     }
@@ -554,6 +571,12 @@ impl Entities {
             Some(n) if n == self.inner.transport.me() => Route::Here,
             Some(n) => Route::There(n.clone()),
         }
+    }
+
+    fn view_version(&self) -> u64 {
+        self.inner
+            .view_version
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Whether this node owns `shard` in the current view.
@@ -714,6 +737,7 @@ impl Entities {
         let deadline = Instant::now() + self.inner.timeout;
         let mut backoff = Duration::from_millis(50);
         loop {
+            let version = self.view_version();
             let err = match self.route(key) {
                 // A view change or a drain while the call runs here makes
                 // it fail (its entity stops, re-activation is refused):
@@ -735,7 +759,14 @@ impl Entities {
                 return Err(err);
             }
             tracing::debug!(%key, error = %err, "retrying on the current owner");
-            tokio::time::sleep(backoff).await;
+            let changed = self.inner.view_changed.notified();
+            // The view moved while this attempt ran: route again at once.
+            if self.view_version() == version {
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = changed => {}
+                }
+            }
             backoff = (backoff * 2).min(Duration::from_millis(500));
         }
     }

@@ -199,9 +199,13 @@ async fn load(shared: &Shared, id: ThreadId) -> Result<(Board, ThreadFull), Acto
         .thread(id)
         .await?
         .ok_or_else(|| ActorError::NotFound(format!("thread {id} does not exist")))?;
-    let board = shared.repo.board(full.thread.board).await?.ok_or_else(|| {
-        ActorError::NotFound(format!("board {} does not exist", full.thread.board))
-    })?;
+    let board = shared
+        .boards
+        .get(shared.repo.as_ref(), full.thread.board)
+        .await?
+        .ok_or_else(|| {
+            ActorError::NotFound(format!("board {} does not exist", full.thread.board))
+        })?;
     Ok((board, full))
 }
 

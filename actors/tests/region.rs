@@ -93,6 +93,7 @@ async fn a_slow_activation_delays_no_other_entity() {
     let store = wani_store::Store::connect(wani_store::StoreOptions {
         url: format!("sqlite://{}/wani.db", dir.path().display()),
         max_connections: 2,
+        writers: 0,
     })
     .await
     .unwrap();
@@ -109,6 +110,7 @@ async fn a_slow_activation_delays_no_other_entity() {
         poster_secret: Arc::from(&b"secret"[..]),
         live: None,
         catalog,
+        boards: Default::default(),
     });
     let tree = Tree::start(Budget::default()).await.unwrap();
     tree.add(entities.child()).await.unwrap();

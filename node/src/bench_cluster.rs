@@ -11,6 +11,14 @@
 //! owner to the first reply to that thread acknowledged by a survivor, with
 //! the default failure-detector settings. Every acknowledged post is checked
 //! to be stored.
+//!
+//! The mass failover: the victim owns `--warm` threads (1,000 by default),
+//! each active on it (a reply went through it); it is killed (or stopped),
+//! and clients post one reply to every one of those threads through the
+//! survivors, each retrying until it is acknowledged. Reported: when the
+//! worst thread took its reply again (from the fault), with the median and
+//! the 99th percentile; every probe acknowledged is checked to be stored
+//! exactly once.
 
 use crate::bench::{http_get, http_post, load, machine, multipart, LoadResult, RequestTemplate};
 use anyhow::{bail, Context};
@@ -36,6 +44,12 @@ pub struct BenchClusterArgs {
     /// Failover measurements of each kind.
     #[arg(long, default_value_t = 3)]
     pub failovers: usize,
+    /// Threads the victim of the mass failover owns, warm (0: skip it).
+    #[arg(long, default_value_t = 1000)]
+    pub warm: usize,
+    /// Only the mass failover.
+    #[arg(long)]
+    pub mass_only: bool,
     /// Also write the Markdown report to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -76,12 +90,19 @@ pub(crate) fn exe() -> anyhow::Result<PathBuf> {
 }
 
 pub(crate) fn spawn(dir: &Path) -> anyhow::Result<Proc> {
+    // WANI_BENCH_LOG keeps each node's log in its directory (`wani.log`),
+    // at that level, to see where a measurement went.
+    let log = std::env::var("WANI_BENCH_LOG").ok();
+    let stderr = match &log {
+        Some(_) => Stdio::from(std::fs::File::create(dir.join("wani.log"))?),
+        None => Stdio::null(),
+    };
     let mut child = Command::new(exe()?)
         .current_dir(dir)
-        .env("RUST_LOG", "error")
+        .env("RUST_LOG", log.as_deref().unwrap_or("error"))
         .arg("serve")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .context("starting wani serve")?;
     let stdout = child.stdout.take().context("no stdout")?;
@@ -121,7 +142,7 @@ pub(crate) async fn cluster(
             "[node]\nname = \"{name}\"\nlisten = \"127.0.0.1:{http}\"\n[database]\nurl = \"{db}\"\nmax_connections = 16\n\
              [blobs]\nbackend = \"db\"\n[cluster]\nenabled = true\nlisten = \"127.0.0.1:{cl}\"\nseeds = [{seeds}]\n\
              cookie = \"benchmark cookie\"\n[abuse]\nsame_content_secs = 0\n[entities]\nidle_timeout_secs = 3600\n\
-             [[bootstrap.boards]]\nname = \"b\"\ntitle = \"Bench\"\nmax_threads = 1000\nbump_limit = 1000000\n\
+             [[bootstrap.boards]]\nname = \"b\"\ntitle = \"Bench\"\nmax_threads = 100000\nbump_limit = 1000000\n\
              captcha_threads = false\nthread_interval_secs = 0\nreply_interval_secs = 0\n",
             name = NAMES[i],
             http = ports[i].0,
@@ -298,6 +319,233 @@ async fn failover(procs: &mut [Proc], signal: i32, round: usize) -> anyhow::Resu
     Ok(took)
 }
 
+/// What the mass failover measured: for each probed thread, the time from
+/// the fault to its first acknowledged reply.
+struct Mass {
+    times: Vec<Duration>,
+    stored_once: usize,
+    /// When the first survivor's view declared the victim down.
+    detected: Option<Duration>,
+}
+
+impl Mass {
+    fn row(&self, name: &str) -> String {
+        let mut t = self.times.clone();
+        t.sort();
+        let at = |q: f64| t[((t.len() as f64 - 1.0) * q).round() as usize].as_secs_f64();
+        let within = t.iter().filter(|d| **d <= Duration::from_secs(3)).count();
+        format!(
+            "| {name} | {} | {} | {:.2} | {:.2} | {:.2} | {within} of {} | {} |",
+            t.len(),
+            self.detected
+                .map_or("?".into(), |d| format!("{:.2}", d.as_secs_f64())),
+            at(0.5),
+            at(0.99),
+            at(1.0),
+            t.len(),
+            if self.stored_once == t.len() {
+                format!("yes ({})", self.stored_once)
+            } else {
+                format!("NO: {} of {}", self.stored_once, t.len())
+            }
+        )
+    }
+}
+
+/// Posts `body` to `thread` through `http` with an idempotency key.
+async fn reply_with(http: &str, thread: i64, key: &str, body: &str) -> std::io::Result<u16> {
+    let form = multipart("benchm", &[("body", body)], None);
+    http_post(
+        http,
+        &format!("/api/v1/thread/{thread}/new"),
+        "multipart/form-data; boundary=benchm",
+        &[("Idempotency-Key", key)],
+        &form,
+    )
+    .await
+    .map(|(s, _)| s)
+}
+
+/// Runs `jobs` with at most `width` at once.
+async fn bounded<T, F: std::future::Future<Output = T>>(
+    width: usize,
+    jobs: impl IntoIterator<Item = F>,
+) -> Vec<T> {
+    use futures::StreamExt;
+    futures::stream::iter(jobs)
+        .buffer_unordered(width)
+        .collect()
+        .await
+}
+
+/// Creates threads until node `victim` owns `warm` of them; their ids.
+async fn owned_threads(procs: &[Proc], victim: usize, warm: usize) -> anyhow::Result<Vec<i64>> {
+    let n = procs.len();
+    let mut owned = Vec::new();
+    while owned.len() < warm {
+        let made = bounded(
+            16,
+            (0..64).map(|i| {
+                let http = procs[i % n].http.clone();
+                async move { new_thread(&http).await }
+            }),
+        )
+        .await;
+        for t in made {
+            let t = t?;
+            if owner(t, n) == victim && owned.len() < warm {
+                owned.push(t);
+            }
+        }
+    }
+    Ok(owned)
+}
+
+/// One mass failover: warms `threads` on `victim`, hurts it with `signal`,
+/// and posts one reply to each thread through the survivors.
+async fn mass_failover(
+    procs: &mut [Proc],
+    victim: usize,
+    threads: &[i64],
+    signal: i32,
+    round: usize,
+) -> anyhow::Result<Mass> {
+    let n = procs.len();
+    let warm_http = procs[victim].http.clone();
+    for r in bounded(
+        32,
+        threads.iter().map(|t| {
+            let http = warm_http.clone();
+            async move { reply_with(&http, *t, &format!("warm-{round}-{t}"), "warm").await }
+        }),
+    )
+    .await
+    {
+        let status = r?;
+        if status != 201 {
+            bail!("a warm-up reply through the victim was refused ({status})");
+        }
+    }
+    let survivors: Vec<String> = (0..n)
+        .filter(|i| *i != victim)
+        .map(|i| procs[i].http.clone())
+        .collect();
+    unsafe { libc::kill(procs[victim].child.id() as i32, signal) };
+    let hurt = Instant::now();
+    let watcher = {
+        let http = survivors[0].clone();
+        let name = NAMES[victim];
+        tokio::spawn(async move {
+            while hurt.elapsed() < Duration::from_secs(30) {
+                if let Ok((200, body)) = http_get(&http, "/api/v1/cluster").await {
+                    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                    let down = v["members"].as_array().is_some_and(|m| {
+                        m.iter().any(|x| x["name"] == name && x["state"] == "down")
+                    });
+                    if down {
+                        return Some(hurt.elapsed());
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            None
+        })
+    };
+    let body = format!("mass probe {round}");
+    // Every thread has its poster at once, as on a busy site.
+    let probes = bounded(
+        threads.len(),
+        threads.iter().enumerate().map(|(i, t)| {
+            let http = survivors[i % survivors.len()].clone();
+            let (t, body) = (*t, body.clone());
+            async move {
+                let key = format!("mass-{round}-{t}");
+                loop {
+                    if let Ok(201 | 200) = reply_with(&http, t, &key, &body).await {
+                        return Ok(hurt.elapsed());
+                    }
+                    if hurt.elapsed() > Duration::from_secs(60) {
+                        bail!("thread {t} took no reply within 60 s of the fault");
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }),
+    )
+    .await;
+    let times = probes.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    let detected = watcher.await.ok().flatten();
+    let checks = bounded(
+        32,
+        threads.iter().map(|t| {
+            let (http, body) = (survivors[0].clone(), body.clone());
+            async move {
+                let (_, page) = http_get(&http, &format!("/api/v1/thread/{t}")).await?;
+                let v: serde_json::Value = serde_json::from_slice(&page)?;
+                let once = v
+                    .as_array()
+                    .map(|posts| posts.iter().filter(|p| p["body"] == body.as_str()).count() == 1)
+                    .unwrap_or(false);
+                anyhow::Ok(once)
+            }
+        }),
+    )
+    .await;
+    let stored_once = checks.into_iter().filter(|c| matches!(c, Ok(true))).count();
+    if signal == libc::SIGSTOP {
+        unsafe { libc::kill(procs[victim].child.id() as i32, libc::SIGCONT) };
+    } else {
+        let _ = procs[victim].child.wait();
+        let dir = procs[victim].dir.clone();
+        procs[victim] = spawn(&dir)?;
+    }
+    for p in procs.iter() {
+        converge(&p.http, n).await?;
+    }
+    Ok(Mass {
+        times,
+        stored_once,
+        detected,
+    })
+}
+
+/// The mass failover on a fresh three-node cluster, after `kill -9` and
+/// after SIGSTOP; its table.
+async fn mass(args: &BenchClusterArgs, root: &Path) -> anyhow::Result<String> {
+    // A connection per probed thread, in this process and in the nodes.
+    crate::bench_live::raise_fd_limit(2 * args.warm as u64 + 256)?;
+    let (mut procs, dbname) = cluster(&args.postgres, 3, root).await?;
+    let victim = 0;
+    eprintln!(
+        "mass failover: creating threads until {} owns {}",
+        NAMES[victim], args.warm
+    );
+    let threads = owned_threads(&procs, victim, args.warm).await?;
+    // A real site with this many threads has had its statistics gathered
+    // by autovacuum; a database filled in seconds has not.
+    let db = wani_store::Store::connect(wani_store::StoreOptions::new(
+        wani_store::testing::database_url(&args.postgres, &dbname),
+    ))
+    .await?;
+    db.analyze().await?;
+    db.close().await;
+    let mut rows = String::new();
+    for (round, (name, sig)) in [("kill -9", libc::SIGKILL), ("SIGSTOP", libc::SIGSTOP)]
+        .into_iter()
+        .enumerate()
+    {
+        eprintln!("mass failover: {name}");
+        let m = mass_failover(&mut procs, victim, &threads, sig, round).await?;
+        let _ = writeln!(rows, "{}", m.row(name));
+    }
+    drop(procs);
+    let _ = wani_store::testing::drop_postgres_database(&args.postgres, &dbname).await;
+    Ok(format!(
+        "| mass failover: the victim owned {} warm threads | threads | declared down s | p50 s | p99 s | worst s | within 3 s | every probe stored once |\n|---|---:|---:|---:|---:|---:|---:|---|\n{rows}",
+        args.warm
+    ))
+}
+
 pub(crate) fn ms(us: u64) -> String {
     format!("{:.2}", us as f64 / 1000.0)
 }
@@ -315,14 +563,17 @@ pub async fn run(args: BenchClusterArgs) -> anyhow::Result<()> {
         "release build"
     };
     let _ = writeln!(out, "Machine: {}. {} connections spread over the nodes, {} s per measurement, {build}; every node and the load generator share the machine.\n", machine(), args.connections, args.seconds);
-    let _ = writeln!(
-        out,
-        "| nodes | replies/s (16 threads) | reply p99 ms | cached GET/s (21-post thread) | GET p99 ms | acknowledged = stored |"
-    );
-    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---|");
+    if !args.mass_only {
+        let _ = writeln!(
+            out,
+            "| nodes | replies/s (16 threads) | reply p99 ms | cached GET/s (21-post thread) | GET p99 ms | acknowledged = stored |"
+        );
+        let _ = writeln!(out, "|---:|---:|---:|---:|---:|---|");
+    }
     let mut failover_rows = String::new();
     let mut hop_row = String::new();
-    for n in 1..=3 {
+    let sizes = if args.mass_only { 0..=0 } else { 1..=3 };
+    for n in sizes.filter(|n| *n > 0) {
         eprintln!("{n} node(s): starting");
         let (mut procs, dbname) = cluster(&args.postgres, n, &root).await?;
         let threads: Vec<i64> = {
@@ -441,15 +692,23 @@ pub async fn run(args: BenchClusterArgs) -> anyhow::Result<()> {
         drop(procs);
         let _ = wani_store::testing::drop_postgres_database(&args.postgres, &dbname).await;
     }
-    let _ = writeln!(
-        out,
-        "\n| cached GET of a thread (1 connection) | p50 ms | p99 ms |\n|---|---:|---:|\n{hop_row}"
-    );
-    let _ = writeln!(out, "| failover (default detector: 200 ms heartbeats, down after 8) | seconds to the first acknowledged reply | worst | floor |\n|---|---|---:|---|\n{failover_rows}");
+    if !args.mass_only {
+        let _ = writeln!(
+            out,
+            "\n| cached GET of a thread (1 connection) | p50 ms | p99 ms |\n|---|---:|---:|\n{hop_row}"
+        );
+        let _ = writeln!(out, "| failover (default detector: 200 ms heartbeats, down after 8) | seconds to the first acknowledged reply | worst | floor |\n|---|---|---:|---|\n{failover_rows}");
+    }
+    if args.warm > 0 {
+        let table = mass(&args, &root).await?;
+        let _ = writeln!(out, "{table}");
+    }
     println!("{out}");
     if let Some(path) = args.out {
         std::fs::write(&path, &out).with_context(|| format!("writing {}", path.display()))?;
     }
-    let _ = std::fs::remove_dir_all(&root);
+    if std::env::var("WANI_BENCH_LOG").is_err() {
+        let _ = std::fs::remove_dir_all(&root);
+    }
     Ok(())
 }

@@ -284,7 +284,7 @@ fn single(dir: &Path) -> anyhow::Result<Proc> {
 
 /// Raises this process's open-file limit to its hard limit (the servers it
 /// starts inherit it): ten thousand subscribers are ten thousand sockets.
-fn raise_fd_limit(need: u64) -> anyhow::Result<()> {
+pub(crate) fn raise_fd_limit(need: u64) -> anyhow::Result<()> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

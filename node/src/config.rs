@@ -181,6 +181,9 @@ pub const ROLES: &[&str] = &["web", "entities", "render", "thumbnail", "live"];
 pub struct DatabaseConfig {
     pub url: String,
     pub max_connections: u32,
+    /// Group-commit writers, each with a connection of its own: 1 on
+    /// SQLite whatever is set; on PostgreSQL 0 means 4.
+    pub writers: usize,
 }
 
 impl Default for DatabaseConfig {
@@ -188,6 +191,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             url: "sqlite://./data/wani.db".into(),
             max_connections: 8,
+            writers: 0,
         }
     }
 }

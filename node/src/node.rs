@@ -61,6 +61,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::connect(StoreOptions {
         url: config.database.url.clone(),
         max_connections: config.database.max_connections,
+        writers: config.database.writers,
     })
     .await
     .with_context(|| format!("opening the database {}", config.database.url))?;
@@ -180,6 +181,7 @@ impl Node {
             )
         });
         let call_timeout = EntityConfig::default().call_timeout;
+        let boards = wani_actors::context::BoardCache::default();
         let entities = Entities::new(
             transport.clone(),
             leases.clone(),
@@ -198,6 +200,7 @@ impl Node {
             poster_secret: poster_secret.clone(),
             live: Some(live.clone()),
             catalog: wani_actors::board::catalog_sink(entities.clone()),
+            boards: boards.clone(),
         });
         add(&tree, entities.child()).await?;
         entities.serve::<ThreadMsg>();
@@ -232,6 +235,7 @@ impl Node {
                 handover,
                 tree: tree.clone(),
                 transport: transport.clone(),
+                board_cache: boards,
             }),
         };
         if state.cluster.is_some() {

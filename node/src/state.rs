@@ -40,6 +40,8 @@ pub struct Inner {
     pub pages_renderer: wani_actors::Renderer,
     /// The node's supervision tree: readiness and restart counts.
     pub tree: wani_supervision::tree::Tree,
+    /// Board settings, cached a second (shared with the thread actors).
+    pub board_cache: wani_actors::context::BoardCache,
     /// Messages to other nodes that no actor of this crate sends (bans).
     pub transport: wani_supervision::transport::Transport,
 }
@@ -129,11 +131,16 @@ impl AppState {
     }
 
     /// A board's current settings, from its actor.
+    ///
+    /// Read from the store through the node's board cache (a second old at
+    /// most; an edit through this node clears it at once), not from the
+    /// board's actor: posting a reply never waits on the board's entity,
+    /// which may be re-activating a large catalog on another node.
     pub async fn resolve_board(&self, key: &str) -> Result<Board, ApiError> {
         let id = self.board_id(key).await?;
-        Ok(self
-            .entities
-            .ask(id, |reply| wani_actors::BoardMsg::Info { reply })
-            .await?)
+        self.board_cache
+            .get(&self.store, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("board {id} does not exist")))
     }
 }

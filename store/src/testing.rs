@@ -38,6 +38,11 @@ pub async fn create_postgres_database(admin_url: &str) -> Result<(String, String
     Ok((replace_database(admin_url, &name), name))
 }
 
+/// The URL of database `name` on the server at `admin_url`.
+pub fn database_url(admin_url: &str, name: &str) -> String {
+    replace_database(admin_url, name)
+}
+
 /// Drops a database made by [`create_postgres_database`], closing whatever
 /// connections are still open on it.
 pub async fn drop_postgres_database(admin_url: &str, name: &str) -> Result<(), StoreError> {

@@ -17,6 +17,7 @@ both_backends!(
     concurrent_duplicates_store_one_post,
     archived_thread_refuses_replies_and_frees_unshared_blobs,
     fenced_writes_need_the_current_epoch,
+    renewals_never_wait_for_writes_in_flight,
     one_bad_write_does_not_sink_its_batch,
     bad_input_gets_a_clear_error,
     poster_secret_is_stable_across_reconnects,
@@ -643,4 +644,56 @@ async fn duplicate_files_are_found_by_blob(db: &TestDb) {
     // Archived threads give up their media, so their files are no reposts.
     s.archive_thread(t.id, None).await.unwrap();
     assert_eq!(s.post_with_blob(b.id, &key).await.unwrap(), None);
+}
+
+/// A write in flight share-locks its shard's lease row until it commits: a
+/// takeover waits for it (so it cannot commit after the epoch moved), but a
+/// renewal must not (it only moves the expiry), or renewals stall behind
+/// busy shards, leases lapse under load, and a renewal and a batch of
+/// writes can deadlock. PostgreSQL only: SQLite has one writer at a time.
+async fn renewals_never_wait_for_writes_in_flight(db: &TestDb) {
+    use sqlx::Connection;
+    if db.store.backend() != Backend::Postgres {
+        return;
+    }
+    let s = &db.store;
+    let mine = s
+        .acquire_lease(9, "a#1", 1_000, 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let mut write = conn.begin().await.unwrap();
+    sqlx::query("SELECT epoch FROM shard_lease WHERE shard = 9 FOR SHARE")
+        .execute(&mut *write)
+        .await
+        .unwrap();
+
+    let renewed = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        s.renew_leases("a#1", 2_000, 60_000),
+    )
+    .await
+    .expect("the renewal went through beside the write")
+    .unwrap();
+    assert_eq!(renewed, vec![mine]);
+    assert_eq!(
+        s.acquire_lease(9, "a#1", 2_100, 60_000).await.unwrap(),
+        Some(mine),
+        "keeping a lease does not wait either"
+    );
+
+    let store = s.clone();
+    let mut takeover =
+        tokio::spawn(async move { store.take_over_lease(9, "a#1", "b#2", 3_000, 60_000).await });
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), &mut takeover)
+            .await
+            .is_err(),
+        "the takeover waits for the write in flight"
+    );
+    write.commit().await.unwrap();
+    let theirs = takeover.await.unwrap().unwrap().unwrap();
+    assert_eq!(theirs.epoch, mine.epoch + 1);
 }

@@ -744,6 +744,7 @@ async fn board_edit(
         .await
         .and_then(|r| r)
         .map_err(|e| ApiError::from(e).html())?;
+    state.board_cache.forget(bid);
     state.boards().await.map_err(ApiError::html)?;
     log(
         &state,

@@ -139,6 +139,10 @@ impl Store {
     /// while another node holds an unexpired lease. The epoch grows whenever
     /// the lease changes hands, so writes fenced with an older one are
     /// refused; renewing keeps it.
+    ///
+    /// Only a change of hands touches the (holder, epoch) row, which the
+    /// old holder's writes share-lock until they commit: it waits for them.
+    /// Keeping a lease touches its expiry only (see `0005_lease_expiry.sql`).
     pub async fn acquire_lease(
         &self,
         shard: i64,
@@ -146,28 +150,54 @@ impl Store {
         now: i64,
         ttl_ms: i64,
     ) -> Result<Option<Fence>, StoreError> {
-        let epoch: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO shard_lease (shard, node, epoch, expires_at) VALUES ($1, $2, 1, $3) \
-             ON CONFLICT (shard) DO UPDATE SET \
-             epoch = CASE WHEN shard_lease.node = excluded.node THEN shard_lease.epoch \
-             ELSE shard_lease.epoch + 1 END, \
-             node = excluded.node, expires_at = excluded.expires_at \
-             WHERE shard_lease.node = excluded.node OR shard_lease.expires_at <= $4 \
-             RETURNING epoch",
+        let until = now.saturating_add(ttl_ms);
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let current: Option<(String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT l.node, l.epoch, e.expires_at FROM shard_lease l \
+             LEFT JOIN shard_lease_expiry e ON e.shard = l.shard WHERE l.shard = $1",
         )
         .bind(shard)
-        .bind(node)
-        .bind(now.saturating_add(ttl_ms))
-        .bind(now)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;
+        let epoch = match current {
+            // Never leased: the first taker wins the insert.
+            None => sqlx::query_scalar(
+                "INSERT INTO shard_lease (shard, node, epoch) VALUES ($1, $2, 1) \
+                     ON CONFLICT (shard) DO NOTHING RETURNING epoch",
+            )
+            .bind(shard)
+            .bind(node)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?,
+            Some((holder, epoch, _)) if holder == node => Some(epoch),
+            // Expired: change hands, unless another node did first (the
+            // `WHERE` is evaluated again once the row is ours to update).
+            Some((holder, _, expires)) if expires.unwrap_or(0) <= now => sqlx::query_scalar(
+                "UPDATE shard_lease SET node = $1, epoch = epoch + 1 \
+                     WHERE shard = $2 AND node = $3 RETURNING epoch",
+            )
+            .bind(node)
+            .bind(shard)
+            .bind(&holder)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?,
+            Some(_) => None,
+        };
+        if epoch.is_some() {
+            set_expiry(&mut tx, shard, until).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
         Ok(epoch.map(|epoch| Fence { shard, epoch }))
     }
 
     /// Extends every lease `node` holds to `now + ttl_ms`, in one statement,
     /// and returns them. A lease another node has taken over is not among
-    /// them: its writes would be fenced, so the caller stops using it.
+    /// them: its writes would be fenced, so the caller stops using it. Only
+    /// the expiries are written: the writes in flight, which share-lock the
+    /// (holder, epoch) rows, neither wait for a renewal nor hold it up.
     pub async fn renew_leases(
         &self,
         node: &str,
@@ -175,7 +205,10 @@ impl Store {
         ttl_ms: i64,
     ) -> Result<Vec<Fence>, StoreError> {
         let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "UPDATE shard_lease SET expires_at = $1 WHERE node = $2 AND expires_at > $3 RETURNING shard, epoch",
+            "UPDATE shard_lease_expiry SET expires_at = $1 FROM shard_lease \
+             WHERE shard_lease.shard = shard_lease_expiry.shard \
+             AND shard_lease.node = $2 AND shard_lease_expiry.expires_at > $3 \
+             RETURNING shard_lease_expiry.shard, shard_lease.epoch",
         )
         .bind(now.saturating_add(ttl_ms))
         .bind(node)
@@ -193,13 +226,46 @@ impl Store {
     /// once. The row (and its epoch) stays: deleting it would restart epochs
     /// at 1 and let a stale owner's fence match again.
     pub async fn release_lease(&self, shard: i64, node: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE shard_lease SET expires_at = 0 WHERE shard = $1 AND node = $2")
-            .bind(shard)
-            .bind(node)
-            .execute(self.pool())
-            .await
-            .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE shard_lease_expiry SET expires_at = 0 WHERE shard = $1 \
+             AND EXISTS (SELECT 1 FROM shard_lease l WHERE l.shard = $1 AND l.node = $2)",
+        )
+        .bind(shard)
+        .bind(node)
+        .execute(self.pool())
+        .await
+        .map_err(db_err)?;
         Ok(())
+    }
+
+    /// Takes `shard`'s lease from `from` (known dead) for `to`, moving the
+    /// epoch on so `from`'s writes are fenced; `None` if `from` no longer
+    /// holds it. Waits for `from`'s writes in flight (they share-lock the
+    /// row), so none of them can commit after this.
+    pub async fn take_over_lease(
+        &self,
+        shard: i64,
+        from: &str,
+        to: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<Fence>, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let epoch: Option<i64> = sqlx::query_scalar(
+            "UPDATE shard_lease SET node = $1, epoch = epoch + 1 \
+             WHERE shard = $2 AND node = $3 RETURNING epoch",
+        )
+        .bind(to)
+        .bind(shard)
+        .bind(from)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if epoch.is_some() {
+            set_expiry(&mut tx, shard, now.saturating_add(ttl_ms)).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(epoch.map(|epoch| Fence { shard, epoch }))
     }
 }
 
@@ -257,4 +323,22 @@ pub(super) async fn poster_secret(conn: &mut AnyConnection) -> Result<Vec<u8>, S
         .fetch_one(&mut *conn)
         .await
         .map_err(db_err)
+}
+
+/// Sets a lease's expiry (creating its row the first time).
+async fn set_expiry(
+    conn: &mut sqlx::AnyConnection,
+    shard: i64,
+    until: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO shard_lease_expiry (shard, expires_at) VALUES ($1, $2) \
+         ON CONFLICT (shard) DO UPDATE SET expires_at = excluded.expires_at",
+    )
+    .bind(shard)
+    .bind(until)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
 }

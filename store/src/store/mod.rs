@@ -106,9 +106,12 @@ pub struct StoreOptions {
     /// `sqlite://path` (the file and its directory are created if missing)
     /// or `postgres://user@host:port/db`.
     pub url: String,
-    /// Connections in the read pool. The group-commit writer has one more of
-    /// its own, so writes never queue behind reads for a connection.
+    /// Connections in the read pool. Each group-commit writer has one more
+    /// of its own, so writes never queue behind reads for a connection.
     pub max_connections: u32,
+    /// Group-commit writers: 1 on SQLite (it has one write lock whatever we
+    /// do); on PostgreSQL several commit side by side (0: the default, 4).
+    pub writers: usize,
 }
 
 impl StoreOptions {
@@ -117,12 +120,13 @@ impl StoreOptions {
         StoreOptions {
             url: url.into(),
             max_connections: 8,
+            writers: 0,
         }
     }
 }
 
-/// The database: a read pool plus the group-commit writer. Cheap to clone;
-/// every clone shares the same pools and writer.
+/// The database: a read pool plus the group-commit writers. Cheap to
+/// clone; every clone shares the same pools and writers.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
@@ -131,8 +135,14 @@ pub struct Store {
 struct Inner {
     backend: Backend,
     pool: AnyPool,
-    writer: writer::Writer,
+    /// A write goes to the writer its entity's id picks, so one thread's (or
+    /// board's) writes always commit on one connection, in order, and two
+    /// batches never lock one thread row against each other.
+    writers: Vec<writer::Writer>,
 }
+
+/// Writers on PostgreSQL when the options leave it open.
+const PG_WRITERS: usize = 4;
 
 impl Store {
     /// Connects to the database named by `opts.url`. Does not migrate: call
@@ -151,18 +161,26 @@ impl Store {
             .connect_with(connect.clone())
             .await
             .map_err(db_err)?;
-        // A pool of one is the writer's own connection: reconnected by the
-        // pool if it breaks, never shared with readers.
-        let writer_pool = pool_options(backend, 1)
-            .connect_with(connect)
-            .await
-            .map_err(db_err)?;
-        let writer = writer::Writer::spawn(backend, writer_pool);
+        let count = match (backend, opts.writers) {
+            (Backend::Sqlite, _) => 1,
+            (Backend::Postgres, 0) => PG_WRITERS,
+            (Backend::Postgres, n) => n,
+        };
+        let mut writers = Vec::with_capacity(count);
+        for _ in 0..count {
+            // A pool of one is the writer's own connection: reconnected by
+            // the pool if it breaks, never shared with readers.
+            let writer_pool = pool_options(backend, 1)
+                .connect_with(connect.clone())
+                .await
+                .map_err(db_err)?;
+            writers.push(writer::Writer::spawn(backend, writer_pool));
+        }
         Ok(Store {
             inner: Arc::new(Inner {
                 backend,
                 pool,
-                writer,
+                writers,
             }),
         })
     }
@@ -186,6 +204,17 @@ impl Store {
         self.inner.backend
     }
 
+    /// Refreshes the query planner's statistics (`ANALYZE`): after a bulk
+    /// load (an import, a benchmark's seeding) the planner otherwise plans
+    /// for the empty tables it last saw, until autovacuum catches up.
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        sqlx::query("ANALYZE")
+            .execute(&self.inner.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     /// Runs the cheapest query there is (`SELECT 1`) on the read pool: the
     /// database answers, and a connection could be had.
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -199,8 +228,17 @@ impl Store {
     /// Finishes the writes already queued, then closes every connection.
     /// Later calls on any clone fail with `Unavailable`.
     pub async fn close(&self) {
-        self.inner.writer.close().await;
+        for w in &self.inner.writers {
+            w.close().await;
+        }
         self.inner.pool.close().await;
+    }
+
+    /// Queues a write on its entity's writer and waits for its commit.
+    async fn submit(&self, write: write::Write) -> Result<write::Written, StoreError> {
+        let writers = &self.inner.writers;
+        let i = (write.entity().unsigned_abs() % writers.len() as u64) as usize;
+        writers[i].submit(write).await
     }
 
     /// The read pool, for the database blob store and the admin queries.
@@ -328,18 +366,7 @@ impl Repo for Store {
         now: i64,
         ttl_ms: i64,
     ) -> Result<Option<Fence>, StoreError> {
-        let epoch: Option<i64> = sqlx::query_scalar(
-            "UPDATE shard_lease SET node = $1, epoch = epoch + 1, expires_at = $2 \
-             WHERE shard = $3 AND node = $4 RETURNING epoch",
-        )
-        .bind(to)
-        .bind(now.saturating_add(ttl_ms))
-        .bind(shard)
-        .bind(from)
-        .fetch_optional(&self.inner.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(epoch.map(|epoch| Fence { shard, epoch }))
+        Store::take_over_lease(self, shard, from, to, now, ttl_ms).await
     }
 
     async fn lease_holder(&self, shard: i64) -> Result<Option<String>, StoreError> {
@@ -387,14 +414,14 @@ impl Repo for Store {
     }
 
     async fn create_thread(&self, new: NewThread) -> Result<Committed<(Thread, Post)>, StoreError> {
-        match self.inner.writer.submit(write::Write::Thread(new)).await? {
+        match self.submit(write::Write::Thread(new)).await? {
             write::Written::Thread(c) => Ok(c),
             _ => Err(writer::wrong_answer()),
         }
     }
 
     async fn create_post(&self, new: NewPost) -> Result<Committed<Post>, StoreError> {
-        match self.inner.writer.submit(write::Write::Post(new)).await? {
+        match self.submit(write::Write::Post(new)).await? {
             write::Written::Post(c) => Ok(c),
             _ => Err(writer::wrong_answer()),
         }
@@ -405,12 +432,7 @@ impl Repo for Store {
         id: ThreadId,
         fence: Option<Fence>,
     ) -> Result<Archived, StoreError> {
-        match self
-            .inner
-            .writer
-            .submit(write::Write::Archive(id, fence))
-            .await?
-        {
+        match self.submit(write::Write::Archive(id, fence)).await? {
             write::Written::Archived(a) => Ok(a),
             _ => Err(writer::wrong_answer()),
         }
@@ -422,7 +444,7 @@ impl Repo for Store {
     }
 
     async fn moderate(&self, m: Moderation) -> Result<Deleted, StoreError> {
-        match self.inner.writer.submit(write::Write::Moderate(m)).await? {
+        match self.submit(write::Write::Moderate(m)).await? {
             write::Written::Deleted(d) => Ok(d),
             _ => Err(writer::wrong_answer()),
         }
@@ -439,21 +461,28 @@ const PG_IDLE_IN_TRANSACTION_MS: u64 = 1500;
 fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
     let options = AnyPoolOptions::new().max_connections(max_connections);
     match backend {
-        Backend::Postgres => options.after_connect(|conn, _meta| {
-            Box::pin(async move {
-                // A write holds its shard lease row share-locked until it
-                // commits (see `check_fence`). If this process freezes in the
-                // middle (SIGSTOP, a VM pause), the server must end the
-                // transaction, or the lease takeover on another node waits
-                // for the lock until we wake up: failover would last as long
-                // as the pause. A healthy write is never idle that long.
-                conn.execute(sqlx::AssertSqlSafe(format!(
-                    "SET idle_in_transaction_session_timeout = {PG_IDLE_IN_TRANSACTION_MS}"
-                )))
-                .await?;
-                Ok(())
-            })
-        }),
+        // Half the pool kept open: a failover re-activates hundreds of
+        // entities at once, and opening connections then (a round trip,
+        // authentication, the session settings) would add to it.
+        Backend::Postgres => {
+            options
+                .min_connections(max_connections / 2)
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        // A write holds its shard lease row share-locked until it
+                        // commits (see `check_fence`). If this process freezes in the
+                        // middle (SIGSTOP, a VM pause), the server must end the
+                        // transaction, or the lease takeover on another node waits
+                        // for the lock until we wake up: failover would last as long
+                        // as the pause. A healthy write is never idle that long.
+                        conn.execute(sqlx::AssertSqlSafe(format!(
+                            "SET idle_in_transaction_session_timeout = {PG_IDLE_IN_TRANSACTION_MS}"
+                        )))
+                        .await?;
+                        Ok(())
+                    })
+                })
+        }
         Backend::Sqlite => options.after_connect(|conn, _meta| {
             Box::pin(async move {
                 // WAL lets readers run beside the writer; NORMAL syncs at

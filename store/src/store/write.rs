@@ -35,6 +35,26 @@ pub(super) enum Written {
 }
 
 impl Write {
+    /// The id of the entity that makes this write (its thread, or for a new
+    /// thread its board): what picks its writer.
+    pub(super) fn entity(&self) -> i64 {
+        match self {
+            Write::Thread(new) => new.board.0,
+            Write::Post(new) => new.thread.0,
+            Write::Archive(id, _) => id.0,
+            Write::Moderate(m) => match &m.change {
+                Change::DeleteThread(t)
+                | Change::Flags { thread: t, .. }
+                | Change::Move { thread: t, .. } => t.0,
+                // A post's thread is not in the change: any writer will do,
+                // the thread's actor waits for each of its writes anyway.
+                Change::DeletePost(p)
+                | Change::Spoiler { post: p, .. }
+                | Change::BodyHtml { post: p, .. } => p.0,
+            },
+        }
+    }
+
     /// Runs the write on `conn` (inside the caller's savepoint).
     pub(super) async fn apply(
         &self,

@@ -13,7 +13,7 @@ use wani_store::*;
 pub struct TestDb {
     /// The store under test, connected and migrated.
     pub store: Store,
-    url: String,
+    pub url: String,
     place: Place,
 }
 
@@ -96,6 +96,7 @@ async fn open(url: &str) -> Store {
     let store = Store::connect(StoreOptions {
         url: url.to_string(),
         max_connections: 4,
+        writers: 0,
     })
     .await
     .unwrap_or_else(|e| panic!("connect {url}: {e}"));
