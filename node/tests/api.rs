@@ -2,19 +2,10 @@
 
 mod common;
 
-use common::{eventually, form, jpeg, png, Db, TestNode};
+use common::{eventually, form, jpeg, json, png, Db, TestNode};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
-
-async fn json(res: reqwest::Response) -> (StatusCode, Value) {
-    let status = res.status();
-    let body = res.text().await.expect("body");
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON ({status}): {body}")),
-    )
-}
 
 /// Creates a thread on board `b` and returns (thread id, op post id).
 async fn new_thread(node: &TestNode, c: &reqwest::Client, subject: &str, body: &str) -> (i64, i64) {

@@ -6,20 +6,11 @@
 mod common;
 
 use common::sse::{Live, WAIT};
-use common::{eventually, form, png, Db, TestNode};
+use common::{eventually, form, json, png, Db, TestNode};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn json_of(res: reqwest::Response) -> (StatusCode, Value) {
-    let status = res.status();
-    let body = res.text().await.expect("body");
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON ({status}): {body}")),
-    )
-}
 
 /// Creates a thread on board `b`: (thread, board, op post).
 async fn new_thread(node: &TestNode) -> (i64, i64, i64) {
@@ -33,7 +24,7 @@ async fn new_thread(node: &TestNode) -> (i64, i64, i64) {
         .send()
         .await
         .expect("send");
-    let (status, v) = json_of(res).await;
+    let (status, v) = json(res).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     (
         v["id"].as_i64().unwrap(),
@@ -49,13 +40,13 @@ async fn reply(c: &reqwest::Client, node: &TestNode, thread: i64, body: &str) ->
         .send()
         .await
         .expect("send");
-    let (status, v) = json_of(res).await;
+    let (status, v) = json(res).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     v["id"].as_i64().unwrap()
 }
 
 async fn subscribe(node: &TestNode, body: Value) -> (StatusCode, Value) {
-    json_of(
+    json(
         node.client()
             .post(node.at("/api/v1/live"))
             .json(&body)
@@ -407,7 +398,7 @@ async fn bad_stream_requests_get_clear_errors() {
     let res = reqwest::get(node.at("/api/v1/live?thread=twelve"))
         .await
         .unwrap();
-    let (status, v) = json_of(res).await;
+    let (status, v) = json(res).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(v["error"].as_str().unwrap().contains("numeric ids"), "{v}");
 

@@ -4,7 +4,7 @@
 #[macro_use]
 mod common;
 
-use common::{form, jpeg, png, png_claiming, Db, TestNode};
+use common::{form, jpeg, json, png, png_claiming, Db, TestNode};
 use reqwest::{header, StatusCode};
 use serde_json::Value;
 
@@ -14,13 +14,6 @@ both_backends!(
     refused_uploads_leave_no_blob,
     videos_round_trip_with_ranges,
 );
-
-async fn json(res: reqwest::Response) -> (StatusCode, Value) {
-    let status = res.status();
-    let body = res.text().await.expect("body");
-    let v = serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON ({status}): {body}"));
-    (status, v)
-}
 
 /// Posts a thread on `board` with `file`; the status and the JSON answer.
 async fn post_file(node: &TestNode, board: &str, name: &str, file: Vec<u8>) -> (StatusCode, Value) {

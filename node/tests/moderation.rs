@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{eventually, form, png, Db, TestNode};
+use common::{eventually, form, json, png, Db, TestNode};
 use reqwest::header::{COOKIE, ORIGIN, RETRY_AFTER, SET_COOKIE};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -21,15 +21,6 @@ both_backends!(
 );
 
 const PASSWORD: &str = "correct horse battery";
-
-async fn json(res: reqwest::Response) -> (StatusCode, Value) {
-    let status = res.status();
-    let body = res.text().await.expect("body");
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON ({status}): {body}")),
-    )
-}
 
 /// Creates a slip straight in the store (as `wani slip create` does).
 async fn slip(node: &TestNode, name: &str, admin: bool, moderator: bool) {

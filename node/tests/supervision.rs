@@ -11,21 +11,12 @@
 mod common;
 
 use common::sse::Live;
-use common::{eventually, form, png, Db, TestNode};
+use common::{eventually, form, json, png, Db, TestNode};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
 
 both_backends!(every_actor_panics_and_the_node_keeps_serving);
-
-async fn json_of(res: reqwest::Response) -> (StatusCode, Value) {
-    let status = res.status();
-    let body = res.text().await.expect("body");
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON ({status}): {body}")),
-    )
-}
 
 /// Posts a reply with an image (renderer and thumbnailer both work for it).
 async fn reply(node: &TestNode, thread: i64, body: &str) -> i64 {
@@ -36,13 +27,13 @@ async fn reply(node: &TestNode, thread: i64, body: &str) -> i64 {
         .send()
         .await
         .expect("send");
-    let (status, v) = json_of(res).await;
+    let (status, v) = json(res).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     v["id"].as_i64().unwrap()
 }
 
 async fn posts(node: &TestNode, thread: i64) -> Vec<i64> {
-    let (status, v) = json_of(
+    let (status, v) = json(
         node.client()
             .get(node.at(&format!("/api/v1/thread/{thread}")))
             .send()
@@ -59,7 +50,7 @@ async fn posts(node: &TestNode, thread: i64) -> Vec<i64> {
 }
 
 async fn status(node: &TestNode) -> Value {
-    json_of(
+    json(
         node.client()
             .get(node.at("/api/v1/status"))
             .send()
@@ -71,7 +62,7 @@ async fn status(node: &TestNode) -> Value {
 }
 
 async fn panic(node: &TestNode, path: &str) -> Value {
-    let (status, v) = json_of(
+    let (status, v) = json(
         node.client()
             .post(node.at(&format!("/api/v1/debug/panic/{path}")))
             .send()
@@ -97,7 +88,7 @@ async fn every_actor_panics_and_the_node_keeps_serving(db: Db) {
         .send()
         .await
         .unwrap();
-    let (s, v) = json_of(res).await;
+    let (s, v) = json(res).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let (thread, board) = (v["id"].as_i64().unwrap(), v["board"].as_i64().unwrap());
     let mut acknowledged = vec![v["post"]["id"].as_i64().unwrap()];
@@ -172,7 +163,7 @@ async fn a_crash_loop_makes_the_node_unready_until_it_stops() {
     let ready = |node: &TestNode| {
         let c = node.client();
         let url = node.at("/readyz");
-        async move { json_of(c.get(url).send().await.unwrap()).await }
+        async move { json(c.get(url).send().await.unwrap()).await }
     };
     assert_eq!(ready(&node).await.0, StatusCode::OK);
 
@@ -214,7 +205,7 @@ async fn a_crash_loop_makes_the_node_unready_until_it_stops() {
         .send()
         .await
         .unwrap();
-    let (s, v) = json_of(res).await;
+    let (s, v) = json(res).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let (t, p) = (v["id"].as_i64().unwrap(), v["post"]["id"].as_i64().unwrap());
     live.expect("new-post", json!({"thread": t, "post": p}))

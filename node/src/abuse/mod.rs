@@ -27,7 +27,7 @@ use wani_store::{Ban, BoardId, Store, StoreError};
 use addr::Cidr;
 use bans::BanList;
 use captcha::{CaptchaBook, CaptchaError};
-use flood::{FloodControl, Intervals, PostKind};
+use flood::{Admission, FloodControl, Intervals, PostKind};
 
 /// One node's anti-abuse state.
 pub struct Abuse {
@@ -90,23 +90,33 @@ impl Abuse {
             .unwrap_or_default()
     }
 
-    /// Flood control for one post; `Err((seconds, why))` when too soon.
+    /// Flood control for one post carrying idempotency `key`;
+    /// `Err((seconds, why))` when too soon.
     pub fn flood_check(
         &self,
         ip: &str,
         kind: PostKind,
         body: &str,
+        key: &str,
         limits: Intervals,
         now: i64,
-    ) -> Result<(), (u64, &'static str)> {
-        let Ok(mut f) = self.flood.lock() else {
-            return Ok(());
-        };
+    ) -> Result<Admission, (u64, &'static str)> {
+        let mut f = self.flood.lock().unwrap_or_else(|e| e.into_inner());
         // Entries older than a day can no longer refuse anything.
         if f.len() > 100_000 {
             f.forget_before(now - 86_400_000);
         }
-        f.check(&addr::client_key(ip), kind, body, limits, now)
+        f.check(&addr::client_key(ip), kind, body, key, limits, now)
+    }
+
+    /// Gives back what a post that was then not stored recorded.
+    pub fn flood_release(&self, admission: Option<Admission>) {
+        if let Some(a) = admission {
+            self.flood
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .release(a);
+        }
     }
 
     /// Issues a captcha; answers its id and code.

@@ -10,7 +10,7 @@ use super::client::ClientAddr;
 use super::guard::{self, Poster};
 use super::upload::{self, Submission};
 use super::ApiError;
-use crate::abuse::flood::PostKind;
+use crate::abuse::flood::{Admission, PostKind};
 use crate::json;
 use crate::state::AppState;
 use axum::extract::multipart::MultipartRejection;
@@ -206,31 +206,66 @@ pub(crate) async fn create_thread(
     let subject = wani_actors::rules::parse_subject(s.text("subject"))?;
     let tags = wani_actors::rules::parse_tags(s.text("tags").unwrap_or(""))?;
     wani_actors::rules::PostBody::parse(s.text("body").unwrap_or(""))?;
-    guard::check(state, board, poster, PostKind::Thread, s)?;
-    let media = match &s.file {
-        Some(f) => Some(upload::store_media(state, board, f.clone()).await?),
-        None => None,
-    };
-    let mut draft = upload::draft(s, poster.ip.clone(), media.clone(), key);
-    draft.author = poster.author(s, &state.site_secret);
-    draft.privileged = poster.moderates(board);
-    let res = state
-        .entities
-        .ask(board.id, |reply| BoardMsg::CreateThread {
-            subject: subject.clone(),
-            tags: tags.clone(),
-            draft: Box::new(draft.clone()),
-            reply,
-        })
-        .await
-        .and_then(|r| r);
-    match res {
-        Ok(c) => Ok(c),
-        Err(e) => {
-            upload::discard_media(state, &media).await;
-            Err(e.into())
+    let key = poster.idempotency_key(s, key);
+    let mut draft = upload::draft(s, poster.ip.clone(), None, key.clone());
+    let admission = match guard::check(
+        state,
+        board,
+        poster,
+        PostKind::Thread,
+        s,
+        &draft.idempotency_key,
+    ) {
+        Ok(a) => a,
+        Err(refused) => {
+            // A retry refused before its entity answers with what was
+            // stored under its key (flood control, captcha, a ban made since).
+            let stored = match &key {
+                Some(k) => state.store.thread_by_key(k).await?,
+                None => None,
+            };
+            return stored.map(Committed::Replayed).ok_or(refused);
         }
+    };
+    let stored = async {
+        let media = match &s.file {
+            Some(f) => Some(upload::store_media(state, board, f.clone()).await?),
+            None => None,
+        };
+        draft.media = media.clone();
+        draft.author = poster.author(s, &state.site_secret);
+        draft.privileged = poster.moderates(board);
+        let res = state
+            .entities
+            .ask(board.id, |reply| BoardMsg::CreateThread {
+                subject: subject.clone(),
+                tags: tags.clone(),
+                draft: Box::new(draft.clone()),
+                reply,
+            })
+            .await
+            .and_then(|r| r);
+        if res.is_err() {
+            upload::discard_media(state, &media).await;
+        }
+        Ok::<_, ApiError>(res?)
     }
+    .await;
+    settle(state, admission, stored)
+}
+
+/// A post that was not created now (refused, failed, or a replay of one
+/// stored before) gives its flood-control marks back: it never counts
+/// towards the limits.
+fn settle<T>(
+    state: &AppState,
+    admission: Option<Admission>,
+    stored: Result<Committed<T>, ApiError>,
+) -> Result<Committed<T>, ApiError> {
+    if !matches!(stored, Ok(Committed::Created(_))) {
+        state.abuse.flood_release(admission);
+    }
+    stored
 }
 
 /// `POST /thread/{id}/new`: fields body, media, spoiler, sage.
@@ -308,43 +343,70 @@ pub(crate) async fn create_reply(
 ) -> Result<Committed<Post>, ApiError> {
     let body = wani_actors::rules::PostBody::parse(s.text("body").unwrap_or(""))?;
     wani_actors::rules::check_reply_content(&body, s.file.is_some())?;
-    let summary = state
-        .entities
-        .ask(thread, |reply| ThreadMsg::Summary { reply })
-        .await?;
-    let board = state
-        .resolve_board(&summary.thread.board.to_string())
-        .await?;
-    if summary.thread.locked && !poster.moderates(&board) {
-        // Refused before the captcha is spent or the upload stored.
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "this thread is locked: only moderators may reply",
-        ));
-    }
-    guard::check(state, &board, poster, PostKind::Reply, s)?;
-    let media = match &s.file {
-        Some(f) => Some(upload::store_media(state, &board, f.clone()).await?),
-        None => None,
-    };
-    let mut draft = upload::draft(s, poster.ip.clone(), media.clone(), key);
-    draft.author = poster.author(s, &state.site_secret);
-    draft.privileged = poster.moderates(&board);
-    let res = state
-        .entities
-        .ask(thread, |reply| ThreadMsg::CreatePost {
-            draft: Box::new(draft.clone()),
-            reply,
-        })
-        .await
-        .and_then(|r| r);
-    match res {
-        Ok(c) => Ok(c),
-        Err(e) => {
-            upload::discard_media(state, &media).await;
-            Err(e.into())
+    let key = poster.idempotency_key(s, key);
+    let mut draft = upload::draft(s, poster.ip.clone(), None, key.clone());
+    let admitted = async {
+        let summary = state
+            .entities
+            .ask(thread, |reply| ThreadMsg::Summary { reply })
+            .await?;
+        let board = state
+            .resolve_board(&summary.thread.board.to_string())
+            .await?;
+        if summary.thread.locked && !poster.moderates(&board) {
+            // Refused before the captcha is spent or the upload stored.
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "this thread is locked: only moderators may reply",
+            ));
         }
+        let admission = guard::check(
+            state,
+            &board,
+            poster,
+            PostKind::Reply,
+            s,
+            &draft.idempotency_key,
+        )?;
+        Ok((board, admission))
     }
+    .await;
+    let (board, admission) = match admitted {
+        Ok(a) => a,
+        Err(refused) => {
+            let stored = match &key {
+                Some(k) => state.store.post_by_key(k).await?,
+                None => None,
+            };
+            return match stored {
+                Some(p) if p.thread == thread => Ok(Committed::Replayed(p)),
+                _ => Err(refused),
+            };
+        }
+    };
+    let stored = async {
+        let media = match &s.file {
+            Some(f) => Some(upload::store_media(state, &board, f.clone()).await?),
+            None => None,
+        };
+        draft.media = media.clone();
+        draft.author = poster.author(s, &state.site_secret);
+        draft.privileged = poster.moderates(&board);
+        let res = state
+            .entities
+            .ask(thread, |reply| ThreadMsg::CreatePost {
+                draft: Box::new(draft.clone()),
+                reply,
+            })
+            .await
+            .and_then(|r| r);
+        if res.is_err() {
+            upload::discard_media(state, &media).await;
+        }
+        Ok::<_, ApiError>(res?)
+    }
+    .await;
+    settle(state, admission, stored)
 }
 
 /// `GET /status`: what this node is doing now. `thumbnail_queue` is the

@@ -8,7 +8,7 @@
 
 use super::upload::Submission;
 use super::ApiError;
-use crate::abuse::flood::{Intervals, PostKind};
+use crate::abuse::flood::{Admission, Intervals, PostKind};
 use crate::abuse::{roles, tripcode};
 use crate::pages::html::UtcTime;
 use crate::state::AppState;
@@ -42,6 +42,22 @@ impl Poster {
             .is_some_and(|s| roles::can_moderate(s, board.id))
     }
 
+    /// The idempotency key the client sent (`Idempotency-Key` header, else
+    /// the `idempotency_key` field), scoped to the sender: the slip when
+    /// posting with one, else the client's address key (its /64 for IPv6).
+    /// So a key reused by someone else is another key: it neither returns
+    /// their post nor collides with it. `None` when the client sent none.
+    pub fn idempotency_key(&self, s: &Submission, header: Option<String>) -> Option<String> {
+        let key = header
+            .or_else(|| s.text("idempotency_key").map(str::to_string))
+            .filter(|k| !k.is_empty() && k.len() <= 128)?;
+        let scope = match &self.slip {
+            Some(slip) => format!("slip:{}", slip.id),
+            None => crate::abuse::addr::client_key(&self.ip),
+        };
+        Some(format!("{scope} {key}"))
+    }
+
     /// Who signs the post: the slip (name and badge) when posting with
     /// one, else the `name` field (with its tripcode), else nobody.
     pub fn author(&self, s: &Submission, site_secret: &[u8]) -> Author {
@@ -63,16 +79,19 @@ impl Poster {
 }
 
 /// Refuses the post if the poster is banned, has not solved the board's
-/// captcha, or posts too soon; records it for flood control otherwise.
+/// captcha, or posts too soon; records it for flood control otherwise, under
+/// the post's idempotency `key`. The caller gives the [`Admission`] back
+/// ([`crate::abuse::Abuse::flood_release`]) when the post is not stored.
 pub fn check(
     state: &AppState,
     board: &Board,
     poster: &Poster,
     kind: PostKind,
     s: &Submission,
-) -> Result<(), ApiError> {
+    key: &str,
+) -> Result<Option<Admission>, ApiError> {
     if poster.moderates(board) {
-        return Ok(());
+        return Ok(None);
     }
     let now = super::auth::now_ms();
     if let Some(ban) = state.abuse.ban_for(&poster.ip, board.id, now) {
@@ -111,7 +130,15 @@ pub fn check(
     };
     state
         .abuse
-        .flood_check(&poster.ip, kind, s.text("body").unwrap_or(""), limits, now)
+        .flood_check(
+            &poster.ip,
+            kind,
+            s.text("body").unwrap_or(""),
+            key,
+            limits,
+            now,
+        )
+        .map(Some)
         .map_err(|(secs, why)| {
             ApiError::too_many(secs, format!("{why}: wait {secs} seconds and post again"))
         })

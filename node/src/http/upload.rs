@@ -281,9 +281,9 @@ pub async fn discard_media(state: &AppState, media: &Option<NewMedia>) {
     }
 }
 
-/// The draft of a post from a submission; the idempotency key comes from the
-/// `Idempotency-Key` header or field, or is made up (a form without one is
-/// simply not retried safely).
+/// The draft of a post from a submission; the idempotency key is the
+/// client's, scoped to its sender ([`super::guard::Poster::idempotency_key`]),
+/// or made up (a form without one is simply not retried safely).
 pub fn draft(
     s: &Submission,
     ip: String,
@@ -298,10 +298,7 @@ pub fn draft(
         sage: s.flag("sage")
             || s.text("email")
                 .is_some_and(|e| e.trim().eq_ignore_ascii_case("sage")),
-        idempotency_key: idempotency_key
-            .or_else(|| s.text("idempotency_key").map(str::to_string))
-            .filter(|k| !k.is_empty() && k.len() <= 128)
-            .unwrap_or_else(random_key),
+        idempotency_key: idempotency_key.unwrap_or_else(random_key),
         // Set by the caller, which knows who posts (see `guard::Poster`).
         author: Default::default(),
         privileged: false,

@@ -282,3 +282,12 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// The status and JSON body of a response (panics, showing the body, when
+/// it is not JSON).
+pub async fn json(res: reqwest::Response) -> (reqwest::StatusCode, serde_json::Value) {
+    let status = res.status();
+    let body = res.text().await.expect("body");
+    let v = serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON ({status}): {body}"));
+    (status, v)
+}

@@ -263,6 +263,23 @@ impl Store {
         Ok(post)
     }
 
+    /// The post stored under an idempotency key, if any: what a retried
+    /// post refused before reaching its entity still answers with.
+    pub async fn post_by_key(&self, key: &str) -> Result<Option<Post>, StoreError> {
+        let mut tx = self.read_tx().await?;
+        let post = read::post_by_key(&mut tx, key).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(post)
+    }
+
+    /// The thread and opening post stored under an idempotency key, if any.
+    pub async fn thread_by_key(&self, key: &str) -> Result<Option<(Thread, Post)>, StoreError> {
+        let mut tx = self.read_tx().await?;
+        let found = write::replay_thread(&mut tx, key).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(found)
+    }
+
     /// One media row.
     pub async fn media(&self, id: MediaId) -> Result<Option<Media>, StoreError> {
         let mut conn = self.inner.pool.acquire().await.map_err(db_err)?;

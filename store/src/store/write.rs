@@ -99,7 +99,7 @@ impl Write {
 }
 
 /// The thread and opening post stored under an idempotency key.
-async fn replay_thread(
+pub(super) async fn replay_thread(
     conn: &mut AnyConnection,
     key: &str,
 ) -> Result<Option<(Thread, Post)>, StoreError> {
