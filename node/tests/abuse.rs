@@ -16,6 +16,7 @@ both_backends!(
     a_refused_post_does_not_count_towards_flood_limits,
     keys_are_scoped_to_their_sender,
     punctuation_and_invisible_characters_make_no_new_text,
+    on_a_dual_stack_listener_each_ipv4_client_is_itself,
 );
 
 async fn new_thread(node: &TestNode, c: &reqwest::Client, body: &str) -> i64 {
@@ -214,5 +215,45 @@ async fn punctuation_and_invisible_characters_make_no_new_text(db: Db) {
         assert!(v["error"].as_str().unwrap().contains("text"), "{v}");
     }
     assert_eq!(post_count(&node, thread).await, 2);
+    node.stop().await;
+}
+
+async fn on_a_dual_stack_listener_each_ipv4_client_is_itself(db: Db) {
+    let Some(node) = TestNode::start_on("[::]:0", db, |c| {
+        c.bootstrap.boards[0].reply_interval_secs = 60;
+    })
+    .await
+    else {
+        return;
+    };
+    let thread = new_thread(&node, &node.client_from("127.0.0.40"), "op").await;
+    let (s, a) = reply(
+        &node,
+        &node.client_from("127.0.0.41"),
+        thread,
+        "first",
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    // Another IPv4 client is not the first one's flood bucket.
+    let (s, b) = reply(
+        &node,
+        &node.client_from("127.0.0.42"),
+        thread,
+        "second",
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    // Stored (and so shown to moderators and banned) as the IPv4 address.
+    let (ip, _) = node
+        .state
+        .store
+        .post_origin(wani_store::PostId(a["id"].as_i64().unwrap()))
+        .await
+        .unwrap()
+        .expect("the post");
+    assert_eq!(ip, "127.0.0.41");
     node.stop().await;
 }

@@ -36,6 +36,15 @@ impl Cidr {
                 .filter(|p| *p <= max)
                 .ok_or_else(|| format!("{s:?}: the prefix must be 0 to {max}"))?,
         };
+        // `::ffff:a.b.c.d/120` is the IPv4 range `a.b.c.d/24`: stored and
+        // matched as IPv4, since that is how its clients are keyed.
+        let (ip, prefix) = match ip {
+            IpAddr::V6(v6) if prefix >= 96 => match v6.to_ipv4_mapped() {
+                Some(v4) => (IpAddr::V4(v4), prefix - 96),
+                None => (ip, prefix),
+            },
+            _ => (ip, prefix),
+        };
         Ok(Cidr {
             net: mask(ip, prefix),
             prefix,
@@ -44,6 +53,7 @@ impl Cidr {
 
     /// The range of one address: itself for IPv4, its /64 for IPv6.
     pub fn of_client(ip: IpAddr) -> Cidr {
+        let ip = canonical(ip);
         let prefix = if ip.is_ipv4() { 32 } else { 64 };
         Cidr {
             net: mask(ip, prefix),
@@ -51,8 +61,10 @@ impl Cidr {
         }
     }
 
-    /// Whether `ip` is in this range (never across address families).
+    /// Whether `ip` is in this range (never across address families; an
+    /// IPv4-mapped IPv6 address is its IPv4 address).
     pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
         ip.is_ipv4() == self.net.is_ipv4() && mask(ip, self.prefix) == self.net
     }
 }
@@ -86,11 +98,41 @@ fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
     }
 }
 
+/// An address as its client is: an IPv4 peer of a dual-stack listener
+/// (`[::]:port`) arrives as `::ffff:a.b.c.d` and is `a.b.c.d`, so every
+/// IPv4 client is keyed, stored, shown and banned as itself, not as the
+/// one `::ffff:0:0/64` all of them would share.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    ip.to_canonical()
+}
+
+/// One `X-Forwarded-For` entry: an address, with or without a port
+/// (`1.2.3.4:5678`, `[2001:db8::1]:443`, `[2001:db8::1]`).
+pub fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(canonical(ip));
+    }
+    if let Some(rest) = hop.strip_prefix('[') {
+        let (ip, tail) = rest.split_once(']')?;
+        let port_ok = tail.is_empty()
+            || tail
+                .strip_prefix(':')
+                .is_some_and(|p| p.parse::<u16>().is_ok());
+        return port_ok.then(|| ip.parse().ok().map(canonical)).flatten();
+    }
+    let (ip, port) = hop.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    ip.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
+}
+
 /// The client's address. `X-Forwarded-For` is believed only when the peer
 /// is a trusted proxy; then the list is read from the right (the entries a
 /// client wrote come first, so they cannot hide behind a proxy), skipping
-/// trusted proxies, and the first untrusted entry is the client.
+/// trusted proxies, and the first untrusted entry is the client. Every
+/// address is [`canonical`].
 pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[Cidr]) -> IpAddr {
+    let peer = canonical(peer);
     let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
     if !is_trusted(peer) {
         return peer;
@@ -100,7 +142,7 @@ pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[Cidr]) ->
     };
     let mut client = peer;
     for hop in list.rsplit(',') {
-        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+        let Some(ip) = parse_hop(hop) else {
             // Garbage in the header: stop at the last address we could trust.
             break;
         };
@@ -181,5 +223,45 @@ mod tests {
         assert_ne!(client_key("2001:db8::1"), client_key("2001:db8:0:1::1"));
         assert_eq!(client_key("192.0.2.1"), "192.0.2.1/32");
         assert_ne!(client_key("192.0.2.1"), client_key("192.0.2.2"));
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_their_ipv4_clients() {
+        assert_eq!(client_key("::ffff:192.0.2.1"), "192.0.2.1/32");
+        assert_ne!(
+            client_key("::ffff:192.0.2.1"),
+            client_key("::ffff:192.0.2.2")
+        );
+        assert_eq!(
+            client_ip(ip("::ffff:198.51.100.7"), None, &[]),
+            ip("198.51.100.7")
+        );
+        let banned = Cidr::parse("::ffff:192.0.2.0/120").unwrap();
+        assert_eq!(banned.to_string(), "192.0.2.0/24");
+        assert!(banned.contains(ip("192.0.2.9")));
+        assert!(banned.contains(ip("::ffff:192.0.2.9")));
+        assert!(!banned.contains(ip("192.0.3.9")));
+        let one = Cidr::of_client(ip("::ffff:192.0.2.9"));
+        assert_eq!(one.to_string(), "192.0.2.9/32");
+        assert!(!one.contains(ip("::ffff:192.0.2.10")));
+        // A trusted proxy on the mapped form of a trusted IPv4 range.
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
+        assert_eq!(
+            client_ip(ip("::ffff:10.0.0.5"), Some("203.0.113.9"), &trusted),
+            ip("203.0.113.9")
+        );
+    }
+
+    #[test]
+    fn forwarded_entries_with_ports_are_their_addresses() {
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let via = |xff: &str| client_ip(ip("10.0.0.5"), Some(xff), &trusted);
+        assert_eq!(via("1.2.3.4:5678"), ip("1.2.3.4"));
+        assert_eq!(via("[2001:db8::1]:443"), ip("2001:db8::1"));
+        assert_eq!(via("[2001:db8::1]"), ip("2001:db8::1"));
+        assert_eq!(via("::ffff:1.2.3.4"), ip("1.2.3.4"));
+        assert_eq!(via("9.9.9.9, 1.2.3.4:5678, 10.0.0.7:80"), ip("1.2.3.4"));
+        assert_eq!(via("[2001:db8::1]:notaport"), ip("10.0.0.5"));
+        assert_eq!(via("1.2.3.4:99999"), ip("10.0.0.5"));
     }
 }

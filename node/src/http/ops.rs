@@ -243,7 +243,7 @@ fn admin_allowed(state: &AppState, req: &Request) -> Result<(), ApiError> {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+        .map(|c| crate::abuse::addr::canonical(c.0.ip()));
     if peer.is_some_and(|ip| ip.is_loopback()) && !forwarded(req.headers()) {
         return Ok(());
     }

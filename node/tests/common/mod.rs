@@ -38,6 +38,15 @@ pub struct TestNode {
 impl TestNode {
     /// Starts a node; `None` when the backend is not available here (a note is printed).
     pub async fn start(db: Db, tweak: impl FnOnce(&mut Config)) -> Option<TestNode> {
+        let (config, dir, pg) = TestNode::prepare(db, tweak).await?;
+        Some(TestNode::start_with(config, dir, pg, "127.0.0.1:0").await)
+    }
+
+    /// The test configuration, its directory and its PostgreSQL database.
+    async fn prepare(
+        db: Db,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Option<(Config, tempfile::TempDir, Option<(String, String)>)> {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::parse("").expect("default config");
         let mut pg = None;
@@ -71,20 +80,32 @@ impl TestNode {
             ..Default::default()
         }];
         tweak(&mut config);
-        Some(TestNode::start_with(config, dir, pg).await)
+        Some((config, dir, pg))
+    }
+
+    /// Like [`TestNode::start`], listening on `listen` (e.g. the dual-stack
+    /// `[::]:0`); the URL still points at 127.0.0.1, so IPv4 clients reach
+    /// it the way they reach a dual-stack listener.
+    pub async fn start_on(
+        listen: &str,
+        db: Db,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Option<TestNode> {
+        let (config, dir, pg) = TestNode::prepare(db, tweak).await?;
+        Some(TestNode::start_with(config, dir, pg, listen).await)
     }
 
     async fn start_with(
         config: Config,
         dir: tempfile::TempDir,
         pg: Option<(String, String)>,
+        listen: &str,
     ) -> TestNode {
         let node = Node::start(config).await.expect("node starts");
         let state = node.state.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let listener = tokio::net::TcpListener::bind(listen).await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let url = format!("http://127.0.0.1:{port}");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(node.serve(listener, async move {
             let _ = rx.await;
