@@ -332,6 +332,15 @@ pub struct AbuseConfig {
     /// database: the safety net for a ban broadcast that was lost (a ban
     /// reaches every node at once as a cluster message).
     pub ban_reload_secs: u64,
+    /// Reports one address may file per hour (0: no limit).
+    pub reports_per_hour: usize,
+    /// Slips one address may register per hour (0: no limit).
+    pub registrations_per_hour: usize,
+    /// Wrong passwords an account, or an address, may send before each
+    /// further one makes it wait (1 s, doubling).
+    pub login_free_failures: u32,
+    /// The longest wait after wrong passwords, in seconds.
+    pub login_backoff_max_secs: i64,
 }
 
 impl Default for AbuseConfig {
@@ -342,6 +351,10 @@ impl Default for AbuseConfig {
             captcha_cooldown_secs: 600,
             session_days: 30,
             ban_reload_secs: 1,
+            reports_per_hour: 30,
+            registrations_per_hour: 3,
+            login_free_failures: 5,
+            login_backoff_max_secs: 300,
         }
     }
 }

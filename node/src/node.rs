@@ -166,7 +166,8 @@ impl Node {
             config.abuse.captcha_cooldown_secs,
             store.active_bans(now).await.context("loading the bans")?,
         )
-        .map_err(|e| anyhow::anyhow!("site.trusted_proxies: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("site.trusted_proxies: {e}"))?
+        .with_limits(&config.abuse);
         let live = LiveHub::new(transport.clone());
         add(&tree, live.child()).await?;
         // Shard leases fence every entity write in a cluster.

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{eventually, form, json, png, Db, TestNode};
-use reqwest::header::RETRY_AFTER;
+use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
@@ -17,6 +17,10 @@ both_backends!(
     keys_are_scoped_to_their_sender,
     punctuation_and_invisible_characters_make_no_new_text,
     on_a_dual_stack_listener_each_ipv4_client_is_itself,
+    a_typed_name_cannot_pass_for_a_tripcode,
+    password_guessing_is_throttled_per_account_and_per_address,
+    registrations_and_reports_are_bounded_per_address,
+    live_subscriptions_are_bounded,
 );
 
 async fn new_thread(node: &TestNode, c: &reqwest::Client, body: &str) -> i64 {
@@ -255,5 +259,294 @@ async fn on_a_dual_stack_listener_each_ipv4_client_is_itself(db: Db) {
         .unwrap()
         .expect("the post");
     assert_eq!(ip, "127.0.0.41");
+    node.stop().await;
+}
+
+async fn thread_html(node: &TestNode, thread: i64) -> String {
+    let res = node
+        .client()
+        .get(node.at(&format!("/threads/{thread}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.text().await.unwrap()
+}
+
+async fn a_typed_name_cannot_pass_for_a_tripcode(db: Db) {
+    let Some(node) = TestNode::start(db, |_| {}).await else {
+        return;
+    };
+    let thread = new_thread(&node, &node.client(), "op").await;
+    let named = |name: &'static str, ip: &'static str| {
+        let c = node.client_from(ip);
+        let url = node.at(&format!("/api/v1/thread/{thread}/new"));
+        async move {
+            let res = c
+                .post(url)
+                .multipart(form(&[("body", "hello"), ("name", name)], None))
+                .send()
+                .await
+                .unwrap();
+            let (s, v) = json(res).await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            v["id"].as_i64().unwrap()
+        }
+    };
+    let real = named("Bob#mysecret", "127.0.0.50").await;
+    let html = thread_html(&node, thread).await;
+    let trip = {
+        let start = html
+            .find("class=\"tripcode\"")
+            .expect("the tripcode element");
+        let rest = &html[start..];
+        let text = &rest[rest.find('>').unwrap() + 1..];
+        text[..text.find('<').unwrap()].to_string()
+    };
+    assert!(trip.starts_with('!') && trip.len() == 11, "{trip:?}");
+    // Typing the same text as a name shows no tripcode, and not the same bytes.
+    let forged_name: &'static str = Box::leak(format!("Bob {trip}").into_boxed_str());
+    let forged = named(forged_name, "127.0.0.51").await;
+    let html = thread_html(&node, thread).await;
+    assert_eq!(
+        html.matches("class=\"tripcode\"").count(),
+        1,
+        "only the real one"
+    );
+    let post_html = |id: i64| {
+        let start = html.find(&format!("id=\"{id}\"")).expect("the post");
+        let end = html[start..]
+            .find("<blockquote")
+            .map(|e| start + e)
+            .unwrap_or(html.len());
+        html[start..end].to_string()
+    };
+    assert!(post_html(real).contains(&trip));
+    assert!(!post_html(forged).contains(&trip), "{}", post_html(forged));
+    node.stop().await;
+}
+
+async fn create_slip(node: &TestNode, name: &str, password: &str) {
+    let hash = wani_node::http::auth::hash_password(password.into())
+        .await
+        .expect("hash");
+    node.state
+        .store
+        .create_slip(name, &hash, false, false)
+        .await
+        .expect("create slip");
+}
+
+async fn login(node: &TestNode, ip: &str, name: &str, password: &str) -> reqwest::Response {
+    node.client_from(ip)
+        .post(node.at("/slip/login"))
+        .form(&[("name", name), ("password", password)])
+        .send()
+        .await
+        .expect("login")
+}
+
+async fn password_guessing_is_throttled_per_account_and_per_address(db: Db) {
+    let Some(node) = TestNode::start(db, |c| {
+        c.abuse.login_free_failures = 3;
+        c.abuse.login_backoff_max_secs = 60;
+    })
+    .await
+    else {
+        return;
+    };
+    create_slip(&node, "kana", "the right password").await;
+    for _ in 0..3 {
+        let res = login(&node, "127.0.0.60", "kana", "guess").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    // The fourth wrong password is taken, then the account waits.
+    assert_eq!(
+        login(&node, "127.0.0.60", "kana", "guess").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let res = login(&node, "127.0.0.61", "kana", "guess again").await;
+    assert_eq!(
+        res.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "another address, same account"
+    );
+    assert!(res.headers().contains_key(RETRY_AFTER));
+    // Basic auth is the same door.
+    let res = node
+        .client_from("127.0.0.62")
+        .delete(node.at("/api/v1/thread/post/1"))
+        .header(AUTHORIZATION, "Basic a2FuYTpndWVzcw==") // kana:guess
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    // The right password works again once the wait is over.
+    eventually("the backoff to pass", Duration::from_secs(5), || async {
+        let res = login(&node, "127.0.0.63", "kana", "the right password").await;
+        (res.status() == StatusCode::SEE_OTHER).then_some(())
+    })
+    .await;
+
+    // One address guessing many names is held back too.
+    for i in 0..4 {
+        let res = login(&node, "127.0.0.64", &format!("nobody{i}"), "x").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = login(&node, "127.0.0.64", "nobody9", "x").await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // An unknown name costs what a wrong password costs: the answer does
+    // not tell which names exist. Compared as the sum of a few attempts each,
+    // interleaved; an unknown name answered without hashing is 50x faster.
+    let (mut known, mut unknown) = (Duration::ZERO, Duration::ZERO);
+    for i in 0..3 {
+        let t = std::time::Instant::now();
+        login(&node, &format!("127.0.1.{i}"), "kana", "wrong").await;
+        known += t.elapsed();
+        let t = std::time::Instant::now();
+        login(
+            &node,
+            &format!("127.0.2.{i}"),
+            &format!("ghost{i}"),
+            "wrong",
+        )
+        .await;
+        unknown += t.elapsed();
+    }
+    assert!(
+        unknown * 4 > known,
+        "an unknown name took {unknown:?}, a known one {known:?}"
+    );
+    node.stop().await;
+}
+
+async fn registrations_and_reports_are_bounded_per_address(db: Db) {
+    let Some(node) = TestNode::start(db, |c| {
+        c.abuse.registrations_per_hour = 2;
+        c.abuse.reports_per_hour = 3;
+    })
+    .await
+    else {
+        return;
+    };
+    let register = |ip: &'static str, name: String| {
+        let c = node.client_from(ip);
+        let url = node.at("/slip/register");
+        async move {
+            c.post(url)
+                .form(&[
+                    ("name", name.as_str()),
+                    ("password", "long enough password"),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for i in 0..2 {
+        let res = register("127.0.0.70", format!("user{i}")).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    }
+    let res = register("127.0.0.70", "user2".into()).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key(RETRY_AFTER));
+    assert!(res.text().await.unwrap().contains("wait"));
+    let res = register("127.0.0.71", "user3".into()).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "another address");
+    let res = register("127.0.0.72", "Bob !3493f5f6c0".into()).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a name that passes for a tripcode"
+    );
+
+    let thread = new_thread(&node, &node.client(), "op").await;
+    let (_, v) = reply(&node, &node.client(), thread, "reported", None).await;
+    let post = v["id"].as_i64().unwrap();
+    let report = |ip: &'static str| {
+        let c = node.client_from(ip);
+        let url = node.at(&format!("/report/{post}"));
+        async move {
+            c.post(url)
+                .form(&[("reason", "spam")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(report("127.0.0.73").await, StatusCode::OK);
+    }
+    assert_eq!(report("127.0.0.73").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        report("127.0.0.74").await,
+        StatusCode::OK,
+        "another address"
+    );
+    node.stop().await;
+}
+
+async fn live_subscriptions_are_bounded(db: Db) {
+    let Some(node) = TestNode::start(db, |_| {}).await else {
+        return;
+    };
+    let (mut live, client_id) = common::sse::Live::open(&node.at("/api/v1/live"), None).await;
+    let subscribe = |threads: Vec<i64>| {
+        let c = node.client();
+        let url = node.at("/api/v1/live");
+        let body = serde_json::json!({"client-id": client_id, "subscribe": {"thread": threads}});
+        async move { c.post(url).json(&body).send().await.unwrap() }
+    };
+    let res = subscribe((1..=500).collect()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = subscribe((501..=1000).collect()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = subscribe(vec![1001]).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "past the limit"
+    );
+    let res = subscribe((1..=2000).collect()).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // A body of millions of ids is refused before it is read, let alone
+    // parsed: the answer comes while most of the 16 MB was never sent.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = node.url.trim_start_matches("http://").to_string();
+        let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /api/v1/live HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+             content-length: 16000000\r\n\r\n{{\"client-id\":\"{client_id}\",\"subscribe\":{{\"thread\":["
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let _ = tcp.write_all("1,".repeat(35_000).as_bytes()).await;
+        let mut answer = vec![0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut answer))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
+    }
+    // The query string is bounded alike.
+    let many: Vec<String> = (1..=1500).map(|i| i.to_string()).collect();
+    let res = node
+        .client()
+        .get(node.at(&format!("/api/v1/live?thread={}", many.join(","))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // The stream subscribed within the limit still works.
+    let thread = new_thread(&node, &node.client(), "watched").await;
+    assert!(thread <= 1000);
+    reply(&node, &node.client(), thread, "seen live", None).await;
+    let e = tokio::time::timeout(Duration::from_secs(10), live.next_for(thread))
+        .await
+        .expect("the event within 10 s");
+    assert_eq!(e.json()["thread"], thread, "{}", e.event);
     node.stop().await;
 }

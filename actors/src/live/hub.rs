@@ -138,6 +138,34 @@ pub struct Topics {
     pub board: Vec<i64>,
 }
 
+/// Most threads and boards one client may follow at once: a page follows a
+/// board or a few threads; a client asking for millions is an attack on the
+/// hub's memory, refused whole.
+pub const MAX_TOPICS: usize = 1000;
+
+impl Topics {
+    /// Threads and boards named (repeats counted).
+    pub fn len(&self) -> usize {
+        self.thread.len() + self.board.len()
+    }
+
+    /// Whether nothing is named.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a change of subscriptions did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subscribed {
+    /// Done.
+    Changed,
+    /// No such client on this node (its connection closed?).
+    UnknownClient,
+    /// The client would follow more than [`MAX_TOPICS`]; nothing changed.
+    TooMany,
+}
+
 /// What a new connection gets from the hub.
 pub struct Connection {
     /// `client_` and 10 hex digits.
@@ -190,13 +218,13 @@ pub enum LiveMsg {
         last_event_id: Option<u64>,
         reply: RpcReplyPort<Result<Connection, ActorError>>,
     },
-    /// Changes a client's subscriptions; answers false for an unknown client.
+    /// Changes a client's subscriptions.
     #[serde(skip)]
     Subscribe {
         client_id: String,
         subscribe: Topics,
         unsubscribe: Topics,
-        reply: RpcReplyPort<bool>,
+        reply: RpcReplyPort<Subscribed>,
     },
     /// Answers with the number of connected clients.
     #[serde(skip)]
@@ -342,13 +370,13 @@ impl LiveHub {
         .await?
     }
 
-    /// Changes a client's subscriptions; false for an unknown client.
+    /// Changes a client's subscriptions.
     pub async fn subscribe(
         &self,
         client_id: String,
         subscribe: Topics,
         unsubscribe: Topics,
-    ) -> Result<bool, ActorError> {
+    ) -> Result<Subscribed, ActorError> {
         self.call(|reply| LiveMsg::Subscribe {
             client_id,
             subscribe,
@@ -465,6 +493,29 @@ impl HubState {
             c.boards.insert(BoardId(b));
             self.boards.entry(BoardId(b)).or_default().insert(key);
         }
+    }
+
+    /// How many threads and boards client `key` would follow after a change.
+    fn following_after(&self, key: u64, add: &Topics, remove: &Topics) -> usize {
+        let Some(c) = self.clients.get(&key) else {
+            return 0;
+        };
+        // Counted without building sets of a hostile list: past the limit
+        // the answer is "too many" whatever the repeats.
+        if add.len() > MAX_TOPICS {
+            return add.len();
+        }
+        let mut threads = c.threads.clone();
+        let mut boards = c.boards.clone();
+        threads.extend(add.thread.iter().map(|t| ThreadId(*t)));
+        boards.extend(add.board.iter().map(|b| BoardId(*b)));
+        for t in &remove.thread {
+            threads.remove(&ThreadId(*t));
+        }
+        for b in &remove.board {
+            boards.remove(&BoardId(*b));
+        }
+        threads.len() + boards.len()
     }
 
     fn remove_topics(&mut self, key: u64, topics: &Topics) {
@@ -853,14 +904,19 @@ impl Actor for LiveHubActor {
                 unsubscribe,
                 reply,
             } => {
-                let known = client_key(&client_id)
-                    .filter(|k| state.clients.contains_key(k))
-                    .map(|k| {
+                let outcome = match client_key(&client_id).filter(|k| state.clients.contains_key(k))
+                {
+                    None => Subscribed::UnknownClient,
+                    Some(k) if state.following_after(k, &subscribe, &unsubscribe) > MAX_TOPICS => {
+                        Subscribed::TooMany
+                    }
+                    Some(k) => {
                         state.add(k, &subscribe);
                         state.remove_topics(k, &unsubscribe);
-                    })
-                    .is_some();
-                let _ = reply.send(known);
+                        Subscribed::Changed
+                    }
+                };
+                let _ = reply.send(outcome);
             }
             LiveMsg::Clients { reply } => {
                 let _ = reply.send(state.clients.len());

@@ -4,6 +4,7 @@
 //! - [`addr`]: address ranges, the client behind trusted proxies, per-/64 keys;
 //! - [`bans`]: the in-memory ban list the posting path checks (no query);
 //! - [`flood`]: minimum intervals per client and for repeated text;
+//! - [`limits`]: reports and registrations per address, password guessing;
 //! - [`captcha`]: the built-in captcha, its bookkeeping and its picture;
 //! - [`roles`]: who may moderate what, and post badges;
 //! - [`tripcode`]: `name#secret` → `name !hash`.
@@ -16,6 +17,7 @@ pub mod addr;
 pub mod bans;
 pub mod captcha;
 pub mod flood;
+pub mod limits;
 pub mod roles;
 pub mod tripcode;
 
@@ -28,6 +30,7 @@ use addr::Cidr;
 use bans::BanList;
 use captcha::{CaptchaBook, CaptchaError};
 use flood::{Admission, FloodControl, Intervals, PostKind};
+use limits::{Backoff, Window};
 
 /// One node's anti-abuse state.
 pub struct Abuse {
@@ -38,6 +41,17 @@ pub struct Abuse {
     bans: RwLock<BanList>,
     flood: Mutex<FloodControl>,
     captchas: Mutex<CaptchaBook>,
+    reports: Mutex<Window>,
+    registrations: Mutex<Window>,
+    /// Wrong passwords per account name and per address.
+    logins: Mutex<(Backoff, Backoff)>,
+}
+
+/// Which of the limits of [`Abuse::limit`].
+#[derive(Clone, Copy, Debug)]
+pub enum Limited {
+    Report,
+    Registration,
 }
 
 impl Abuse {
@@ -63,7 +77,58 @@ impl Abuse {
                 captcha_ttl_secs.saturating_mul(1000),
                 captcha_cooldown_secs.saturating_mul(1000),
             )),
+            reports: Mutex::new(Window::new(0, HOUR_MS)),
+            registrations: Mutex::new(Window::new(0, HOUR_MS)),
+            logins: Mutex::new((Backoff::new(u32::MAX, 0), Backoff::new(u32::MAX, 0))),
         })
+    }
+
+    /// The per-address and per-account limits of the config.
+    pub fn with_limits(mut self, c: &crate::config::AbuseConfig) -> Abuse {
+        self.reports = Mutex::new(Window::new(c.reports_per_hour, HOUR_MS));
+        self.registrations = Mutex::new(Window::new(c.registrations_per_hour, HOUR_MS));
+        let cap = c.login_backoff_max_secs.saturating_mul(1000);
+        self.logins = Mutex::new((
+            Backoff::new(c.login_free_failures, cap),
+            Backoff::new(c.login_free_failures, cap),
+        ));
+        self
+    }
+
+    /// Counts one report or registration of `ip`; `Err` holds the seconds
+    /// until it may make another.
+    pub fn limit(&self, what: Limited, ip: &str, now: i64) -> Result<(), u64> {
+        let window = match what {
+            Limited::Report => &self.reports,
+            Limited::Registration => &self.registrations,
+        };
+        lock(window).hit(&addr::client_key(ip), now)
+    }
+
+    /// Whether a login for account `name` from `ip` may be tried now;
+    /// `Err` holds the seconds to wait.
+    pub fn login_allowed(&self, name: &str, ip: &str, now: i64) -> Result<(), u64> {
+        let l = lock(&self.logins);
+        let a = l.0.check(&account_key(name), now);
+        let b = l.1.check(&addr::client_key(ip), now);
+        match (a, b) {
+            (Err(x), Err(y)) => Err(x.max(y)),
+            (Err(x), _) | (_, Err(x)) => Err(x),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records the outcome of a login attempt. A success forgets the
+    /// account's failures, not the address's: owning one account must not
+    /// reset the guessing of others.
+    pub fn login_outcome(&self, name: &str, ip: &str, ok: bool, now: i64) {
+        let mut l = lock(&self.logins);
+        if ok {
+            l.0.succeeded(&account_key(name));
+        } else {
+            l.0.failed(&account_key(name), now);
+            l.1.failed(&addr::client_key(ip), now);
+        }
     }
 
     /// Rebuilds the ban list from the store: after a ban or unban here, and
@@ -146,4 +211,17 @@ impl Abuse {
         }
         book.solve(id, answer, &client, now)
     }
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Account names are compared as the store compares them at login.
+fn account_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+/// A poisoned lock still holds usable counters: a panic elsewhere must not
+/// switch a limit off.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

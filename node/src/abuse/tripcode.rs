@@ -9,7 +9,10 @@ use sha2::{Digest, Sha256};
 pub const MAX_NAME_CHARS: usize = 20;
 
 /// The name to show for a name field, or `None` for an anonymous post.
-/// Control characters are dropped and the name is cut to its limit.
+/// Control characters and `!` are dropped and the name is cut to its limit:
+/// a typed name can never contain what a tripcode looks like, so
+/// `Bob !3493f5f6c0` typed in the field is not the tripcode of `Bob#secret`
+/// ([`split`] tells them apart when the post is drawn).
 pub fn display_name(field: &str, site_secret: &[u8]) -> Option<String> {
     let (name, secret) = match field.split_once('#') {
         Some((n, s)) => (n, Some(s)),
@@ -17,7 +20,7 @@ pub fn display_name(field: &str, site_secret: &[u8]) -> Option<String> {
     };
     let name: String = name
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && *c != '!')
         .take(MAX_NAME_CHARS)
         .collect::<String>()
         .trim()
@@ -28,6 +31,18 @@ pub fn display_name(field: &str, site_secret: &[u8]) -> Option<String> {
             Some(format!("{name} !{}", trip(secret, site_secret)))
         }
         None => (!name.is_empty()).then_some(name),
+    }
+}
+
+/// A shown name and its tripcode (`!` and 10 hex digits), if it has one.
+/// Only [`display_name`] writes `!` into a name (typed names and slip names
+/// cannot hold one), so a `!` here is a real tripcode.
+pub fn split(shown: &str) -> (&str, Option<&str>) {
+    match shown.rsplit_once(" !") {
+        Some((name, trip)) if trip.len() == 10 && trip.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            (name, Some(&shown[name.len() + 1..]))
+        }
+        _ => (shown, None),
     }
 }
 
@@ -61,5 +76,17 @@ mod tests {
             display_name(&"n".repeat(50), b"s").unwrap().len(),
             MAX_NAME_CHARS
         );
+    }
+
+    #[test]
+    fn a_typed_name_cannot_look_like_a_tripcode() {
+        let real = display_name("Bob#mysecret", b"site").unwrap();
+        let (name, trip) = split(&real);
+        assert_eq!(name, "Bob");
+        let trip = trip.expect("a tripcode");
+        let forged = display_name(&format!("Bob {trip}"), b"site").unwrap();
+        assert_ne!(forged, real);
+        assert_eq!(split(&forged).1, None, "{forged:?}");
+        assert_eq!(split("Bob"), ("Bob", None));
     }
 }

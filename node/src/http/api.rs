@@ -188,7 +188,7 @@ fn thread_created(thread: &Thread, op: &Post) -> serde_json::Value {
 /// one is 401), or anonymous.
 async fn api_poster(state: &AppState, headers: &HeaderMap, ip: String) -> Result<Poster, ApiError> {
     Ok(Poster {
-        slip: super::auth::basic_auth(state, headers).await?,
+        slip: super::auth::basic_auth(state, headers, &ip).await?,
         ..Poster::anonymous(ip)
     })
 }
@@ -444,10 +444,11 @@ pub async fn status(State(state): State<AppState>) -> Response {
 pub async fn delete_post(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = PostId(parse_id(&id, "post")?);
-    let slip = super::auth::basic_auth(&state, &headers)
+    let slip = super::auth::basic_auth(&state, &headers, &ip)
         .await?
         .ok_or_else(super::auth::auth_failed)?;
     let reason = headers

@@ -147,8 +147,13 @@ pub fn auth_failed() -> ApiError {
 }
 
 /// The slip named by `Authorization: Basic`, if the header is present.
-/// A present but wrong header is an error (401), not anonymity.
-pub async fn basic_auth(state: &AppState, headers: &HeaderMap) -> Result<Option<Slip>, ApiError> {
+/// A present but wrong header is an error (401), not anonymity; guessing
+/// is throttled like the login form ([`check_password`]).
+pub async fn basic_auth(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: &str,
+) -> Result<Option<Slip>, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -167,14 +172,48 @@ pub async fn basic_auth(state: &AppState, headers: &HeaderMap) -> Result<Option<
                 .map(|(n, p)| (n.to_string(), p.to_string()))
         })
         .ok_or_else(auth_failed)?;
-    let Some((slip, hash)) = state.store.slip_by_name(&name).await? else {
-        return Err(auth_failed());
-    };
-    if verify_password(password, hash).await {
-        Ok(Some(slip))
-    } else {
-        Err(auth_failed())
+    match check_password(state, &name, password, ip).await? {
+        Some(slip) => Ok(Some(slip)),
+        None => Err(auth_failed()),
     }
+}
+
+/// Checks a name and password the way every login does (the form and
+/// Basic auth): refused with 429 and `Retry-After` while the account or the
+/// address is backing off after wrong passwords, and as slow for a name
+/// that does not exist as for a wrong password (a hash is verified either
+/// way), so timing does not tell which names exist. `None`: wrong.
+pub async fn check_password(
+    state: &AppState,
+    name: &str,
+    password: String,
+    ip: &str,
+) -> Result<Option<Slip>, ApiError> {
+    state
+        .abuse
+        .login_allowed(name, ip, now_ms())
+        .map_err(|secs| {
+            ApiError::too_many(
+                secs,
+                format!("too many wrong passwords: wait {secs} seconds and try again"),
+            )
+        })?;
+    let (slip, hash) = match state.store.slip_by_name(name.trim()).await? {
+        Some((slip, hash)) => (Some(slip), hash),
+        None => (None, stand_in_hash().await?),
+    };
+    let ok = verify_password(password, hash).await && slip.is_some();
+    state.abuse.login_outcome(name, ip, ok, now_ms());
+    Ok(slip.filter(|_| ok))
+}
+
+/// The hash an unknown name's password is verified against: made once per
+/// process from a random password, with the same parameters as real ones.
+async fn stand_in_hash() -> Result<String, ApiError> {
+    static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    HASH.get_or_try_init(|| hash_password(new_token()))
+        .await
+        .cloned()
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use wani_actors::live::{sse_event, Connection, Frame, Topics};
+use wani_actors::live::{sse_event, Connection, Frame, Subscribed, Topics, MAX_TOPICS};
 
 fn parse_topics(query: Option<&str>) -> Result<Topics, ApiError> {
     let mut topics = Topics::default();
@@ -50,12 +50,25 @@ fn parse_topics(query: Option<&str>) -> Result<Topics, ApiError> {
             .flat_map(|v| v.split("%2C"))
             .filter(|v| !v.is_empty())
         {
+            if list.len() >= MAX_TOPICS {
+                return Err(too_many_topics());
+            }
             list.push(v.parse().map_err(|_| {
                 ApiError::bad_request(format!("{key} must be a list of numeric ids, not {v:?}"))
             })?);
         }
     }
     Ok(topics)
+}
+
+/// Largest `POST /api/v1/live` body: [`MAX_TOPICS`] ids fit with room to spare.
+pub const MAX_SUBSCRIBE_BYTES: usize = 64 * 1024;
+
+fn too_many_topics() -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        format!("a live client follows at most {MAX_TOPICS} threads and boards"),
+    )
 }
 
 const RESYNC: &[u8] = b"event: resync\ndata: {}\n\n";
@@ -334,20 +347,33 @@ pub async fn subscribe(
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    if body.len() > MAX_SUBSCRIBE_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a subscription body is at most {MAX_SUBSCRIBE_BYTES} bytes"),
+        ));
+    }
     let body: SubscribeBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
             "expected {{\"client-id\": \"client_…\", \"subscribe\": {{\"thread\": [ids], \"board\": [ids]}}}}: {e}"
         ))
     })?;
-    let known = state
+    if body.subscribe.len() > MAX_TOPICS || body.unsubscribe.len() > MAX_TOPICS {
+        return Err(too_many_topics());
+    }
+    match state
         .live
         .subscribe(body.client_id.clone(), body.subscribe, body.unsubscribe)
-        .await?;
-    if !known {
-        return Err(ApiError::not_found(format!(
-            "there is no live client {:?} on this node (its connection closed?)",
-            body.client_id
-        )));
+        .await?
+    {
+        Subscribed::Changed => {}
+        Subscribed::TooMany => return Err(too_many_topics()),
+        Subscribed::UnknownClient => {
+            return Err(ApiError::not_found(format!(
+                "there is no live client {:?} on this node (its connection closed?)",
+                body.client_id
+            )))
+        }
     }
     Ok(Json(serde_json::json!({"success": true})))
 }

@@ -52,7 +52,12 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/status", get(api::status))
         .route("/thread/{id}", get(api::thread))
         .route("/post/{id}", get(api::post))
-        .route("/live", get(live::events).post(live::subscribe))
+        .route(
+            "/live",
+            get(live::events)
+                .post(live::subscribe)
+                .layer(DefaultBodyLimit::max(live::MAX_SUBSCRIBE_BYTES)),
+        )
         .route("/thread/new", post(api::new_thread))
         .route("/thread/{id}/new", post(api::new_reply))
         .route("/thread/post/{id}", axum::routing::delete(api::delete_post))

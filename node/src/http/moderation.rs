@@ -12,10 +12,10 @@
 //! Not here: the rules (`abuse::roles`, `abuse::bans`), the HTML (`pages`).
 
 use super::auth::{now_ms, Staff};
-use super::client::ThemeChoice;
+use super::client::{ClientAddr, ThemeChoice};
 use super::slip::{private_html, read_form};
 use super::{csrf, ApiError};
-use crate::abuse::{addr::Cidr, roles};
+use crate::abuse::{addr::Cidr, roles, Limited};
 use crate::pages::{self, PageCtx, Theme};
 use crate::state::AppState;
 use axum::extract::rejection::FormRejection;
@@ -782,6 +782,7 @@ const MAX_REASON_CHARS: usize = 200;
 pub async fn report(
     State(state): State<AppState>,
     ThemeChoice(theme): ThemeChoice,
+    ClientAddr(ip): ClientAddr,
     Path(raw): Path<String>,
     form: FormResult,
 ) -> Result<Response, ApiError> {
@@ -791,6 +792,16 @@ pub async fn report(
     if why.is_empty() {
         return Err(ApiError::bad_request("say why you report this post").html());
     }
+    state
+        .abuse
+        .limit(Limited::Report, &ip, now_ms())
+        .map_err(|secs| {
+            ApiError::too_many(
+                secs,
+                format!("you have sent many reports: wait {secs} seconds before the next"),
+            )
+            .html()
+        })?;
     let r = state
         .store
         .report_post(post, &why, now_ms())

@@ -7,11 +7,12 @@
 //! request and never cached.
 
 use super::auth::{
-    cookie, hash_password, new_token, now_ms, set_cookie, token_hash, verify_password, Viewer,
+    check_password, cookie, hash_password, new_token, now_ms, set_cookie, token_hash, Viewer,
     MIN_PASSWORD_CHARS, SESSION_COOKIE,
 };
-use super::client::ThemeChoice;
+use super::client::{ClientAddr, ThemeChoice};
 use super::{csrf, ApiError};
+use crate::abuse::Limited;
 use crate::pages::{self, PageCtx};
 use crate::state::AppState;
 use axum::extract::rejection::FormRejection;
@@ -100,33 +101,29 @@ async fn start_session(
     Ok(res)
 }
 
-/// `POST /slip/login`.
+/// `POST /slip/login`: throttled per account and per address
+/// ([`super::auth::check_password`]).
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
     form: Result<Form<Credentials>, FormRejection>,
 ) -> Result<Response, ApiError> {
     let c = read_form(form)?;
-    let wrong = || ApiError::new(StatusCode::UNAUTHORIZED, "wrong name or password").html();
-    let Some((slip, hash)) = state
-        .store
-        .slip_by_name(c.name.trim())
+    let slip = check_password(&state, &c.name, c.password, &ip)
         .await
-        .map_err(|e| ApiError::from(e).html())?
-    else {
-        return Err(wrong());
-    };
-    if !verify_password(c.password, hash).await {
-        return Err(wrong());
-    }
+        .map_err(ApiError::html)?
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "wrong name or password").html())?;
     start_session(&state, &headers, slip.id)
         .await
         .map_err(ApiError::html)
 }
 
 /// `POST /slip/register`: a new slip without roles, logged in at once.
+/// One address registers at most `abuse.registrations_per_hour` slips.
 pub async fn register(
     State(state): State<AppState>,
+    ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
     form: Result<Form<Credentials>, FormRejection>,
 ) -> Result<Response, ApiError> {
@@ -138,6 +135,16 @@ pub async fn register(
         )
         .html());
     }
+    state
+        .abuse
+        .limit(Limited::Registration, &ip, now_ms())
+        .map_err(|secs| {
+            ApiError::too_many(
+                secs,
+                format!("too many slips registered from your address: wait {secs} seconds"),
+            )
+            .html()
+        })?;
     let hash = hash_password(c.password).await.map_err(ApiError::html)?;
     let slip = state
         .store

@@ -63,8 +63,18 @@ pub(crate) fn write_post(
     if let Some(subject) = subject {
         write!(out, "<span class=\"subject\">{}</span> ", escape(subject))?;
     }
-    if let Some(name) = p.slip_name.as_deref() {
+    if let Some(shown) = p.slip_name.as_deref() {
+        // The tripcode has an element of its own, which no typed name can
+        // produce (see `abuse::tripcode::split`).
+        let (name, trip) = crate::abuse::tripcode::split(shown);
         write!(out, "<span class=\"name\">{}</span> ", escape(name))?;
+        if let Some(trip) = trip {
+            write!(
+                out,
+                "<span class=\"tripcode\" title=\"Tripcode\">{}</span> ",
+                escape(trip)
+            )?;
+        }
     }
     if let Some(cap) = p.capcode.as_deref() {
         // The badge is what tells a real moderator from a name that looks like one.

@@ -43,7 +43,9 @@ fn boards_text(boards: &[BoardId]) -> String {
 
 impl Store {
     /// Creates a slip. `Invalid` for a name that is empty, longer than 20
-    /// characters or has control characters; `Conflict` if it is taken.
+    /// characters, has control characters, `!` or `#` (a slip's name is
+    /// shown where typed names are: `!` would pass for a tripcode, `#`
+    /// starts one); `Conflict` if it is taken.
     pub async fn create_slip(
         &self,
         name: &str,
@@ -52,11 +54,14 @@ impl Store {
         is_mod: bool,
     ) -> Result<Slip, StoreError> {
         let n = name.chars().count();
-        if n == 0 || n > MAX_SLIP_NAME || name.chars().any(char::is_control) || name.trim() != name
+        if n == 0
+            || n > MAX_SLIP_NAME
+            || name.chars().any(|c| c.is_control() || c == '!' || c == '#')
+            || name.trim() != name
         {
             return Err(StoreError::Invalid(format!(
-                "a slip name has 1 to {MAX_SLIP_NAME} characters, no control characters \
-                 and no surrounding spaces"
+                "a slip name has 1 to {MAX_SLIP_NAME} characters, no control characters, \
+                 no ! or # and no surrounding spaces"
             )));
         }
         let id: i64 = sqlx::query_scalar(
