@@ -21,6 +21,7 @@ both_backends!(
     password_guessing_is_throttled_per_account_and_per_address,
     registrations_and_reports_are_bounded_per_address,
     live_subscriptions_are_bounded,
+    volunteers_see_only_their_boards_bans_and_log,
 );
 
 async fn new_thread(node: &TestNode, c: &reqwest::Client, body: &str) -> i64 {
@@ -548,5 +549,92 @@ async fn live_subscriptions_are_bounded(db: Db) {
         .await
         .expect("the event within 10 s");
     assert_eq!(e.json()["thread"], thread, "{}", e.event);
+    node.stop().await;
+}
+
+async fn volunteers_see_only_their_boards_bans_and_log(db: Db) {
+    let Some(node) = TestNode::start(db, |c| {
+        c.bootstrap.boards.push(wani_store::BoardSettings {
+            name: "g".into(),
+            title: "Other".into(),
+            ..Default::default()
+        });
+    })
+    .await
+    else {
+        return;
+    };
+    let store = &node.state.store;
+    let boards = node.state.boards().await.unwrap();
+    let id_of = |name: &str| boards.iter().find(|b| b.name == name).unwrap().id;
+    let (b, g) = (id_of("b"), id_of("g"));
+    create_slip(&node, "vol", "volunteer password").await;
+    let (slip, _) = store.slip_by_name("vol").await.unwrap().unwrap();
+    store
+        .set_slip_roles(slip.id, false, false, &[b])
+        .await
+        .unwrap();
+    for (cidr, board) in [
+        ("192.0.2.5/32", Some(b)),
+        ("203.0.113.77/32", Some(g)),
+        ("198.51.100.9/32", None),
+    ] {
+        store
+            .create_ban(wani_store::Ban {
+                id: 0,
+                cidr: cidr.into(),
+                board,
+                reason: "spam".into(),
+                created: 0,
+                expires: None,
+                slip: None,
+                post: None,
+            })
+            .await
+            .unwrap();
+        store
+            .log_mod_action(&wani_store::ModLogEntry {
+                id: 0,
+                at: 0,
+                slip: None,
+                slip_name: "admin".into(),
+                action: "ban".into(),
+                board,
+                target: format!("poster ({cidr})"),
+                reason: "spam".into(),
+            })
+            .await
+            .unwrap();
+    }
+    node.state.bans_changed().await.unwrap();
+
+    let c = node.client_from("127.0.0.80");
+    let res = c
+        .post(node.at("/slip/login"))
+        .form(&[("name", "vol"), ("password", "volunteer password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let cookie = res.headers()[reqwest::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    for page in ["/mod/bans", "/mod/log"] {
+        let res = c
+            .get(node.at(page))
+            .header(reqwest::header::COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{page}");
+        let html = res.text().await.unwrap();
+        assert!(html.contains("192.0.2.5"), "{page}: their own board's");
+        assert!(!html.contains("203.0.113.77"), "{page}: another board's");
+        assert!(!html.contains("198.51.100.9"), "{page}: a site-wide one");
+    }
     node.stop().await;
 }

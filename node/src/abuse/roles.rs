@@ -15,6 +15,12 @@ pub fn is_staff(slip: &Slip) -> bool {
     slip.is_admin || slip.is_mod || !slip.boards.is_empty()
 }
 
+/// The boards whose moderation `slip` may see: `None` for admins and mods
+/// (every board, and site-wide entries), a volunteer's own boards otherwise.
+pub fn held_boards(slip: &Slip) -> Option<&[BoardId]> {
+    (!(slip.is_admin || slip.is_mod)).then_some(slip.boards.as_slice())
+}
+
 /// Whether `slip` may create and edit boards.
 pub fn can_admin(slip: &Slip) -> bool {
     slip.is_admin

@@ -480,7 +480,7 @@ async fn log_page(
     let boards = page_ctx_boards(&state).await?;
     let entries = state
         .store
-        .mod_log(200)
+        .mod_log_of(200, roles::held_boards(&staff.0.slip))
         .await
         .map_err(|e| ApiError::from(e).html())?;
     Ok(private_html(pages::mod_log(
@@ -557,7 +557,17 @@ async fn bans(
     staff: Staff,
 ) -> Result<Response, ApiError> {
     let boards = page_ctx_boards(&state).await?;
-    let list = state.abuse.bans();
+    // A volunteer sees the bans of the boards they hold, not the addresses
+    // banned elsewhere or site-wide.
+    let list: Vec<_> = state
+        .abuse
+        .bans()
+        .into_iter()
+        .filter(|b| match b.board {
+            Some(board) => roles::can_moderate(&staff.0.slip, board),
+            None => roles::held_boards(&staff.0.slip).is_none(),
+        })
+        .collect();
     Ok(private_html(pages::bans(
         &ctx(&state, theme, &boards),
         &staff.0.slip,

@@ -351,14 +351,38 @@ impl Store {
 
     /// The latest `limit` entries of the moderation log, newest first.
     pub async fn mod_log(&self, limit: i64) -> Result<Vec<ModLogEntry>, StoreError> {
-        let rows = sqlx::query(
+        self.mod_log_of(limit, None).await
+    }
+
+    /// The newest `limit` entries about `boards` only (a volunteer's view:
+    /// entries of other boards, and site-wide ones, carry addresses of
+    /// posters on boards they do not hold); `None` is every entry.
+    pub async fn mod_log_of(
+        &self,
+        limit: i64,
+        boards: Option<&[BoardId]>,
+    ) -> Result<Vec<ModLogEntry>, StoreError> {
+        let filter = match boards {
+            None => String::new(),
+            Some([]) => "WHERE 1 = 0 ".to_string(),
+            // Board ids are integers we hold, not text from a request.
+            Some(list) => format!(
+                "WHERE board IN ({}) ",
+                list.iter()
+                    .map(|b| b.0.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        };
+        let sql = format!(
             "SELECT id, at, slip, slip_name, action, board, target, reason FROM modlog \
-             ORDER BY id DESC LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await
-        .map_err(db_err)?;
+             {filter}ORDER BY id DESC LIMIT $1"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_err)?;
         rows.iter()
             .map(|row| {
                 Ok(ModLogEntry {
