@@ -191,4 +191,41 @@ async fn themes_are_remembered(db: Db) {
     node.stop().await;
 }
 
-both_backends!(forms_post_threads_and_replies, themes_are_remembered);
+both_backends!(
+    forms_post_threads_and_replies,
+    themes_are_remembered,
+    catalog_excerpts_are_plain_text_with_spoilers_hidden
+);
+
+async fn catalog_excerpts_are_plain_text_with_spoilers_hidden(db: Db) {
+    let Some(node) = TestNode::start(db, |_| {}).await else {
+        return;
+    };
+    let c = node.client();
+    let res = c
+        .post(node.at("/api/v1/thread/new"))
+        .multipart(form(
+            &[
+                ("board", "b"),
+                ("body", "The **ending**: ||the butler did it|| & ~~more~~"),
+            ],
+            Some(("a.png", png(40, 40, false))),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let catalog = page(&node, &c, "/boards/b").await;
+    let start = catalog.find("class=\"excerpt\"").expect("an excerpt");
+    let excerpt = &catalog[start..start + catalog[start..].find("</p>").unwrap()];
+    assert!(!excerpt.contains("butler"), "the spoiler shows: {excerpt}");
+    assert!(
+        !excerpt.contains("**") && !excerpt.contains("||"),
+        "raw markup: {excerpt}"
+    );
+    assert!(
+        excerpt.contains("The ending: [spoiler] &amp; more"),
+        "{excerpt}"
+    );
+    node.stop().await;
+}

@@ -6,7 +6,7 @@ use std::fmt::{self, Write};
 
 use wani_store::{Board, Media, Thread, ThreadSummary};
 
-use super::html::{escape, excerpt, fit, human_size, time};
+use super::html::{escape, excerpt, fit, human_size, plain_text, time};
 use super::layout::{board_header, page, Shell};
 use super::PageCtx;
 
@@ -238,7 +238,8 @@ fn tile(out: &mut String, board: Option<&Board>, s: &ThreadSummary) -> fmt::Resu
             "<a class=\"tile-subject\" href=\"/threads/{id}\">Thread {id}</a>"
         )?,
     }
-    let text = excerpt(&s.op.body, EXCERPT_CHARS);
+    // From the rendered body, so markup never shows and spoilers stay hidden.
+    let text = excerpt(&plain_text(&s.op.body_html), EXCERPT_CHARS);
     if !text.is_empty() {
         writeln!(out, "<p class=\"excerpt\">{}</p>", escape(&text))?;
     }
@@ -332,7 +333,7 @@ mod tests {
     fn excerpts_are_plain_escaped_and_truncated() {
         let b = board();
         let mut s = summary(1, "s", 0, 1);
-        s.op.body = format!("<b>hi</b> {}", "y".repeat(300));
+        s.op.body_html = format!("<p>&lt;b&gt;hi&lt;/b&gt; <em>{}</em></p>", "y".repeat(300));
         let html = catalog(&ctx(&[]), &b, &[s]);
         assert!(html.contains("<p class=\"excerpt\">&lt;b&gt;hi&lt;/b&gt; yyy"));
         assert!(html.contains("y…</p>"));

@@ -153,6 +153,108 @@ pub fn excerpt(body: &str, max: usize) -> String {
     out
 }
 
+/// What a reader sees of a rendered post body, as plain text: tags dropped,
+/// block ends and line breaks turned into spaces, entities decoded, and
+/// each spoiler replaced by `[spoiler]` so an excerpt never reveals it.
+/// `html` is the markup renderer's own output (well formed); pass the
+/// result through [`excerpt`] and [`escape`].
+pub fn plain_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    // Open spans inside the current spoiler (0: not in a spoiler).
+    let mut spoiler_depth = 0usize;
+    let mut rest = html;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('<') {
+            let end = after.find('>').map_or(after.len(), |i| i + 1);
+            let tag = &after[..end.saturating_sub(1)];
+            rest = &after[end..];
+            let name = tag
+                .trim_start_matches('/')
+                .split(|c: char| c.is_whitespace() || c == '/')
+                .next()
+                .unwrap_or("");
+            let closing = tag.starts_with('/');
+            if spoiler_depth > 0 {
+                if name == "span" {
+                    spoiler_depth = if closing {
+                        spoiler_depth - 1
+                    } else {
+                        spoiler_depth + 1
+                    };
+                }
+                continue;
+            }
+            if name == "span" && !closing && tag.contains("class=\"spoiler\"") {
+                spoiler_depth = 1;
+                out.push_str(" [spoiler] ");
+            } else if matches!(
+                name,
+                "br" | "p"
+                    | "li"
+                    | "blockquote"
+                    | "pre"
+                    | "h1"
+                    | "h2"
+                    | "h3"
+                    | "h4"
+                    | "h5"
+                    | "h6"
+                    | "hr"
+                    | "tr"
+                    | "td"
+            ) {
+                out.push(' ');
+            }
+            continue;
+        }
+        let text_end = rest.find('<').unwrap_or(rest.len());
+        if spoiler_depth == 0 {
+            decode_entities(&rest[..text_end], &mut out);
+        }
+        rest = &rest[text_end..];
+    }
+    out
+}
+
+fn decode_entities(text: &str, out: &mut String) {
+    let mut rest = text;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let Some(semi) = rest[..rest.len().min(12)].find(';') else {
+            out.push('&');
+            rest = &rest[1..];
+            continue;
+        };
+        let entity = &rest[1..semi];
+        let decoded = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" | "#39" => Some('\''),
+            "nbsp" => Some(' '),
+            _ => entity
+                .strip_prefix("#x")
+                .or_else(|| entity.strip_prefix("#X"))
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[semi + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+}
+
 /// The hue (0–359) of a poster id's badge, spread evenly over the 4 hex
 /// digits; 0 for an id that is not hex (the badge still shows the text).
 pub fn poster_hue(poster: &str) -> u32 {
@@ -235,5 +337,14 @@ mod tests {
         assert_eq!(fit(250, 500, 200), (100, 200));
         assert_eq!(fit(120, 80, 200), (120, 80));
         assert_eq!(fit(0, 0, 200), (1, 1));
+    }
+
+    #[test]
+    fn plain_text_hides_spoilers_and_decodes_entities() {
+        let html = "<p>Ending: <span class=\"spoiler\">the <em>butler</em> <span>did</span> it</span> &amp; more&#39;s <a href=\"/x\">link</a></p>\n<blockquote><p>&gt;quote</p></blockquote>";
+        let t = plain_text(html);
+        assert!(!t.contains("butler") && !t.contains("did"), "{t}");
+        assert!(t.contains("[spoiler]"));
+        assert_eq!(excerpt(&t, 100), "Ending: [spoiler] & more's link >quote");
     }
 }
