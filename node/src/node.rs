@@ -237,6 +237,10 @@ impl Node {
                 tree: tree.clone(),
                 transport: transport.clone(),
                 board_cache: boards,
+                archive_pages: crate::http::cache::PageCache::new(
+                    std::time::Duration::from_secs(5),
+                    1024,
+                ),
             }),
         };
         if state.cluster.is_some() {

@@ -44,6 +44,9 @@ pub struct Inner {
     pub board_cache: wani_actors::context::BoardCache,
     /// Messages to other nodes that no actor of this crate sends (bans).
     pub transport: wani_supervision::transport::Transport,
+    /// Archive pages (board, page, theme), rendered at most every few seconds.
+    pub archive_pages:
+        crate::http::cache::PageCache<(wani_store::BoardId, u32, crate::pages::Theme)>,
 }
 
 impl std::ops::Deref for AppState {

@@ -194,8 +194,64 @@ async fn themes_are_remembered(db: Db) {
 both_backends!(
     forms_post_threads_and_replies,
     themes_are_remembered,
-    catalog_excerpts_are_plain_text_with_spoilers_hidden
+    catalog_excerpts_are_plain_text_with_spoilers_hidden,
+    the_archive_is_paginated
 );
+
+async fn the_archive_is_paginated(db: Db) {
+    let Some(node) = TestNode::start(db, |c| c.bootstrap.boards[0].max_threads = 1).await else {
+        return;
+    };
+    let c = node.client();
+    let image = png(8, 8, false);
+    for i in 0..102 {
+        let res = c
+            .post(node.at("/api/v1/thread/new"))
+            .multipart(form(
+                &[
+                    ("board", "b"),
+                    ("subject", &format!("thread {i}")),
+                    ("body", "x"),
+                ],
+                Some(("a.png", image.clone())),
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    let rows = |html: &str| html.matches("<tr><td><a href=\"/threads/").count();
+    let first = page(&node, &c, "/boards/b/archive").await;
+    assert_eq!(rows(&first), 100, "a page holds 100 threads");
+    assert!(first.contains("thread 100"), "most recently bumped first");
+    assert!(first.contains("Page 1 of 2"));
+    assert!(first.contains("archive?page=2\" rel=\"next\""));
+    let second = page(&node, &c, "/boards/b/archive?page=2").await;
+    assert_eq!(rows(&second), 1);
+    assert!(second.contains("thread 0<"));
+    for (path, status) in [
+        ("/boards/b/archive?page=3", StatusCode::NOT_FOUND),
+        ("/boards/b/archive?page=0", StatusCode::BAD_REQUEST),
+        ("/boards/b/archive?page=x", StatusCode::BAD_REQUEST),
+    ] {
+        assert_eq!(
+            c.get(node.at(path)).send().await.unwrap().status(),
+            status,
+            "{path}"
+        );
+    }
+    // Served with an ETag, so a reload costs a 304.
+    let res = c.get(node.at("/boards/b/archive")).send().await.unwrap();
+    let etag = res.headers()["etag"].clone();
+    let res = c
+        .get(node.at("/boards/b/archive"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+    node.stop().await;
+}
 
 async fn catalog_excerpts_are_plain_text_with_spoilers_hidden(db: Db) {
     let Some(node) = TestNode::start(db, |_| {}).await else {

@@ -386,7 +386,8 @@ async fn archived_thread_refuses_replies_and_frees_unshared_blobs(db: &TestDb) {
         catalog.iter().map(|c| c.thread.id).collect::<Vec<_>>(),
         [keep.id]
     );
-    let gone = s.archived_threads(b.id).await.unwrap();
+    let (gone, total) = s.archived_threads(b.id, 100, 0).await.unwrap();
+    assert_eq!(total, 1);
     assert_eq!(
         gone.iter().map(|t| (t.id, t.archived)).collect::<Vec<_>>(),
         [(old.id, true)]

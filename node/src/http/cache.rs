@@ -45,6 +45,43 @@ pub fn respond_fresh(
     )
 }
 
+/// Pages rendered per request from the database (the archive), kept for a
+/// few seconds so a crawler or a script reloading them costs one render per
+/// interval, not one per request. Bounded: past `max` entries it starts
+/// over.
+pub struct PageCache<K> {
+    ttl: std::time::Duration,
+    max: usize,
+    pages: std::sync::Mutex<std::collections::HashMap<K, (std::time::Instant, CachedView)>>,
+}
+
+impl<K: std::hash::Hash + Eq> PageCache<K> {
+    pub fn new(ttl: std::time::Duration, max: usize) -> PageCache<K> {
+        PageCache {
+            ttl,
+            max,
+            pages: Default::default(),
+        }
+    }
+
+    /// The page under `key` if rendered less than the TTL ago.
+    pub fn get(&self, key: &K) -> Option<CachedView> {
+        let pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        pages
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, v)| v.clone())
+    }
+
+    pub fn put(&self, key: K, view: CachedView) {
+        let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        if pages.len() >= self.max {
+            pages.clear();
+        }
+        pages.insert(key, (std::time::Instant::now(), view));
+    }
+}
+
 /// `If-None-Match` may list several tags, or `*`; weak tags match too.
 fn matches(inm: &HeaderValue, tag: &HeaderValue) -> bool {
     let Ok(inm) = inm.to_str() else { return false };

@@ -7,7 +7,7 @@
 
 mod api;
 pub mod auth;
-mod cache;
+pub(crate) mod cache;
 mod captcha;
 mod client;
 pub mod csrf;

@@ -13,10 +13,11 @@ use crate::pages::{self, PageCtx, Theme};
 use crate::render::theme_index;
 use crate::state::AppState;
 use axum::extract::multipart::MultipartRejection;
-use axum::extract::{Form, Multipart, Path, State};
+use axum::extract::{Form, Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
+use std::collections::HashMap;
 use wani_actors::{CatalogView, ThreadView};
 use wani_store::{Board, ThreadId};
 
@@ -99,25 +100,51 @@ pub async fn catalog(
     Ok(respond(&headers, v))
 }
 
-/// `/boards/{id}/archive`.
+/// `/boards/{id}/archive[?page=N]`: [`pages::ARCHIVE_PAGE`] threads a page,
+/// most recently bumped first; each page is rendered at most every few
+/// seconds per node ([`AppState::archive_pages`]).
 pub async fn archive(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ThemeChoice(theme): ThemeChoice,
+    Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let board = state.resolve_board(&id).await.map_err(ApiError::html)?;
+    let page: u32 = match q.get("page") {
+        None => 1,
+        Some(p) => p
+            .parse()
+            .ok()
+            .filter(|p| (1..=1_000_000).contains(p))
+            .ok_or_else(|| ApiError::bad_request("page must be a number from 1").html())?,
+    };
+    let key = (board.id, page, theme);
+    if let Some(view) = state.archive_pages.get(&key) {
+        return Ok(respond(&headers, view));
+    }
     let boards = state.boards().await.map_err(ApiError::html)?;
-    let threads = state
+    let size = pages::ARCHIVE_PAGE as i64;
+    let (threads, total) = state
         .store
-        .archived_threads(board.id)
+        .archived_threads(board.id, size, (page as i64 - 1) * size)
         .await
         .map_err(|e| ApiError::from(e).html())?;
-    Ok(respond_fresh(
-        &headers,
-        HTML,
-        pages::archive(&ctx(&state, theme, &boards), &board, &threads),
-    ))
+    let last = ((total + size - 1) / size).max(1) as u32;
+    if page > last {
+        return Err(ApiError::not_found(format!(
+            "the archive of /{}/ has {last} page(s)",
+            board.name
+        ))
+        .html());
+    }
+    let html = pages::archive(&ctx(&state, theme, &boards), &board, &threads, page, last);
+    let view = wani_actors::CachedView::new(wani_actors::Rendered {
+        content_type: HTML,
+        body: html.into(),
+    });
+    state.archive_pages.put(key, view.clone());
+    Ok(respond(&headers, view))
 }
 
 /// `/boards/rules/{id}`.

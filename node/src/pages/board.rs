@@ -146,7 +146,11 @@ pub fn catalog(ctx: &PageCtx, board: &Board, threads: &[ThreadSummary]) -> Strin
 }
 
 /// `/boards/{id}/archive`: threads pruned from the catalog, still readable.
-pub fn archive(ctx: &PageCtx, board: &Board, threads: &[Thread]) -> String {
+/// Threads on one page of a board's archive.
+pub const ARCHIVE_PAGE: usize = 100;
+
+/// One page (1-based `page` of `last`) of a board's archive.
+pub fn archive(ctx: &PageCtx, board: &Board, threads: &[Thread], number: u32, last: u32) -> String {
     let title = format!("Archive of /{}/", board.name);
     page(
         ctx,
@@ -181,9 +185,33 @@ pub fn archive(ctx: &PageCtx, board: &Board, threads: &[Thread]) -> String {
                 out.push_str("</td></tr>\n");
             }
             out.push_str("</tbody>\n</table></div>\n");
-            Ok(())
+            pager(out, board, number, last)
         },
     )
+}
+
+/// Links to the archive's other pages: first, previous, this one, next, last.
+fn pager(out: &mut String, board: &Board, page: u32, last: u32) -> fmt::Result {
+    if last <= 1 {
+        return Ok(());
+    }
+    let href = |p: u32| format!("/boards/{}/archive?page={p}", board.id);
+    out.push_str("<nav class=\"pager\" aria-label=\"Archive pages\">");
+    if page > 1 {
+        write!(out, "<a href=\"{}\" rel=\"first\">First</a> ", href(1))?;
+        write!(
+            out,
+            "<a href=\"{}\" rel=\"prev\">Previous</a> ",
+            href(page - 1)
+        )?;
+    }
+    write!(out, "<span class=\"current\">Page {page} of {last}</span>")?;
+    if page < last {
+        write!(out, " <a href=\"{}\" rel=\"next\">Next</a>", href(page + 1))?;
+        write!(out, " <a href=\"{}\" rel=\"last\">Last</a>", href(last))?;
+    }
+    out.push_str("</nav>\n");
+    Ok(())
 }
 
 /// One thread in a catalog grid: thumbnail, counts, subject, excerpt, tags;
@@ -359,7 +387,7 @@ mod tests {
             catalog(&ctx(&boards), &b, std::slice::from_ref(&s)),
             front(&ctx(&boards), EVIL, &[(b.clone(), s.clone())]),
             board_list(&ctx(&boards), &[(b.clone(), s.op.media.clone())]),
-            archive(&ctx(&boards), &b, &[archived]),
+            archive(&ctx(&boards), &b, &[archived], 1, 1),
         ] {
             assert_no_evil(&html);
             assert!(html.contains(EVIL_ESCAPED));
@@ -409,9 +437,14 @@ mod tests {
     #[test]
     fn archive_links_threads() {
         let b = board();
-        let html = archive(&ctx(&[]), &b, &[thread_row(7, true)]);
+        let html = archive(&ctx(&[]), &b, &[thread_row(7, true)], 1, 1);
         assert!(html.contains("<a href=\"/threads/7\">Rust on two cores</a>"));
         assert!(html.contains("<span class=\"tag\">rust</span>"));
-        assert!(archive(&ctx(&[]), &b, &[]).contains("Nothing archived yet"));
+        assert!(!html.contains("class=\"pager\""), "one page needs no pager");
+        assert!(archive(&ctx(&[]), &b, &[], 1, 1).contains("Nothing archived yet"));
+        let middle = archive(&ctx(&[]), &b, &[thread_row(7, true)], 2, 3);
+        assert!(middle.contains("href=\"/boards/3/archive?page=1\" rel=\"prev\""));
+        assert!(middle.contains("href=\"/boards/3/archive?page=3\" rel=\"next\""));
+        assert!(middle.contains("Page 2 of 3"));
     }
 }

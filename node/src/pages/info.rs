@@ -304,7 +304,7 @@ mod tests {
             crate::pages::catalog(&c, &b, &[]),
             crate::pages::thread(&c, &b, &t),
             crate::pages::gallery(&c, &b, &t),
-            crate::pages::archive(&c, &b, &[]),
+            crate::pages::archive(&c, &b, &[], 1, 1),
             board_rules(&c, &b, ""),
             rules(&c, ""),
             faq(&c),

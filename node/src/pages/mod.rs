@@ -44,7 +44,7 @@ mod thread;
 #[cfg(test)]
 mod fixtures;
 
-pub use board::{archive, board_list, catalog, front};
+pub use board::{archive, board_list, catalog, front, ARCHIVE_PAGE};
 pub use html::escape;
 pub use info::{board_rules, error, faq, posted, rules, themes};
 pub use moderation::{

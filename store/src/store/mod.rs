@@ -286,12 +286,19 @@ impl Store {
         read::media(&mut conn, id).await
     }
 
-    /// The archived threads of a board, most recently bumped first.
-    pub async fn archived_threads(&self, board: BoardId) -> Result<Vec<Thread>, StoreError> {
+    /// Up to `limit` archived threads of a board after the first `skip`,
+    /// most recently bumped first, and how many the board has archived.
+    pub async fn archived_threads(
+        &self,
+        board: BoardId,
+        limit: i64,
+        skip: i64,
+    ) -> Result<(Vec<Thread>, i64), StoreError> {
         let mut tx = self.read_tx().await?;
-        let threads = read::archived_threads(&mut tx, board).await?;
+        let threads = read::archived_threads(&mut tx, board, limit, skip).await?;
+        let total = read::count_archived(&mut tx, board).await?;
         tx.commit().await.map_err(db_err)?;
-        Ok(threads)
+        Ok((threads, total))
     }
 
     /// How many posts exist, across every board (archived threads included).

@@ -430,16 +430,20 @@ pub(super) async fn board_threads(
 pub(super) async fn archived_threads(
     conn: &mut AnyConnection,
     board: BoardId,
+    limit: i64,
+    skip: i64,
 ) -> Result<Vec<Thread>, StoreError> {
     let sql = concat!(
         "SELECT ",
         thread_columns!(),
         " FROM thread t WHERE t.board = $1 AND t.archived = $2 \
-         ORDER BY t.last_updated DESC, t.id DESC"
+         ORDER BY t.last_updated DESC, t.id DESC LIMIT $3 OFFSET $4"
     );
     let rows = sqlx::query(sql)
         .bind(board.0)
         .bind(true)
+        .bind(limit)
+        .bind(skip)
         .fetch_all(&mut *conn)
         .await
         .map_err(db_err)?;
@@ -453,6 +457,21 @@ pub(super) async fn archived_threads(
         thread.tags = tags.remove(&thread.id.0).unwrap_or_default();
     }
     Ok(threads)
+}
+
+/// How many threads a board has archived.
+pub(super) async fn count_archived(
+    conn: &mut AnyConnection,
+    board: BoardId,
+) -> Result<i64, StoreError> {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM thread WHERE board = $1 AND archived = $2")
+            .bind(board.0)
+            .bind(true)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    Ok(n)
 }
 
 /// One media row.
