@@ -22,6 +22,7 @@ both_backends!(
     registrations_and_reports_are_bounded_per_address,
     live_subscriptions_are_bounded,
     volunteers_see_only_their_boards_bans_and_log,
+    pages_and_json_carry_a_strict_policy,
 );
 
 async fn new_thread(node: &TestNode, c: &reqwest::Client, body: &str) -> i64 {
@@ -635,6 +636,39 @@ async fn volunteers_see_only_their_boards_bans_and_log(db: Db) {
         assert!(html.contains("192.0.2.5"), "{page}: their own board's");
         assert!(!html.contains("203.0.113.77"), "{page}: another board's");
         assert!(!html.contains("198.51.100.9"), "{page}: a site-wide one");
+    }
+    node.stop().await;
+}
+
+async fn pages_and_json_carry_a_strict_policy(db: Db) {
+    let Some(node) = TestNode::start(db, |_| {}).await else {
+        return;
+    };
+    let thread = new_thread(&node, &node.client(), "op").await;
+    for path in [
+        "/".to_string(),
+        format!("/threads/{thread}"),
+        "/api/v1/boards".to_string(),
+        format!("/api/v1/thread/{thread}"),
+        "/no/such/page".to_string(),
+    ] {
+        let res = node.client().get(node.at(&path)).send().await.unwrap();
+        let h = res.headers();
+        let csp = h
+            .get("content-security-policy")
+            .unwrap_or_else(|| panic!("{path}: no Content-Security-Policy"))
+            .to_str()
+            .unwrap();
+        for part in [
+            "script-src 'self'",
+            "frame-ancestors 'none'",
+            "default-src 'none'",
+        ] {
+            assert!(csp.contains(part), "{path}: {csp}");
+        }
+        assert!(!csp.contains("unsafe-eval") && !csp.contains("script-src 'self' 'unsafe-inline'"));
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
     }
     node.stop().await;
 }

@@ -192,6 +192,40 @@ async fn a_newcomer_starts_a_thread_replies_and_picks_a_theme() -> anyhow::Resul
         "and no longer the stock one"
     );
 
+    // 6. Everything above ran under the pages' Content-Security-Policy and
+    // the policy refused nothing of ours; markup that got through (here put
+    // in by hand) could not run a script.
+    let refused: Vec<String> = b
+        .console()
+        .await?
+        .into_iter()
+        .filter(|m| m.contains("Content Security Policy"))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "the policy refused the pages' own: {refused:?}"
+    );
+    let injected = b
+        .script(
+            "return new Promise(done => {
+                const img = document.createElement('div');
+                img.innerHTML = '<img src=\"/nothing-here\" onerror=\"window.__injected = 1\">';
+                const el = img.firstChild;
+                el.addEventListener('error', () => setTimeout(() => done(window.__injected || 0), 50));
+                document.body.appendChild(el);
+            });",
+            &[],
+        )
+        .await?;
+    assert_eq!(injected, json!(0), "an injected inline handler ran");
+    let refused = b.console().await?;
+    assert!(
+        refused
+            .iter()
+            .any(|m| m.contains("Content Security Policy")),
+        "the policy reported the injected handler: {refused:?}"
+    );
+
     println!("browser test took {:?}", started.elapsed());
     node.stop().await;
     Ok(())
@@ -438,6 +472,8 @@ impl Browser {
         let caps = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": { "binary": chromium, "args": args },
+            // The console, to see what the Content-Security-Policy refused.
+            "goog:loggingPrefs": { "browser": "ALL" },
         }}});
         let res = http
             .post(format!("{base}/session"))
@@ -539,6 +575,19 @@ impl Browser {
             .as_str()
             .map(str::to_string)
             .context("text is a string")
+    }
+
+    /// The browser console's entries since the last call (messages only).
+    async fn console(&self) -> anyhow::Result<Vec<String>> {
+        let entries = self.post("/se/log", json!({ "type": "browser" })).await?;
+        Ok(entries
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["message"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     /// Runs `js` as a function body with `args` as `arguments`.
