@@ -328,10 +328,33 @@ impl ThreadState {
             author: draft.author,
         };
         let committed = self.shared.repo.create_post(new).await?;
-        if let Committed::Created(post) = &committed {
-            self.apply(post, &links, bump);
+        match &committed {
+            Committed::Created(post) => self.apply(post, &links, bump),
+            // A retry of a post that an earlier activation of this thread
+            // committed after this one loaded (its answer was lost when
+            // that activation died mid-write, e.g. its region restarting):
+            // memory is behind the store, so reload it, and tell live
+            // subscribers, who never heard of the post.
+            Committed::Replayed(post) if !self.index.contains_key(&post.id) => {
+                self.reload().await?;
+                self.tell_board();
+                self.publish_post(post, &links);
+            }
+            Committed::Replayed(_) => {}
         }
         Ok(committed)
+    }
+
+    /// Reloads the thread from the store, keeping the fence and the readers'
+    /// cache handle (emptied).
+    async fn reload(&mut self) -> Result<(), ActorError> {
+        let (board, full) = load(&self.shared, self.id()).await?;
+        let (fence, mut views) = (self.fence, self.views.clone());
+        *self = ThreadState::new(self.shared.clone(), self.entities.clone(), board, full);
+        self.fence = fence;
+        views.invalidate();
+        self.views = views;
+        Ok(())
     }
 
     /// Applies a committed post to memory and tells whoever must know.
@@ -362,6 +385,10 @@ impl ThreadState {
         }
         self.views.invalidate();
         self.tell_board();
+        self.publish_post(post, links);
+    }
+
+    fn publish_post(&self, post: &Post, links: &QuoteLinks) {
         if let Some(live) = &self.shared.live {
             live.publish(crate::live::Published::Post {
                 thread: self.id(),
@@ -502,15 +529,7 @@ impl Actor for ThreadActor {
                 state.fenced |= matches!(r, Err(ActorError::Fenced { .. }));
                 reply.send(r);
             }
-            ThreadMsg::Reload => {
-                let (board, full) = load(&state.shared, state.id()).await?;
-                let (fence, mut views) = (state.fence, state.views.clone());
-                *state =
-                    ThreadState::new(state.shared.clone(), state.entities.clone(), board, full);
-                state.fence = fence;
-                views.invalidate();
-                state.views = views;
-            }
+            ThreadMsg::Reload => state.reload().await?,
             ThreadMsg::Tick => {
                 if state.last_active.elapsed() >= state.shared.config.idle_timeout {
                     myself.stop(Some("idle".into()));

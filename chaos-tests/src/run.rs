@@ -548,7 +548,12 @@ fn db_posts(db_url: &str) -> anyhow::Result<Vec<DbPost>> {
             Some(DbPost {
                 id: r.first()?.parse().ok()?,
                 thread: r.get(1)?.parse().ok()?,
-                key: r.get(2)?.clone(),
+                // Stored as "<sender> <key>" (keys are scoped to their
+                // sender); the workload knows the key it sent.
+                key: r
+                    .get(2)
+                    .map(|k| k.split_once(' ').map_or(k.as_str(), |(_, key)| key))?
+                    .to_string(),
                 commit,
             })
         })

@@ -16,7 +16,80 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-both_backends!(every_actor_panics_and_the_node_keeps_serving);
+both_backends!(
+    every_actor_panics_and_the_node_keeps_serving,
+    a_retry_of_a_write_an_earlier_activation_committed_shows_up
+);
+
+/// An activation that dies mid-write may commit a post and never answer
+/// (its region restarted); a new activation may have loaded the thread just
+/// before that commit. The client's retry is a replay of the stored post:
+/// the thread must then show it, not only acknowledge it.
+async fn a_retry_of_a_write_an_earlier_activation_committed_shows_up(db: Db) {
+    use wani_store::Repo;
+    let Some(node) = TestNode::start(db, |_| {}).await else {
+        return;
+    };
+    let res = node
+        .client()
+        .post(node.at("/api/v1/thread/new"))
+        .multipart(form(
+            &[("board", "b"), ("body", "opening")],
+            Some(("a.png", png(16, 16, false))),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let (_, v) = json(res).await;
+    let thread = v["id"].as_i64().unwrap();
+    let before = posts(&node, thread).await;
+    // What the dead activation committed, under the key the client sent
+    // (scoped to the client's address, as the node stores keys).
+    let committed = node
+        .state
+        .store
+        .create_post(wani_store::NewPost {
+            thread: wani_store::ThreadId(thread),
+            body: "lost answer".into(),
+            body_html: "<p>lost answer</p>".into(),
+            poster: "abcd".into(),
+            ip: "127.0.0.1".into(),
+            media: None,
+            spoiler: false,
+            sage: false,
+            quotes: Vec::new(),
+            idempotency_key: "127.0.0.1/32 lost-1".into(),
+            bump: true,
+            now: 1,
+            fence: None,
+            author: Default::default(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        posts(&node, thread).await,
+        before,
+        "the live activation missed it"
+    );
+    let res = node
+        .client()
+        .post(node.at(&format!("/api/v1/thread/{thread}/new")))
+        .header("Idempotency-Key", "lost-1")
+        .multipart(form(&[("body", "lost answer")], None))
+        .send()
+        .await
+        .unwrap();
+    let (status, v) = json(res).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["id"], committed.id.0);
+    let after = posts(&node, thread).await;
+    assert!(
+        after.contains(&committed.id.0),
+        "acknowledged but not shown: {after:?}"
+    );
+    node.stop().await;
+}
 
 /// Posts a reply with an image (renderer and thumbnailer both work for it).
 async fn reply(node: &TestNode, thread: i64, body: &str) -> i64 {

@@ -261,6 +261,8 @@ pub struct NewPost {
     /// Existing posts this one quotes; recorded as replies.
     pub quotes: Vec<PostId>,
     /// Unique per post; a retry with the same key returns the stored post.
+    /// The node writes a client's key as `<sender> <key>` (the sender's slip
+    /// or address key), so keys are scoped to who sent them.
     pub idempotency_key: String,
     /// Whether this post moves the thread's `last_updated` to `now`.
     pub bump: bool,
