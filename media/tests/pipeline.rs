@@ -446,3 +446,69 @@ async fn bad_videos_are_refused_with_a_reason() {
     assert!(matches!(e, MediaError::VideoUnreadable(_)), "{e:?}");
     assert_eq!(e.status(), 422);
 }
+
+/// Mean of all channels of a thumbnail, 0 (black) to 255.
+fn mean_brightness(thumb: &[u8]) -> f64 {
+    let rgb = image::load_from_memory(thumb).unwrap().into_rgb8();
+    let sum: u64 = rgb.as_raw().iter().map(|&c| u64::from(c)).sum();
+    sum as f64 / rgb.as_raw().len() as f64
+}
+
+#[tokio::test]
+async fn a_video_that_opens_on_a_black_second_is_thumbnailed_from_what_follows() {
+    let Some(tools) = tools().await else { return };
+    // 4 s: one second of black, then three of the bright test pattern; the
+    // frame 5% in (0.2 s) is black.
+    let webm = ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:s=320x240:d=1:r=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=s=320x240:d=3:r=25",
+            "-filter_complex",
+            "[0][1]concat=n=2:v=1:a=0",
+            "-c:v",
+            "libvpx",
+            "-b:v",
+            "500k",
+        ],
+        "webm",
+    );
+    let p = process_video(&tools, &webm, &MediaLimits::default())
+        .await
+        .unwrap();
+    assert!((3900..=4100).contains(&p.duration_ms), "{}", p.duration_ms);
+    assert_eq!((p.thumb_width, p.thumb_height), (320, 240));
+    let brightness = mean_brightness(&p.thumb);
+    assert!(
+        brightness > 40.0,
+        "the thumbnail is black (mean brightness {brightness:.1} of 255)"
+    );
+}
+
+#[tokio::test]
+async fn an_all_black_video_still_gets_a_thumbnail() {
+    let Some(tools) = tools().await else { return };
+    let webm = ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:s=160x120:d=4:r=25",
+            "-c:v",
+            "libvpx",
+            "-b:v",
+            "100k",
+        ],
+        "webm",
+    );
+    let p = process_video(&tools, &webm, &MediaLimits::default())
+        .await
+        .unwrap();
+    assert_eq!((p.thumb_width, p.thumb_height), (160, 120));
+    assert!(mean_brightness(&p.thumb) < 20.0, "black is what it shows");
+}
