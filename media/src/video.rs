@@ -15,9 +15,9 @@
 //! first that is neither is used; a video that never shows one (all
 //! black, a still colour) gets the least black, most detailed of those
 //! seen, never a refusal. Each try is its own ffmpeg child under the same
-//! limits, scaled to thumbnail size, and the tries after the first share
-//! one timeout, so a video that opens on black costs a few child runs, not
-//! a decode of the whole stream. ffmpeg applies the stream's rotation
+//! memory limit, scaled to thumbnail size, and the tries share one
+//! timeout, so a video that opens on black costs a few child runs, not a
+//! decode of the whole stream. ffmpeg applies the stream's rotation
 //! itself, so dimensions are reported as displayed.
 //!
 //! [`VideoTools::detect`] looks for both programs once at start-up; without
@@ -161,9 +161,10 @@ impl VideoTools {
 
     /// The frame the thumbnail is made of, scaled to `size`: the first of
     /// [`sample_times`] that [`FrameLook::is_representative`], else the
-    /// best of those seen. Every sample after the first must start before
-    /// one `timeout` has passed since the first began, and each ends by
-    /// then, so a video costs at most two timeouts here whatever it holds.
+    /// best of those seen. The samples share one `timeout` (a child is
+    /// killed when it runs out; one that finished stands), and the first
+    /// frame, tried when no sample gave one, has its own, as before: at
+    /// most two timeouts here, whatever the video holds.
     async fn pick_frame(
         &self,
         path: &Path,
@@ -174,10 +175,10 @@ impl VideoTools {
         let mut best: Option<(FrameLook, image::DynamicImage)> = None;
         for (i, at_ms) in sample_times(duration_ms).into_iter().enumerate() {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let frame = match self
-                .frame(path, at_ms, size, left.max(self.timeout / 4))
-                .await
-            {
+            if left.is_zero() {
+                break;
+            }
+            let frame = match self.frame(path, at_ms, size, left).await {
                 Ok(frame) => frame,
                 // A later sample failing leaves the earlier ones standing.
                 Err(_) if best.is_some() => break,
@@ -197,9 +198,6 @@ impl VideoTools {
             }
             if best.as_ref().is_none_or(|(b, _)| look.better_than(b)) {
                 best = Some((look, image));
-            }
-            if tokio::time::Instant::now() >= deadline {
-                break;
             }
         }
         if let Some((_, image)) = best {
