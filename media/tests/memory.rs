@@ -195,8 +195,12 @@ fn memory_child() {
     let Ok(job) = std::env::var(JOB_ENV) else {
         return;
     };
-    let (limits, path) = job.split_once(':').unwrap();
-    let limits = limits_named(limits);
+    let mut parts = job.splitn(3, ':');
+    let (limits, at_once, path) = (
+        limits_named(parts.next().unwrap()),
+        parts.next().unwrap().parse::<usize>().unwrap(),
+        parts.next().unwrap(),
+    );
     let bytes = std::fs::read(path).unwrap();
     // "5" resets the peak to the current resident set (Linux 4.0+), so the
     // peak below is the job's alone.
@@ -217,21 +221,41 @@ fn memory_child() {
         Ok(p) => format!("thumbnail {}x{}", p.thumb_width, p.thumb_height),
         Err(e) => format!("refused: {e}"),
     };
+    let grew = peak.saturating_sub(before);
+
+    // As a thumbnailer pool with `at_once` workers would: the same upload,
+    // processed on that many threads at the same time.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let before = status_kb("VmRSS:");
+    let start = std::sync::Barrier::new(at_once);
+    let together_ok = std::thread::scope(|s| {
+        let jobs: Vec<_> = (0..at_once)
+            .map(|_| {
+                s.spawn(|| {
+                    start.wait();
+                    wani_media::process(&bytes, &limits, &ThumbOptions::default()).is_ok()
+                })
+            })
+            .collect();
+        jobs.into_iter().all(|j| j.join().unwrap())
+    });
+    let together = status_kb("VmHWM:").saturating_sub(before);
     println!(
-        "JOB prepare={}|iccp_kept={iccp_kept}|stored={}|upload={}|grew_kb={}",
+        "JOB prepare={}|iccp_kept={iccp_kept}|stored={}|upload={}|grew_kb={}\
+         |together_ok={together_ok}|together_kb={together}",
         prepared.as_ref().map(|_| "ok").unwrap_or("refused"),
         match &from_stored {
             Ok(r) => show(r.as_ref()),
             Err(e) => format!("refused: {e}"),
         },
         show(from_upload.as_ref()),
-        peak.saturating_sub(before)
+        grew
     );
 }
 
 /// Runs [`memory_child`] in a child process on `file` with the limits
-/// named `limits`; its report line.
-fn run_child(limits: &str, file: &Path) -> String {
+/// named `limits`, then `at_once` jobs together; its report line.
+fn run_child(limits: &str, at_once: usize, file: &Path) -> String {
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -240,7 +264,7 @@ fn run_child(limits: &str, file: &Path) -> String {
             "--test-threads",
             "1",
         ])
-        .env(JOB_ENV, format!("{limits}:{}", file.display()))
+        .env(JOB_ENV, format!("{limits}:{at_once}:{}", file.display()))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -271,8 +295,10 @@ fn a_png_profile_that_inflates_to_a_gigabyte_costs_megabytes() {
         .unwrap()
         .write_all(&iccp_bomb())
         .unwrap();
+    // Eight at once, as the issue measured them.
+    const AT_ONCE: u64 = 8;
     for limits in ["default", "tight"] {
-        let report = run_child(limits, &path);
+        let report = run_child(limits, AT_ONCE as usize, &path);
         println!("{limits} limits: {report}");
         // The upload is taken, without its profile, and thumbnailed.
         assert_eq!(field(&report, "prepare"), "ok", "{report}");
@@ -287,6 +313,14 @@ fn a_png_profile_that_inflates_to_a_gigabyte_costs_megabytes() {
             "{limits} limits: the job took {} KiB, over the {} KiB an 8x8 image may take",
             grew / 1024,
             bound / 1024
+        );
+        assert_eq!(field(&report, "together_ok"), "true", "{report}");
+        let together = field(&report, "together_kb").parse::<u64>().unwrap() * 1024;
+        assert!(
+            together <= AT_ONCE * bound,
+            "{limits} limits: {AT_ONCE} jobs at once took {} KiB, over {} KiB",
+            together / 1024,
+            AT_ONCE * bound / 1024
         );
     }
 }
