@@ -21,8 +21,11 @@
 //! filters the rest, which measured here cost 35% of the throughput for a
 //! difference hard to see at 500 px. zune-jpeg (inside `image`) reads the
 //! header, the EXIF orientation and any JPEG neither can scale.
-//! Nothing else in the module decodes.
+//! Nothing else in the module decodes. A PNG reaches the decoder without
+//! its colour profile and text chunks (`metadata`), which the thumbnail
+//! does not use and the decoder would otherwise inflate.
 
+use std::borrow::Cow;
 use std::io::Cursor;
 
 use image::metadata::Orientation;
@@ -30,6 +33,7 @@ use image::{DynamicImage, ImageDecoder, ImageError, ImageReader, Limits};
 
 use super::error::MediaError;
 use super::jpeg_dc;
+use super::metadata::png_for_decoding;
 use super::sniff::ImageFormat;
 use super::structure;
 
@@ -48,7 +52,9 @@ pub(crate) struct Decoded {
     pub frames: u64,
 }
 
-/// Room for metadata (ICC profiles, EXIF, PNG text) beside the pixels.
+/// Room for metadata beside the pixels, as a second line only: decoders
+/// see no compressed metadata (`metadata::png_for_decoding`), so what they
+/// keep of it is a copy of bytes of the file.
 const METADATA_ALLOWANCE: u64 = 64 * 1024 * 1024;
 
 /// The most bytes a pixel can take in any format we decode (RGBA, 16 bits
@@ -84,7 +90,13 @@ pub(crate) fn decode(
     // and the user deserves to hear them.
     let mut header_limits = Limits::default();
     header_limits.max_alloc = Some(max_alloc);
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format.codec());
+    // The png decoder inflates a colour profile while reading the header,
+    // up to `max_alloc`: a 1 MB chunk could cost hundreds of megabytes.
+    let seen = match format {
+        ImageFormat::Png => png_for_decoding(bytes),
+        _ => Cow::Borrowed(bytes),
+    };
+    let mut reader = ImageReader::with_format(Cursor::new(&seen[..]), format.codec());
     reader.limits(header_limits);
     let mut decoder = reader.into_decoder().map_err(corrupt)?;
 

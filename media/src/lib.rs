@@ -23,6 +23,14 @@
 //! thumbnailer pool on the stored blob. Video takes the same first half,
 //! then `video` (ffprobe, ffmpeg in child processes) instead of decoding.
 //!
+//! Memory: one job takes at most [`MediaLimits::job_memory`] beyond the
+//! upload's bytes, `2 × max_bytes + 12 bytes × pixels + 16 MiB`, whatever
+//! the file claims. Compressed metadata is the one part of a file that can
+//! grow past its size (a 1 MB PNG `iCCP` inflates to 1 GB): it is only
+//! ever inflated into a counter, and a colour profile over
+//! [`ICC_PROFILE_LIMIT`] (4 MiB) is dropped from the stored file
+//! (`metadata`).
+//!
 //! The pixel limit is checked against the header before any pixel is
 //! decoded, which is what stops decompression bombs (a few hundred bytes
 //! claiming 60 000×60 000); `image::Limits` back it up. The decoders are
@@ -35,6 +43,7 @@
 //! `strip` (metadata removal), `polyglot` (HTML hidden in media), `decode`
 //! (the one place pixels are decoded, at reduced scale for big JPEGs),
 //! `jpeg_dc` (big JPEGs at 1/8 scale from their DC coefficients alone),
+//! `metadata` (compressed metadata, inflated within a bound),
 //! `structure` (container walks), `thumb` (flatten, SIMD resize, encode),
 //! `video` (ffprobe/ffmpeg), `error` (user-facing refusals), `process`
 //! (the pipeline).
@@ -47,6 +56,7 @@
 mod decode;
 mod error;
 mod jpeg_dc;
+mod metadata;
 mod options;
 mod polyglot;
 mod process;
@@ -57,7 +67,8 @@ mod thumb;
 pub mod video;
 
 pub use error::MediaError;
-pub use options::{AlphaThumb, MediaLimits, ThumbOptions};
+pub use metadata::ICC_PROFILE_LIMIT;
+pub use options::{AlphaThumb, MediaLimits, ThumbOptions, JOB_BYTES_PER_PIXEL, JOB_FIXED_MEMORY};
 pub use process::{precheck, prepare, process, Prepared, Processed};
 pub use sniff::{sniff, FileFormat, ImageFormat, Sniffed, VideoFormat};
 pub use strip::strip;

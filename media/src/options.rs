@@ -20,7 +20,36 @@ pub struct MediaLimits {
     pub max_duration_ms: u64,
 }
 
+/// Bytes one image job may hold per decoded pixel at worst: the decoded
+/// frame at 8 bytes a pixel (16-bit RGBA) and the 8-bit copy the thumbnail
+/// is resized from (4 more) alive together while one becomes the other.
+pub const JOB_BYTES_PER_PIXEL: u64 = 12;
+
+/// Memory an image job may take that grows with nothing in the file: the
+/// decoders' tables and buffers, the bounded inflater that judges a colour
+/// profile (`ICC_PROFILE_LIMIT` is inflated into a counter, not kept), the
+/// thumbnail and its encoder.
+pub const JOB_FIXED_MEMORY: u64 = 16 * 1024 * 1024;
+
 impl MediaLimits {
+    /// The memory [`prepare`](super::prepare) or [`process`](super::process)
+    /// may take for an upload of `pixels` pixels, beyond the upload's own
+    /// bytes: `2 × max_bytes + 12 × pixels + 16 MiB`. The two copies of
+    /// the file are the stripped one (or, in `process`, the PNG the decoder
+    /// reads, without its profile and text) and what the decoders keep of
+    /// uncompressed metadata, which is never more than the file; no
+    /// compressed metadata is ever inflated into memory (see
+    /// [`ICC_PROFILE_LIMIT`](super::ICC_PROFILE_LIMIT)). The pixel term is
+    /// checked from the header before decoding, so `job_memory(max_pixels)`
+    /// is the most a board's limits let one job take: 490 MiB with the
+    /// defaults. Video runs in child processes with their own limit.
+    pub fn job_memory(&self, pixels: u64) -> u64 {
+        self.max_bytes
+            .saturating_mul(2)
+            .saturating_add(pixels.saturating_mul(JOB_BYTES_PER_PIXEL))
+            .saturating_add(JOB_FIXED_MEMORY)
+    }
+
     /// Whether `mimetype` is on this board's list.
     pub fn accepts(&self, mimetype: &str) -> bool {
         self.accepted

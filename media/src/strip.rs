@@ -14,6 +14,11 @@
 //! - WebP: EXIF and XMP chunks go and the VP8X header's flags for them are
 //!   cleared; the RIFF size is rewritten; anything after the RIFF goes.
 //!
+//! A colour profile over [`ICC_PROFILE_LIMIT`] goes too, in every format, as
+//! does a PNG `iCCP` that does not inflate: the stored file is what the
+//! thumbnailer decodes and browsers download, and a 1 MB `iCCP` that
+//! inflates to 1 GB must cost neither of them a gigabyte (`metadata`).
+//!
 //! ## Orientation
 //! Browsers rotate an `<img>` by its EXIF orientation, and the stored
 //! width×height are the displayed ones. Dropping EXIF outright would show a
@@ -32,6 +37,7 @@
 //! tags stay as uploaded).
 
 use super::error::MediaError;
+use super::metadata::{png_iccp_ok, ICC_PROFILE_LIMIT};
 use super::sniff::ImageFormat;
 
 /// `bytes` (sniffed as `format`) without metadata. `Corrupt` if the
@@ -107,13 +113,47 @@ fn minimal_tiff(orientation: u16) -> Vec<u8> {
 
 const JPEG_TRUNCATED: &str = "the JPEG data ends before its end-of-image marker";
 
-/// Whether a JPEG segment with `marker` and payload `data` is kept.
-fn jpeg_keeps(marker: u8, data: &[u8]) -> bool {
+/// Whether a JPEG segment with `marker` and payload `data` is kept;
+/// `keep_icc` says whether the file's colour profile is.
+fn jpeg_keeps(marker: u8, data: &[u8], keep_icc: bool) -> bool {
     match marker {
-        0xE0 | 0xEE => true,                        // JFIF, Adobe
-        0xE2 => data.starts_with(b"ICC_PROFILE\0"), // not MPF or FlashPix
-        0xE1 | 0xE3..=0xED | 0xEF | 0xFE => false,  // EXIF/XMP, others, COM
-        _ => true,                                  // tables, frames, scans
+        0xE0 | 0xEE => true,                                 // JFIF, Adobe
+        0xE2 => keep_icc && data.starts_with(ICC_SIGNATURE), // not MPF or FlashPix
+        0xE1 | 0xE3..=0xED | 0xEF | 0xFE => false,           // EXIF/XMP, others, COM
+        _ => true,                                           // tables, frames, scans
+    }
+}
+
+const ICC_SIGNATURE: &[u8] = b"ICC_PROFILE\0";
+
+/// The bytes of the colour profile a JPEG carries in its APP2 segments
+/// (split over up to 255 of them, each after a 14-byte header), summed over
+/// the segments before the first scan, where readers look for it.
+fn jpeg_icc_len(bytes: &[u8]) -> u64 {
+    let mut total = 0u64;
+    let mut pos = 2;
+    loop {
+        while bytes.get(pos) == Some(&0xFF) {
+            pos += 1;
+        }
+        let Some(&marker) = bytes.get(pos) else {
+            return total;
+        };
+        pos += 1;
+        if matches!(marker, 0xD9 | 0xDA) {
+            return total;
+        }
+        if matches!(marker, 0x00 | 0x01 | 0xD0..=0xD8) {
+            continue;
+        }
+        let Some(len) = u16_be(bytes, pos).filter(|&l| l >= 2) else {
+            return total;
+        };
+        let data = bytes.get(pos + 2..pos + len).unwrap_or(&[]);
+        if marker == 0xE2 && data.starts_with(ICC_SIGNATURE) {
+            total += data.len().saturating_sub(ICC_SIGNATURE.len() + 2) as u64;
+        }
+        pos += len;
     }
 }
 
@@ -125,6 +165,7 @@ fn jpeg(bytes: &[u8]) -> Result<Vec<u8>, String> {
     out.extend_from_slice(&[0xFF, 0xD8]);
     let mut orientation = None;
     let mut wrote_exif = false;
+    let keep_icc = jpeg_icc_len(bytes) <= ICC_PROFILE_LIMIT;
     let mut pos = 2;
     loop {
         while bytes.get(pos).is_some_and(|&b| b != 0xFF) {
@@ -151,7 +192,7 @@ fn jpeg(bytes: &[u8]) -> Result<Vec<u8>, String> {
                 if marker == 0xE1 && data.starts_with(b"Exif\0\0") && orientation.is_none() {
                     orientation = tiff_orientation(&data[6..]);
                 }
-                let keep = jpeg_keeps(marker, data);
+                let keep = jpeg_keeps(marker, data, keep_icc);
                 // The orientation goes where readers look for EXIF: right
                 // after JFIF, before the tables.
                 if keep && marker != 0xE0 && !wrote_exif {
@@ -226,7 +267,12 @@ fn png(bytes: &[u8]) -> Result<Vec<u8>, String> {
             return Err(PNG_TRUNCATED.to_owned());
         }
         let critical = kind[0].is_ascii_uppercase();
-        if critical || PNG_KEPT_ANCILLARY.contains(&&kind) {
+        if &kind == b"iCCP" {
+            // Inflated into a counter, never a buffer: see `metadata`.
+            if png_iccp_ok(&bytes[pos + 8..end - 4]) {
+                out.extend_from_slice(&bytes[pos..end]);
+            }
+        } else if critical || PNG_KEPT_ANCILLARY.contains(&&kind) {
             out.extend_from_slice(&bytes[pos..end]);
         } else if &kind == b"eXIf" {
             let data = &bytes[pos + 8..end - 4];
@@ -269,6 +315,7 @@ fn crc32(data: &[u8]) -> u32 {
 /// VP8X flag bits for the EXIF and XMP chunks.
 const VP8X_EXIF: u8 = 0x08;
 const VP8X_XMP: u8 = 0x04;
+const VP8X_ICC: u8 = 0x20;
 
 fn webp(bytes: &[u8]) -> Result<Vec<u8>, String> {
     let declared = u32_le(bytes, 4).ok_or("the WebP header is incomplete")?;
@@ -283,6 +330,7 @@ fn webp(bytes: &[u8]) -> Result<Vec<u8>, String> {
     out.extend_from_slice(&bytes[..12]);
     let mut vp8x_flags_at = None;
     let mut orientation = None;
+    let mut dropped_icc = false;
     let mut pos = 12;
     while pos + 8 <= end {
         let fourcc = &bytes[pos..pos + 4];
@@ -300,6 +348,7 @@ fn webp(bytes: &[u8]) -> Result<Vec<u8>, String> {
                 orientation = tiff_orientation(tiff).filter(|&o| o != 1);
             }
             b"XMP " => {}
+            b"ICCP" if len as u64 > ICC_PROFILE_LIMIT => dropped_icc = true,
             _ => {
                 if fourcc == b"VP8X" {
                     vp8x_flags_at = Some(out.len() + 8);
@@ -315,6 +364,9 @@ fn webp(bytes: &[u8]) -> Result<Vec<u8>, String> {
     if let Some(at) = vp8x_flags_at {
         if let Some(flags) = out.get_mut(at) {
             *flags &= !(VP8X_EXIF | VP8X_XMP);
+            if dropped_icc {
+                *flags &= !VP8X_ICC;
+            }
             if orientation.is_some() {
                 *flags |= VP8X_EXIF;
             }

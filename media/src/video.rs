@@ -9,8 +9,16 @@
 //! per worker is in flight.
 //!
 //! The thumbnail frame is taken a few percent into the video (5%, at most
-//! 10 s in), not at 0: many videos open on black. ffmpeg applies the
-//! stream's rotation itself, so dimensions are reported as displayed.
+//! 10 s in), not at 0: many videos open on black. If that frame is still
+//! black (98% of its pixels darker than 32/255) or one flat colour, up to
+//! three more are tried, a third, a half and two thirds through, and the
+//! first that is neither is used; a video that never shows one (all
+//! black, a still colour) gets the least black, most detailed of those
+//! seen, never a refusal. Each try is its own ffmpeg child under the same
+//! memory limit, scaled to thumbnail size, and the tries share one
+//! timeout, so a video that opens on black costs a few child runs, not a
+//! decode of the whole stream. ffmpeg applies the stream's rotation
+//! itself, so dimensions are reported as displayed.
 //!
 //! [`VideoTools::detect`] looks for both programs once at start-up; without
 //! them the node logs it and refuses video with
@@ -116,18 +124,9 @@ impl VideoTools {
             .into());
         }
         let (tw, th) = fit(width, height, options.max_side);
-        let at_ms = (probe.duration_ms / 20).min(10_000);
-        let mut frame = self.frame(file.path(), at_ms, (tw, th)).await?;
-        if frame.is_empty() && at_ms > 0 {
-            // The seek landed past the last frame (a wrong duration in the
-            // header): the first frame is better than none.
-            frame = self.frame(file.path(), 0, (tw, th)).await?;
-        }
-        if frame.is_empty() {
-            return Err(MediaError::VideoUnreadable("ffmpeg produced no frame".into()).into());
-        }
-        let image = image::load_from_memory_with_format(&frame, image::ImageFormat::Png)
-            .map_err(|e| MediaError::VideoUnreadable(format!("the frame: {e}")))?;
+        let image = self
+            .pick_frame(file.path(), probe.duration_ms, (tw, th))
+            .await?;
         let size = (image.width(), image.height());
         let thumb = thumbnail(image, Orientation::NoTransforms, size, options)?;
         Ok(Processed {
@@ -160,16 +159,70 @@ impl VideoTools {
         parse_probe(&out.stdout).map_err(VideoError::Media)
     }
 
+    /// The frame the thumbnail is made of, scaled to `size`: the first of
+    /// [`sample_times`] that [`FrameLook::is_representative`], else the
+    /// best of those seen. The samples share one `timeout` (a child is
+    /// killed when it runs out; one that finished stands), and the first
+    /// frame, tried when no sample gave one, has its own, as before: at
+    /// most two timeouts here, whatever the video holds.
+    async fn pick_frame(
+        &self,
+        path: &Path,
+        duration_ms: u64,
+        size: (u32, u32),
+    ) -> Result<image::DynamicImage, VideoError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut best: Option<(FrameLook, image::DynamicImage)> = None;
+        for (i, at_ms) in sample_times(duration_ms).into_iter().enumerate() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let frame = match self.frame(path, at_ms, size, left).await {
+                Ok(frame) => frame,
+                // A later sample failing leaves the earlier ones standing.
+                Err(_) if best.is_some() => break,
+                Err(e) => return Err(e),
+            };
+            // Empty: the seek landed past the last frame (a wrong duration
+            // in the header); the next, earlier-or-later, sample may not.
+            if frame.is_empty() {
+                continue;
+            }
+            let image = image::load_from_memory_with_format(&frame, image::ImageFormat::Png)
+                .map_err(|e| MediaError::VideoUnreadable(format!("the frame: {e}")))?;
+            let look = FrameLook::of(&image);
+            tracing::debug!(at_ms, sample = i, ?look, "video thumbnail candidate");
+            if look.is_representative() {
+                return Ok(image);
+            }
+            if best.as_ref().is_none_or(|(b, _)| look.better_than(b)) {
+                best = Some((look, image));
+            }
+        }
+        if let Some((_, image)) = best {
+            return Ok(image);
+        }
+        let frame = self.frame(path, 0, size, self.timeout).await?;
+        if frame.is_empty() {
+            return Err(MediaError::VideoUnreadable("ffmpeg produced no frame".into()).into());
+        }
+        image::load_from_memory_with_format(&frame, image::ImageFormat::Png)
+            .map_err(|e| MediaError::VideoUnreadable(format!("the frame: {e}")).into())
+    }
+
     /// One frame at `at_ms`, scaled to `w`×`h` after rotation, as PNG; empty
-    /// if there is no frame there.
+    /// if there is no frame there. The child is killed after `timeout`.
     async fn frame(
         &self,
         path: &Path,
         at_ms: u64,
         (w, h): (u32, u32),
+        timeout: Duration,
     ) -> Result<Vec<u8>, VideoError> {
         let out = self
-            .run(
+            .run_for(
+                timeout,
                 Command::new(&self.ffmpeg)
                     .args(["-v", "error", "-nostdin", "-threads", "1"])
                     .args(["-ss", &format!("{}.{:03}", at_ms / 1000, at_ms % 1000)])
@@ -188,6 +241,15 @@ impl VideoTools {
 
     /// Runs a child with the limits; a child past its time is killed.
     async fn run(&self, cmd: &mut Command) -> Result<std::process::Output, VideoError> {
+        self.run_for(self.timeout, cmd).await
+    }
+
+    /// [`run`](Self::run) with its own wall-clock limit.
+    async fn run_for(
+        &self,
+        timeout: Duration,
+        cmd: &mut Command,
+    ) -> Result<std::process::Output, VideoError> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -210,15 +272,88 @@ impl VideoTools {
         let child = cmd
             .spawn()
             .map_err(|e| VideoError::Unavailable(format!("starting ffmpeg: {e}")))?;
-        match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
+        match tokio::time::timeout(timeout, child.wait_with_output()).await {
             Ok(Ok(out)) => Ok(out),
             Ok(Err(e)) => Err(VideoError::Unavailable(format!("running ffmpeg: {e}"))),
             // Dropping the future drops the child, which kills it.
             Err(_) => Err(MediaError::VideoUnreadable(format!(
                 "it took longer than {} s to read",
-                self.timeout.as_secs()
+                timeout.as_secs()
             ))
             .into()),
+        }
+    }
+}
+
+/// Where frames are tried, in order: 5% in (at most 10 s), where most
+/// videos already show what they are about, then a third, a half and two
+/// thirds of the way through, for those that open on black, a title card or
+/// a fade. Fewer for a video too short to tell the points apart.
+fn sample_times(duration_ms: u64) -> Vec<u64> {
+    let mut times = vec![(duration_ms / 20).min(10_000)];
+    for at in [duration_ms / 3, duration_ms / 2, duration_ms * 2 / 3] {
+        if times.last().is_some_and(|&last| at > last) {
+            times.push(at);
+        }
+    }
+    times
+}
+
+/// How a candidate frame looks, from its luma (BT.601) alone.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct FrameLook {
+    /// Share of pixels darker than 32 of 255 (ffmpeg's `blackframe`
+    /// counts the same way).
+    dark: f64,
+    /// Standard deviation of luma: near 0 for a flat colour, a fade's
+    /// white or black, a title card's background.
+    spread: f64,
+}
+
+impl FrameLook {
+    /// Pixels darker than this count as black.
+    const DARK_LUMA: u32 = 32;
+    /// A frame with at least this share of dark pixels is black.
+    const BLACK_SHARE: f64 = 0.98;
+    /// A frame whose luma varies less than this is one flat colour.
+    const FLAT_SPREAD: f64 = 10.0;
+
+    fn of(image: &image::DynamicImage) -> FrameLook {
+        let rgb = image.to_rgb8();
+        let n = (u64::from(rgb.width()) * u64::from(rgb.height())).max(1) as f64;
+        let (mut dark, mut sum, mut sum_sq) = (0u64, 0f64, 0f64);
+        for p in rgb.pixels() {
+            let [r, g, b] = p.0.map(u32::from);
+            let y = (299 * r + 587 * g + 114 * b) / 1000;
+            if y < Self::DARK_LUMA {
+                dark += 1;
+            }
+            sum += f64::from(y);
+            sum_sq += f64::from(y * y);
+        }
+        let mean = sum / n;
+        FrameLook {
+            dark: dark as f64 / n,
+            spread: (sum_sq / n - mean * mean).max(0.0).sqrt(),
+        }
+    }
+
+    fn is_black(&self) -> bool {
+        self.dark >= Self::BLACK_SHARE
+    }
+
+    /// Neither black nor one flat colour: worth showing as it is.
+    fn is_representative(&self) -> bool {
+        !self.is_black() && self.spread >= Self::FLAT_SPREAD
+    }
+
+    /// For when no sample is representative: anything over black, then
+    /// the more detailed; a tie keeps the earlier frame.
+    fn better_than(&self, other: &FrameLook) -> bool {
+        match (self.is_black(), other.is_black()) {
+            (false, true) => true,
+            (true, false) => false,
+            _ => self.spread > other.spread + 1.0,
         }
     }
 }
@@ -343,5 +478,35 @@ mod tests {
         let audio = br#"{"streams":[{"codec_type":"audio"}],"format":{"duration":"3"}}"#;
         assert_eq!(parse_probe(audio), Err(MediaError::NoVideoStream));
         assert!(parse_probe(b"{}").is_err());
+    }
+
+    #[test]
+    fn samples_are_ordered_and_distinct() {
+        assert_eq!(sample_times(4_000), vec![200, 1_333, 2_000, 2_666]);
+        assert_eq!(
+            sample_times(600_000),
+            vec![10_000, 200_000, 300_000, 400_000]
+        );
+        assert_eq!(sample_times(0), vec![0]);
+        assert_eq!(sample_times(1), vec![0]);
+    }
+
+    #[test]
+    fn black_and_flat_frames_are_not_representative() {
+        let flat = |c: [u8; 3]| {
+            image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(16, 16, image::Rgb(c)))
+        };
+        let black = FrameLook::of(&flat([2, 2, 2]));
+        let red = FrameLook::of(&flat([220, 10, 10]));
+        let bars = FrameLook::of(&image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(
+            16,
+            16,
+            |x, _| image::Rgb([(x * 16) as u8, 200, (255 - x * 16) as u8]),
+        )));
+        assert!(black.is_black() && !black.is_representative());
+        assert!(!red.is_black() && !red.is_representative());
+        assert!(bars.is_representative());
+        assert!(red.better_than(&black) && !black.better_than(&red));
+        assert!(!black.better_than(&black), "a tie keeps the earlier frame");
     }
 }

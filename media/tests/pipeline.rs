@@ -203,6 +203,67 @@ fn webp_exif_and_xmp_chunks_are_stripped() {
     assert_eq!((p.width, p.height), (40, 30));
 }
 
+/// A JPEG with a colour profile of `len` bytes after its SOI, split over
+/// APP2 segments as ICC.1 says (14-byte header, at most 65519 bytes each).
+fn jpeg_with_icc(len: usize) -> Vec<u8> {
+    let plain = jpeg(32, 32);
+    let profile: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let parts: Vec<&[u8]> = profile.chunks(65_519).collect();
+    let mut out = plain[..2].to_vec();
+    for (i, part) in parts.iter().enumerate() {
+        out.extend_from_slice(&[0xFF, 0xE2]);
+        out.extend_from_slice(&((part.len() + 16) as u16).to_be_bytes());
+        out.extend_from_slice(b"ICC_PROFILE\0");
+        out.extend_from_slice(&[i as u8 + 1, parts.len() as u8]);
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(&plain[2..]);
+    out
+}
+
+#[test]
+fn colour_profiles_over_the_limit_are_dropped_from_jpeg_and_webp() {
+    let limit = wani_media::ICC_PROFILE_LIMIT as usize;
+    let small = jpeg_with_icc(3_000);
+    let kept = wani_media::prepare(&small, &MediaLimits::default())
+        .unwrap()
+        .bytes;
+    assert!(contains(&kept, b"ICC_PROFILE\0"), "a real profile stays");
+    let big = jpeg_with_icc(limit + 1);
+    let stripped = wani_media::prepare(&big, &MediaLimits::default())
+        .unwrap()
+        .bytes;
+    assert!(!contains(&stripped, b"ICC_PROFILE\0"));
+    assert_eq!(scan(&stripped), scan(&big), "the pixels are untouched");
+
+    let mut still = Cursor::new(Vec::new());
+    DynamicImage::ImageRgb8(photo(40, 30))
+        .write_to(&mut still, ImageFormat::WebP)
+        .unwrap();
+    let still = still.into_inner();
+    let mut body = b"WEBP".to_vec();
+    let mut vp8x = vec![0x20, 0, 0, 0]; // the ICC flag
+    vp8x.extend_from_slice(&39u32.to_le_bytes()[..3]);
+    vp8x.extend_from_slice(&29u32.to_le_bytes()[..3]);
+    body.extend_from_slice(b"VP8X\x0a\0\0\0");
+    body.extend_from_slice(&vp8x);
+    body.extend_from_slice(b"ICCP");
+    body.extend_from_slice(&((limit + 2) as u32).to_le_bytes());
+    body.resize(body.len() + limit + 2, 7);
+    body.extend_from_slice(&still[12..]);
+    let mut webp = b"RIFF".to_vec();
+    webp.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    webp.extend_from_slice(&body);
+    let stripped = wani_media::prepare(&webp, &MediaLimits::default())
+        .unwrap()
+        .bytes;
+    assert!(!contains(&stripped, b"ICCP"));
+    assert_eq!(stripped[20] & 0x20, 0, "the VP8X ICC flag is cleared");
+    let p = wani_media::process(&stripped, &MediaLimits::default(), &ThumbOptions::default())
+        .expect("the stripped WebP decodes");
+    assert_eq!((p.width, p.height), (40, 30));
+}
+
 #[test]
 fn polyglots_are_refused() {
     let plain = jpeg(32, 32);
@@ -445,4 +506,70 @@ async fn bad_videos_are_refused_with_a_reason() {
         .unwrap_err();
     assert!(matches!(e, MediaError::VideoUnreadable(_)), "{e:?}");
     assert_eq!(e.status(), 422);
+}
+
+/// Mean of all channels of a thumbnail, 0 (black) to 255.
+fn mean_brightness(thumb: &[u8]) -> f64 {
+    let rgb = image::load_from_memory(thumb).unwrap().into_rgb8();
+    let sum: u64 = rgb.as_raw().iter().map(|&c| u64::from(c)).sum();
+    sum as f64 / rgb.as_raw().len() as f64
+}
+
+#[tokio::test]
+async fn a_video_that_opens_on_a_black_second_is_thumbnailed_from_what_follows() {
+    let Some(tools) = tools().await else { return };
+    // 4 s: one second of black, then three of the bright test pattern; the
+    // frame 5% in (0.2 s) is black.
+    let webm = ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:s=320x240:d=1:r=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=s=320x240:d=3:r=25",
+            "-filter_complex",
+            "[0][1]concat=n=2:v=1:a=0",
+            "-c:v",
+            "libvpx",
+            "-b:v",
+            "500k",
+        ],
+        "webm",
+    );
+    let p = process_video(&tools, &webm, &MediaLimits::default())
+        .await
+        .unwrap();
+    assert!((3900..=4100).contains(&p.duration_ms), "{}", p.duration_ms);
+    assert_eq!((p.thumb_width, p.thumb_height), (320, 240));
+    let brightness = mean_brightness(&p.thumb);
+    assert!(
+        brightness > 40.0,
+        "the thumbnail is black (mean brightness {brightness:.1} of 255)"
+    );
+}
+
+#[tokio::test]
+async fn an_all_black_video_still_gets_a_thumbnail() {
+    let Some(tools) = tools().await else { return };
+    let webm = ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:s=160x120:d=4:r=25",
+            "-c:v",
+            "libvpx",
+            "-b:v",
+            "100k",
+        ],
+        "webm",
+    );
+    let p = process_video(&tools, &webm, &MediaLimits::default())
+        .await
+        .unwrap();
+    assert_eq!((p.thumb_width, p.thumb_height), (160, 120));
+    assert!(mean_brightness(&p.thumb) < 20.0, "black is what it shows");
 }
