@@ -403,6 +403,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let fd_limit = raise_fd_limit();
+    deepen_backlog(&listener);
     let limits = Limits::from_config(&state.config);
     tracing::info!(
         fd_limit,
@@ -587,6 +588,24 @@ async fn connection(
         }
     }
     drop(done);
+}
+
+/// The accept queue asked for (the kernel caps it at `net.core.somaxconn`).
+const BACKLOG: i32 = 4096;
+
+/// Lengthens the listener's accept queue. Tokio (as std) listens with a
+/// queue of 128: a burst of connections, a flood, fills it while the accept
+/// loop is busy, and every client's SYN beyond it is dropped and retried
+/// only after a second. Listening again on a listening socket changes its
+/// queue (Linux), whoever bound it.
+fn deepen_backlog(listener: &TcpListener) {
+    // SAFETY: the descriptor is the listener's, open for the whole call.
+    if unsafe { libc::listen(listener.as_raw_fd(), BACKLOG) } != 0 {
+        tracing::warn!(
+            error = %io::Error::last_os_error(),
+            "cannot lengthen the accept queue; bursts of connections may wait a second"
+        );
+    }
 }
 
 /// Raises this process's soft open-file limit to its hard limit and returns
