@@ -285,21 +285,9 @@ fn single(dir: &Path) -> anyhow::Result<Proc> {
 /// Raises this process's open-file limit to its hard limit (the servers it
 /// starts inherit it): ten thousand subscribers are ten thousand sockets.
 pub(crate) fn raise_fd_limit(need: u64) -> anyhow::Result<()> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write `lim`.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur = lim.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-    }
-    if lim.rlim_cur < need {
-        bail!(
-            "the open-file limit is {}: {need} subscribers need more (raise `ulimit -Hn`)",
-            lim.rlim_cur
-        );
+    let limit = crate::http::conn::raise_fd_limit();
+    if limit < need {
+        bail!("the open-file limit is {limit}: {need} subscribers need more (raise `ulimit -Hn`)");
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ use wani_supervision::Role;
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub node: NodeConfig,
+    pub http: HttpConfig,
     pub database: DatabaseConfig,
     pub blobs: BlobConfig,
     pub site: SiteConfig,
@@ -170,6 +171,43 @@ impl NodeConfig {
     /// Whether this node carries `role`.
     pub fn has(&self, role: Role) -> bool {
         self.roles.iter().any(|r| r == role.name())
+    }
+}
+
+/// `[http]`: what one client connection may hold of the HTTP listener.
+///
+/// The cap counts the peer socket address (IPv6: its /64), not
+/// `X-Forwarded-For`: behind a reverse proxy every client arrives from the
+/// proxy, so its addresses (`cap_exempt`, or `[site] trusted_proxies`) are
+/// not capped, and the proxy is where per-client limits belong.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Seconds a client has to send a whole request head: from connecting,
+    /// or from the first byte of its next request on a kept-alive
+    /// connection. A client trickling a byte at a time is cut off too.
+    pub head_timeout_secs: u64,
+    /// Seconds a kept-alive connection may wait, idle, for its next request.
+    pub idle_timeout_secs: u64,
+    /// Open connections one peer address may hold (live streams included);
+    /// more are answered 429 and closed at once. 0: no cap.
+    pub max_connections_per_addr: u32,
+    /// Peer addresses or ranges the cap does not apply to (besides
+    /// `[site] trusted_proxies`): a reverse proxy on the same host.
+    pub cap_exempt: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            head_timeout_secs: 10,
+            // Longer than a reverse proxy's idle upstream connections
+            // (nginx: 60 s), so the proxy closes them first and never reuses
+            // one we are closing.
+            idle_timeout_secs: 75,
+            max_connections_per_addr: 256,
+            cap_exempt: vec!["127.0.0.1".into(), "::1".into()],
+        }
     }
 }
 
@@ -418,6 +456,13 @@ impl Config {
         if self.media.max_pixels == 0 {
             bail!("media.max_pixels: must be above 0");
         }
+        if self.http.head_timeout_secs == 0 || self.http.idle_timeout_secs == 0 {
+            bail!("http.head_timeout_secs and http.idle_timeout_secs: must be at least 1");
+        }
+        for p in &self.http.cap_exempt {
+            crate::abuse::addr::Cidr::parse(p)
+                .map_err(|e| anyhow::anyhow!("http.cap_exempt: {e}"))?;
+        }
         for p in &self.site.trusted_proxies {
             crate::abuse::addr::Cidr::parse(p)
                 .map_err(|e| anyhow::anyhow!("site.trusted_proxies: {e}"))?;
@@ -610,6 +655,10 @@ mod tests {
         assert!(format!("{e:#}").contains("blobs.backend"), "{e:#}");
         let e = Config::parse("[site]\ntrusted_proxies = [\"10.0.0.0/40\"]").unwrap_err();
         assert!(format!("{e:#}").contains("site.trusted_proxies"), "{e:#}");
+        let e = Config::parse("[http]\nhead_timeout_secs = 0").unwrap_err();
+        assert!(format!("{e:#}").contains("http.head_timeout_secs"), "{e:#}");
+        let e = Config::parse("[http]\ncap_exempt = [\"proxy\"]").unwrap_err();
+        assert!(format!("{e:#}").contains("http.cap_exempt"), "{e:#}");
         let e = Config::parse("[abuse]\ncaptcha_ttl_secs = 0").unwrap_err();
         assert!(format!("{e:#}").contains("captcha_ttl_secs"), "{e:#}");
     }

@@ -10,6 +10,7 @@ pub mod auth;
 pub(crate) mod cache;
 mod captcha;
 mod client;
+pub mod conn;
 pub mod csrf;
 #[cfg(debug_assertions)]
 mod debug;
@@ -25,10 +26,8 @@ pub(crate) mod upload;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use axum::Router;
 use std::future::Future;
-use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
 pub use crate::state::{AppState, Inner};
@@ -154,74 +153,17 @@ async fn security_headers(
 /// Serves `app` on `listener` until `shutdown` resolves, then stops taking
 /// connections and waits for the requests in flight.
 ///
-/// Fresh connections that open a live stream are served by
-/// [`live::serve_connection`]; every other connection goes to axum.
+/// Every connection lives under the `[http]` limits (head and idle timeouts,
+/// a cap per peer address; see [`conn`]). Fresh connections that open a live
+/// stream are served by [`live::serve_connection`]; every other connection
+/// goes to axum through hyper.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let local = listener.local_addr()?;
-    let (tx, rx) = tokio::sync::mpsc::channel(256);
-    let live_state = state.clone();
-    let acceptor = tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                // axum stopped taking connections (shutdown): close the port.
-                _ = tx.closed() => break,
-            };
-            let (stream, peer) = match accepted {
-                Ok(c) => c,
-                Err(e) => {
-                    // Out of file descriptors, mostly: back off, as axum does.
-                    tracing::warn!(error = %e, "accepting a connection failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let (tx, state) = (tx.clone(), live_state.clone());
-            tokio::spawn(async move {
-                if live::is_live_request(&stream).await {
-                    live::serve_connection(state, stream).await;
-                } else {
-                    let _ = tx.send((stream, peer)).await;
-                }
-            });
-        }
-    });
-    let listener = Accepted { rx, local }.tap_io(|_| {});
-    let served = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
-    acceptor.abort();
-    served
-}
-
-/// Connections handed over by the acceptor in [`serve`].
-struct Accepted {
-    rx: tokio::sync::mpsc::Receiver<(tokio::net::TcpStream, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl axum::serve::Listener for Accepted {
-    type Io = tokio::net::TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(c) => c,
-            // The acceptor is gone: no more connections.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.local)
-    }
+    let router = app(state.clone());
+    conn::serve(listener, state, router, shutdown).await
 }
 
 /// Paths every node serves whatever its roles: health, metrics, the view.
