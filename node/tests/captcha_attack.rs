@@ -2,7 +2,8 @@
 //! from a real node (`GET /captcha`, then the picture):
 //!
 //! - a segmenting reader: threshold the ink (Otsu on luminance, the best a
-//!   colour threshold can do when inks vary), cut connected components,
+//!   colour threshold can do when inks vary), open it (erase what is
+//!   thinner than three pixels: specks, thin lines), cut connected components,
 //!   merge or split them into as many pieces as the code has characters,
 //!   and match each against the generator's own glyphs, upright and
 //!   rotated (the attack that read every one of the old captchas);
@@ -186,6 +187,30 @@ impl Mask {
         })
     }
 
+    /// Morphological opening (3×3 erosion, then dilation): removes ink
+    /// thinner than three pixels — noise dots and thin crossing lines —
+    /// and keeps thicker strokes.
+    fn opened(&self) -> Mask {
+        let at = |m: &Vec<bool>, x: i32, y: i32| {
+            x >= 0 && y >= 0 && x < self.w as i32 && y < self.h as i32 && m[y as usize * self.w + x as usize]
+        };
+        let pass = |m: &Vec<bool>, all: bool| -> Vec<bool> {
+            (0..self.ink.len())
+                .map(|i| {
+                    let (x, y) = ((i % self.w) as i32, (i / self.w) as i32);
+                    let mut n = (-1..=1).flat_map(|dy| (-1..=1).map(move |dx| (dx, dy)));
+                    if all {
+                        n.all(|(dx, dy)| at(m, x + dx, y + dy))
+                    } else {
+                        n.any(|(dx, dy)| at(m, x + dx, y + dy))
+                    }
+                })
+                .collect()
+        };
+        let eroded = pass(&self.ink, true);
+        Mask { w: self.w, h: self.h, ink: pass(&eroded, false) }
+    }
+
     /// 8-connected components of ink, as pixel lists.
     fn components(&self) -> Vec<Vec<(usize, usize)>> {
         let mut seen = vec![false; self.ink.len()];
@@ -324,6 +349,7 @@ impl Segmenter {
     /// Components, merged or split into CODE_LEN pieces left to right.
     fn read(&self, mask: &Mask) -> String {
         let mut parts: Vec<Vec<(usize, usize)>> = mask
+            .opened()
             .components()
             .into_iter()
             .filter(|c| c.len() >= 25)
