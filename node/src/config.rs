@@ -661,6 +661,13 @@ mod tests {
         let e = Config::parse("[captcha]\npow_bits = { b = 40 }").unwrap_err();
         assert!(format!("{e:#}").contains("captcha.pow_bits.b"), "{e:#}");
         let c = Config::parse("[captcha]\nburst = 5\npow_bits = { b = 18 }").unwrap();
-        assert_eq!((c.captcha.burst, c.captcha.pow_for("b"), c.captcha.pow_for("g")), (5, 18, 0));
+        assert_eq!(
+            (
+                c.captcha.burst,
+                c.captcha.pow_for("b"),
+                c.captcha.pow_for("g")
+            ),
+            (5, 18, 0)
+        );
     }
 }

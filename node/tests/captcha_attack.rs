@@ -100,8 +100,14 @@ async fn generic_readers_solve_fewer_than_one_in_twenty() {
          colour-separating reader: {by_colour}/{SAMPLES} solved",
         SAMPLES * CODE_LEN
     );
-    assert!(segmented <= MAX_SOLVED, "segmenting reader solved {segmented}/{SAMPLES}");
-    assert!(by_colour <= MAX_SOLVED, "colour reader solved {by_colour}/{SAMPLES}");
+    assert!(
+        segmented <= MAX_SOLVED,
+        "segmenting reader solved {segmented}/{SAMPLES}"
+    );
+    assert!(
+        by_colour <= MAX_SOLVED,
+        "colour reader solved {by_colour}/{SAMPLES}"
+    );
 
     if Command::new("tesseract").arg("--version").output().is_err() {
         println!("tesseract attack skipped: install tesseract-ocr (scripts/test does)");
@@ -183,7 +189,11 @@ struct Mask {
 impl Mask {
     fn map_to_gray(&self) -> GrayImage {
         GrayImage::from_fn(self.w as u32, self.h as u32, |x, y| {
-            Luma([if self.ink[y as usize * self.w + x as usize] { 0 } else { 255 }])
+            Luma([if self.ink[y as usize * self.w + x as usize] {
+                0
+            } else {
+                255
+            }])
         })
     }
 
@@ -192,7 +202,11 @@ impl Mask {
     /// and keeps thicker strokes.
     fn opened(&self) -> Mask {
         let at = |m: &Vec<bool>, x: i32, y: i32| {
-            x >= 0 && y >= 0 && x < self.w as i32 && y < self.h as i32 && m[y as usize * self.w + x as usize]
+            x >= 0
+                && y >= 0
+                && x < self.w as i32
+                && y < self.h as i32
+                && m[y as usize * self.w + x as usize]
         };
         let pass = |m: &Vec<bool>, all: bool| -> Vec<bool> {
             (0..self.ink.len())
@@ -208,7 +222,11 @@ impl Mask {
                 .collect()
         };
         let eroded = pass(&self.ink, true);
-        Mask { w: self.w, h: self.h, ink: pass(&eroded, false) }
+        Mask {
+            w: self.w,
+            h: self.h,
+            ink: pass(&eroded, false),
+        }
     }
 
     /// 8-connected components of ink, as pixel lists.
@@ -289,8 +307,14 @@ const CELL: usize = 20;
 
 /// A piece of ink scaled into a CELL×CELL grid by its bounding box.
 fn normalise(pix: &[(usize, usize)]) -> Vec<f32> {
-    let (x0, x1) = (pix.iter().map(|p| p.0).min().unwrap(), pix.iter().map(|p| p.0).max().unwrap());
-    let (y0, y1) = (pix.iter().map(|p| p.1).min().unwrap(), pix.iter().map(|p| p.1).max().unwrap());
+    let (x0, x1) = (
+        pix.iter().map(|p| p.0).min().unwrap(),
+        pix.iter().map(|p| p.0).max().unwrap(),
+    );
+    let (y0, y1) = (
+        pix.iter().map(|p| p.1).min().unwrap(),
+        pix.iter().map(|p| p.1).max().unwrap(),
+    );
     let (w, h) = ((x1 - x0 + 1) as f32, (y1 - y0 + 1) as f32);
     let mut cell = vec![0f32; CELL * CELL];
     for (x, y) in pix {
@@ -361,10 +385,16 @@ impl Segmenter {
         parts.sort_by_key(centre);
         // Too many: fold the smallest into its nearest neighbour.
         while parts.len() > CODE_LEN {
-            let (i, _) = parts.iter().enumerate().min_by_key(|(_, p)| p.len()).unwrap();
+            let (i, _) = parts
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, p)| p.len())
+                .unwrap();
             let small = parts.remove(i);
             let c = centre(&small);
-            let j = (0..parts.len()).min_by_key(|j| centre(&parts[*j]).abs_diff(c)).unwrap();
+            let j = (0..parts.len())
+                .min_by_key(|j| centre(&parts[*j]).abs_diff(c))
+                .unwrap();
             parts[j].extend(small);
         }
         // Too few: cut the widest in two at its middle column.
@@ -372,7 +402,11 @@ impl Segmenter {
             let width = |p: &Vec<(usize, usize)>| {
                 p.iter().map(|q| q.0).max().unwrap() - p.iter().map(|q| q.0).min().unwrap()
             };
-            let (i, _) = parts.iter().enumerate().max_by_key(|(_, p)| width(p)).unwrap();
+            let (i, _) = parts
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, p)| width(p))
+                .unwrap();
             let p = parts.remove(i);
             let mid = p.iter().map(|q| q.0).min().unwrap() + width(&p) / 2;
             let (l, r): (Vec<_>, Vec<_>) = p.into_iter().partition(|q| q.0 <= mid);
@@ -401,8 +435,9 @@ impl Segmenter {
         if ink.len() < CODE_LEN {
             return String::new();
         }
-        let mut centres: Vec<[f32; 3]> =
-            (0..CODE_LEN).map(|k| ink[k * ink.len() / CODE_LEN].2).collect();
+        let mut centres: Vec<[f32; 3]> = (0..CODE_LEN)
+            .map(|k| ink[k * ink.len() / CODE_LEN].2)
+            .collect();
         let mut label = vec![0usize; ink.len()];
         for _ in 0..12 {
             for (i, (_, _, c)) in ink.iter().enumerate() {
@@ -411,8 +446,12 @@ impl Segmenter {
                     .unwrap();
             }
             for (k, centre) in centres.iter_mut().enumerate() {
-                let members: Vec<&[f32; 3]> =
-                    ink.iter().zip(&label).filter(|(_, l)| **l == k).map(|(p, _)| &p.2).collect();
+                let members: Vec<&[f32; 3]> = ink
+                    .iter()
+                    .zip(&label)
+                    .filter(|(_, l)| **l == k)
+                    .map(|(p, _)| &p.2)
+                    .collect();
                 if !members.is_empty() {
                     *centre = [0, 1, 2]
                         .map(|j| members.iter().map(|m| m[j]).sum::<f32>() / members.len() as f32);

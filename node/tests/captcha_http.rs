@@ -95,18 +95,27 @@ async fn a_flood_of_captchas_is_refused_and_evicts_nobody() {
         .buffer_unordered(16)
         .collect()
         .await;
-    let issued = statuses.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    let issued = statuses
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .count();
     let refused = statuses
         .iter()
         .filter(|(s, r)| *s == StatusCode::TOO_MANY_REQUESTS && r.is_some_and(|r| r >= 1))
         .count();
-    println!("one address asking 20,500 captchas: {issued} issued, {refused} refused with Retry-After");
+    println!(
+        "one address asking 20,500 captchas: {issued} issued, {refused} refused with Retry-After"
+    );
     let cfg = &node.state.config.captcha;
     assert!(
         issued >= cfg.burst as usize && issued <= cfg.burst as usize + 5,
         "the burst and little more: {issued}"
     );
-    assert_eq!(issued + refused, 20_500, "every other request is a 429 with Retry-After");
+    assert_eq!(
+        issued + refused,
+        20_500,
+        "every other request is a 429 with Retry-After"
+    );
     // The pictures count too, and so does the form's captcha.
     let res = flood.get(node.at("/captcha/new.png")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -114,13 +123,28 @@ async fn a_flood_of_captchas_is_refused_and_evicts_nobody() {
     for i in 0..50 {
         let c = node.client_from(&format!("127.0.2.{}", i + 1));
         for _ in 0..cfg.burst {
-            assert_eq!(c.get(node.at("/captcha")).send().await.unwrap().status(), StatusCode::OK);
+            assert_eq!(
+                c.get(node.at("/captcha")).send().await.unwrap().status(),
+                StatusCode::OK
+            );
         }
     }
     // The user's captcha is as good as before.
-    let (status, v) = new_thread(&node, &user, "b", &[("captcha_id", &id), ("captcha", &code)]).await;
+    let (status, v) = new_thread(
+        &node,
+        &user,
+        "b",
+        &[("captcha_id", &id), ("captcha", &code)],
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
-    let (status, v) = new_thread(&node, &user, "b", &[("captcha_id", &id), ("captcha", &code)]).await;
+    let (status, v) = new_thread(
+        &node,
+        &user,
+        "b",
+        &[("captcha_id", &id), ("captcha", &code)],
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "still single use: {v}");
     node.stop().await;
 }
@@ -145,9 +169,17 @@ async fn a_solved_captcha_is_worth_a_few_posts_on_its_board_only() {
     assert_eq!(status, StatusCode::FORBIDDEN, "the pass is used up: {v}");
     assert!(v["error"].as_str().unwrap().contains("captcha"), "{v}");
     let (status, v) = new_thread(&node, &c, "g", &[]).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "no pass on another board: {v}");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "no pass on another board: {v}"
+    );
     let (status, v) = new_thread(&node, &node.client_from("127.0.0.9"), "b", &[]).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "no pass for another address: {v}");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "no pass for another address: {v}"
+    );
     node.stop().await;
 }
 
@@ -163,7 +195,11 @@ fn solve_with_wani_js(challenge: &str, bits: u8) -> Option<String> {
         &script[begin..end]
     );
     let out = Command::new("node").arg("-e").arg(program).output().ok()?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Some(String::from_utf8(out.stdout).unwrap().trim().to_string())
 }
 
@@ -178,11 +214,17 @@ async fn a_pow_board_takes_posts_with_fresh_work_from_the_page_script() {
     .unwrap();
     let c = node.client();
     let (_, page) = json_or_text(&c, &node, "/boards/b").await;
-    assert!(page.contains("data-board=\"b\""), "the form names its board");
+    assert!(
+        page.contains("data-board=\"b\""),
+        "the form names its board"
+    );
 
     let (status, v) = new_thread(&node, &c, "b", &[]).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
-    assert!(v["error"].as_str().unwrap().contains("proof of work"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("proof of work"),
+        "{v}"
+    );
 
     let (_, none) = json(c.get(node.at("/captcha/pow?board=g")).send().await.unwrap()).await;
     assert_eq!(none["bits"], 0, "{none}");
@@ -196,7 +238,9 @@ async fn a_pow_board_takes_posts_with_fresh_work_from_the_page_script() {
     let nonce = match solve_with_wani_js(&ch, 14) {
         Some(n) => n,
         None => {
-            println!("Node.js not found: the page script's SHA-256 is not exercised (install nodejs)");
+            println!(
+                "Node.js not found: the page script's SHA-256 is not exercised (install nodejs)"
+            );
             (0u64..)
                 .map(|n| n.to_string())
                 .find(|n| wani_node::abuse::captcha::token::work_bits(&ch, n) >= 14)
@@ -204,7 +248,10 @@ async fn a_pow_board_takes_posts_with_fresh_work_from_the_page_script() {
         }
     };
     assert!(wani_node::abuse::captcha::token::work_bits(&ch, &nonce) >= 14);
-    let work = [("pow_challenge", ch.as_str()), ("pow_nonce", nonce.as_str())];
+    let work = [
+        ("pow_challenge", ch.as_str()),
+        ("pow_nonce", nonce.as_str()),
+    ];
     let (status, v) = new_thread(&node, &c, "b", &work).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     let (status, v) = new_thread(&node, &c, "b", &work).await;
@@ -216,7 +263,13 @@ async fn a_pow_board_takes_posts_with_fresh_work_from_the_page_script() {
         .map(|n| n.to_string())
         .find(|n| wani_node::abuse::captcha::token::work_bits(&ch, n) < 14)
         .unwrap();
-    let (status, v) = new_thread(&node, &c, "b", &[("pow_challenge", &ch), ("pow_nonce", &lazy)]).await;
+    let (status, v) = new_thread(
+        &node,
+        &c,
+        "b",
+        &[("pow_challenge", &ch), ("pow_nonce", &lazy)],
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "not enough work: {v}");
     assert!(v["error"].as_str().unwrap().contains("not valid"), "{v}");
     node.stop().await;

@@ -98,18 +98,12 @@ pub fn strokes(c: u8) -> Option<Vec<Stroke>> {
         b'N' => vec![line(&[(1.0, 14.0), (1.0, 0.0), (9.0, 14.0), (9.0, 0.0)])],
         b'P' => vec![join(
             line(&[(1.0, 14.0), (1.0, 0.0), (5.5, 0.0)]),
-            join(
-                arc(5.5, 4.0, 3.5, 4.0, 90.0, -90.0),
-                line(&[(1.0, 8.0)]),
-            ),
+            join(arc(5.5, 4.0, 3.5, 4.0, 90.0, -90.0), line(&[(1.0, 8.0)])),
         )],
         b'R' => vec![
             join(
                 line(&[(1.0, 14.0), (1.0, 0.0), (5.5, 0.0)]),
-                join(
-                    arc(5.5, 4.0, 3.5, 4.0, 90.0, -90.0),
-                    line(&[(1.0, 8.0)]),
-                ),
+                join(arc(5.5, 4.0, 3.5, 4.0, 90.0, -90.0), line(&[(1.0, 8.0)])),
             ),
             line(&[(5.0, 8.0), (9.5, 14.0)]),
         ],
@@ -243,8 +237,10 @@ fn wobble(s: &Stroke, amount: f32, rng: &mut impl Rng) -> Stroke {
                 continue;
             }
             let t = j as f32 / n as f32;
-            drift_x = (drift_x + rng.random_range(-amount..amount)).clamp(-2.0 * amount, 2.0 * amount);
-            drift_y = (drift_y + rng.random_range(-amount..amount)).clamp(-2.0 * amount, 2.0 * amount);
+            drift_x =
+                (drift_x + rng.random_range(-amount..amount)).clamp(-2.0 * amount, 2.0 * amount);
+            drift_y =
+                (drift_y + rng.random_range(-amount..amount)).clamp(-2.0 * amount, 2.0 * amount);
             out.push((x0 + t * (x1 - x0) + drift_x, y0 + t * (y1 - y0) + drift_y));
         }
     }
@@ -288,7 +284,10 @@ pub fn draw_with(code: &str, rng: &mut impl Rng) -> Vec<u8> {
     };
     // Faint blotches: the background is not one colour to subtract.
     for _ in 0..rng.random_range(3..7) {
-        let (cx, cy) = (rng.random_range(0.0..w as f32), rng.random_range(0.0..h as f32));
+        let (cx, cy) = (
+            rng.random_range(0.0..w as f32),
+            rng.random_range(0.0..h as f32),
+        );
         let r = rng.random_range(10.0..35.0f32);
         let c = paper(rng);
         let blot = arc(cx, cy, r / 2.0, r / 2.0, 0.0, 360.0);
@@ -338,14 +337,23 @@ pub fn draw_with(code: &str, rng: &mut impl Rng) -> Vec<u8> {
 
     // Clutter under the text: short fragments shaped like glyph strokes.
     let fragment = |rng: &mut dyn rand::RngCore| -> Stroke {
-        let (x, y) = (rng.random_range(0.0..w as f32), rng.random_range(10.0..h as f32 - 10.0));
+        let (x, y) = (
+            rng.random_range(0.0..w as f32),
+            rng.random_range(10.0..h as f32 - 10.0),
+        );
         let len = rng.random_range(8.0..18.0f32);
         let a = rng.random_range(0.0..std::f32::consts::TAU);
         let bend = rng.random_range(-8.0..8.0f32);
         bezier([
             (x, y),
-            (x + len * a.cos() / 3.0 + bend, y + len * a.sin() / 3.0 - bend),
-            (x + 2.0 * len * a.cos() / 3.0 - bend, y + 2.0 * len * a.sin() / 3.0 + bend),
+            (
+                x + len * a.cos() / 3.0 + bend,
+                y + len * a.sin() / 3.0 - bend,
+            ),
+            (
+                x + 2.0 * len * a.cos() / 3.0 - bend,
+                y + 2.0 * len * a.sin() / 3.0 + bend,
+            ),
             (x + len * a.cos(), y + len * a.sin()),
         ])
     };
@@ -367,9 +375,18 @@ pub fn draw_with(code: &str, rng: &mut impl Rng) -> Vec<u8> {
     for _ in 0..rng.random_range(1..3) {
         let s = bezier([
             (rng.random_range(-10.0..30.0), band(rng)),
-            (rng.random_range(50.0..110.0), rng.random_range(-20.0..h as f32 + 20.0)),
-            (rng.random_range(150.0..210.0), rng.random_range(-20.0..h as f32 + 20.0)),
-            (rng.random_range(w as f32 - 30.0..w as f32 + 10.0), band(rng)),
+            (
+                rng.random_range(50.0..110.0),
+                rng.random_range(-20.0..h as f32 + 20.0),
+            ),
+            (
+                rng.random_range(150.0..210.0),
+                rng.random_range(-20.0..h as f32 + 20.0),
+            ),
+            (
+                rng.random_range(w as f32 - 30.0..w as f32 + 10.0),
+                band(rng),
+            ),
         ]);
         let (wd, c) = (rng.random_range(1.5..2.8), ink(rng));
         canvas.ink(&[s], wd, c, rng);
@@ -385,11 +402,18 @@ pub fn draw_with(code: &str, rng: &mut impl Rng) -> Vec<u8> {
         .map(|_| {
             let a = rng.random_range(0.0..std::f32::consts::TAU);
             let k = std::f32::consts::TAU / rng.random_range(45.0..140.0f32);
-            [k * a.cos(), k * a.sin(), rng.random_range(0.0..std::f32::consts::TAU), rng.random_range(0.8..2.2)]
+            [
+                k * a.cos(),
+                k * a.sin(),
+                rng.random_range(0.0..std::f32::consts::TAU),
+                rng.random_range(0.8..2.2),
+            ]
         })
         .collect();
     let offset = |x: f32, y: f32, ws: &[[f32; 4]]| -> f32 {
-        ws.iter().map(|[kx, ky, p, a]| a * (kx * x + ky * y + p).sin()).sum()
+        ws.iter()
+            .map(|[kx, ky, p, a]| a * (kx * x + ky * y + p).sin())
+            .sum()
     };
     let mut img = RgbImage::new(WIDTH, HEIGHT);
     for y in 0..h {
@@ -447,7 +471,11 @@ pub fn glyph_template(c: char, height: u32) -> Option<GrayImage> {
     };
     let pts: Vec<Stroke> = shape
         .iter()
-        .map(|s| s.iter().map(|(x, y)| ((x + 1.0) * unit, (y + 1.0) * unit)).collect())
+        .map(|s| {
+            s.iter()
+                .map(|(x, y)| ((x + 1.0) * unit, (y + 1.0) * unit))
+                .collect()
+        })
         .collect();
     // A generator seeded with zero: the ink's per-pixel variation is the
     // only randomness, and black stays black.
@@ -455,7 +483,11 @@ pub fn glyph_template(c: char, height: u32) -> Option<GrayImage> {
     canvas.ink(&pts, unit * 1.1, [0.0; 3], &mut rng);
     let mut img = GrayImage::new(w as u32, h as u32);
     for (i, p) in canvas.px.iter().enumerate() {
-        img.put_pixel((i % w) as u32, (i / w) as u32, Luma([p[0].clamp(0.0, 255.0) as u8]));
+        img.put_pixel(
+            (i % w) as u32,
+            (i / w) as u32,
+            Luma([p[0].clamp(0.0, 255.0) as u8]),
+        );
     }
     Some(img)
 }

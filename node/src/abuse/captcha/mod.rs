@@ -144,10 +144,10 @@ impl Captchas {
             self.limits.burst.max(1) as f64,
             self.limits.per_minute as f64 / 60_000.0,
         );
-        let b = self
-            .buckets
-            .entry(client.to_string())
-            .or_insert(Bucket { tokens: burst, at: now });
+        let b = self.buckets.entry(client.to_string()).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
         b.tokens = (b.tokens + (now - b.at).max(0) as f64 * rate).min(burst);
         b.at = now;
         if b.tokens >= 1.0 {
@@ -286,7 +286,8 @@ impl Captchas {
         // A bucket that has refilled says nothing a fresh one would not.
         self.buckets
             .retain(|_, b| b.tokens + (now - b.at).max(0) as f64 * rate < burst);
-        self.passes.retain(|_, (until, left)| *until > now && *left > 0);
+        self.passes
+            .retain(|_, (until, left)| *until > now && *left > 0);
     }
 
     /// Spent ids remembered now (for tests and metrics).
@@ -317,7 +318,11 @@ mod tests {
         assert_eq!(c.code(&id, 1), Some(code.clone()));
         assert!(!c.use_pass("c", 1, 1));
         assert_eq!(c.solve(&id, &code.to_lowercase(), "c", 1, 1), Ok(()));
-        assert_eq!(c.solve(&id, &code, "c", 1, 2), Err(CaptchaError::Unknown), "reused");
+        assert_eq!(
+            c.solve(&id, &code, "c", 1, 2),
+            Err(CaptchaError::Unknown),
+            "reused"
+        );
         assert_eq!(c.code(&id, 2), None, "a spent id is not drawn again");
         assert!(!c.use_pass("c", 2, 3), "another board");
         assert!(!c.use_pass("other", 1, 3), "another address");
@@ -331,31 +336,60 @@ mod tests {
 
     #[test]
     fn wrong_expired_forged_and_missing_answers() {
-        let mut c = Captchas::new(b"secret", Limits { ttl_ms: 1_000, ..limits() });
+        let mut c = Captchas::new(
+            b"secret",
+            Limits {
+                ttl_ms: 1_000,
+                ..limits()
+            },
+        );
         let (id, code) = c.issue(0);
         assert_eq!(c.solve(&id, "nope", "c", 1, 1), Err(CaptchaError::Wrong));
-        assert_eq!(c.solve(&id, &code, "c", 1, 1), Err(CaptchaError::Unknown), "one guess");
+        assert_eq!(
+            c.solve(&id, &code, "c", 1, 1),
+            Err(CaptchaError::Unknown),
+            "one guess"
+        );
         let (id, code) = c.issue(0);
         assert_eq!(c.code(&id, 1_000), None);
-        assert_eq!(c.solve(&id, &code, "c", 1, 1_000), Err(CaptchaError::Expired));
+        assert_eq!(
+            c.solve(&id, &code, "c", 1, 1_000),
+            Err(CaptchaError::Expired)
+        );
         assert_eq!(c.solve("", "x", "c", 1, 0), Err(CaptchaError::Missing));
         assert_eq!(c.solve("x", " ", "c", 1, 0), Err(CaptchaError::Missing));
         let other = Captchas::new(b"another site", limits());
         let (id, code) = other.issue(0);
-        assert_eq!(c.solve(&id, &code, "c", 1, 1), Err(CaptchaError::Unknown), "not ours");
+        assert_eq!(
+            c.solve(&id, &code, "c", 1, 1),
+            Err(CaptchaError::Unknown),
+            "not ours"
+        );
     }
 
     #[test]
     fn spent_ids_are_forgotten_only_after_they_expire() {
-        let mut c = Captchas::new(b"s", Limits { ttl_ms: 10_000, ..limits() });
+        let mut c = Captchas::new(
+            b"s",
+            Limits {
+                ttl_ms: 10_000,
+                ..limits()
+            },
+        );
         let (id, code) = c.issue(0);
         c.solve(&id, &code, "c", 1, 1).unwrap();
         c.sweep(9_999);
         assert_eq!(c.spent_len(), 1);
-        assert_eq!(c.solve(&id, &code, "c", 1, 9_999), Err(CaptchaError::Unknown));
+        assert_eq!(
+            c.solve(&id, &code, "c", 1, 9_999),
+            Err(CaptchaError::Unknown)
+        );
         c.sweep(20_000);
         assert_eq!(c.spent_len(), 0);
-        assert_eq!(c.solve(&id, &code, "c", 1, 20_000), Err(CaptchaError::Expired));
+        assert_eq!(
+            c.solve(&id, &code, "c", 1, 20_000),
+            Err(CaptchaError::Expired)
+        );
     }
 
     #[test]
@@ -365,7 +399,8 @@ mod tests {
             c.charge("a", 0).unwrap();
         }
         assert_eq!(c.charge("a", 0), Err(10), "6 a minute: one every 10 s");
-        c.charge("b", 0).expect("another address has its own bucket");
+        c.charge("b", 0)
+            .expect("another address has its own bucket");
         assert_eq!(c.charge("a", 5_000), Err(5));
         c.charge("a", 10_000).unwrap();
         assert!(c.charge("a", 10_001).is_err());
@@ -383,13 +418,33 @@ mod tests {
             .map(|n| n.to_string())
             .find(|n| token::work_bits(&ch, n) < 8)
             .unwrap();
-        assert_eq!(c.check_work("", "", "b", 8, 1), Err(CaptchaError::WorkMissing));
-        assert_eq!(c.check_work(&ch, &bad, "b", 8, 1), Err(CaptchaError::WorkInvalid));
-        assert_eq!(c.check_work(&ch, &nonce, "g", 8, 1), Err(CaptchaError::WorkInvalid), "board");
-        assert_eq!(c.check_work(&ch, &nonce, "b", 9, 1), Err(CaptchaError::WorkInvalid), "cost");
-        assert_eq!(c.check_work(&ch, &nonce, "b", 8, 600_000), Err(CaptchaError::WorkSpent));
+        assert_eq!(
+            c.check_work("", "", "b", 8, 1),
+            Err(CaptchaError::WorkMissing)
+        );
+        assert_eq!(
+            c.check_work(&ch, &bad, "b", 8, 1),
+            Err(CaptchaError::WorkInvalid)
+        );
+        assert_eq!(
+            c.check_work(&ch, &nonce, "g", 8, 1),
+            Err(CaptchaError::WorkInvalid),
+            "board"
+        );
+        assert_eq!(
+            c.check_work(&ch, &nonce, "b", 9, 1),
+            Err(CaptchaError::WorkInvalid),
+            "cost"
+        );
+        assert_eq!(
+            c.check_work(&ch, &nonce, "b", 8, 600_000),
+            Err(CaptchaError::WorkSpent)
+        );
         assert_eq!(c.check_work(&ch, &nonce, "b", 8, 1), Ok(()));
-        assert_eq!(c.check_work(&ch, &nonce, "b", 8, 2), Err(CaptchaError::WorkSpent));
+        assert_eq!(
+            c.check_work(&ch, &nonce, "b", 8, 2),
+            Err(CaptchaError::WorkSpent)
+        );
     }
 
     #[test]
@@ -401,6 +456,9 @@ mod tests {
         assert_eq!((img.width(), img.height()), (draw::WIDTH, draw::HEIGHT));
         let again = draw::draw_with(&code, &mut c.picture_rng(&id));
         assert_eq!(png, again, "fetched again, drawn the same");
-        assert!(ALPHABET.iter().all(|b| draw::strokes(*b).is_some()), "every glyph drawn");
+        assert!(
+            ALPHABET.iter().all(|b| draw::strokes(*b).is_some()),
+            "every glyph drawn"
+        );
     }
 }

@@ -155,7 +155,13 @@ pub fn open_picture(keys: &Keys, id: &str) -> Option<Picture> {
 }
 
 /// Seals a proof-of-work challenge of `bits` for board `board`.
-pub fn seal_challenge(keys: &Keys, expires_ms: i64, nonce: [u8; 8], bits: u8, board: &str) -> String {
+pub fn seal_challenge(
+    keys: &Keys,
+    expires_ms: i64,
+    nonce: [u8; 8],
+    bits: u8,
+    board: &str,
+) -> String {
     let mut b = header(CHALLENGE, expires_ms, nonce);
     b.push(bits);
     b.extend_from_slice(&board_key(board));
@@ -211,12 +217,19 @@ mod tests {
         let id = seal_picture(&keys, 1234, [7; 8], "ACD347");
         let p = open_picture(&keys, &id).unwrap();
         assert_eq!((p.expires_ms, p.code.as_str()), (1234, "ACD347"));
-        assert!(!id.contains("ACD347"), "the answer is not readable in the id");
+        assert!(
+            !id.contains("ACD347"),
+            "the answer is not readable in the id"
+        );
         assert_eq!(open_picture(&Keys::derive(b"another site"), &id), None);
         let mut raw = URL_SAFE_NO_PAD.decode(&id).unwrap();
         for i in 0..raw.len() {
             raw[i] ^= 1;
-            assert_eq!(open_picture(&keys, &URL_SAFE_NO_PAD.encode(&raw)), None, "byte {i}");
+            assert_eq!(
+                open_picture(&keys, &URL_SAFE_NO_PAD.encode(&raw)),
+                None,
+                "byte {i}"
+            );
             raw[i] ^= 1;
         }
         assert_eq!(open_picture(&keys, "not an id"), None);
@@ -230,16 +243,26 @@ mod tests {
         let c = seal_challenge(&keys, 99, [1; 8], 12, "b");
         let o = open_challenge(&keys, &c).unwrap();
         assert_eq!((o.expires_ms, o.bits, o.board), (99, 12, board_key("b")));
-        assert_eq!(open_picture(&keys, &c), None, "a challenge is not a captcha id");
+        assert_eq!(
+            open_picture(&keys, &c),
+            None,
+            "a challenge is not a captcha id"
+        );
         let mut raw = URL_SAFE_NO_PAD.decode(&c).unwrap();
         raw[HEADER] = 1;
-        assert_eq!(open_challenge(&keys, &URL_SAFE_NO_PAD.encode(&raw)), None, "cheaper");
+        assert_eq!(
+            open_challenge(&keys, &URL_SAFE_NO_PAD.encode(&raw)),
+            None,
+            "cheaper"
+        );
     }
 
     #[test]
     fn work_counts_leading_zero_bits() {
-        let n = (0u64..).find(|n| work_bits("x", &n.to_string()) >= 8).unwrap();
+        let n = (0u64..)
+            .find(|n| work_bits("x", &n.to_string()) >= 8)
+            .unwrap();
         assert!(work_bits("x", &n.to_string()) >= 8);
-        assert_eq!(work_bits("x", "0") , work_bits("x", "0"));
+        assert_eq!(work_bits("x", "0"), work_bits("x", "0"));
     }
 }
