@@ -24,6 +24,7 @@ pub struct Config {
     pub entities: EntitiesConfig,
     pub supervision: SupervisionConfig,
     pub abuse: AbuseConfig,
+    pub captcha: CaptchaConfig,
     pub cluster: ClusterSection,
     pub bootstrap: Bootstrap,
 }
@@ -397,6 +398,57 @@ impl Default for AbuseConfig {
     }
 }
 
+/// `[captcha]`: how the built-in captcha is handed out, and the optional
+/// proof of work. Whether a board asks a captcha at all is a board setting
+/// (`captcha_threads`, `captcha_replies`); how long one lives and how long
+/// its pass lasts are `abuse.captcha_ttl_secs` and `abuse.captcha_cooldown_secs`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptchaConfig {
+    /// Captchas (ids and pictures) one address (one /64 in IPv6) may fetch
+    /// at once; past it, `per_minute`; beyond that, 429 with Retry-After.
+    pub burst: u32,
+    pub per_minute: u32,
+    /// Posts the solver of a captcha may make on the same board, from the
+    /// same address, within `abuse.captcha_cooldown_secs`, without another
+    /// (0: every post needs its own captcha).
+    pub pass_posts: u32,
+    /// Boards whose posts (threads and replies) need a proof of work, by
+    /// name, with its cost: leading zero bits of SHA-256 (each bit doubles
+    /// the work; a browser does 16 in about a third of a second, 20 in about
+    /// five). Boards not named ask none.
+    pub pow_bits: std::collections::BTreeMap<String, u8>,
+}
+
+impl Default for CaptchaConfig {
+    fn default() -> Self {
+        CaptchaConfig {
+            burst: 20,
+            per_minute: 6,
+            pass_posts: 3,
+            pow_bits: Default::default(),
+        }
+    }
+}
+
+impl CaptchaConfig {
+    /// The bookkeeping's limits, with the lifetimes of `[abuse]`.
+    pub fn limits(&self, abuse: &AbuseConfig) -> crate::abuse::captcha::Limits {
+        crate::abuse::captcha::Limits {
+            ttl_ms: abuse.captcha_ttl_secs.saturating_mul(1000),
+            cooldown_ms: abuse.captcha_cooldown_secs.saturating_mul(1000),
+            pass_posts: self.pass_posts,
+            burst: self.burst,
+            per_minute: self.per_minute,
+        }
+    }
+
+    /// The proof of work board `name` asks for (0: none).
+    pub fn pow_for(&self, name: &str) -> u8 {
+        self.pow_bits.get(name).copied().unwrap_or(0)
+    }
+}
+
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Bootstrap {
@@ -505,6 +557,17 @@ impl Config {
                 || self.cluster.down_after <= self.cluster.suspect_after
             {
                 bail!("cluster.heartbeat_ms, suspect_after, down_after: need heartbeat_ms > 0 and 0 < suspect_after < down_after");
+            }
+        }
+        if self.captcha.burst == 0 {
+            bail!("captcha.burst: must be at least 1 (or no captcha could ever be fetched)");
+        }
+        for (board, bits) in &self.captcha.pow_bits {
+            if *bits > crate::abuse::captcha::MAX_POW_BITS {
+                bail!(
+                    "captcha.pow_bits.{board}: {bits} is more than {} bits of work; no browser would finish",
+                    crate::abuse::captcha::MAX_POW_BITS
+                );
             }
         }
         if self.entities.idle_timeout_secs == 0 {
@@ -661,5 +724,16 @@ mod tests {
         assert!(format!("{e:#}").contains("http.cap_exempt"), "{e:#}");
         let e = Config::parse("[abuse]\ncaptcha_ttl_secs = 0").unwrap_err();
         assert!(format!("{e:#}").contains("captcha_ttl_secs"), "{e:#}");
+        let e = Config::parse("[captcha]\npow_bits = { b = 40 }").unwrap_err();
+        assert!(format!("{e:#}").contains("captcha.pow_bits.b"), "{e:#}");
+        let c = Config::parse("[captcha]\nburst = 5\npow_bits = { b = 18 }").unwrap();
+        assert_eq!(
+            (
+                c.captcha.burst,
+                c.captcha.pow_for("b"),
+                c.captcha.pow_for("g")
+            ),
+            (5, 18, 0)
+        );
     }
 }

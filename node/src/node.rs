@@ -162,8 +162,8 @@ impl Node {
         let abuse = crate::abuse::Abuse::new(
             &config.site.trusted_proxies,
             config.abuse.same_content_secs,
-            config.abuse.captcha_ttl_secs,
-            config.abuse.captcha_cooldown_secs,
+            config.captcha.limits(&config.abuse),
+            &poster_secret,
             store.active_bans(now).await.context("loading the bans")?,
         )
         .map_err(|e| anyhow::anyhow!("site.trusted_proxies: {e}"))?

@@ -11,6 +11,13 @@
 //   the new posts or tiles from it, so they look exactly as after a reload.
 //   Without EventSource, or when the stream cannot be opened, the page
 //   polls the same way.
+// - captcha: clicking the picture loads another; coming back to a page
+//   (back button) loads a fresh one, since the old one may be spent;
+// - proof of work: before a posting form is sent, asks /captcha/pow whether
+//   its board wants one; if so, finds a nonce such that
+//   SHA-256(challenge + nonce) starts with the asked number of zero bits
+//   (a small SHA-256 below: crypto.subtle is async per hash, far too slow
+//   for millions, and missing outside HTTPS) and sends it with the form.
 // No frameworks, no requests beyond this site's own pages and live stream.
 (function () {
   "use strict";
@@ -222,6 +229,134 @@
       if (es.readyState === EventSource.CLOSED || failures >= 3) poll();
     };
   }
+
+  // ---- proof of work (pow:begin): no DOM here, so it also runs alone ----
+  var K256 = new Int32Array([
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2
+  ]);
+  var W256 = new Int32Array(64);
+
+  // SHA-256 of an ASCII string (the challenge is base64url, the nonce
+  // digits), as eight signed 32-bit words, big-endian.
+  function sha256(s) {
+    var n = s.length, blocks = ((n + 8) >> 6) + 1, i, t;
+    var m = new Int32Array(blocks * 16);
+    for (i = 0; i < n; i++) m[i >> 2] |= (s.charCodeAt(i) & 0xff) << (24 - (i & 3) * 8);
+    m[n >> 2] |= 0x80 << (24 - (n & 3) * 8);
+    m[blocks * 16 - 1] = n * 8;
+    var h0 = 0x6a09e667, h1 = 0xbb67ae85 | 0, h2 = 0x3c6ef372, h3 = 0xa54ff53a | 0,
+      h4 = 0x510e527f, h5 = 0x9b05688c | 0, h6 = 0x1f83d9ab, h7 = 0x5be0cd19;
+    for (var o = 0; o < m.length; o += 16) {
+      for (t = 0; t < 64; t++) {
+        if (t < 16) {
+          W256[t] = m[o + t];
+        } else {
+          var x = W256[t - 15], y = W256[t - 2];
+          var s0 = ((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3);
+          var s1 = ((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10);
+          W256[t] = (W256[t - 16] + s0 + W256[t - 7] + s1) | 0;
+        }
+      }
+      var a = h0, b = h1, c = h2, d = h3, e = h4, f = h5, g = h6, h = h7;
+      for (t = 0; t < 64; t++) {
+        var S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
+        var t1 = (h + S1 + ((e & f) ^ (~e & g)) + K256[t] + W256[t]) | 0;
+        var S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+        var t2 = (S0 + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+        h = g; g = f; f = e; e = (d + t1) | 0; d = c; c = b; b = a; a = (t1 + t2) | 0;
+      }
+      h0 = (h0 + a) | 0; h1 = (h1 + b) | 0; h2 = (h2 + c) | 0; h3 = (h3 + d) | 0;
+      h4 = (h4 + e) | 0; h5 = (h5 + f) | 0; h6 = (h6 + g) | 0; h7 = (h7 + h) | 0;
+    }
+    return [h0, h1, h2, h3, h4, h5, h6, h7];
+  }
+
+  function zeroBits(words) {
+    for (var i = 0; i < 8; i++) {
+      if (words[i] !== 0) return i * 32 + Math.clz32(words[i]);
+    }
+    return 256;
+  }
+
+  // Finds the first nonce (0, 1, 2, … as decimal text) that does the work
+  // and passes it to done; in slices, so the page stays responsive.
+  function solveWork(challenge, bits, done) {
+    var nonce = 0;
+    function slice() {
+      for (var end = nonce + 20000; nonce < end; nonce++) {
+        if (zeroBits(sha256(challenge + nonce)) >= bits) {
+          done(String(nonce));
+          return;
+        }
+      }
+      setTimeout(slice, 0);
+    }
+    slice();
+  }
+  // ---- (pow:end) ----
+
+  function hiddenField(form, name, value) {
+    var el = form.querySelector("input[name='" + name + "']");
+    if (!el) {
+      el = document.createElement("input");
+      el.type = "hidden";
+      el.name = name;
+      form.appendChild(el);
+    }
+    el.value = value;
+  }
+
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (!form.matches || !form.matches("form.post-form[data-board]")) return;
+    if (form.dataset.worked) return;
+    e.preventDefault();
+    var button = form.querySelector("button[type=submit]");
+    var label = button ? button.textContent : "";
+    function send() {
+      // requestSubmit fires this handler again, which now lets it through;
+      // the flag goes right after, so a later post does its own work.
+      form.dataset.worked = "1";
+      if (form.requestSubmit) form.requestSubmit(); else form.submit();
+      delete form.dataset.worked;
+    }
+    fetch("/captcha/pow?board=" + encodeURIComponent(form.dataset.board),
+      { credentials: "same-origin", cache: "no-store" })
+      .then(function (r) { return r.ok ? r.json() : { bits: 0 }; })
+      .catch(function () { return { bits: 0 }; })
+      .then(function (p) {
+        if (!p.bits) { send(); return; }
+        if (button) { button.disabled = true; button.textContent = "Working\u2026"; }
+        solveWork(p.challenge, p.bits, function (nonce) {
+          hiddenField(form, "pow_challenge", p.challenge);
+          hiddenField(form, "pow_nonce", nonce);
+          if (button) { button.disabled = false; button.textContent = label; }
+          send();
+        });
+      });
+  });
+
+  function newCaptcha(img) {
+    img.src = "/captcha/new.png?" + Date.now();
+  }
+
+  document.addEventListener("click", function (e) {
+    var img = e.target.closest && e.target.closest("img.captcha");
+    if (!img) return;
+    e.preventDefault();
+    newCaptcha(img);
+  });
+
+  window.addEventListener("pageshow", function (e) {
+    if (e.persisted) document.querySelectorAll("img.captcha").forEach(newCaptcha);
+  });
 
   function startLive() {
     document.querySelectorAll("[data-live]").forEach(follow);

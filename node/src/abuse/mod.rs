@@ -28,7 +28,7 @@ use wani_store::{Ban, BoardId, Store, StoreError};
 
 use addr::Cidr;
 use bans::BanList;
-use captcha::{CaptchaBook, CaptchaError};
+use captcha::{CaptchaError, Captchas};
 use flood::{Admission, FloodControl, Intervals, PostKind};
 use limits::{Backoff, Window};
 
@@ -40,7 +40,7 @@ pub struct Abuse {
     pub same_content_secs: i64,
     bans: RwLock<BanList>,
     flood: Mutex<FloodControl>,
-    captchas: Mutex<CaptchaBook>,
+    captchas: Mutex<Captchas>,
     reports: Mutex<Window>,
     registrations: Mutex<Window>,
     /// Wrong passwords per account name and per address.
@@ -56,12 +56,13 @@ pub enum Limited {
 
 impl Abuse {
     /// The state for a node: `trusted` proxies (already validated by the
-    /// config), captcha lifetimes in seconds, and the bans active now.
+    /// config), the captcha's limits and the site secret its ids are sealed
+    /// with (the same on every node), and the bans active now.
     pub fn new(
         trusted: &[String],
         same_content_secs: i64,
-        captcha_ttl_secs: i64,
-        captcha_cooldown_secs: i64,
+        captcha: captcha::Limits,
+        site_secret: &[u8],
         bans: Vec<Ban>,
     ) -> Result<Abuse, String> {
         let trusted_proxies = trusted
@@ -73,10 +74,7 @@ impl Abuse {
             same_content_secs,
             bans: RwLock::new(BanList::new(bans)),
             flood: Mutex::new(FloodControl::default()),
-            captchas: Mutex::new(CaptchaBook::new(
-                captcha_ttl_secs.saturating_mul(1000),
-                captcha_cooldown_secs.saturating_mul(1000),
-            )),
+            captchas: Mutex::new(Captchas::new(site_secret, captcha)),
             reports: Mutex::new(Window::new(0, HOUR_MS)),
             registrations: Mutex::new(Window::new(0, HOUR_MS)),
             logins: Mutex::new((Backoff::new(u32::MAX, 0), Backoff::new(u32::MAX, 0))),
@@ -184,32 +182,71 @@ impl Abuse {
         }
     }
 
+    /// Takes one captcha from `ip`'s allowance; `Err(seconds)` to wait.
+    pub fn charge_captcha(&self, ip: &str, now: i64) -> Result<(), u64> {
+        let Ok(mut c) = self.captchas.lock() else {
+            return Err(1);
+        };
+        c.charge(&addr::client_key(ip), now)
+    }
+
     /// Issues a captcha; answers its id and code.
     pub fn new_captcha(&self, now: i64) -> Option<(String, String)> {
         Some(self.captchas.lock().ok()?.issue(now))
     }
 
-    /// The code of a pending captcha, to draw it.
+    /// The code of a captcha that may still be answered, to draw it.
     pub fn captcha_code(&self, id: &str, now: i64) -> Option<String> {
-        Some(self.captchas.lock().ok()?.code(id, now)?.to_string())
+        self.captchas.lock().ok()?.code(id, now)
     }
 
-    /// Passes when `ip` is in its cooldown or `answer` solves captcha `id`.
+    /// The picture of captcha `id` (drawn outside the lock).
+    pub fn captcha_picture(&self, id: &str, code: &str) -> Option<Vec<u8>> {
+        let c = self.captchas.lock().ok()?;
+        let seeded = c.picture_rng(id);
+        drop(c);
+        let mut rng = seeded;
+        Some(captcha::draw::draw_with(code, &mut rng))
+    }
+
+    /// Passes when `ip` has a pass on `board` left or `answer` solves
+    /// captcha `id`.
     pub fn check_captcha(
         &self,
         ip: &str,
+        board: i64,
         id: &str,
         answer: &str,
         now: i64,
     ) -> Result<(), CaptchaError> {
         let client = addr::client_key(ip);
-        let Ok(mut book) = self.captchas.lock() else {
+        let Ok(mut c) = self.captchas.lock() else {
             return Err(CaptchaError::Unknown);
         };
-        if book.in_cooldown(&client, now) {
+        if c.use_pass(&client, board, now) {
             return Ok(());
         }
-        book.solve(id, answer, &client, now)
+        c.solve(id, answer, &client, board, now)
+    }
+
+    /// A proof-of-work challenge of `bits` for `board`.
+    pub fn pow_challenge(&self, board: &str, bits: u8, now: i64) -> Option<String> {
+        Some(self.captchas.lock().ok()?.challenge(board, bits, now))
+    }
+
+    /// Checks (and spends) a proof of work for a post on `board`.
+    pub fn check_pow(
+        &self,
+        challenge: &str,
+        nonce: &str,
+        board: &str,
+        bits: u8,
+        now: i64,
+    ) -> Result<(), CaptchaError> {
+        let Ok(mut c) = self.captchas.lock() else {
+            return Err(CaptchaError::WorkInvalid);
+        };
+        c.check_work(challenge, nonce, board, bits, now)
     }
 }
 

@@ -1,5 +1,6 @@
-//! The gate every post passes on its way to an entity: bans, captcha and
-//! flood control, in that order, then who signs it.
+//! The gate every post passes on its way to an entity: bans, captcha, the
+//! board's proof of work (`[captcha] pow_bits`) and flood control, in that
+//! order, then who signs it.
 //!
 //! Costs no database query: bans are the node's in-memory list, captchas
 //! and flood counters live in [`crate::abuse::Abuse`]. Moderators of the
@@ -120,7 +121,20 @@ pub fn check(
         let answer = s.text("captcha").unwrap_or("");
         state
             .abuse
-            .check_captcha(&poster.ip, id, answer, now)
+            .check_captcha(&poster.ip, board.id.0, id, answer, now)
+            .map_err(|e| ApiError::forbidden(e.message()))?;
+    }
+    let work = state.config.captcha.pow_for(&board.name);
+    if work > 0 {
+        state
+            .abuse
+            .check_pow(
+                s.text("pow_challenge").unwrap_or(""),
+                s.text("pow_nonce").unwrap_or(""),
+                &board.name,
+                work,
+                now,
+            )
             .map_err(|e| ApiError::forbidden(e.message()))?;
     }
     let limits = Intervals {

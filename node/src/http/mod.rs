@@ -95,6 +95,7 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/slip/logout", post(slip::logout))
         .route("/captcha", get(captcha::new_json))
         .route("/captcha/new.png", get(captcha::new_image))
+        .route("/captcha/pow", get(captcha::pow))
         .route("/captcha/{id}", get(captcha::image))
         .route(
             "/report/{post}",

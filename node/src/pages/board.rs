@@ -293,7 +293,7 @@ fn new_thread_form(out: &mut String, board: &Board) -> fmt::Result {
     write!(
         out,
         "<details class=\"form-toggle\">\n<summary>Start a new thread</summary>\n\
-         <form class=\"post-form new-thread\" method=\"post\" action=\"/boards/{id}/new\" \
+         <form class=\"post-form new-thread\" data-board=\"{name}\" method=\"post\" action=\"/boards/{id}/new\" \
          enctype=\"multipart/form-data\">\n\
          <label>Name <input type=\"text\" name=\"name\" maxlength=\"40\" placeholder=\"Anonymous (name#secret for a tripcode)\" autocomplete=\"off\"></label>\n\
          <label>Subject <input type=\"text\" name=\"subject\" maxlength=\"64\" autocomplete=\"off\"></label>\n\
@@ -308,6 +308,7 @@ fn new_thread_form(out: &mut String, board: &Board) -> fmt::Result {
          <code>||spoiler||</code>, Markdown. See the <a href=\"/faq\">FAQ</a>.</p>\n\
          </form>\n</details>\n",
         id = board.id,
+        name = escape(&board.name),
         captcha = if board.captcha_threads { super::CAPTCHA_FIELD } else { "" },
         accept = escape(&board.mimetypes.join(",")),
         max = human_size(board.max_file_bytes),

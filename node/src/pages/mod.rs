@@ -24,7 +24,9 @@
 //! - `info`: rules, FAQ, theme picker, error and "posted" pages.
 //!
 //! Posting forms show a captcha image (`/captcha/new.png`, which keeps its
-//! id in a cookie) when the board asks for one, and every post links to its
+//! id in a cookie) when the board asks for one, and name their board in
+//! `data-board` (wani.js asks `/captcha/pow` whether the board wants a proof
+//! of work before sending the form), and every post links to its
 //! report form and the thread to its mod view: none of it is per viewer.
 //! The per-viewer pages (`/slip`, `/mod/…`) are in `moderation` and are
 //! never cached, so their forms carry the session's CSRF token.
@@ -124,10 +126,12 @@ pub fn theme_background(theme: Theme) -> [u8; 3] {
 
 /// The captcha of a posting form. The image is drawn per request by
 /// `/captcha/new.png`, which remembers its id in a cookie, so the form
-/// itself holds nothing per viewer and the page stays cacheable.
+/// itself holds nothing per viewer and the page stays cacheable. wani.js
+/// loads another picture when the image is clicked.
 pub(crate) const CAPTCHA_FIELD: &str =
     "<label>Captcha <img class=\"captcha\" src=\"/captcha/new.png\" \
-     width=\"184\" height=\"64\" alt=\"Type the characters in this picture\"> \
+     width=\"260\" height=\"90\" alt=\"Type the characters in this picture\" \
+     title=\"Hard to read? Click for another\"> \
      <input type=\"text\" name=\"captcha\" maxlength=\"12\" autocomplete=\"off\" \
      placeholder=\"the code above (not needed right after solving one)\"></label>\n";
 

@@ -162,7 +162,7 @@ fn archived_notice(out: &mut String) -> fmt::Result {
 fn reply_form(out: &mut String, board: &Board, t: &ThreadFull) -> fmt::Result {
     write!(
         out,
-        "<form class=\"post-form reply-form\" id=\"reply\" method=\"post\" \
+        "<form class=\"post-form reply-form\" id=\"reply\" method=\"post\" data-board=\"{name}\" \
          action=\"/threads/{id}/new\" enctype=\"multipart/form-data\">\n\
          <h2>Reply</h2>\n\
          <label>Name <input type=\"text\" name=\"name\" maxlength=\"40\" placeholder=\"Anonymous (name#secret for a tripcode)\" autocomplete=\"off\"></label>\n\
@@ -177,6 +177,7 @@ fn reply_form(out: &mut String, board: &Board, t: &ThreadFull) -> fmt::Result {
          See the <a href=\"/faq\">FAQ</a>.</p>\n\
          </form>\n",
         id = t.thread.id,
+        name = escape(&board.name),
         captcha = if board.captcha_replies { super::CAPTCHA_FIELD } else { "" },
         accept = escape(&board.mimetypes.join(",")),
         max = human_size(board.max_file_bytes),
