@@ -88,15 +88,18 @@ fn check_attributes(mut attrs: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// An absolute link must be http, https or mailto; anything before a ':'
-/// that comes ahead of the first '/', '?' or '#' is a scheme.
+/// An absolute link must be http, https or mailto. A scheme is what a
+/// browser's URL parser takes for one: an ASCII letter, then letters,
+/// digits, `+`, `-` or `.`, up to a ':' (anything else, such as a `%00`,
+/// makes the URL relative).
 fn check_href(href: &str) -> Result<(), String> {
-    let head = href.split(['/', '?', '#']).next().unwrap_or("");
-    if let Some((scheme, _)) = head.split_once(':') {
-        // Entities could hide a scheme from a browser's eyes only if they
-        // spelled letters; the writer escapes `&` itself, so compare as is.
+    if let Some((scheme, _)) = href.split_once(':') {
+        let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
         let scheme = scheme.to_ascii_lowercase();
-        if !matches!(scheme.as_str(), "http" | "https" | "mailto") {
+        if is_scheme && !matches!(scheme.as_str(), "http" | "https" | "mailto") {
             return Err(format!("link with scheme {scheme:?}: {href:?}"));
         }
     }
