@@ -411,6 +411,17 @@ fn parse_probe(json: &[u8]) -> Result<Probe, MediaError> {
     })
 }
 
+/// The Rust side of probing on one input, for the fuzz targets (`fuzz/`):
+/// ffprobe's JSON answer as [`VideoTools::process`] reads it (width,
+/// height and duration as displayed), and the first line of ffmpeg's
+/// complaint as the user would see it. The JSON is ffprobe's, but what it
+/// carries (tags, side data) is the uploader's.
+#[doc(hidden)]
+pub fn fuzz_probe(ffprobe_json: &[u8]) -> (Result<(u32, u32, u64), MediaError>, String) {
+    let probe = parse_probe(ffprobe_json).map(|p| (p.width, p.height, p.duration_ms));
+    (probe, first_line(ffprobe_json))
+}
+
 fn first_line(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
     let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");

@@ -342,18 +342,14 @@ struct SubscribeBody {
     unsubscribe: Topics,
 }
 
-/// `POST /api/v1/live`: `{"client-id", "subscribe", "unsubscribe"}`.
-pub async fn subscribe(
-    State(state): State<AppState>,
-    body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+fn parse_subscribe(body: &[u8]) -> Result<SubscribeBody, ApiError> {
     if body.len() > MAX_SUBSCRIBE_BYTES {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("a subscription body is at most {MAX_SUBSCRIBE_BYTES} bytes"),
         ));
     }
-    let body: SubscribeBody = serde_json::from_slice(&body).map_err(|e| {
+    let body: SubscribeBody = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!(
             "expected {{\"client-id\": \"client_…\", \"subscribe\": {{\"thread\": [ids], \"board\": [ids]}}}}: {e}"
         ))
@@ -361,6 +357,35 @@ pub async fn subscribe(
     if body.subscribe.len() > MAX_TOPICS || body.unsubscribe.len() > MAX_TOPICS {
         return Err(too_many_topics());
     }
+    Ok(body)
+}
+
+/// This endpoint's parsers on one input, for the fuzz targets (`fuzz/`).
+/// The first byte picks which: even, a `POST` body; odd, the head of a
+/// `GET` served off hyper, then the subscriptions in its query string and
+/// its `Last-Event-ID`. `Ok` carries how many topics were read.
+#[doc(hidden)]
+pub fn fuzz_parse(input: &[u8]) -> Result<usize, ApiError> {
+    let Some((&which, rest)) = input.split_first() else {
+        return Ok(0);
+    };
+    if which % 2 == 0 {
+        let body = parse_subscribe(rest)?;
+        let topics = [&body.subscribe, &body.unsubscribe];
+        Ok(topics.iter().map(|t| t.thread.len() + t.board.len()).sum())
+    } else {
+        let (query, _last_event_id) = parse_head(rest)?;
+        let topics = parse_topics(query.as_deref())?;
+        Ok(topics.thread.len() + topics.board.len())
+    }
+}
+
+/// `POST /api/v1/live`: `{"client-id", "subscribe", "unsubscribe"}`.
+pub async fn subscribe(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body = parse_subscribe(&body)?;
     match state
         .live
         .subscribe(body.client_id.clone(), body.subscribe, body.unsubscribe)

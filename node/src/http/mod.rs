@@ -33,6 +33,14 @@ use tokio::net::TcpListener;
 pub use crate::state::{AppState, Inner};
 pub use error::ApiError;
 
+/// The request parsers that face the internet, for the fuzz targets
+/// (`fuzz/`); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::live::fuzz_parse as live;
+    pub use super::upload::fuzz_read as multipart;
+}
+
 /// The router with every route.
 pub fn app(state: AppState) -> Router {
     app_with(state, Router::new())

@@ -109,6 +109,26 @@ pub async fn read(
     Ok(s)
 }
 
+/// [`read`] on a request with this `Content-Type` and body, as the router
+/// hands it over, for the fuzz targets (`fuzz/`). `Ok` carries the number of
+/// text fields and the file's length, if there is a file.
+#[doc(hidden)]
+pub async fn fuzz_read(
+    content_type: &[u8],
+    body: Bytes,
+    max_upload: u64,
+) -> Result<(usize, Option<usize>), ApiError> {
+    use axum::extract::FromRequest;
+    let request = axum::http::Request::builder()
+        .method("POST")
+        .header(axum::http::header::CONTENT_TYPE, content_type)
+        .body(axum::body::Body::from(body))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let form = Multipart::from_request(request, &()).await;
+    let s = read(form, max_upload).await?;
+    Ok((s.fields.len(), s.file.as_ref().map(Bytes::len)))
+}
+
 /// A board's limits, with the node's pixel limit as a ceiling.
 pub fn board_limits(state: &AppState, board: &Board) -> MediaLimits {
     let node_pixels = state.config.media.max_pixels;

@@ -95,8 +95,25 @@ pub fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, Fault> {
 }
 
 /// Decodes a message or an answer; a broken payload is a fault, never a panic.
+///
+/// bincode reserves a string's or byte array's length, as the payload
+/// claims it, before reading its bytes, up to the configured limit. Every
+/// claimed byte must be in the payload, so the limit is the smallest of
+/// 64 KiB, a frame and [`MAX_ANSWER`] that holds the whole payload: a few
+/// hostile bytes claiming a 60 MiB string no longer reserve 60 MiB.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Fault> {
-    let config = bincode::config::standard().with_limit::<MAX_ANSWER>();
+    const SMALL: usize = 64 << 10;
+    if bytes.len() <= SMALL {
+        decode_within::<T, SMALL>(bytes)
+    } else if bytes.len() <= crate::wire::MAX_FRAME {
+        decode_within::<T, { crate::wire::MAX_FRAME }>(bytes)
+    } else {
+        decode_within::<T, MAX_ANSWER>(bytes)
+    }
+}
+
+fn decode_within<T: DeserializeOwned, const LIMIT: usize>(bytes: &[u8]) -> Result<T, Fault> {
+    let config = bincode::config::standard().with_limit::<LIMIT>();
     match bincode::serde::decode_from_slice(bytes, config) {
         Ok((v, used)) if used == bytes.len() => Ok(v),
         Ok((_, used)) => Err(Fault::Invalid(format!(
