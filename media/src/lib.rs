@@ -71,4 +71,4 @@ pub use metadata::ICC_PROFILE_LIMIT;
 pub use options::{AlphaThumb, MediaLimits, ThumbOptions, JOB_BYTES_PER_PIXEL, JOB_FIXED_MEMORY};
 pub use process::{precheck, prepare, process, Prepared, Processed};
 pub use sniff::{sniff, FileFormat, ImageFormat, Sniffed, VideoFormat};
-pub use strip::strip;
+pub use strip::{crc32, strip};

@@ -159,22 +159,6 @@ fn animated_webp(width: u32, height: u32, frames: usize) -> Vec<u8> {
     out
 }
 
-/// CRC-32 (ISO-HDLC), for hand-made PNG chunks.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 /// A valid 1×1 PNG whose IHDR is rewritten to claim `width`×`height`, CRC
 /// fixed: a few dozen bytes that would decode to gigabytes.
 fn png_bomb(width: u32, height: u32) -> Vec<u8> {
@@ -182,7 +166,7 @@ fn png_bomb(width: u32, height: u32) -> Vec<u8> {
     assert_eq!(&bytes[12..16], b"IHDR");
     bytes[16..20].copy_from_slice(&width.to_be_bytes());
     bytes[20..24].copy_from_slice(&height.to_be_bytes());
-    let crc = crc32(&bytes[12..29]);
+    let crc = wani_media::crc32(&bytes[12..29]);
     bytes[29..33].copy_from_slice(&crc.to_be_bytes());
     bytes
 }

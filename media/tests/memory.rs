@@ -100,21 +100,6 @@ fn zeros_zlib(matches: u64) -> (Vec<u8>, u64) {
     (out, inflated)
 }
 
-fn crc32(crc: u32, bytes: &[u8]) -> u32 {
-    let mut crc = !crc;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 /// An 8×8 PNG with an `iCCP` chunk of about 1 MB that inflates to 1 GiB.
 fn iccp_bomb() -> Vec<u8> {
     let small = RgbImage::from_fn(8, 8, |x, y| Rgb([x as u8 * 30, y as u8 * 30, 200]));
@@ -132,7 +117,12 @@ fn iccp_bomb() -> Vec<u8> {
     out.extend_from_slice(&(data.len() as u32).to_be_bytes());
     out.extend_from_slice(b"iCCP");
     out.extend_from_slice(&data);
-    let crc = crc32(crc32(0, b"iCCP"), &data);
+    let crc = {
+        let mut c = flate2::Crc::new();
+        c.update(b"iCCP");
+        c.update(&data);
+        c.sum()
+    };
     out.extend_from_slice(&crc.to_be_bytes());
     out.extend_from_slice(&png[33..]);
     out
