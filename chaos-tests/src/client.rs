@@ -57,25 +57,10 @@ pub fn png(seed: &str) -> Vec<u8> {
         let start = out.len();
         out.extend_from_slice(kind);
         out.extend_from_slice(data);
-        let crc = crc32(&out[start..]);
+        let crc = wani_media::crc32(&out[start..]);
         out.extend_from_slice(&crc.to_be_bytes());
     }
     out
-}
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut c = 0xffff_ffffu32;
-    for &b in bytes {
-        c ^= b as u32;
-        for _ in 0..8 {
-            c = if c & 1 == 1 {
-                0xedb8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
 }
 
 /// The body of the post with idempotency key `key`: the checkers find
