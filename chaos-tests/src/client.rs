@@ -367,7 +367,7 @@ mod tests {
     #[test]
     fn the_crc_is_png_s() {
         // The CRC of "IEND" with no data, as every PNG ends.
-        assert_eq!(super::crc32(b"IEND"), 0xae42_6082);
+        assert_eq!(wani_media::crc32(b"IEND"), 0xae42_6082);
     }
 
     #[test]
