@@ -30,18 +30,7 @@ async fn a_retry_of_a_write_an_earlier_activation_committed_shows_up(db: Db) {
     let Some(node) = TestNode::start(db, |_| {}).await else {
         return;
     };
-    let res = node
-        .client()
-        .post(node.at("/api/v1/thread/new"))
-        .multipart(form(
-            &[("board", "b"), ("body", "opening")],
-            Some(("a.png", png(16, 16, false))),
-        ))
-        .send()
-        .await
-        .unwrap();
-    let (_, v) = json(res).await;
-    let thread = v["id"].as_i64().unwrap();
+    let thread = open_thread(&node).await["id"].as_i64().unwrap();
     let before = posts(&node, thread).await;
     // What the dead activation committed, under the key the client sent
     // (scoped to the client's address, as the node stores keys).
@@ -89,6 +78,23 @@ async fn a_retry_of_a_write_an_earlier_activation_committed_shows_up(db: Db) {
         "acknowledged but not shown: {after:?}"
     );
     node.stop().await;
+}
+
+/// Opens a thread with an image; the API's answer.
+async fn open_thread(node: &TestNode) -> Value {
+    let res = node
+        .client()
+        .post(node.at("/api/v1/thread/new"))
+        .multipart(form(
+            &[("board", "b"), ("body", "opening")],
+            Some(("a.png", png(64, 48, false))),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let (s, v) = json(res).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v
 }
 
 /// Posts a reply with an image (renderer and thumbnailer both work for it).
@@ -151,18 +157,7 @@ async fn every_actor_panics_and_the_node_keeps_serving(db: Db) {
     let Some(node) = TestNode::start(db, |_| {}).await else {
         return;
     };
-    let res = node
-        .client()
-        .post(node.at("/api/v1/thread/new"))
-        .multipart(form(
-            &[("board", "b"), ("body", "opening")],
-            Some(("a.png", png(64, 48, false))),
-        ))
-        .send()
-        .await
-        .unwrap();
-    let (s, v) = json(res).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let v = open_thread(&node).await;
     let (thread, board) = (v["id"].as_i64().unwrap(), v["board"].as_i64().unwrap());
     let mut acknowledged = vec![v["post"]["id"].as_i64().unwrap()];
 
