@@ -154,6 +154,7 @@ async fn process(
         ThumbError::Unavailable(format!("blob {blob} vanished before it was processed"))
     })?;
     let size = bytes.len() as i64;
+    let md5 = wani_media::md5_base64(&bytes);
     let sniffed = wani_media::precheck(&bytes, &limits)?;
     let processed = if let wani_media::FileFormat::Video(_) = sniffed.format {
         let tools = video.ok_or(MediaError::VideoUnavailable)?;
@@ -184,6 +185,7 @@ async fn process(
         thumb_mimetype: processed.thumb_mimetype,
         duration_ms: processed.duration_ms as i64,
         frames: processed.frames as i64,
+        md5: Some(md5),
     })
 }
 

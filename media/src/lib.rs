@@ -72,3 +72,12 @@ pub use options::{AlphaThumb, MediaLimits, ThumbOptions, JOB_BYTES_PER_PIXEL, JO
 pub use process::{precheck, prepare, process, Prepared, Processed};
 pub use sniff::{sniff, FileFormat, ImageFormat, Sniffed, VideoFormat};
 pub use strip::{crc32, strip};
+
+/// The MD5 of a stored original as 4chan's API publishes it: base64 of the
+/// 16 raw bytes. Clients compare it with what they downloaded, so it is
+/// taken over the bytes served (metadata already stripped).
+pub fn md5_base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    use md5::Digest;
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(bytes))
+}

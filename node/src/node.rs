@@ -96,6 +96,7 @@ impl Node {
             "db" => Arc::new(DbBlobStore::new(store.clone())),
             _ => Arc::new(FsBlobStore::new(&config.blobs.dir)),
         };
+        backfill_md5(&store, &*blobs).await?;
         let tree = Tree::start(config.supervision.budget())
             .await
             .map_err(anyhow::Error::msg)?;
@@ -343,4 +344,35 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Fills in the MD5 of files stored before wani kept one (the 4chan API
+/// publishes it). Runs before the node serves, so no view is rendered
+/// without it; a file whose original is gone keeps none and is reported.
+/// Once done it costs one query that finds nothing.
+async fn backfill_md5(store: &Store, blobs: &dyn BlobStore) -> anyhow::Result<()> {
+    let (mut after, mut filled, mut missing) = (wani_store::MediaId(0), 0u64, 0u64);
+    loop {
+        let batch = store.media_without_md5(after, 256).await?;
+        let Some((last, _)) = batch.last() else { break };
+        after = *last;
+        for (id, key) in batch {
+            match blobs.get(&key).await? {
+                Some(bytes) => {
+                    let md5 = tokio::task::spawn_blocking(move || wani_media::md5_base64(&bytes))
+                        .await?;
+                    store.set_media_md5(&key, &md5).await?;
+                    filled += 1;
+                }
+                None => {
+                    tracing::warn!(media = id.0, blob = %key, "the original of this file is missing: no MD5");
+                    missing += 1;
+                }
+            }
+        }
+    }
+    if filled + missing > 0 {
+        tracing::info!(filled, missing, "MD5 of stored files filled in");
+    }
+    Ok(())
 }

@@ -182,6 +182,10 @@ pub struct Media {
     pub duration_ms: i64,
     /// Animation frames (1 for a still image or a video).
     pub frames: i64,
+    /// MD5 of the original, base64 of the raw 16 bytes (what 4chan clients
+    /// check a download against); `None` until filled in for old files.
+    #[serde(default)]
+    pub md5: Option<String>,
 }
 
 /// A media file ready to be recorded: its blobs are already in the blob store.
@@ -202,6 +206,9 @@ pub struct NewMedia {
     pub duration_ms: i64,
     /// Animation frames (1 for a still image or a video).
     pub frames: i64,
+    /// MD5 of the original, base64 of the raw 16 bytes.
+    #[serde(default)]
+    pub md5: Option<String>,
 }
 
 /// One post as stored, with the ids of the posts that quote it.

@@ -245,6 +245,7 @@ async fn reusable(state: &AppState, key: &str) -> Result<Option<NewMedia>, ApiEr
         thumb_mimetype: m.thumb_mimetype,
         duration_ms: m.duration_ms,
         frames: m.frames,
+        md5: m.md5,
     }))
 }
 

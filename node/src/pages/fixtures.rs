@@ -69,6 +69,7 @@ pub fn media(id: i64, ext: &str) -> Media {
         thumb_mimetype: "image/jpeg".into(),
         duration_ms: 0,
         frames: 1,
+        md5: None,
     }
 }
 

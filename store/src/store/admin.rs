@@ -134,6 +134,36 @@ impl Store {
         read::board_by_name(&mut conn, name).await
     }
 
+    /// Up to `limit` media rows after `after` stored before MD5s were kept,
+    /// as (id, blob key of the original), lowest id first.
+    pub async fn media_without_md5(
+        &self,
+        after: MediaId,
+        limit: i64,
+    ) -> Result<Vec<(MediaId, String)>, StoreError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, blob FROM media WHERE md5 IS NULL AND id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after.0)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)?;
+        Ok(rows.into_iter().map(|(id, b)| (MediaId(id), b)).collect())
+    }
+
+    /// Records the MD5 of every media row whose original is blob `key` (a
+    /// deduplicated file has one row per upload).
+    pub async fn set_media_md5(&self, key: &str, md5: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE media SET md5 = $1 WHERE blob = $2 AND md5 IS NULL")
+            .bind(md5)
+            .bind(key)
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     /// Takes, renews or keeps the lease on `shard` for `node` until
     /// `now + ttl_ms`. Returns the fence its writes must carry, or `None`
     /// while another node holds an unexpired lease. The epoch grows whenever

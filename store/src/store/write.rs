@@ -194,8 +194,8 @@ async fn upsert_poster(
 async fn insert_media(conn: &mut AnyConnection, m: &NewMedia) -> Result<Media, StoreError> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO media (blob, thumb_blob, mimetype, ext, is_animated, width, height, \
-         thumb_width, thumb_height, size_bytes, thumb_mimetype, duration_ms, frames) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+         thumb_width, thumb_height, size_bytes, thumb_mimetype, duration_ms, frames, md5) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
     )
     .bind(&m.blob)
     .bind(&m.thumb_blob)
@@ -210,6 +210,7 @@ async fn insert_media(conn: &mut AnyConnection, m: &NewMedia) -> Result<Media, S
     .bind(&m.thumb_mimetype)
     .bind(m.duration_ms)
     .bind(m.frames)
+    .bind(&m.md5)
     .fetch_one(&mut *conn)
     .await
     .map_err(db_err)?;
@@ -228,6 +229,7 @@ async fn insert_media(conn: &mut AnyConnection, m: &NewMedia) -> Result<Media, S
         thumb_mimetype: m.thumb_mimetype.clone(),
         duration_ms: m.duration_ms,
         frames: m.frames,
+        md5: m.md5.clone(),
     })
 }
 

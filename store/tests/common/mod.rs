@@ -187,6 +187,7 @@ pub fn media(seed: &str) -> NewMedia {
         thumb_mimetype: "image/jpeg".to_string(),
         duration_ms: 0,
         frames: 1,
+        md5: None,
     }
 }
 

@@ -1,0 +1,5 @@
+-- The MD5 of a media original, base64 of the 16 raw bytes, as the
+-- 4chan-compatible API publishes it (`md5`). Computed when a file is stored;
+-- files stored before this column existed are filled in at node start
+-- (NULL until then).
+ALTER TABLE media ADD COLUMN md5 TEXT;
