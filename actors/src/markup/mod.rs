@@ -49,9 +49,12 @@
 //! [`cache_key`]), and the post-length limit (checked before a post is
 //! accepted). Bare URLs are not turned into links.
 
+mod futaba;
 mod html;
 mod prepare;
 mod url;
+
+pub use futaba::futaba_com;
 
 use comrak::{parse_document, Arena, Options};
 use sha2::{Digest, Sha256};
