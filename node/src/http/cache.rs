@@ -1,5 +1,6 @@
-//! Conditional GET: every GET carries a strong ETag, and a matching
-//! `If-None-Match` is answered 304 with no body.
+//! Conditional GET: every GET carries a strong ETag and a `Last-Modified`
+//! date; a matching `If-None-Match`, or (without one) an `If-Modified-Since`
+//! no older than the content, is answered 304 with no body.
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -9,12 +10,31 @@ use wani_actors::{CachedView, Rendered};
 /// Answers a cached view, or 304 when the client already has it.
 pub fn respond(req: &HeaderMap, view: CachedView) -> Response {
     let etag = HeaderValue::from_str(&view.etag).ok();
-    if let (Some(tag), Some(inm)) = (&etag, req.get(header::IF_NONE_MATCH)) {
-        if matches(inm, tag) {
-            let mut res = StatusCode::NOT_MODIFIED.into_response();
-            res.headers_mut().insert(header::ETAG, tag.clone());
-            return res;
+    let modified = HeaderValue::from_str(&httpdate::fmt_http_date(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(view.last_modified.max(0) as u64),
+    ))
+    .ok();
+    // If-None-Match decides when present (RFC 9110 13.2.2); the date only without it.
+    let unmodified = match (req.get(header::IF_NONE_MATCH), &etag) {
+        (Some(inm), Some(tag)) => matches(inm, tag),
+        (Some(_), None) => false,
+        (None, _) => req
+            .get(header::IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .is_some_and(|since| view.unmodified_since(since.as_secs() as i64)),
+    };
+    if unmodified {
+        let mut res = StatusCode::NOT_MODIFIED.into_response();
+        let h = res.headers_mut();
+        if let Some(tag) = etag {
+            h.insert(header::ETAG, tag);
         }
+        if let Some(m) = modified {
+            h.insert(header::LAST_MODIFIED, m);
+        }
+        return res;
     }
     let mut res = (StatusCode::OK, view.body).into_response();
     let h = res.headers_mut();
@@ -27,6 +47,9 @@ pub fn respond(req: &HeaderMap, view: CachedView) -> Response {
     if let Some(tag) = etag {
         h.insert(header::ETAG, tag);
     }
+    if let Some(m) = modified {
+        h.insert(header::LAST_MODIFIED, m);
+    }
     res
 }
 
@@ -36,13 +59,14 @@ pub fn respond_fresh(
     content_type: &'static str,
     body: impl Into<Bytes>,
 ) -> Response {
-    respond(
-        req,
-        CachedView::new(Rendered {
-            content_type,
-            body: body.into(),
-        }),
-    )
+    let mut view = CachedView::new(Rendered {
+        content_type,
+        body: body.into(),
+    });
+    // Dated now, with no record of when it last changed: only a date
+    // after now is proof the client has it (the ETag still is).
+    view.same_second = true;
+    respond(req, view)
 }
 
 /// Pages rendered per request from the database (the archive), kept for a
