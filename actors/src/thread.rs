@@ -120,6 +120,12 @@ pub enum ThreadMsg {
         by: Option<ModBy>,
         reply: Reply<Result<(), ActorError>>,
     },
+    /// Deletes one post's file and keeps the post (marked `file_deleted`).
+    DeleteFile {
+        id: PostId,
+        by: Option<ModBy>,
+        reply: Reply<Result<(), ActorError>>,
+    },
     /// The stored thread changed behind the actor's back (archived): reload it.
     Reload,
     /// Periodic check for passivation.
@@ -521,6 +527,11 @@ impl Actor for ThreadActor {
                 reply,
             } => {
                 let r = state.set_spoiler(id, spoiler, by).await;
+                state.fenced |= matches!(r, Err(ActorError::Fenced { .. }));
+                reply.send(r);
+            }
+            ThreadMsg::DeleteFile { id, by, reply } => {
+                let r = state.delete_file(id, by).await;
                 state.fenced |= matches!(r, Err(ActorError::Fenced { .. }));
                 reply.send(r);
             }

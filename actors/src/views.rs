@@ -23,6 +23,12 @@ pub enum ThreadView {
     Page { theme: u8 },
     /// The gallery page, in a theme.
     Gallery { theme: u8 },
+    /// `/{board}/thread/{no}.json`: the thread in 4chan's API.
+    Chan,
+    /// The thread on a 4chan index page: the opening post and last replies.
+    ChanIndex,
+    /// The thread in 4chan's `catalog.json`: the opening post with `last_replies`.
+    ChanCatalog,
 }
 
 /// A view of a board's live threads.
@@ -32,6 +38,8 @@ pub enum CatalogView {
     Json,
     /// The catalog page, in a theme.
     Page { theme: u8 },
+    /// `/{board}/threads.json` in 4chan's API.
+    ChanThreads,
 }
 
 /// Renders views from entity state. Implemented by the node (HTML and JSON).
@@ -275,10 +283,9 @@ mod tests {
         assert!(first.unmodified_since(first.last_modified));
         // Changes within the same second as a served state: whoever holds
         // that second may hold the old state, so it is sent again...
-        let mut last = first.clone();
         for _ in 0..3 {
             c.invalidate();
-            last = c.get_or_render(ThreadView::Json, render);
+            let last = c.get_or_render(ThreadView::Json, render);
             if last.last_modified == first.last_modified {
                 assert!(!last.unmodified_since(first.last_modified));
             }

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod bench_cluster;
 pub mod bench_live;
 pub mod bench_media;
+pub mod chan;
 pub mod cli;
 pub mod config;
 pub mod drain;

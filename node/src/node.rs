@@ -242,6 +242,10 @@ impl Node {
                     std::time::Duration::from_secs(5),
                     1024,
                 ),
+                chan_archives: crate::http::cache::PageCache::new(
+                    std::time::Duration::from_secs(5),
+                    1024,
+                ),
             }),
         };
         if state.cluster.is_some() {

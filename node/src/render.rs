@@ -3,6 +3,7 @@
 //! Entity actors cache what this returns, so it runs once per change of a
 //! thread or board, not once per request.
 
+use crate::chan;
 use crate::json;
 use crate::pages::{self, PageCtx, Theme};
 use bytes::Bytes;
@@ -101,6 +102,9 @@ impl ViewRenderer for SiteRenderer {
                 };
                 Self::html(pages::gallery(&ctx, board, t))
             }
+            ThreadView::Chan => Self::json(chan::thread(t, board)),
+            ThreadView::ChanIndex => Self::json(chan::index_entry(t, board)),
+            ThreadView::ChanCatalog => Self::json(chan::catalog_entry(t, board)),
         }
     }
 
@@ -121,6 +125,7 @@ impl ViewRenderer for SiteRenderer {
                 };
                 Self::html(pages::catalog(&ctx, board, threads))
             }
+            CatalogView::ChanThreads => Self::json(chan::threads(threads)),
         }
     }
 }

@@ -47,6 +47,8 @@ pub struct Inner {
     /// Archive pages (board, page, theme), rendered at most every few seconds.
     pub archive_pages:
         crate::http::cache::PageCache<(wani_store::BoardId, u32, crate::pages::Theme)>,
+    /// Each board's `archive.json`, rendered at most every few seconds.
+    pub chan_archives: crate::http::cache::PageCache<wani_store::BoardId>,
 }
 
 impl std::ops::Deref for AppState {

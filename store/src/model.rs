@@ -237,6 +237,9 @@ pub struct Post {
     /// The role badge ("Admin", "Mod") of a post made with a slip that has one.
     #[serde(default)]
     pub capcode: Option<String>,
+    /// A moderator deleted the post's file (and kept the post).
+    #[serde(default)]
+    pub file_deleted: bool,
 }
 
 /// Who signs a post: nobody (anonymous), a name with a tripcode, or a slip.
@@ -379,6 +382,8 @@ pub enum Change {
     Move { thread: ThreadId, board: BoardId },
     /// Sets the spoiler flag of a post's media.
     Spoiler { post: PostId, spoiler: bool },
+    /// Deletes a post's file and keeps the post, marked `file_deleted`.
+    DeleteFile(PostId),
     /// Replaces a post's rendered HTML (a quote of it died).
     BodyHtml { post: PostId, html: String },
 }

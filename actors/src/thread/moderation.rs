@@ -242,6 +242,33 @@ impl ThreadState {
         Ok(())
     }
 
+    pub(super) async fn delete_file(
+        &mut self,
+        id: PostId,
+        by: Option<ModBy>,
+    ) -> Result<(), ActorError> {
+        let Some(&i) = self.index.get(&id) else {
+            return Err(ActorError::NotFound(format!(
+                "post {id} is not in thread {}",
+                self.id()
+            )));
+        };
+        if self.full.posts[i].media.is_none() {
+            return Err(ActorError::Invalid(format!("post {id} has no file")));
+        }
+        let deleted = self
+            .moderate(Change::DeleteFile(id), by.as_ref(), "delete_file", format!("post {id}"))
+            .await?;
+        let post = &mut self.full.posts[i];
+        post.media = None;
+        post.spoiler = false;
+        post.file_deleted = true;
+        self.views.invalidate();
+        self.tell_board();
+        self.collect(deleted.orphaned_blobs).await;
+        Ok(())
+    }
+
     pub(super) async fn move_to(
         &mut self,
         to: BoardId,

@@ -15,7 +15,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use wani_store::MediaId;
 
-async fn serve_blob(
+pub(crate) async fn serve_blob(
     state: &AppState,
     id: &str,
     thumb: bool,

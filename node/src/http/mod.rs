@@ -9,6 +9,7 @@ mod api;
 pub mod auth;
 pub(crate) mod cache;
 mod captcha;
+mod chan;
 mod client;
 pub mod conn;
 pub mod csrf;
@@ -111,6 +112,17 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         )
         .merge(moderation::routes())
         .merge(extra)
+        // The 4chan/vichan read API and the URLs its clients build. Static
+        // segments win over `{board}`, so /threads/…, /upload/… and the
+        // other routes above keep their meaning.
+        .route("/boards.json", get(chan::boards))
+        .route("/{board}/", get(chan::board_index))
+        .route("/{board}/{file}", get(chan::board_file))
+        .route("/{board}/thread/{file}", get(chan::thread_file))
+        .route("/{board}/thread/{no}/{slug}", get(chan::thread_slug))
+        .route("/{board}/res/{file}", get(chan::thread_file))
+        .route("/{board}/src/{file}", get(chan::original))
+        .route("/{board}/thumb/{file}", get(chan::thumbnail))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

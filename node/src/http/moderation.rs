@@ -43,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         .route("/mod/thread/{id}/move", post(thread_move))
         .route("/mod/post/{id}/delete", post(post_delete))
         .route("/mod/post/{id}/spoiler", post(post_spoiler))
+        .route("/mod/post/{id}/file/delete", post(post_file_delete))
         .route("/mod/post/{id}/ban", post(post_ban))
         .route("/mod/log", get(log_page))
         .route("/mod/reports", get(reports))
@@ -260,6 +261,30 @@ async fn post_spoiler(
         .ask(thread, |reply| ThreadMsg::SetSpoiler {
             id: post,
             spoiler: on,
+            by: Some(by(&staff.0.slip, &reason(&f))),
+            reply,
+        })
+        .await
+        .and_then(|r| r)
+        .map_err(|e| ApiError::from(e).html())?;
+    Ok(Redirect::to(&format!("/mod/thread/{thread}#{post}")).into_response())
+}
+
+/// `POST /mod/post/{id}/file/delete`: deletes the file, keeps the post.
+async fn post_file_delete(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(raw): Path<String>,
+    form: FormResult,
+) -> Result<Response, ApiError> {
+    let f = checked(&staff, form)?;
+    let post = PostId(id(&raw, "post")?);
+    let (_, thread, board) = post_place(&state, post).await.map_err(ApiError::html)?;
+    require(&staff.0.slip, board)?;
+    state
+        .entities
+        .ask(thread, |reply| ThreadMsg::DeleteFile {
+            id: post,
             by: Some(by(&staff.0.slip, &reason(&f))),
             reply,
         })

@@ -103,6 +103,7 @@ fn post(id: i64, body_html: &str, minute: i64) -> Post {
         replies: vec![],
         slip_name: None,
         capcode: None,
+        file_deleted: false,
     }
 }
 

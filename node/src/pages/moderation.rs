@@ -215,6 +215,13 @@ pub fn mod_thread(ctx: &PageCtx, board: &Board, t: &ThreadFull, token: &str) -> 
                     label,
                     &format!("<input type=\"hidden\" name=\"on\" value=\"{on}\">"),
                 )?;
+                button(
+                    out,
+                    token,
+                    &format!("/mod/post/{}/file/delete", p.id),
+                    "Delete file",
+                    "",
+                )?;
             }
             button(
                 out,

@@ -118,6 +118,8 @@ pub(crate) fn write_post(
     if let Some(m) = &p.media {
         let max = if is_op { OP_THUMB } else { REPLY_THUMB };
         media_figure(out, m, p.spoiler, max)?;
+    } else if p.file_deleted {
+        out.push_str("<div class=\"file-deleted\">File deleted.</div>\n");
     }
 
     writeln!(out, "<div class=\"post-body\">{}</div>", p.body_html)?;

@@ -102,6 +102,7 @@ pub(super) async fn apply(
     };
     match change {
         Change::DeletePost(id) => delete_post(conn, *id).await,
+        Change::DeleteFile(id) => delete_file(conn, *id).await,
         Change::DeleteThread(id) => delete_thread(conn, *id).await,
         Change::Flags {
             thread,
@@ -170,6 +171,32 @@ pub(super) async fn insert_log(
     .await
     .map_err(db_err)?;
     Ok(())
+}
+
+/// Deletes a post's file, keeping the post. Runs in the writer's savepoint.
+async fn delete_file(conn: &mut AnyConnection, id: PostId) -> Result<Deleted, StoreError> {
+    let media: Option<Option<i64>> = sqlx::query_scalar("SELECT media FROM post WHERE id = $1")
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    let Some(media) = media else {
+        return Err(StoreError::NotFound(format!("post {id}")));
+    };
+    let Some(media) = media else {
+        return Err(StoreError::Invalid(format!("post {id} has no file")));
+    };
+    sqlx::query("UPDATE post SET media = NULL, spoiler = $1, file_deleted = $2 WHERE id = $3")
+        .bind(false)
+        .bind(true)
+        .bind(id.0)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    let keys = delete_media(conn, &[media]).await?;
+    Ok(Deleted {
+        orphaned_blobs: orphaned(conn, keys).await?,
+    })
 }
 
 /// Deletes one reply (not an opening post). Runs in the writer's savepoint.

@@ -21,7 +21,7 @@ macro_rules! post_select {
     () => {
         "SELECT p.id AS id, p.thread AS thread, p.body AS body, p.body_html AS body_html, \
          p.subject AS subject, p.datetime AS datetime, pr.hex_string AS poster, \
-         p.spoiler AS spoiler, p.sage AS sage, p.name AS slip_name, p.capcode AS capcode, \
+         p.spoiler AS spoiler, p.file_deleted AS file_deleted, p.sage AS sage, p.name AS slip_name, p.capcode AS capcode, \
          m.id AS m_id, m.blob AS m_blob, m.thumb_blob AS m_thumb_blob, \
          m.mimetype AS m_mimetype, m.ext AS m_ext, m.is_animated AS m_is_animated, \
          m.width AS m_width, m.height AS m_height, m.thumb_width AS m_thumb_width, \
@@ -98,6 +98,7 @@ fn post_from_row(row: &AnyRow) -> Result<Post, sqlx::Error> {
         poster: row.try_get("poster")?,
         media,
         spoiler: flag(row, "spoiler")?,
+        file_deleted: flag(row, "file_deleted")?,
         sage: flag(row, "sage")?,
         replies: Vec::new(),
         slip_name: row.try_get("slip_name")?,

@@ -49,6 +49,7 @@ impl Write {
                 // A post's thread is not in the change: any writer will do,
                 // the thread's actor waits for each of its writes anyway.
                 Change::DeletePost(p)
+                | Change::DeleteFile(p)
                 | Change::Spoiler { post: p, .. }
                 | Change::BodyHtml { post: p, .. } => p.0,
             },
@@ -301,6 +302,7 @@ async fn insert_post(
         poster: hex,
         media,
         spoiler: new.spoiler,
+        file_deleted: false,
         sage: new.sage,
         replies: Vec::new(),
         slip_name: new.author.name.clone(),

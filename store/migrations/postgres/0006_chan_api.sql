@@ -3,3 +3,7 @@
 -- files stored before this column existed are filled in at node start
 -- (NULL until then).
 ALTER TABLE media ADD COLUMN md5 TEXT;
+
+-- A moderator deleted the post's file but kept the post (4chan's
+-- `filedeleted`).
+ALTER TABLE post ADD COLUMN file_deleted BOOLEAN NOT NULL DEFAULT FALSE;

@@ -1,0 +1,278 @@
+//! The 4chan/vichan read API and the URLs its clients build, beside wani's
+//! own (see docs/CLIENTS.md for the table).
+//!
+//! Threads come from their actors' view caches like `/api/v1/thread/{id}`
+//! (a write drops both); index pages and the catalog are put together from
+//! each thread's cached preview, in the board's order.
+
+use super::cache::{respond, respond_fresh};
+use super::files::serve_blob;
+use super::ApiError;
+use crate::chan;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use bytes::{BufMut, Bytes, BytesMut};
+use wani_actors::{BoardMsg, CachedView, CatalogView, Rendered, ThreadView};
+use wani_store::{BoardId, ThreadId, ThreadSummary};
+
+const JSON: &str = "application/json";
+
+/// `GET /boards.json`.
+pub async fn boards(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let boards = state.boards().await?;
+    let list: Vec<_> = boards.iter().map(chan::board).collect();
+    let body = serde_json::to_vec(&serde_json::json!({ "boards": list })).map_err(ApiError::internal)?;
+    Ok(respond_fresh(&headers, JSON, body))
+}
+
+/// `GET /{board}/`: the board's page.
+pub async fn board_index(
+    State(state): State<AppState>,
+    Path(board): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = board_of(&state, &board).await?;
+    Ok(Redirect::permanent(&format!("/boards/{id}")).into_response())
+}
+
+/// `GET /{board}/{file}`: `catalog.json`, `threads.json`, `archive.json`,
+/// `{page}.json`, or an index or catalog page a browser has in its address bar.
+pub async fn board_file(
+    State(state): State<AppState>,
+    Path((board, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = board_of(&state, &board).await?;
+    match file.as_str() {
+        "catalog.json" => catalog(&state, id, &headers).await,
+        "threads.json" => {
+            let view = wani_actors::board::view(&state.entities, id, CatalogView::ChanThreads).await?;
+            Ok(respond(&headers, view))
+        }
+        "archive.json" => archive(&state, id, &headers).await,
+        "index.html" | "catalog" | "catalog.html" | "archive" => {
+            Ok(Redirect::permanent(&format!("/boards/{id}")).into_response())
+        }
+        f => match f.rsplit_once('.') {
+            Some((n, "json")) => page(&state, id, number(n, "page")?, &headers).await,
+            Some((n, "html")) if n.parse::<u32>().is_ok() => {
+                Ok(Redirect::permanent(&format!("/boards/{id}")).into_response())
+            }
+            _ => Err(ApiError::not_found(format!("/{board}/ has no {f:?}"))),
+        },
+    }
+}
+
+/// `GET /{board}/thread/{no}` (4chan) and `GET /{board}/res/{no}` (vichan):
+/// `{no}.json` is the thread in the API; `{no}`, `{no}.html` and
+/// `{no}/{slug}` are its page.
+pub async fn thread_file(
+    State(state): State<AppState>,
+    Path((board, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    board_of(&state, &board).await?;
+    match file.rsplit_once('.') {
+        Some((no, "json")) => {
+            let id = ThreadId(number(no, "thread")?);
+            let view = wani_actors::thread::view(&state.entities, id, ThreadView::Chan).await?;
+            Ok(respond(&headers, view))
+        }
+        Some((no, "html")) => thread_page(number(no, "thread")?),
+        _ => thread_page(number(&file, "thread")?),
+    }
+}
+
+/// `GET /{board}/thread/{no}/{slug}`: 4chan's thread URL with its semantic part.
+pub async fn thread_slug(
+    State(state): State<AppState>,
+    Path((board, no, _slug)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    board_of(&state, &board).await?;
+    thread_page(number(&no, "thread")?)
+}
+
+fn thread_page(no: i64) -> Result<Response, ApiError> {
+    Ok(Redirect::permanent(&format!("/threads/{no}")).into_response())
+}
+
+/// `GET /{board}/src/{tim}{ext}`: an original, as clients build its URL.
+pub async fn original(
+    State(state): State<AppState>,
+    Path((board, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    board_of(&state, &board).await?;
+    let tim = file.split_once('.').map_or(file.as_str(), |(t, _)| t);
+    number(tim, "file")?;
+    serve_blob(&state, tim, false, &headers).await
+}
+
+/// `GET /{board}/thumb/{tim}.{ext}` (vichan) and `/{board}/thumb/{tim}s.jpg`
+/// (4chan's name): the thumbnail, whatever extension is asked for.
+pub async fn thumbnail(
+    State(state): State<AppState>,
+    Path((board, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    board_of(&state, &board).await?;
+    let stem = file.split_once('.').map_or(file.as_str(), |(t, _)| t);
+    let tim = stem.strip_suffix('s').unwrap_or(stem);
+    number(tim, "file")?;
+    serve_blob(&state, tim, true, &headers).await
+}
+
+fn number(raw: &str, what: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| ApiError::not_found(format!("{raw:?} is not a {what} number")))
+}
+
+/// A board by its name (`/g/`), as 4chan's URLs name it.
+async fn board_of(state: &AppState, name: &str) -> Result<BoardId, ApiError> {
+    if name.parse::<i64>().is_ok() {
+        return Err(ApiError::not_found(format!("there is no board {name:?}")));
+    }
+    state.board_id(name).await
+}
+
+/// The board's live threads in its order (stickies, then last bumped first).
+async fn threads_of(state: &AppState, board: BoardId) -> Result<Vec<ThreadSummary>, ApiError> {
+    let (_, threads) = state
+        .entities
+        .ask(board, |reply| BoardMsg::Latest {
+            limit: usize::MAX,
+            reply,
+        })
+        .await?;
+    Ok(threads)
+}
+
+/// Each thread's cached `view`, in order. A thread gone since the list was
+/// read (deleted, archived) is left out.
+async fn thread_views(
+    state: &AppState,
+    threads: &[ThreadSummary],
+    view: ThreadView,
+) -> Result<Vec<CachedView>, ApiError> {
+    let asks = threads
+        .iter()
+        .map(|t| wani_actors::thread::view(&state.entities, t.thread.id, view));
+    let mut out = Vec::with_capacity(threads.len());
+    for got in futures::future::join_all(asks).await {
+        match got {
+            Ok(v) => out.push(v),
+            Err(wani_actors::ActorError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
+/// JSON put together from cached parts, dated by the newest part (the
+/// board's own view counts too: a thread leaving changes the list).
+fn assembled(body: Bytes, parts: &[CachedView], board: &CachedView) -> CachedView {
+    let newest = parts
+        .iter()
+        .chain([board])
+        .map(|p| p.last_modified)
+        .max()
+        .unwrap_or(board.last_modified);
+    let mut view = CachedView::changed_at(
+        Rendered {
+            content_type: JSON,
+            body,
+        },
+        newest,
+    );
+    view.same_second = parts
+        .iter()
+        .chain([board])
+        .any(|p| p.last_modified == newest && p.same_second);
+    view
+}
+
+/// `[` a, b, … `]`, from parts already serialised.
+fn join(out: &mut BytesMut, parts: &[CachedView]) {
+    out.put_u8(b'[');
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b',');
+        }
+        out.put_slice(&p.body);
+    }
+    out.put_u8(b']');
+}
+
+/// `/{board}/{page}.json`: pages count from 1 as on 4chan; `0.json` is the
+/// first page too (vichan counts from 0).
+async fn page(
+    state: &AppState,
+    board: BoardId,
+    n: i64,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let list = wani_actors::board::view(&state.entities, board, CatalogView::ChanThreads).await?;
+    let threads = threads_of(state, board).await?;
+    let index = (n.max(1) - 1) as usize;
+    let Some(chunk) = threads.chunks(chan::PER_PAGE).nth(index) else {
+        if index == 0 {
+            return Ok(respond(headers, assembled(Bytes::from_static(br#"{"threads":[]}"#), &[], &list)));
+        }
+        return Err(ApiError::not_found(format!("the board has no page {n}")));
+    };
+    let parts = thread_views(state, chunk, ThreadView::ChanIndex).await?;
+    let mut body = BytesMut::from(&br#"{"threads":"#[..]);
+    join(&mut body, &parts);
+    body.put_u8(b'}');
+    Ok(respond(headers, assembled(body.freeze(), &parts, &list)))
+}
+
+/// `/{board}/catalog.json`: every live thread by page, with its last replies.
+async fn catalog(state: &AppState, board: BoardId, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let list = wani_actors::board::view(&state.entities, board, CatalogView::ChanThreads).await?;
+    let threads = threads_of(state, board).await?;
+    let parts = thread_views(state, &threads, ThreadView::ChanCatalog).await?;
+    let mut body = BytesMut::new();
+    body.put_u8(b'[');
+    for (i, chunk) in parts.chunks(chan::PER_PAGE).enumerate() {
+        if i > 0 {
+            body.put_u8(b',');
+        }
+        body.put_slice(format!(r#"{{"page":{},"threads":"#, i + 1).as_bytes());
+        join(&mut body, chunk);
+        body.put_u8(b'}');
+    }
+    body.put_u8(b']');
+    Ok(respond(headers, assembled(body.freeze(), &parts, &list)))
+}
+
+/// Most archived threads `archive.json` lists, newest first (4chan keeps
+/// about 3,000).
+const ARCHIVE_LIMIT: i64 = 10_000;
+
+/// `/{board}/archive.json`: numbers of archived threads, oldest first as on
+/// 4chan; rendered at most every few seconds per node.
+async fn archive(state: &AppState, board: BoardId, headers: &HeaderMap) -> Result<Response, ApiError> {
+    if let Some(view) = state.chan_archives.get(&board) {
+        return Ok(respond(headers, view));
+    }
+    let (threads, _) = state.store.archived_threads(board, ARCHIVE_LIMIT, 0).await?;
+    let mut ids: Vec<i64> = threads.iter().map(|t| t.id.0).collect();
+    ids.reverse();
+    let body = serde_json::to_vec(&ids).map_err(ApiError::internal)?;
+    let mut view = CachedView::new(Rendered {
+        content_type: JSON,
+        body: body.into(),
+    });
+    // Archiving moves no date a client could compare: only the ETag
+    // proves the list unchanged.
+    view.same_second = true;
+    state.chan_archives.put(board, view.clone());
+    Ok(respond(headers, view))
+}
