@@ -2,7 +2,9 @@
 //! vichan copies: what imageboard clients, downloaders and archivers speak.
 //!
 //! Field by field 4chan's, absent (never null) where 4chan leaves a field
-//! out. Where wani's model differs:
+//! out. A thread's number is its opening post's, as on 4chan (wani's own
+//! thread ids are a separate sequence; they appear nowhere here). Where
+//! wani's model differs:
 //! - `tim` is the media id (unique, and what `/{board}/src/{tim}{ext}`
 //!   serves); wani keeps no original file names, so `filename` is the same
 //!   number;
@@ -131,8 +133,10 @@ pub fn semantic_url(op: &Post, thread: &Thread) -> String {
     slug
 }
 
-/// One post as 4chan writes it (no thread-level fields).
-pub fn post(p: &Post, thread: &Thread, board: &Board, is_op: bool) -> ChanPost {
+/// One post as 4chan writes it (no thread-level fields); `op_no` is the
+/// number of the thread's opening post.
+pub fn post(p: &Post, thread: &Thread, board: &Board, op_no: i64) -> ChanPost {
+    let is_op = p.id.0 == op_no;
     let (name, trip) = match p.slip_name.as_deref() {
         Some(shown) => {
             let (name, trip) = tripcode::split(shown);
@@ -155,7 +159,7 @@ pub fn post(p: &Post, thread: &Thread, board: &Board, is_op: bool) -> ChanPost {
     });
     ChanPost {
         no: p.id.0,
-        resto: if is_op { 0 } else { thread.id.0 },
+        resto: if is_op { 0 } else { op_no },
         now: now_text(p.datetime),
         time: p.datetime.div_euclid(1000),
         name: escape(&name).to_string(),
@@ -196,7 +200,7 @@ fn op(t: &ThreadFull, board: &Board) -> ChanPost {
             last_modified: last_modified(t),
             ..ChanOp::default()
         }),
-        ..post(first, thread, board, true)
+        ..post(first, thread, board, first.id.0)
     }
 }
 
@@ -216,6 +220,11 @@ pub struct Posts {
     pub posts: Vec<ChanPost>,
 }
 
+/// The number of the thread's opening post.
+fn op_no(t: &ThreadFull) -> i64 {
+    t.posts.first().map_or(0, |p| p.id.0)
+}
+
 /// `/{board}/thread/{no}.json` and `/{board}/res/{no}.json`.
 pub fn thread(t: &ThreadFull, board: &Board) -> Posts {
     let mut posts = Vec::with_capacity(t.posts.len());
@@ -224,7 +233,7 @@ pub fn thread(t: &ThreadFull, board: &Board) -> Posts {
         t.posts
             .iter()
             .skip(1)
-            .map(|p| post(p, &t.thread, board, false)),
+            .map(|p| post(p, &t.thread, board, op_no(t))),
     );
     Posts { posts }
 }
@@ -241,7 +250,7 @@ fn preview(t: &ThreadFull, board: &Board) -> (ChanPost, Vec<ChanPost>) {
     }
     let last = last
         .iter()
-        .map(|p| post(p, &t.thread, board, false))
+        .map(|p| post(p, &t.thread, board, op_no(t)))
         .collect();
     (head, last)
 }
@@ -288,7 +297,7 @@ pub fn threads(list: &[wani_store::ThreadSummary]) -> Vec<ThreadsPage> {
             threads: chunk
                 .iter()
                 .map(|t| ThreadStub {
-                    no: t.thread.id.0,
+                    no: t.op.id.0,
                     last_modified: t.thread.last_updated.div_euclid(1000),
                     replies: t.num_replies,
                 })

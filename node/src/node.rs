@@ -246,6 +246,7 @@ impl Node {
                     std::time::Duration::from_secs(5),
                     1024,
                 ),
+                chan_threads: Default::default(),
             }),
         };
         if state.cluster.is_some() {

@@ -49,6 +49,8 @@ pub struct Inner {
         crate::http::cache::PageCache<(wani_store::BoardId, u32, crate::pages::Theme)>,
     /// Each board's `archive.json`, rendered at most every few seconds.
     pub chan_archives: crate::http::cache::PageCache<wani_store::BoardId>,
+    /// Thread numbers of the 4chan API (opening post ids) to thread ids.
+    pub chan_threads: crate::http::chan::ThreadNumbers,
 }
 
 impl std::ops::Deref for AppState {

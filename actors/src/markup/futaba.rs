@@ -12,8 +12,11 @@
 
 use std::fmt::Write;
 
-/// `html` as 4chan's `com`, for a post in thread `thread` on board `board`
-/// (quotes into other threads link as `/{board}/thread/{t}#p{id}`).
+/// `html` as 4chan's `com`, for a post in (wani) thread `thread` on board
+/// `board`. Quotes into other threads link as `/{board}/thread/{id}#p{id}`:
+/// 4chan puts the thread's opening post number there, which this HTML does
+/// not hold; the node answers that URL for any post number with the thread
+/// holding it.
 pub fn futaba_com(html: &str, thread: i64, board: &str) -> String {
     let mut out = String::with_capacity(html.len() + 16);
     // What each open `<span>` became, to close it the same way.
@@ -93,10 +96,10 @@ pub fn futaba_com(html: &str, thread: i64, board: &str) -> String {
                     Some((t, p)) if t == thread => {
                         let _ = write!(out, "<a href=\"#p{p}\" class=\"quotelink\">");
                     }
-                    Some((t, p)) => {
+                    Some((_, p)) => {
                         let _ = write!(
                             out,
-                            "<a href=\"/{board}/thread/{t}#p{p}\" class=\"quotelink\">"
+                            "<a href=\"/{board}/thread/{p}#p{p}\" class=\"quotelink\">"
                         );
                     }
                     None => out.push_str(t),
@@ -178,7 +181,7 @@ mod tests {
         );
         assert_eq!(
             com(">>12"),
-            "<a href=\"/g/thread/10#p12\" class=\"quotelink\">&gt;&gt;12</a>"
+            "<a href=\"/g/thread/12#p12\" class=\"quotelink\">&gt;&gt;12</a>"
         );
         assert_eq!(com(">>500"), "<span class=\"deadlink\">&gt;&gt;500</span>");
     }

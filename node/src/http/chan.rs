@@ -62,6 +62,14 @@ pub async fn board_file(
             Some((n, "html")) if n.parse::<u32>().is_ok() => {
                 Ok(Redirect::permanent(&format!("/boards/{id}")).into_response())
             }
+            // 4chan's file host layout (i.4cdn.org/{board}/{tim}{ext} and
+            // {tim}s.jpg), for clients pointed here as their file host.
+            Some((tim, _)) if tim.parse::<i64>().is_ok() => {
+                serve_blob(&state, tim, false, &headers).await
+            }
+            Some((tim, "jpg")) if tim.strip_suffix('s').is_some_and(|t| t.parse::<i64>().is_ok()) => {
+                serve_blob(&state, &tim[..tim.len() - 1], true, &headers).await
+            }
             _ => Err(ApiError::not_found(format!("/{board}/ has no {f:?}"))),
         },
     }
@@ -78,12 +86,12 @@ pub async fn thread_file(
     board_of(&state, &board).await?;
     match file.rsplit_once('.') {
         Some((no, "json")) => {
-            let id = ThreadId(number(no, "thread")?);
+            let id = thread_of(&state, number(no, "thread")?).await?;
             let view = wani_actors::thread::view(&state.entities, id, ThreadView::Chan).await?;
             Ok(respond(&headers, view))
         }
-        Some((no, "html")) => thread_page(number(no, "thread")?),
-        _ => thread_page(number(&file, "thread")?),
+        Some((no, "html")) => thread_page(&state, number(no, "thread")?).await,
+        _ => thread_page(&state, number(&file, "thread")?).await,
     }
 }
 
@@ -93,11 +101,53 @@ pub async fn thread_slug(
     Path((board, no, _slug)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     board_of(&state, &board).await?;
-    thread_page(number(&no, "thread")?)
+    thread_page(&state, number(&no, "thread")?).await
 }
 
-fn thread_page(no: i64) -> Result<Response, ApiError> {
-    Ok(Redirect::permanent(&format!("/threads/{no}")).into_response())
+async fn thread_page(state: &AppState, no: i64) -> Result<Response, ApiError> {
+    let thread = thread_of(state, no).await?;
+    Ok(Redirect::permanent(&format!("/threads/{thread}")).into_response())
+}
+
+/// The thread holding post `no`: a thread's number is its opening post's
+/// (4chan's), wani's thread ids are their own sequence. A post never moves
+/// to another thread, so what is found once is kept (up to a bound).
+async fn thread_of(state: &AppState, no: i64) -> Result<ThreadId, ApiError> {
+    if let Some(t) = state.chan_threads.get(no) {
+        return Ok(t);
+    }
+    let post = state
+        .store
+        .post(wani_store::PostId(no))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("there is no thread {no}")))?;
+    state.chan_threads.put(no, post.thread);
+    Ok(post.thread)
+}
+
+/// Post numbers and the threads holding them, as [`thread_of`] found them.
+#[derive(Default)]
+pub struct ThreadNumbers {
+    map: std::sync::RwLock<std::collections::HashMap<i64, ThreadId>>,
+}
+
+impl ThreadNumbers {
+    /// Beyond this many entries the map starts over (a crawler walking
+    /// every number must not grow it without end).
+    const MAX: usize = 200_000;
+
+    fn get(&self, no: i64) -> Option<ThreadId> {
+        self.map.read().ok()?.get(&no).copied()
+    }
+
+    fn put(&self, no: i64, thread: ThreadId) {
+        if let Ok(mut m) = self.map.write() {
+            if m.len() >= Self::MAX {
+                m.clear();
+            }
+            m.insert(no, thread);
+        }
+    }
 }
 
 /// `GET /{board}/src/{tim}{ext}`: an original, as clients build its URL.
@@ -262,8 +312,7 @@ async fn archive(state: &AppState, board: BoardId, headers: &HeaderMap) -> Resul
     if let Some(view) = state.chan_archives.get(&board) {
         return Ok(respond(headers, view));
     }
-    let (threads, _) = state.store.archived_threads(board, ARCHIVE_LIMIT, 0).await?;
-    let mut ids: Vec<i64> = threads.iter().map(|t| t.id.0).collect();
+    let mut ids = state.store.archived_op_ids(board, ARCHIVE_LIMIT).await?;
     ids.reverse();
     let body = serde_json::to_vec(&ids).map_err(ApiError::internal)?;
     let mut view = CachedView::new(Rendered {

@@ -9,7 +9,7 @@ mod api;
 pub mod auth;
 pub(crate) mod cache;
 mod captcha;
-mod chan;
+pub(crate) mod chan;
 mod client;
 pub mod conn;
 pub mod csrf;

@@ -286,6 +286,23 @@ impl Store {
         read::media(&mut conn, id).await
     }
 
+    /// The opening post ids of up to `limit` archived threads of a board,
+    /// most recently bumped first (4chan's thread numbers).
+    pub async fn archived_op_ids(&self, board: BoardId, limit: i64) -> Result<Vec<i64>, StoreError> {
+        let mut conn = self.inner.pool.acquire().await.map_err(db_err)?;
+        sqlx::query_scalar(
+            "SELECT MIN(p.id) FROM post p JOIN thread t ON t.id = p.thread \
+             WHERE t.board = $1 AND t.archived = $2 \
+             GROUP BY t.id, t.last_updated ORDER BY t.last_updated DESC, t.id DESC LIMIT $3",
+        )
+        .bind(board.0)
+        .bind(true)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)
+    }
+
     /// Up to `limit` archived threads of a board after the first `skip`,
     /// most recently bumped first, and how many the board has archived.
     pub async fn archived_threads(
