@@ -353,6 +353,13 @@ async fn conditional_gets_and_urls(db: Db) {
     ] {
         assert_eq!(get(&node, &p).await.0, StatusCode::NOT_FOUND, "{p}");
     }
+    // A page a browser asked for fails as a page; JSON fails as JSON.
+    for (p, html) in [("/nope/", true), ("/b/thread/999999", true), ("/b/whatever", true), ("/b/thread/999999.json", false)] {
+        let (status, headers, _) = get(&node, p).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{p}");
+        let ct = headers[header::CONTENT_TYPE].to_str().unwrap();
+        assert_eq!(ct.starts_with("text/html"), html, "{p}: {ct}");
+    }
     // wani's own routes keep their meaning beside /{board}/….
     assert_eq!(get(&node, "/boards/1").await.0, StatusCode::OK);
     assert_eq!(get(&node, &format!("/threads/{thread}")).await.0, StatusCode::OK);

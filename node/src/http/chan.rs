@@ -35,7 +35,7 @@ pub async fn board_index(
     State(state): State<AppState>,
     Path(board): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = board_of(&state, &board).await?;
+    let id = board_of(&state, &board).await.map_err(ApiError::html)?;
     Ok(Redirect::permanent(&format!("/boards/{id}")).into_response())
 }
 
@@ -46,8 +46,20 @@ pub async fn board_file(
     Path((board, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = board_of(&state, &board).await?;
-    match file.as_str() {
+    let json = file.ends_with(".json");
+    board_file_inner(&state, &board, &file, &headers)
+        .await
+        .map_err(|e| if json { e } else { e.html() })
+}
+
+async fn board_file_inner(
+    state: &AppState,
+    board: &str,
+    file: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = board_of(&state, board).await?;
+    match file {
         "catalog.json" => catalog(&state, id, &headers).await,
         "threads.json" => {
             let view = wani_actors::board::view(&state.entities, id, CatalogView::ChanThreads).await?;
@@ -83,15 +95,15 @@ pub async fn thread_file(
     Path((board, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    board_of(&state, &board).await?;
     match file.rsplit_once('.') {
         Some((no, "json")) => {
+            board_of(&state, &board).await?;
             let id = thread_of(&state, number(no, "thread")?).await?;
             let view = wani_actors::thread::view(&state.entities, id, ThreadView::Chan).await?;
             Ok(respond(&headers, view))
         }
-        Some((no, "html")) => thread_page(&state, number(no, "thread")?).await,
-        _ => thread_page(&state, number(&file, "thread")?).await,
+        Some((no, "html")) => thread_page(&state, &board, no).await,
+        _ => thread_page(&state, &board, &file).await,
     }
 }
 
@@ -100,12 +112,16 @@ pub async fn thread_slug(
     State(state): State<AppState>,
     Path((board, no, _slug)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    board_of(&state, &board).await?;
-    thread_page(&state, number(&no, "thread")?).await
+    thread_page(&state, &board, &no).await
 }
 
-async fn thread_page(state: &AppState, no: i64) -> Result<Response, ApiError> {
-    let thread = thread_of(state, no).await?;
+/// The thread page of thread number `no`; errors as HTML pages.
+async fn thread_page(state: &AppState, board: &str, no: &str) -> Result<Response, ApiError> {
+    let found = async {
+        board_of(state, board).await?;
+        thread_of(state, number(no, "thread")?).await
+    };
+    let thread = found.await.map_err(ApiError::html)?;
     Ok(Redirect::permanent(&format!("/threads/{thread}")).into_response())
 }
 
