@@ -470,12 +470,27 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let d = Duration::from_secs(args.seconds);
     let c = args.connections;
     let mut rows = Vec::new();
+    // The 4chan API numbers a thread by its opening post.
+    let big_no = state
+        .entities
+        .ask(big, |reply| ThreadMsg::Summary { reply })
+        .await?
+        .op
+        .id;
     let reads = [
         ("thread JSON, 300 posts", format!("/api/v1/thread/{big}")),
+        (
+            "4chan thread JSON, 300 posts",
+            format!("/{}/thread/{big_no}.json", board.name),
+        ),
         ("thread page (HTML), 300 posts", format!("/threads/{big}")),
         (
             "catalog JSON, 150 threads",
             format!("/api/v1/board/{}/catalog", board.id),
+        ),
+        (
+            "4chan catalog JSON, 150 threads",
+            format!("/{}/catalog.json", board.name),
         ),
     ];
     for (i, (name, path)) in reads.iter().enumerate() {

@@ -214,6 +214,30 @@ async fn mod_actions_apply_everywhere_and_are_logged(db: Db) {
         "the unreferenced media was deleted"
     );
 
+    // Deleting a file keeps the post, marked, and frees the blob.
+    // (A file of its own: a shared one stays while other posts hold it.)
+    let res = c
+        .post(node.at("/api/v1/thread/new"))
+        .multipart(form(
+            &[("board", "b"), ("subject", "s"), ("body", "a file to lose")],
+            Some(("lose.png", png(33, 31, false))),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let (_, v) = json(res).await;
+    let (filed, filed_op) = (v["id"].as_i64().unwrap(), v["post"]["id"].as_i64().unwrap());
+    let blobs_before = node.blob_files();
+    let res = mod_post(&node, &admin, &format!("/mod/post/{filed_op}/file/delete"), &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, page) = get_text(&node, &format!("/threads/{filed}")).await;
+    assert!(page.contains("File deleted."), "the page says so");
+    let (_, v) = json(c.get(node.at(&format!("/api/v1/post/{filed_op}"))).send().await.unwrap()).await;
+    assert!(v["media"].is_null(), "{v}");
+    assert!(node.blob_files() < blobs_before, "the file's blobs are gone");
+    let res = mod_post(&node, &admin, &format!("/mod/post/{filed_op}/file/delete"), &[]).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "no file left to delete");
+
     // Sticky, lock, move: through the thread actor, seen by readers at once.
     let (older, _) = new_thread(&node, &c, "b", "older").await;
     let (newer, _) = new_thread(&node, &c, "b", "newer").await;
@@ -612,6 +636,7 @@ async fn non_mods_get_403_on_every_mod_route(db: Db) {
     let posts = [
         format!("/mod/post/{op}/delete"),
         format!("/mod/post/{op}/spoiler"),
+        format!("/mod/post/{op}/file/delete"),
         format!("/mod/post/{op}/ban"),
         format!("/mod/thread/{thread}/delete"),
         format!("/mod/thread/{thread}/sticky"),

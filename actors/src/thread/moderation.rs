@@ -213,12 +213,8 @@ impl ThreadState {
         Ok(self.full.thread.clone())
     }
 
-    pub(super) async fn set_spoiler(
-        &mut self,
-        id: PostId,
-        spoiler: bool,
-        by: Option<ModBy>,
-    ) -> Result<(), ActorError> {
+    /// Where post `id` is in the thread, when it is here and has a file.
+    fn post_with_file(&self, id: PostId) -> Result<usize, ActorError> {
         let Some(&i) = self.index.get(&id) else {
             return Err(ActorError::NotFound(format!(
                 "post {id} is not in thread {}",
@@ -226,10 +222,18 @@ impl ThreadState {
             )));
         };
         if self.full.posts[i].media.is_none() {
-            return Err(ActorError::Invalid(format!(
-                "post {id} has no media to spoiler"
-            )));
+            return Err(ActorError::Invalid(format!("post {id} has no file")));
         }
+        Ok(i)
+    }
+
+    pub(super) async fn set_spoiler(
+        &mut self,
+        id: PostId,
+        spoiler: bool,
+        by: Option<ModBy>,
+    ) -> Result<(), ActorError> {
+        let i = self.post_with_file(id)?;
         let action = if spoiler { "spoiler" } else { "unspoiler" };
         let change = Change::Spoiler { post: id, spoiler };
         self.moderate(change, by.as_ref(), action, format!("post {id}"))
@@ -247,15 +251,7 @@ impl ThreadState {
         id: PostId,
         by: Option<ModBy>,
     ) -> Result<(), ActorError> {
-        let Some(&i) = self.index.get(&id) else {
-            return Err(ActorError::NotFound(format!(
-                "post {id} is not in thread {}",
-                self.id()
-            )));
-        };
-        if self.full.posts[i].media.is_none() {
-            return Err(ActorError::Invalid(format!("post {id} has no file")));
-        }
+        let i = self.post_with_file(id)?;
         let deleted = self
             .moderate(Change::DeleteFile(id), by.as_ref(), "delete_file", format!("post {id}"))
             .await?;

@@ -25,7 +25,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use std::collections::HashMap;
 use wani_actors::thread::Removed;
-use wani_actors::{BoardMsg, ThreadMsg};
+use wani_actors::{ActorError, BoardMsg, ThreadMsg};
 use wani_store::{Ban, Board, BoardId, BoardSettings, ModBy, ModLogEntry, PostId, Slip, ThreadId};
 use wani_supervision::transport::Reply;
 
@@ -252,22 +252,14 @@ async fn post_spoiler(
     form: FormResult,
 ) -> Result<Response, ApiError> {
     let f = checked(&staff, form)?;
-    let post = PostId(id(&raw, "post")?);
-    let (_, thread, board) = post_place(&state, post).await.map_err(ApiError::html)?;
-    require(&staff.0.slip, board)?;
     let on = f.get("on").is_none_or(|v| v != "false");
-    state
-        .entities
-        .ask(thread, |reply| ThreadMsg::SetSpoiler {
-            id: post,
-            spoiler: on,
-            by: Some(by(&staff.0.slip, &reason(&f))),
-            reply,
-        })
-        .await
-        .and_then(|r| r)
-        .map_err(|e| ApiError::from(e).html())?;
-    Ok(Redirect::to(&format!("/mod/thread/{thread}#{post}")).into_response())
+    file_action(&state, &staff, &raw, &f, |id, by, reply| ThreadMsg::SetSpoiler {
+        id,
+        spoiler: on,
+        by,
+        reply,
+    })
+    .await
 }
 
 /// `POST /mod/post/{id}/file/delete`: deletes the file, keeps the post.
@@ -278,16 +270,30 @@ async fn post_file_delete(
     form: FormResult,
 ) -> Result<Response, ApiError> {
     let f = checked(&staff, form)?;
-    let post = PostId(id(&raw, "post")?);
-    let (_, thread, board) = post_place(&state, post).await.map_err(ApiError::html)?;
+    file_action(&state, &staff, &raw, &f, |id, by, reply| ThreadMsg::DeleteFile {
+        id,
+        by,
+        reply,
+    })
+    .await
+}
+
+/// Sends a moderator's change to one post's file to the post's thread,
+/// once the moderator is allowed on its board; back to the post after.
+async fn file_action(
+    state: &AppState,
+    staff: &Staff,
+    raw: &str,
+    f: &Fields,
+    msg: impl Fn(PostId, Option<ModBy>, Reply<Result<(), ActorError>>) -> ThreadMsg,
+) -> Result<Response, ApiError> {
+    let post = PostId(id(raw, "post")?);
+    let (_, thread, board) = post_place(state, post).await.map_err(ApiError::html)?;
     require(&staff.0.slip, board)?;
+    let by = Some(by(&staff.0.slip, &reason(f)));
     state
         .entities
-        .ask(thread, |reply| ThreadMsg::DeleteFile {
-            id: post,
-            by: Some(by(&staff.0.slip, &reason(&f))),
-            reply,
-        })
+        .ask(thread, |reply| msg(post, by.clone(), reply))
         .await
         .and_then(|r| r)
         .map_err(|e| ApiError::from(e).html())?;
