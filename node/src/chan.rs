@@ -190,7 +190,9 @@ fn op(t: &ThreadFull, board: &Board) -> ChanPost {
         sticky: flag(thread.sticky),
         closed: flag(thread.locked),
         archived: flag(thread.archived),
-        archived_on: thread.archived.then_some(thread.last_updated.div_euclid(1000)),
+        archived_on: thread
+            .archived
+            .then_some(thread.last_updated.div_euclid(1000)),
         op: Some(ChanOp {
             replies,
             images,

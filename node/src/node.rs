@@ -247,6 +247,10 @@ impl Node {
                     1024,
                 ),
                 chan_threads: Default::default(),
+                chan_lists: crate::http::cache::PageCache::new(
+                    crate::http::chan::LISTING_TTL,
+                    4096,
+                ),
             }),
         };
         if state.cluster.is_some() {
@@ -364,8 +368,8 @@ async fn backfill_md5(store: &Store, blobs: &dyn BlobStore) -> anyhow::Result<()
         for (id, key) in batch {
             match blobs.get(&key).await? {
                 Some(bytes) => {
-                    let md5 = tokio::task::spawn_blocking(move || wani_media::md5_base64(&bytes))
-                        .await?;
+                    let md5 =
+                        tokio::task::spawn_blocking(move || wani_media::md5_base64(&bytes)).await?;
                     store.set_media_md5(&key, &md5).await?;
                     filled += 1;
                 }

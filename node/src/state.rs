@@ -49,6 +49,8 @@ pub struct Inner {
         crate::http::cache::PageCache<(wani_store::BoardId, u32, crate::pages::Theme)>,
     /// Each board's `archive.json`, rendered at most every few seconds.
     pub chan_archives: crate::http::cache::PageCache<wani_store::BoardId>,
+    /// 4chan index pages and catalogs: (board, page or 0, board view ETag).
+    pub chan_lists: crate::http::cache::PageCache<(wani_store::BoardId, i64, std::sync::Arc<str>)>,
     /// Thread numbers of the 4chan API (opening post ids) to thread ids.
     pub chan_threads: crate::http::chan::ThreadNumbers,
 }

@@ -55,9 +55,17 @@ async fn get(node: &TestNode, path: &str) -> (StatusCode, reqwest::header::Heade
 
 async fn get_json(node: &TestNode, path: &str) -> Value {
     let (status, headers, body) = get(node, path).await;
-    assert_eq!(status, StatusCode::OK, "{path}: {}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{path}: {}",
+        String::from_utf8_lossy(&body)
+    );
     assert_eq!(headers[header::CONTENT_TYPE], "application/json", "{path}");
-    assert!(headers.contains_key(header::LAST_MODIFIED), "{path} has no Last-Modified");
+    assert!(
+        headers.contains_key(header::LAST_MODIFIED),
+        "{path} has no Last-Modified"
+    );
     assert!(headers.contains_key(header::ETAG), "{path} has no ETag");
     let v: Value = serde_json::from_slice(&body).expect("JSON");
     assert_no_null(&v, path);
@@ -69,18 +77,34 @@ fn assert_no_null(v: &Value, at: &str) {
     match v {
         Value::Null => panic!("null in {at}"),
         Value::Array(a) => a.iter().for_each(|x| assert_no_null(x, at)),
-        Value::Object(o) => o.iter().for_each(|(k, x)| assert_no_null(x, &format!("{at}.{k}"))),
+        Value::Object(o) => o
+            .iter()
+            .for_each(|(k, x)| assert_no_null(x, &format!("{at}.{k}"))),
         _ => {}
     }
 }
 
-const FILE_FIELDS: [&str; 9] = ["tim", "filename", "ext", "fsize", "md5", "w", "h", "tn_w", "tn_h"];
-const OP_FIELDS: [&str; 5] = ["replies", "images", "semantic_url", "last_modified", "sticky"];
+const FILE_FIELDS: [&str; 9] = [
+    "tim", "filename", "ext", "fsize", "md5", "w", "h", "tn_w", "tn_h",
+];
+const OP_FIELDS: [&str; 5] = [
+    "replies",
+    "images",
+    "semantic_url",
+    "last_modified",
+    "sticky",
+];
 
 /// Checks one post object; `op` says whether it opens its thread.
 fn check_post(p: &Value, op: bool) {
     let o = p.as_object().expect("post object");
-    for (k, int) in [("no", true), ("resto", true), ("time", true), ("now", false), ("name", false)] {
+    for (k, int) in [
+        ("no", true),
+        ("resto", true),
+        ("time", true),
+        ("now", false),
+        ("name", false),
+    ] {
         let v = o.get(k).unwrap_or_else(|| panic!("{k} missing in {p}"));
         assert!(if int { v.is_i64() } else { v.is_string() }, "{k} in {p}");
     }
@@ -89,7 +113,10 @@ fn check_post(p: &Value, op: bool) {
     assert_eq!(now.len(), 21, "now {now:?}");
     assert_eq!(&now[8..9], "(", "now {now:?}");
     let files = FILE_FIELDS.iter().filter(|k| o.contains_key(**k)).count();
-    assert!(files == 0 || files == FILE_FIELDS.len(), "file fields all or none: {p}");
+    assert!(
+        files == 0 || files == FILE_FIELDS.len(),
+        "file fields all or none: {p}"
+    );
     if files > 0 {
         for k in ["tim", "fsize", "w", "h", "tn_w", "tn_h"] {
             assert!(o[k].is_i64(), "{k} in {p}");
@@ -108,7 +135,16 @@ fn check_post(p: &Value, op: bool) {
         assert_eq!(s, 1);
         assert!(files > 0, "spoiler without a file: {p}");
     }
-    for k in ["replies", "images", "semantic_url", "last_modified", "bumplimit", "sticky", "closed", "archived"] {
+    for k in [
+        "replies",
+        "images",
+        "semantic_url",
+        "last_modified",
+        "bumplimit",
+        "sticky",
+        "closed",
+        "archived",
+    ] {
         if !op {
             assert!(!o.contains_key(k), "{k} on a reply: {p}");
         }
@@ -120,7 +156,14 @@ fn check_post(p: &Value, op: bool) {
     } else {
         assert!(!o.contains_key("sub"), "sub on a reply: {p}");
     }
-    for k in ["sticky", "closed", "archived", "filedeleted", "spoiler", "bumplimit"] {
+    for k in [
+        "sticky",
+        "closed",
+        "archived",
+        "filedeleted",
+        "spoiler",
+        "bumplimit",
+    ] {
         if let Some(v) = o.get(k) {
             assert_eq!(v, 1, "{k} is 1 when present: {p}");
         }
@@ -128,39 +171,90 @@ fn check_post(p: &Value, op: bool) {
 }
 
 async fn every_endpoint_has_4chans_fields(db: Db) {
-    let Some(node) = TestNode::start(db, setup).await else { return };
+    let Some(node) = TestNode::start(db, setup).await else {
+        return;
+    };
     // A thread with a file and a text reply, a spoilered image reply, a
     // reply quoting with every markup feature, and one whose file is deleted.
-    let t = post(&node, "/api/v1/thread/new", &[("board", "b"), ("subject", "Cats & <dogs>"), ("body", "first")], Some(png(40, 30, false))).await;
+    let t = post(
+        &node,
+        "/api/v1/thread/new",
+        &[
+            ("board", "b"),
+            ("subject", "Cats & <dogs>"),
+            ("body", "first"),
+        ],
+        Some(png(40, 30, false)),
+    )
+    .await;
     let thread = t["id"].as_i64().unwrap();
     let op = t["post"]["id"].as_i64().unwrap();
     let reply = format!("/api/v1/thread/{thread}/new");
     post(&node, &reply, &[("body", "just text")], None).await;
-    let spoiled = post(&node, &reply, &[("body", "look"), ("spoiler", "on")], Some(png(20, 20, false))).await;
+    let spoiled = post(
+        &node,
+        &reply,
+        &[("body", "look"), ("spoiler", "on")],
+        Some(png(20, 20, false)),
+    )
+    .await;
     let body = format!(">>{op} yes\n>green\n**bold** ||hidden||\n\nnext para >>999999");
     let quoting = post(&node, &reply, &[("body", &body)], None).await;
-    let doomed = post(&node, &reply, &[("body", "file goes")], Some(png(24, 24, false))).await;
+    let doomed = post(
+        &node,
+        &reply,
+        &[("body", "file goes")],
+        Some(png(24, 24, false)),
+    )
+    .await;
     let doomed = doomed["id"].as_i64().unwrap();
     node.state
         .entities
-        .ask(ThreadId(thread), |reply| ThreadMsg::DeleteFile { id: PostId(doomed), by: None, reply })
+        .ask(ThreadId(thread), |reply| ThreadMsg::DeleteFile {
+            id: PostId(doomed),
+            by: None,
+            reply,
+        })
         .await
         .expect("ask")
         .expect("file deleted");
     // A second thread, stickied and closed (threads need a file, as on Maniwani).
-    let t2 = post(&node, "/api/v1/thread/new", &[("board", "b"), ("subject", "rules"), ("body", "read them")], Some(png(16, 16, false))).await;
+    let t2 = post(
+        &node,
+        "/api/v1/thread/new",
+        &[("board", "b"), ("subject", "rules"), ("body", "read them")],
+        Some(png(16, 16, false)),
+    )
+    .await;
     let thread2 = t2["id"].as_i64().unwrap();
     let op2 = t2["post"]["id"].as_i64().unwrap();
     node.state
         .entities
-        .ask(ThreadId(thread2), |reply| ThreadMsg::SetFlags { sticky: Some(true), locked: Some(true), by: None, reply })
+        .ask(ThreadId(thread2), |reply| ThreadMsg::SetFlags {
+            sticky: Some(true),
+            locked: Some(true),
+            by: None,
+            reply,
+        })
         .await
         .expect("ask")
         .expect("flags");
     // Two threads on the one-thread board: the first is archived.
-    let old = post(&node, "/api/v1/thread/new", &[("board", "arc"), ("body", "old one")], Some(png(8, 8, false))).await;
+    let old = post(
+        &node,
+        "/api/v1/thread/new",
+        &[("board", "arc"), ("body", "old one")],
+        Some(png(8, 8, false)),
+    )
+    .await;
     let old = old["post"]["id"].as_i64().unwrap();
-    post(&node, "/api/v1/thread/new", &[("board", "arc"), ("body", "new one")], Some(png(9, 9, false))).await;
+    post(
+        &node,
+        "/api/v1/thread/new",
+        &[("board", "arc"), ("body", "new one")],
+        Some(png(9, 9, false)),
+    )
+    .await;
 
     // boards.json
     let boards = get_json(&node, "/boards.json").await;
@@ -170,7 +264,16 @@ async fn every_endpoint_has_4chans_fields(db: Db) {
         for k in ["board", "title", "meta_description"] {
             assert!(b[k].is_string(), "{k} in {b}");
         }
-        for k in ["ws_board", "per_page", "pages", "max_filesize", "max_webm_filesize", "max_comment_chars", "bump_limit", "image_limit"] {
+        for k in [
+            "ws_board",
+            "per_page",
+            "pages",
+            "max_filesize",
+            "max_webm_filesize",
+            "max_comment_chars",
+            "bump_limit",
+            "image_limit",
+        ] {
             assert!(b[k].is_i64(), "{k} in {b}");
         }
         for k in ["threads", "replies", "images"] {
@@ -194,10 +297,17 @@ async fn every_endpoint_has_4chans_fields(db: Db) {
     assert_eq!(head["no"], op);
     assert_eq!(head["sub"], "Cats &amp; &lt;dogs&gt;");
     assert_eq!(head["replies"], 4);
-    assert_eq!(head["images"], 1, "the spoilered one; the deleted file no longer counts");
+    assert_eq!(
+        head["images"], 1,
+        "the spoilered one; the deleted file no longer counts"
+    );
     assert_eq!(head["semantic_url"], "cats-dogs");
     assert_eq!(head["name"], "Anonymous");
-    assert!(head.get("sticky").is_none() && head.get("closed").is_none() && head.get("archived").is_none());
+    assert!(
+        head.get("sticky").is_none()
+            && head.get("closed").is_none()
+            && head.get("archived").is_none()
+    );
     assert_eq!(head["w"], 40);
     assert_eq!(head["h"], 30);
     assert_eq!(head["ext"], ".png");
@@ -206,10 +316,21 @@ async fn every_endpoint_has_4chans_fields(db: Db) {
     assert_eq!(posts[2]["no"], spoiled["id"]);
     assert_eq!(posts[2]["spoiler"], 1);
     let com = posts[3]["com"].as_str().unwrap();
-    assert!(com.contains(&format!("<a href=\"#p{op}\" class=\"quotelink\">&gt;&gt;{op}</a>")), "{com}");
-    assert!(com.contains("<span class=\"quote\">&gt;green</span>"), "{com}");
+    assert!(
+        com.contains(&format!(
+            "<a href=\"#p{op}\" class=\"quotelink\">&gt;&gt;{op}</a>"
+        )),
+        "{com}"
+    );
+    assert!(
+        com.contains("<span class=\"quote\">&gt;green</span>"),
+        "{com}"
+    );
     assert!(com.contains("<s>hidden</s>"), "{com}");
-    assert!(com.contains("<span class=\"deadlink\">&gt;&gt;999999</span>"), "{com}");
+    assert!(
+        com.contains("<span class=\"deadlink\">&gt;&gt;999999</span>"),
+        "{com}"
+    );
     assert!(com.contains("<br><br>next para"), "{com}");
     assert_eq!(posts[3]["no"], quoting["id"]);
     assert_eq!(posts[4]["filedeleted"], 1);
@@ -225,10 +346,16 @@ async fn every_endpoint_has_4chans_fields(db: Db) {
     assert_eq!(src, upload);
     let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&src));
     assert_eq!(head["md5"], md5.as_str());
-    for thumb in [format!("/b/thumb/{tim}s.jpg"), format!("/b/thumb/{tim}.png")] {
+    for thumb in [
+        format!("/b/thumb/{tim}s.jpg"),
+        format!("/b/thumb/{tim}.png"),
+    ] {
         let (status, headers, body) = get(&node, &thumb).await;
         assert_eq!(status, StatusCode::OK, "{thumb}");
-        assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("image/"));
+        assert!(headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("image/"));
         assert!(!body.is_empty());
     }
 
@@ -242,7 +369,12 @@ async fn every_endpoint_has_4chans_fields(db: Db) {
     // threads.json: pages from 1, the sticky first.
     let threads = get_json(&node, "/b/threads.json").await;
     assert_eq!(threads[0]["page"], 1);
-    let nos: Vec<i64> = threads[0]["threads"].as_array().unwrap().iter().map(|t| t["no"].as_i64().unwrap()).collect();
+    let nos: Vec<i64> = threads[0]["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["no"].as_i64().unwrap())
+        .collect();
     assert_eq!(nos, [op2, op]);
     for t in threads[0]["threads"].as_array().unwrap() {
         assert!(t["last_modified"].is_i64() && t["replies"].is_i64(), "{t}");
@@ -259,7 +391,10 @@ async fn every_endpoint_has_4chans_fields(db: Db) {
     let last = cat["last_replies"].as_array().unwrap();
     assert_eq!(last.len(), 4);
     last.iter().for_each(|p| check_post(p, false));
-    assert!(entries[0].get("last_replies").is_none(), "no replies, no last_replies");
+    assert!(
+        entries[0].get("last_replies").is_none(),
+        "no replies, no last_replies"
+    );
 
     // Index pages: 1.json, and 0.json for vichan's count; none past the last.
     let page = get_json(&node, "/b/1.json").await;
@@ -280,17 +415,40 @@ async fn every_endpoint_has_4chans_fields(db: Db) {
     assert_eq!(archived["posts"][0]["archived"], 1);
     assert!(archived["posts"][0]["archived_on"].is_i64());
     check_post(&archived["posts"][0], true);
-    assert_eq!(get_json(&node, "/b/archive.json").await, serde_json::json!([]));
+    assert_eq!(
+        get_json(&node, "/b/archive.json").await,
+        serde_json::json!([])
+    );
 
     node.stop().await;
 }
 
 async fn conditional_gets_and_urls(db: Db) {
-    let Some(node) = TestNode::start(db, setup).await else { return };
+    let Some(node) = TestNode::start(db, setup).await else {
+        return;
+    };
     // A thread first, so thread ids and post ids differ from here on.
-    let first = post(&node, "/api/v1/thread/new", &[("board", "arc"), ("body", "y")], Some(png(7, 7, false))).await;
-    post(&node, &format!("/api/v1/thread/{}/new", first["id"]), &[("body", "z")], None).await;
-    let t = post(&node, "/api/v1/thread/new", &[("board", "b"), ("subject", "hello world"), ("body", "x")], Some(png(8, 8, false))).await;
+    let first = post(
+        &node,
+        "/api/v1/thread/new",
+        &[("board", "arc"), ("body", "y")],
+        Some(png(7, 7, false)),
+    )
+    .await;
+    post(
+        &node,
+        &format!("/api/v1/thread/{}/new", first["id"]),
+        &[("body", "z")],
+        None,
+    )
+    .await;
+    let t = post(
+        &node,
+        "/api/v1/thread/new",
+        &[("board", "b"), ("subject", "hello world"), ("body", "x")],
+        Some(png(8, 8, false)),
+    )
+    .await;
     let thread = t["id"].as_i64().unwrap();
     let op = t["post"]["id"].as_i64().unwrap();
     assert_ne!(thread, op);
@@ -303,23 +461,65 @@ async fn conditional_gets_and_urls(db: Db) {
         let url = node.at(&path);
         async move { c.get(url).header(h, v).send().await.unwrap().status() }
     };
-    assert_eq!(ask(header::IF_MODIFIED_SINCE, modified.clone()).await, StatusCode::NOT_MODIFIED);
-    assert_eq!(ask(header::IF_NONE_MATCH, etag.clone()).await, StatusCode::NOT_MODIFIED);
-    assert_eq!(ask(header::IF_MODIFIED_SINCE, "Thu, 01 Jan 1970 00:00:00 GMT".into()).await, StatusCode::OK);
+    assert_eq!(
+        ask(header::IF_MODIFIED_SINCE, modified.clone()).await,
+        StatusCode::NOT_MODIFIED
+    );
+    assert_eq!(
+        ask(header::IF_NONE_MATCH, etag.clone()).await,
+        StatusCode::NOT_MODIFIED
+    );
+    assert_eq!(
+        ask(
+            header::IF_MODIFIED_SINCE,
+            "Thu, 01 Jan 1970 00:00:00 GMT".into()
+        )
+        .await,
+        StatusCode::OK
+    );
 
     // A reply changes both APIs' answers at once, whatever the clock says:
     // the date the client holds no longer proves it has the thread.
     let (_, _, before_v1) = get(&node, &format!("/api/v1/thread/{thread}")).await;
-    post(&node, &format!("/api/v1/thread/{thread}/new"), &[("body", "new")], None).await;
-    assert_eq!(ask(header::IF_MODIFIED_SINCE, modified.clone()).await, StatusCode::OK);
+    let replies_in = |v: &Value| -> i64 {
+        v[0]["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["no"] == op)
+            .map(|t| t["replies"].as_i64().unwrap())
+            .unwrap()
+    };
+    assert_eq!(replies_in(&get_json(&node, "/b/catalog.json").await), 0);
+    let page = get_json(&node, "/b/1.json").await;
+    post(
+        &node,
+        &format!("/api/v1/thread/{thread}/new"),
+        &[("body", "new")],
+        None,
+    )
+    .await;
+    assert_eq!(
+        ask(header::IF_MODIFIED_SINCE, modified.clone()).await,
+        StatusCode::OK
+    );
     assert_eq!(ask(header::IF_NONE_MATCH, etag).await, StatusCode::OK);
     let now = get_json(&node, &path).await;
     assert_eq!(now["posts"].as_array().unwrap().len(), 2);
     let (_, _, after_v1) = get(&node, &format!("/api/v1/thread/{thread}")).await;
     assert_ne!(before_v1, after_v1);
+    // The catalog and index pages, kept per board, show it at once too.
+    assert_eq!(replies_in(&get_json(&node, "/b/catalog.json").await), 1);
+    assert_ne!(get_json(&node, "/b/1.json").await, page);
 
     // Every JSON answer is dated, catalog and board list included.
-    for p in ["/boards.json", "/b/catalog.json", "/b/threads.json", "/b/1.json", "/b/archive.json"] {
+    for p in [
+        "/boards.json",
+        "/b/catalog.json",
+        "/b/threads.json",
+        "/b/1.json",
+        "/b/archive.json",
+    ] {
         get_json(&node, p).await;
     }
 
@@ -330,7 +530,10 @@ async fn conditional_gets_and_urls(db: Db) {
         .unwrap();
     for (from, to) in [
         (format!("/b/thread/{op}"), format!("/threads/{thread}")),
-        (format!("/b/thread/{op}/hello-world"), format!("/threads/{thread}")),
+        (
+            format!("/b/thread/{op}/hello-world"),
+            format!("/threads/{thread}"),
+        ),
         (format!("/b/res/{op}.html"), format!("/threads/{thread}")),
         ("/b/".to_string(), "/boards/1".to_string()),
         ("/b/index.html".to_string(), "/boards/1".to_string()),
@@ -354,7 +557,12 @@ async fn conditional_gets_and_urls(db: Db) {
         assert_eq!(get(&node, &p).await.0, StatusCode::NOT_FOUND, "{p}");
     }
     // A page a browser asked for fails as a page; JSON fails as JSON.
-    for (p, html) in [("/nope/", true), ("/b/thread/999999", true), ("/b/whatever", true), ("/b/thread/999999.json", false)] {
+    for (p, html) in [
+        ("/nope/", true),
+        ("/b/thread/999999", true),
+        ("/b/whatever", true),
+        ("/b/thread/999999.json", false),
+    ] {
         let (status, headers, _) = get(&node, p).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{p}");
         let ct = headers[header::CONTENT_TYPE].to_str().unwrap();
@@ -362,6 +570,9 @@ async fn conditional_gets_and_urls(db: Db) {
     }
     // wani's own routes keep their meaning beside /{board}/….
     assert_eq!(get(&node, "/boards/1").await.0, StatusCode::OK);
-    assert_eq!(get(&node, &format!("/threads/{thread}")).await.0, StatusCode::OK);
+    assert_eq!(
+        get(&node, &format!("/threads/{thread}")).await.0,
+        StatusCode::OK
+    );
     node.stop().await;
 }

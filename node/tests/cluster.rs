@@ -581,6 +581,31 @@ async fn a_thread_larger_than_a_cluster_frame_is_served_by_every_node() {
         .await
         .unwrap();
     assert!(at_owner.len() > 1 << 20, "{} bytes", at_owner.len());
+    // The 4chan API's view of it too, dated where it was rendered.
+    let op: serde_json::Value = serde_json::from_slice(&at_owner).unwrap();
+    let chan = format!("/b/thread/{}.json", op[0]["id"]);
+    let owner_chan = reqwest::get(format!("{url}{chan}")).await.unwrap();
+    let modified = owner_chan.headers()["last-modified"].clone();
+    let owner_chan = owner_chan.bytes().await.unwrap();
+    for other in (0..3).filter(|&i| i != owner) {
+        let res = reqwest::get(format!("{}{chan}", urls[other]))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "node {other}: {chan}");
+        assert_eq!(res.headers()["last-modified"], modified, "node {other}");
+        assert_eq!(
+            res.bytes().await.unwrap(),
+            owner_chan,
+            "node {other}: {chan}"
+        );
+        let again = reqwest::Client::new()
+            .get(format!("{}{chan}", urls[other]))
+            .header("if-modified-since", modified.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 304, "node {other}: If-Modified-Since");
+    }
     for other in (0..3).filter(|&i| i != owner) {
         let res = reqwest::get(format!("{}/api/v1/thread/{thread}", urls[other]))
             .await

@@ -228,15 +228,40 @@ async fn mod_actions_apply_everywhere_and_are_logged(db: Db) {
     let (_, v) = json(res).await;
     let (filed, filed_op) = (v["id"].as_i64().unwrap(), v["post"]["id"].as_i64().unwrap());
     let blobs_before = node.blob_files();
-    let res = mod_post(&node, &admin, &format!("/mod/post/{filed_op}/file/delete"), &[]).await;
+    let res = mod_post(
+        &node,
+        &admin,
+        &format!("/mod/post/{filed_op}/file/delete"),
+        &[],
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let (_, page) = get_text(&node, &format!("/threads/{filed}")).await;
     assert!(page.contains("File deleted."), "the page says so");
-    let (_, v) = json(c.get(node.at(&format!("/api/v1/post/{filed_op}"))).send().await.unwrap()).await;
+    let (_, v) = json(
+        c.get(node.at(&format!("/api/v1/post/{filed_op}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert!(v["media"].is_null(), "{v}");
-    assert!(node.blob_files() < blobs_before, "the file's blobs are gone");
-    let res = mod_post(&node, &admin, &format!("/mod/post/{filed_op}/file/delete"), &[]).await;
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "no file left to delete");
+    assert!(
+        node.blob_files() < blobs_before,
+        "the file's blobs are gone"
+    );
+    let res = mod_post(
+        &node,
+        &admin,
+        &format!("/mod/post/{filed_op}/file/delete"),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "no file left to delete"
+    );
 
     // Sticky, lock, move: through the thread actor, seen by readers at once.
     let (older, _) = new_thread(&node, &c, "b", "older").await;

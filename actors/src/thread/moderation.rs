@@ -253,7 +253,12 @@ impl ThreadState {
     ) -> Result<(), ActorError> {
         let i = self.post_with_file(id)?;
         let deleted = self
-            .moderate(Change::DeleteFile(id), by.as_ref(), "delete_file", format!("post {id}"))
+            .moderate(
+                Change::DeleteFile(id),
+                by.as_ref(),
+                "delete_file",
+                format!("post {id}"),
+            )
             .await?;
         let post = &mut self.full.posts[i];
         post.media = None;

@@ -26,7 +26,8 @@ pub async fn boards(
 ) -> Result<Response, ApiError> {
     let boards = state.boards().await?;
     let list: Vec<_> = boards.iter().map(chan::board).collect();
-    let body = serde_json::to_vec(&serde_json::json!({ "boards": list })).map_err(ApiError::internal)?;
+    let body =
+        serde_json::to_vec(&serde_json::json!({ "boards": list })).map_err(ApiError::internal)?;
     Ok(respond_fresh(&headers, JSON, body))
 }
 
@@ -58,29 +59,36 @@ async fn board_file_inner(
     file: &str,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = board_of(&state, board).await?;
+    let id = board_of(state, board).await?;
     match file {
-        "catalog.json" => catalog(&state, id, &headers).await,
+        "catalog.json" => listing(state, id, 0, headers).await,
         "threads.json" => {
-            let view = wani_actors::board::view(&state.entities, id, CatalogView::ChanThreads).await?;
-            Ok(respond(&headers, view))
+            let view =
+                wani_actors::board::view(&state.entities, id, CatalogView::ChanThreads).await?;
+            Ok(respond(headers, view))
         }
-        "archive.json" => archive(&state, id, &headers).await,
+        "archive.json" => archive(state, id, headers).await,
         "index.html" | "catalog" | "catalog.html" | "archive" => {
             Ok(Redirect::permanent(&format!("/boards/{id}")).into_response())
         }
         f => match f.rsplit_once('.') {
-            Some((n, "json")) => page(&state, id, number(n, "page")?, &headers).await,
+            // Pages count from 1 as on 4chan; 0.json is the first page
+            // too (vichan counts from 0).
+            Some((n, "json")) => listing(state, id, number(n, "page")?.max(1), headers).await,
             Some((n, "html")) if n.parse::<u32>().is_ok() => {
                 Ok(Redirect::permanent(&format!("/boards/{id}")).into_response())
             }
             // 4chan's file host layout (i.4cdn.org/{board}/{tim}{ext} and
             // {tim}s.jpg), for clients pointed here as their file host.
             Some((tim, _)) if tim.parse::<i64>().is_ok() => {
-                serve_blob(&state, tim, false, &headers).await
+                serve_blob(state, tim, false, headers).await
             }
-            Some((tim, "jpg")) if tim.strip_suffix('s').is_some_and(|t| t.parse::<i64>().is_ok()) => {
-                serve_blob(&state, &tim[..tim.len() - 1], true, &headers).await
+            Some((tim, "jpg"))
+                if tim
+                    .strip_suffix('s')
+                    .is_some_and(|t| t.parse::<i64>().is_ok()) =>
+            {
+                serve_blob(state, &tim[..tim.len() - 1], true, headers).await
             }
             _ => Err(ApiError::not_found(format!("/{board}/ has no {f:?}"))),
         },
@@ -275,20 +283,49 @@ fn join(out: &mut BytesMut, parts: &[CachedView]) {
     out.put_u8(b']');
 }
 
-/// `/{board}/{page}.json`: pages count from 1 as on 4chan; `0.json` is the
-/// first page too (vichan counts from 0).
-async fn page(
+/// Index pages and the catalog, put together from each thread's cached
+/// part and kept per board for [`LISTING_TTL`]: a new thread, reply or bump
+/// changes the board's own view and so the key at once; a change the board
+/// is not told of (a reply's spoiler, a quote that died) shows within the TTL.
+/// The threads' own JSON is always exact.
+pub(crate) const LISTING_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// An index page (from 1) or, as 0, the catalog.
+async fn listing(
     state: &AppState,
     board: BoardId,
-    n: i64,
+    page: i64,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let list = wani_actors::board::view(&state.entities, board, CatalogView::ChanThreads).await?;
+    let key = (board, page, list.etag.clone());
+    if let Some(view) = state.chan_lists.get(&key) {
+        return Ok(respond(headers, view));
+    }
     let threads = threads_of(state, board).await?;
-    let index = (n.max(1) - 1) as usize;
-    let Some(chunk) = threads.chunks(chan::PER_PAGE).nth(index) else {
-        if index == 0 {
-            return Ok(respond(headers, assembled(Bytes::from_static(br#"{"threads":[]}"#), &[], &list)));
+    let view = if page == 0 {
+        catalog(state, &threads, &list).await?
+    } else {
+        index_page(state, &threads, page, &list).await?
+    };
+    state.chan_lists.put(key, view.clone());
+    Ok(respond(headers, view))
+}
+
+/// `/{board}/{page}.json`: up to [`chan::PER_PAGE`] threads with their last replies.
+async fn index_page(
+    state: &AppState,
+    threads: &[ThreadSummary],
+    n: i64,
+    list: &CachedView,
+) -> Result<CachedView, ApiError> {
+    let Some(chunk) = threads.chunks(chan::PER_PAGE).nth((n - 1) as usize) else {
+        if n == 1 {
+            return Ok(assembled(
+                Bytes::from_static(br#"{"threads":[]}"#),
+                &[],
+                list,
+            ));
         }
         return Err(ApiError::not_found(format!("the board has no page {n}")));
     };
@@ -296,14 +333,16 @@ async fn page(
     let mut body = BytesMut::from(&br#"{"threads":"#[..]);
     join(&mut body, &parts);
     body.put_u8(b'}');
-    Ok(respond(headers, assembled(body.freeze(), &parts, &list)))
+    Ok(assembled(body.freeze(), &parts, list))
 }
 
 /// `/{board}/catalog.json`: every live thread by page, with its last replies.
-async fn catalog(state: &AppState, board: BoardId, headers: &HeaderMap) -> Result<Response, ApiError> {
-    let list = wani_actors::board::view(&state.entities, board, CatalogView::ChanThreads).await?;
-    let threads = threads_of(state, board).await?;
-    let parts = thread_views(state, &threads, ThreadView::ChanCatalog).await?;
+async fn catalog(
+    state: &AppState,
+    threads: &[ThreadSummary],
+    list: &CachedView,
+) -> Result<CachedView, ApiError> {
+    let parts = thread_views(state, threads, ThreadView::ChanCatalog).await?;
     let mut body = BytesMut::new();
     body.put_u8(b'[');
     for (i, chunk) in parts.chunks(chan::PER_PAGE).enumerate() {
@@ -315,7 +354,7 @@ async fn catalog(state: &AppState, board: BoardId, headers: &HeaderMap) -> Resul
         body.put_u8(b'}');
     }
     body.put_u8(b']');
-    Ok(respond(headers, assembled(body.freeze(), &parts, &list)))
+    Ok(assembled(body.freeze(), &parts, list))
 }
 
 /// Most archived threads `archive.json` lists, newest first (4chan keeps
@@ -324,7 +363,11 @@ const ARCHIVE_LIMIT: i64 = 10_000;
 
 /// `/{board}/archive.json`: numbers of archived threads, oldest first as on
 /// 4chan; rendered at most every few seconds per node.
-async fn archive(state: &AppState, board: BoardId, headers: &HeaderMap) -> Result<Response, ApiError> {
+async fn archive(
+    state: &AppState,
+    board: BoardId,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     if let Some(view) = state.chan_archives.get(&board) {
         return Ok(respond(headers, view));
     }

@@ -253,11 +253,13 @@ async fn post_spoiler(
 ) -> Result<Response, ApiError> {
     let f = checked(&staff, form)?;
     let on = f.get("on").is_none_or(|v| v != "false");
-    file_action(&state, &staff, &raw, &f, |id, by, reply| ThreadMsg::SetSpoiler {
-        id,
-        spoiler: on,
-        by,
-        reply,
+    file_action(&state, &staff, &raw, &f, |id, by, reply| {
+        ThreadMsg::SetSpoiler {
+            id,
+            spoiler: on,
+            by,
+            reply,
+        }
     })
     .await
 }
@@ -270,10 +272,8 @@ async fn post_file_delete(
     form: FormResult,
 ) -> Result<Response, ApiError> {
     let f = checked(&staff, form)?;
-    file_action(&state, &staff, &raw, &f, |id, by, reply| ThreadMsg::DeleteFile {
-        id,
-        by,
-        reply,
+    file_action(&state, &staff, &raw, &f, |id, by, reply| {
+        ThreadMsg::DeleteFile { id, by, reply }
     })
     .await
 }

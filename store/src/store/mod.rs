@@ -288,7 +288,11 @@ impl Store {
 
     /// The opening post ids of up to `limit` archived threads of a board,
     /// most recently bumped first (4chan's thread numbers).
-    pub async fn archived_op_ids(&self, board: BoardId, limit: i64) -> Result<Vec<i64>, StoreError> {
+    pub async fn archived_op_ids(
+        &self,
+        board: BoardId,
+        limit: i64,
+    ) -> Result<Vec<i64>, StoreError> {
         let mut conn = self.inner.pool.acquire().await.map_err(db_err)?;
         sqlx::query_scalar(
             "SELECT MIN(p.id) FROM post p JOIN thread t ON t.id = p.thread \
