@@ -186,6 +186,8 @@ async fn process(
         duration_ms: processed.duration_ms as i64,
         frames: processed.frames as i64,
         md5: Some(md5),
+        // The node knows the upload's name; the thumbnailer sees bytes.
+        file_name: None,
     })
 }
 

@@ -325,7 +325,7 @@ async fn seed_media(state: &AppState, board: &Board) -> anyhow::Result<wani_stor
     })
     .write_to(&mut png, image::ImageFormat::Png)
     .context("encoding the seed image")?;
-    http::upload::store_media(state, board, Bytes::from(png.into_inner()))
+    http::upload::store_media(state, board, Bytes::from(png.into_inner()), None)
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))
 }

@@ -6,8 +6,8 @@
 //! thread ids are a separate sequence; they appear nowhere here). Where
 //! wani's model differs:
 //! - `tim` is the media id (unique, and what `/{board}/src/{tim}{ext}`
-//!   serves); wani keeps no original file names, so `filename` is the same
-//!   number;
+//!   serves); `filename` is the name the file was uploaded under, or the
+//!   same number for files stored before names were kept;
 //! - times are UTC (4chan's `now` is in New York time);
 //! - `id` is the poster id wani shows on every board (4 hex digits);
 //! - `capcode` is the role of a slip, lowercase (`admin`, `mod`, `volunteer`);
@@ -147,7 +147,7 @@ pub fn post(p: &Post, thread: &Thread, board: &Board, op_no: i64) -> ChanPost {
     let com = wani_actors::markup::futaba_com(&p.body_html, thread.id.0, &board.name);
     let file = p.media.as_ref().map(|m| ChanFile {
         tim: m.id.0,
-        filename: m.id.0.to_string(),
+        filename: m.file_name.clone().unwrap_or_else(|| m.id.0.to_string()),
         ext: format!(".{}", m.ext),
         fsize: m.size_bytes,
         md5: m.md5.clone(),

@@ -311,6 +311,10 @@ async fn every_endpoint_has_4chans_fields(db: Db) {
     assert_eq!(head["w"], 40);
     assert_eq!(head["h"], 30);
     assert_eq!(head["ext"], ".png");
+    assert_eq!(
+        head["filename"], "f",
+        "the name it was uploaded under, without extension"
+    );
     assert_eq!(posts[1]["resto"], op);
     assert!(posts[1].get("tim").is_none(), "no file, no file fields");
     assert_eq!(posts[2]["no"], spoiled["id"]);

@@ -119,7 +119,7 @@ try:
         # Always multipart, as the API takes it: text fields as parts too.
         files_arg = {k: (None, v) for k, v in fields.items()}
         if image is not None:
-            files_arg["media"] = ("f.png", image, "image/png")
+            files_arg["media"] = (f"upload {sha(image)[:8]}.png", image, "image/png")
             files[sha(image)] = image
         # Each post from its own address, so the board's own limits are all we meet.
         seed += 1
@@ -242,6 +242,9 @@ try:
                 data = requests.get(f.file_url).content
                 assert f.file_url.startswith("http://i.4cdn.org/"), f.file_url
                 assert sha(data) in files, f"py4chan {f.file_url}: not an uploaded file"
+                # The name it was uploaded under (the shared file was sent
+                # twice under the same name).
+                assert f.filename_original == f"upload {sha(data)[:8]}.png", f.filename_original
                 assert f.file_md5 == hashlib.md5(data).digest()
                 assert requests.get(f.thumbnail_url).headers["content-type"].startswith("image/")
                 checked += 1

@@ -186,6 +186,9 @@ pub struct Media {
     /// check a download against); `None` until filled in for old files.
     #[serde(default)]
     pub md5: Option<String>,
+    /// The name it was uploaded under, without extension or folders.
+    #[serde(default)]
+    pub file_name: Option<String>,
 }
 
 /// A media file ready to be recorded: its blobs are already in the blob store.
@@ -209,6 +212,9 @@ pub struct NewMedia {
     /// MD5 of the original, base64 of the raw 16 bytes.
     #[serde(default)]
     pub md5: Option<String>,
+    /// The name it was uploaded under, without extension or folders.
+    #[serde(default)]
+    pub file_name: Option<String>,
 }
 
 /// One post as stored, with the ids of the posts that quote it.

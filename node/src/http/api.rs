@@ -229,7 +229,9 @@ pub(crate) async fn create_thread(
     };
     let stored = async {
         let media = match &s.file {
-            Some(f) => Some(upload::store_media(state, board, f.clone()).await?),
+            Some(f) => {
+                Some(upload::store_media(state, board, f.clone(), s.file_name.clone()).await?)
+            }
             None => None,
         };
         draft.media = media.clone();
@@ -386,7 +388,9 @@ pub(crate) async fn create_reply(
     };
     let stored = async {
         let media = match &s.file {
-            Some(f) => Some(upload::store_media(state, &board, f.clone()).await?),
+            Some(f) => {
+                Some(upload::store_media(state, &board, f.clone(), s.file_name.clone()).await?)
+            }
             None => None,
         };
         draft.media = media.clone();

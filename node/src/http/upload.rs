@@ -30,6 +30,8 @@ const MAX_FIELD_BYTES: usize = 64 * 1024;
 pub struct Submission {
     pub fields: HashMap<String, String>,
     pub file: Option<Bytes>,
+    /// The file's name as the client sent it, cleaned by [`file_name`].
+    pub file_name: Option<String>,
 }
 
 impl Submission {
@@ -81,6 +83,7 @@ pub async fn read(
         let name = field.name().unwrap_or("").to_string();
         if name == "media" || name == "file" {
             let has_name = field.file_name().is_some_and(|n| !n.is_empty());
+            s.file_name = field.file_name().and_then(file_name);
             let bytes = field
                 .bytes()
                 .await
@@ -173,7 +176,12 @@ pub async fn store_media(
     state: &AppState,
     board: &Board,
     file: Bytes,
+    name: Option<String>,
 ) -> Result<NewMedia, ApiError> {
+    let named = |m: NewMedia| NewMedia {
+        file_name: name.clone(),
+        ..m
+    };
     let limits = board_limits(state, board);
     let sniffed = wani_media::precheck(&file, &limits).map_err(refuse)?;
     if matches!(sniffed.format, wani_media::FileFormat::Video(_))
@@ -205,7 +213,7 @@ pub async fn store_media(
     }
     if let Some(existing) = reusable(state, &key).await? {
         within_limits(&existing, &limits).map_err(refuse)?;
-        return Ok(existing);
+        return Ok(named(existing));
     }
 
     let key = state.blobs.put(Bytes::from(prepared.bytes)).await?;
@@ -214,7 +222,7 @@ pub async fn store_media(
         .process(key.clone(), limits, thumb_options(state))
         .await
     {
-        Ok(m) => Ok(m),
+        Ok(m) => Ok(named(m)),
         Err(e) => {
             discard(state, &[key]).await;
             Err(e.into())
@@ -246,6 +254,7 @@ async fn reusable(state: &AppState, key: &str) -> Result<Option<NewMedia>, ApiEr
         duration_ms: m.duration_ms,
         frames: m.frames,
         md5: m.md5,
+        file_name: None,
     }))
 }
 
@@ -302,6 +311,28 @@ pub async fn discard_media(state: &AppState, media: &Option<NewMedia>) {
     }
 }
 
+/// Longest file name kept, in characters.
+const MAX_FILE_NAME: usize = 128;
+
+/// An uploaded file's name as shown to clients: the last path component
+/// (some browsers send the whole path), without its extension (the stored
+/// file's type decides that), without control characters, at most
+/// [`MAX_FILE_NAME`] characters; `None` when nothing is left.
+pub fn file_name(sent: &str) -> Option<String> {
+    let base = sent.rsplit(['/', '\\']).next().unwrap_or(sent);
+    let stem = match base.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem,
+        _ => base,
+    };
+    let clean: String = stem
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_FILE_NAME)
+        .collect();
+    let clean = clean.trim();
+    (!clean.is_empty()).then(|| clean.to_string())
+}
+
 /// The draft of a post from a submission; the idempotency key is the
 /// client's, scoped to its sender ([`super::guard::Poster::idempotency_key`]),
 /// or made up (a form without one is simply not retried safely).
@@ -329,4 +360,27 @@ pub fn draft(
 fn random_key() -> String {
     let bytes: [u8; 16] = rand::random();
     hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_name;
+
+    #[test]
+    fn file_names_lose_folders_extensions_and_control_characters() {
+        assert_eq!(file_name("cat.png").as_deref(), Some("cat"));
+        assert_eq!(
+            file_name("C:\\fakepath\\My Cat.jpeg").as_deref(),
+            Some("My Cat")
+        );
+        assert_eq!(file_name("/home/u/a.b.gif").as_deref(), Some("a.b"));
+        assert_eq!(file_name(".bashrc").as_deref(), Some(".bashrc"));
+        assert_eq!(file_name("a\u{0}b\nc.png").as_deref(), Some("abc"));
+        assert_eq!(file_name("  .png"), None);
+        assert_eq!(file_name(""), None);
+        assert_eq!(
+            file_name(&"x".repeat(500)).map(|n| n.chars().count()),
+            Some(128)
+        );
+    }
 }

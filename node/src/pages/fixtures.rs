@@ -70,6 +70,7 @@ pub fn media(id: i64, ext: &str) -> Media {
         duration_ms: 0,
         frames: 1,
         md5: None,
+        file_name: None,
     }
 }
 

@@ -7,3 +7,7 @@ ALTER TABLE media ADD COLUMN md5 TEXT;
 -- A moderator deleted the post's file but kept the post (4chan's
 -- `filedeleted`).
 ALTER TABLE post ADD COLUMN file_deleted INTEGER NOT NULL DEFAULT 0 CHECK (file_deleted IN (0, 1));
+
+-- The name the file was uploaded under, without its extension (4chan's
+-- `filename`); NULL for files stored before names were kept.
+ALTER TABLE media ADD COLUMN file_name TEXT;

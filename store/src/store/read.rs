@@ -27,7 +27,7 @@ macro_rules! post_select {
          m.width AS m_width, m.height AS m_height, m.thumb_width AS m_thumb_width, \
          m.thumb_height AS m_thumb_height, m.size_bytes AS m_size_bytes, \
          m.thumb_mimetype AS m_thumb_mimetype, m.duration_ms AS m_duration_ms, \
-         m.frames AS m_frames, m.md5 AS m_md5 \
+         m.frames AS m_frames, m.md5 AS m_md5, m.file_name AS m_file_name \
          FROM post p JOIN poster pr ON pr.id = p.poster LEFT JOIN media m ON m.id = p.media "
     };
 }
@@ -86,6 +86,7 @@ fn post_from_row(row: &AnyRow) -> Result<Post, sqlx::Error> {
             duration_ms: row.try_get("m_duration_ms")?,
             frames: row.try_get("m_frames")?,
             md5: row.try_get("m_md5")?,
+            file_name: row.try_get("m_file_name")?,
         }),
     };
     Ok(Post {
@@ -483,7 +484,7 @@ pub(super) async fn media(
 ) -> Result<Option<Media>, StoreError> {
     let row = sqlx::query(
         "SELECT id, blob, thumb_blob, mimetype, ext, is_animated, width, height, \
-         thumb_width, thumb_height, size_bytes, thumb_mimetype, duration_ms, frames, md5 \
+         thumb_width, thumb_height, size_bytes, thumb_mimetype, duration_ms, frames, md5, file_name \
          FROM media WHERE id = $1",
     )
     .bind(id.0)
@@ -508,6 +509,7 @@ pub(super) async fn media(
             duration_ms: row.try_get("duration_ms")?,
             frames: row.try_get("frames")?,
             md5: row.try_get("md5")?,
+            file_name: row.try_get("file_name")?,
         })
     })()
     .map_err(db_err)?;

@@ -195,8 +195,9 @@ async fn upsert_poster(
 async fn insert_media(conn: &mut AnyConnection, m: &NewMedia) -> Result<Media, StoreError> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO media (blob, thumb_blob, mimetype, ext, is_animated, width, height, \
-         thumb_width, thumb_height, size_bytes, thumb_mimetype, duration_ms, frames, md5) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+         thumb_width, thumb_height, size_bytes, thumb_mimetype, duration_ms, frames, md5, \
+         file_name) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
     )
     .bind(&m.blob)
     .bind(&m.thumb_blob)
@@ -212,6 +213,7 @@ async fn insert_media(conn: &mut AnyConnection, m: &NewMedia) -> Result<Media, S
     .bind(m.duration_ms)
     .bind(m.frames)
     .bind(&m.md5)
+    .bind(&m.file_name)
     .fetch_one(&mut *conn)
     .await
     .map_err(db_err)?;
@@ -231,6 +233,7 @@ async fn insert_media(conn: &mut AnyConnection, m: &NewMedia) -> Result<Media, S
         duration_ms: m.duration_ms,
         frames: m.frames,
         md5: m.md5.clone(),
+        file_name: m.file_name.clone(),
     })
 }
 

@@ -188,6 +188,7 @@ pub fn media(seed: &str) -> NewMedia {
         duration_ms: 0,
         frames: 1,
         md5: None,
+        file_name: None,
     }
 }
 
