@@ -294,6 +294,7 @@ impl ThreadState {
             self.index.contains_key(&p).then_some(me)
         })
         .await?;
+        self.learn_quoted_ops(&links).await;
         let body_html = self
             .shared
             .renderer
@@ -349,6 +350,28 @@ impl ThreadState {
             Committed::Replayed(_) => {}
         }
         Ok(committed)
+    }
+
+    /// Learns the opening post of each other thread `links` quotes that the
+    /// thread did not know (the 4chan API links to threads by it). Best
+    /// effort: without it the API links to the quoted post's own number,
+    /// which leads to the same thread.
+    async fn learn_quoted_ops(&mut self, links: &QuoteLinks) {
+        let me = self.id();
+        let known = &self.full.quoted_ops;
+        let mut unknown: Vec<ThreadId> = links
+            .iter()
+            .filter_map(|(_, t)| *t)
+            .filter(|t| *t != me && !known.iter().any(|(k, _)| k == t))
+            .collect();
+        unknown.dedup();
+        if unknown.is_empty() {
+            return;
+        }
+        match self.shared.repo.thread_ops(&unknown).await {
+            Ok(ops) => self.full.quoted_ops.extend(ops),
+            Err(e) => tracing::debug!(error = %e, "opening posts of quoted threads not found"),
+        }
     }
 
     /// Reloads the thread from the store, keeping the fence and the readers'

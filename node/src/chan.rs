@@ -16,7 +16,7 @@
 use crate::abuse::tripcode;
 use crate::pages::html::{escape, UtcTime};
 use serde::Serialize;
-use wani_store::{Board, Post, Thread, ThreadFull};
+use wani_store::{Board, Post, PostId, Thread, ThreadFull, ThreadId};
 
 /// Threads per index page (`/{board}/{page}.json`), as on 4chan.
 pub const PER_PAGE: usize = 15;
@@ -134,8 +134,15 @@ pub fn semantic_url(op: &Post, thread: &Thread) -> String {
 }
 
 /// One post as 4chan writes it (no thread-level fields); `op_no` is the
-/// number of the thread's opening post.
-pub fn post(p: &Post, thread: &Thread, board: &Board, op_no: i64) -> ChanPost {
+/// number of the thread's opening post, `quoted_ops` those of the threads
+/// it may quote.
+pub fn post(
+    p: &Post,
+    thread: &Thread,
+    board: &Board,
+    op_no: i64,
+    quoted_ops: &[(ThreadId, PostId)],
+) -> ChanPost {
     let is_op = p.id.0 == op_no;
     let (name, trip) = match p.slip_name.as_deref() {
         Some(shown) => {
@@ -144,7 +151,13 @@ pub fn post(p: &Post, thread: &Thread, board: &Board, op_no: i64) -> ChanPost {
         }
         None => ("Anonymous".to_string(), None),
     };
-    let com = wani_actors::markup::futaba_com(&p.body_html, thread.id.0, &board.name);
+    let op_of = |t: i64| {
+        quoted_ops
+            .iter()
+            .find(|(q, _)| q.0 == t)
+            .map(|(_, op)| op.0)
+    };
+    let com = wani_actors::markup::futaba_com(&p.body_html, thread.id.0, &board.name, &op_of);
     let file = p.media.as_ref().map(|m| ChanFile {
         tim: m.id.0,
         filename: m.file_name.clone().unwrap_or_else(|| m.id.0.to_string()),
@@ -202,7 +215,7 @@ fn op(t: &ThreadFull, board: &Board) -> ChanPost {
             last_modified: last_modified(t),
             ..ChanOp::default()
         }),
-        ..post(first, thread, board, first.id.0)
+        ..post(first, thread, board, first.id.0, &t.quoted_ops)
     }
 }
 
@@ -235,7 +248,7 @@ pub fn thread(t: &ThreadFull, board: &Board) -> Posts {
         t.posts
             .iter()
             .skip(1)
-            .map(|p| post(p, &t.thread, board, op_no(t))),
+            .map(|p| post(p, &t.thread, board, op_no(t), &t.quoted_ops)),
     );
     Posts { posts }
 }
@@ -252,7 +265,7 @@ fn preview(t: &ThreadFull, board: &Board) -> (ChanPost, Vec<ChanPost>) {
     }
     let last = last
         .iter()
-        .map(|p| post(p, &t.thread, board, op_no(t)))
+        .map(|p| post(p, &t.thread, board, op_no(t), &t.quoted_ops))
         .collect();
     (head, last)
 }

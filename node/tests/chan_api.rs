@@ -228,6 +228,15 @@ async fn every_endpoint_has_4chans_fields(db: Db) {
     .await;
     let thread2 = t2["id"].as_i64().unwrap();
     let op2 = t2["post"]["id"].as_i64().unwrap();
+    // (A reply quoting a reply of the first thread, before it is closed.)
+    let spoiled_no = spoiled["id"].as_i64().unwrap();
+    post(
+        &node,
+        &format!("/api/v1/thread/{thread2}/new"),
+        &[("body", &format!(">>{spoiled_no}"))],
+        None,
+    )
+    .await;
     node.state
         .entities
         .ask(ThreadId(thread2), |reply| ThreadMsg::SetFlags {
@@ -363,8 +372,20 @@ async fn every_endpoint_has_4chans_fields(db: Db) {
         assert!(!body.is_empty());
     }
 
-    // The sticky, closed thread.
+    // A quote into another thread links to that thread by its opening
+    // post, as 4chan's do: learnt by the thread's actor as the post is
+    // written, and read back from the store when a thread is loaded.
+    let across = format!("<a href=\"/b/thread/{op}#p{spoiled_no}\" class=\"quotelink\">");
     let sticky = get_json(&node, &format!("/b/thread/{op2}.json")).await;
+    let com = sticky["posts"][1]["com"].as_str().unwrap();
+    assert!(com.contains(&across), "{com}");
+    let stored = wani_store::Repo::thread(&node.state.store, ThreadId(thread2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.quoted_ops, [(ThreadId(thread), PostId(op))]);
+
+    // The sticky, closed thread.
     let s = &sticky["posts"][0];
     check_post(s, true);
     assert_eq!(s["sticky"], 1);
@@ -395,8 +416,10 @@ async fn every_endpoint_has_4chans_fields(db: Db) {
     let last = cat["last_replies"].as_array().unwrap();
     assert_eq!(last.len(), 4);
     last.iter().for_each(|p| check_post(p, false));
+    assert_eq!(entries[0]["last_replies"].as_array().unwrap().len(), 1);
+    let lone = get_json(&node, "/arc/catalog.json").await;
     assert!(
-        entries[0].get("last_replies").is_none(),
+        lone[0]["threads"][0].get("last_replies").is_none(),
         "no replies, no last_replies"
     );
 

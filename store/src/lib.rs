@@ -48,6 +48,11 @@ pub trait Repo: Send + Sync + 'static {
         &self,
         ids: &[PostId],
     ) -> Result<HashMap<PostId, ThreadId>, StoreError>;
+    /// The opening post of each of these threads; missing threads are absent.
+    async fn thread_ops(
+        &self,
+        threads: &[ThreadId],
+    ) -> Result<HashMap<ThreadId, PostId>, StoreError>;
     /// Creates a thread and its opening post in one transaction.
     async fn create_thread(&self, new: NewThread) -> Result<Committed<(Thread, Post)>, StoreError>;
     /// Adds a reply to `new.thread` (and its reply links, and the bump) in one

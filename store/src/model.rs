@@ -330,6 +330,10 @@ pub struct Thread {
 pub struct ThreadFull {
     pub thread: Thread,
     pub posts: Vec<Post>,
+    /// The opening post of each other thread that a post here quotes (how
+    /// the 4chan API numbers those threads).
+    #[serde(default)]
+    pub quoted_ops: Vec<(ThreadId, PostId)>,
 }
 
 /// What a catalog shows of one thread.

@@ -13,11 +13,16 @@
 use std::fmt::Write;
 
 /// `html` as 4chan's `com`, for a post in (wani) thread `thread` on board
-/// `board`. Quotes into other threads link as `/{board}/thread/{id}#p{id}`:
-/// 4chan puts the thread's opening post number there, which this HTML does
-/// not hold; the node answers that URL for any post number with the thread
-/// holding it.
-pub fn futaba_com(html: &str, thread: i64, board: &str) -> String {
+/// `board`. A quote into another thread links as 4chan's do, to
+/// `/{board}/thread/{op}#p{id}` with `op_of(thread)` the opening post of the
+/// quoted post's thread; where that is unknown, to the quoted post's own
+/// number, which the node also answers with the thread holding it.
+pub fn futaba_com(
+    html: &str,
+    thread: i64,
+    board: &str,
+    op_of: &dyn Fn(i64) -> Option<i64>,
+) -> String {
     let mut out = String::with_capacity(html.len() + 16);
     // What each open `<span>` became, to close it the same way.
     let mut spans: Vec<&'static str> = Vec::new();
@@ -96,10 +101,11 @@ pub fn futaba_com(html: &str, thread: i64, board: &str) -> String {
                     Some((t, p)) if t == thread => {
                         let _ = write!(out, "<a href=\"#p{p}\" class=\"quotelink\">");
                     }
-                    Some((_, p)) => {
+                    Some((t, p)) => {
+                        let op = op_of(t).unwrap_or(p);
                         let _ = write!(
                             out,
-                            "<a href=\"/{board}/thread/{p}#p{p}\" class=\"quotelink\">"
+                            "<a href=\"/{board}/thread/{op}#p{p}\" class=\"quotelink\">"
                         );
                     }
                     None => out.push_str(t),
@@ -155,7 +161,8 @@ mod tests {
             10..=99 => Some(ThreadId(10)),
             _ => None,
         };
-        futaba_com(&render(body, &thread_of), 1, "g")
+        let op_of = |t: i64| (t == 10).then_some(10);
+        futaba_com(&render(body, &thread_of), 1, "g", &op_of)
     }
 
     #[test]
@@ -181,7 +188,7 @@ mod tests {
         );
         assert_eq!(
             com(">>12"),
-            "<a href=\"/g/thread/12#p12\" class=\"quotelink\">&gt;&gt;12</a>"
+            "<a href=\"/g/thread/10#p12\" class=\"quotelink\">&gt;&gt;12</a>"
         );
         assert_eq!(com(">>500"), "<span class=\"deadlink\">&gt;&gt;500</span>");
     }

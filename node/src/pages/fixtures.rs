@@ -131,6 +131,7 @@ pub fn thread_full(archived: bool) -> ThreadFull {
     ThreadFull {
         thread: thread_row(7, archived),
         posts: vec![op, second, third],
+        quoted_ops: vec![],
     }
 }
 

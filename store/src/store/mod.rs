@@ -458,6 +458,14 @@ impl Repo for Store {
         read::threads_of_posts(&mut conn, ids).await
     }
 
+    async fn thread_ops(
+        &self,
+        threads: &[ThreadId],
+    ) -> Result<HashMap<ThreadId, PostId>, StoreError> {
+        let mut conn = self.inner.pool.acquire().await.map_err(db_err)?;
+        read::thread_ops(&mut conn, threads).await
+    }
+
     async fn create_thread(&self, new: NewThread) -> Result<Committed<(Thread, Post)>, StoreError> {
         match self.submit(write::Write::Thread(new)).await? {
             write::Written::Thread(c) => Ok(c),

@@ -346,7 +346,23 @@ pub(super) async fn thread_full(
     for post in &mut posts {
         post.replies = replies.remove(&post.id.0).unwrap_or_default();
     }
-    Ok(Some(ThreadFull { thread, posts }))
+    let quoted_ops = sqlx::query_as::<_, (i64, i64)>(
+        "SELECT q.thread, (SELECT MIN(o.id) FROM post o WHERE o.thread = q.thread) \
+         FROM reply r JOIN post p ON p.id = r.reply_from JOIN post q ON q.id = r.reply_to \
+         WHERE p.thread = $1 AND q.thread <> $1 GROUP BY q.thread",
+    )
+    .bind(id.0)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?
+    .into_iter()
+    .map(|(t, op)| (ThreadId(t), PostId(op)))
+    .collect();
+    Ok(Some(ThreadFull {
+        thread,
+        posts,
+        quoted_ops,
+    }))
 }
 
 /// The live threads of a board with their opening posts and counts, most
@@ -522,6 +538,29 @@ pub(super) async fn count_posts(conn: &mut AnyConnection) -> Result<i64, StoreEr
         .fetch_one(&mut *conn)
         .await
         .map_err(db_err)
+}
+
+/// The opening post of each of these threads; missing threads are absent.
+pub(super) async fn thread_ops(
+    conn: &mut AnyConnection,
+    threads: &[ThreadId],
+) -> Result<HashMap<ThreadId, PostId>, StoreError> {
+    let mut out = HashMap::with_capacity(threads.len());
+    for chunk in threads.chunks(IDS_PER_QUERY) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT thread, MIN(id) FROM post WHERE thread IN ({}) GROUP BY thread",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query_as::<_, (i64, i64)>(AssertSqlSafe(sql));
+        for t in chunk {
+            query = query.bind(t.0);
+        }
+        for (t, op) in query.fetch_all(&mut *conn).await.map_err(db_err)? {
+            out.insert(ThreadId(t), PostId(op));
+        }
+    }
+    Ok(out)
 }
 
 /// Posts per query when resolving quotes; far below both backends' limits
