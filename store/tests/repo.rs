@@ -58,7 +58,17 @@ async fn boards_are_created_listed_and_validated(db: &TestDb) {
         ..Default::default()
     });
     assert!(matches!(dup.await, Err(StoreError::Conflict(_))));
-    for bad in ["", "G", "a b", "ü", "../x", &"x".repeat(33)] {
+    // (The last two: the site's own URLs begin with them.)
+    for bad in [
+        "",
+        "G",
+        "a b",
+        "ü",
+        "../x",
+        &"x".repeat(33),
+        "threads",
+        "upload",
+    ] {
         let r = s
             .create_board(BoardSettings {
                 name: bad.to_string(),

@@ -13,6 +13,13 @@ use super::{db_err, read, Store};
 use crate::error::StoreError;
 use crate::model::*;
 
+/// Names whose `/{name}/…` URLs are the site's own pages and files, so a
+/// board so named could not be reached at the 4chan-style `/{board}/…` URLs.
+pub const RESERVED_BOARD_NAMES: &[&str] = &[
+    "api", "boards", "captcha", "debug", "mod", "posts", "report", "slip", "static", "threads",
+    "upload",
+];
+
 /// Longest board name, in characters (Maniwani's `String(32)`).
 const MAX_BOARD_NAME: usize = 32;
 
@@ -34,6 +41,11 @@ fn validate(settings: &BoardSettings) -> Result<(), StoreError> {
     {
         return Err(StoreError::Invalid(format!(
             "board name {name:?} may only contain a-z, 0-9, _ and -"
+        )));
+    }
+    if RESERVED_BOARD_NAMES.contains(&name.as_str()) {
+        return Err(StoreError::Invalid(format!(
+            "board name {name:?} is taken by the site's own URLs (/{name}/…); pick another"
         )));
     }
     // Stored comma-separated, so a comma would split one type into two.
