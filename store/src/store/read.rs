@@ -545,22 +545,13 @@ pub(super) async fn thread_ops(
     conn: &mut AnyConnection,
     threads: &[ThreadId],
 ) -> Result<HashMap<ThreadId, PostId>, StoreError> {
-    let mut out = HashMap::with_capacity(threads.len());
-    for chunk in threads.chunks(IDS_PER_QUERY) {
-        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT thread, MIN(id) FROM post WHERE thread IN ({}) GROUP BY thread",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query_as::<_, (i64, i64)>(AssertSqlSafe(sql));
-        for t in chunk {
-            query = query.bind(t.0);
-        }
-        for (t, op) in query.fetch_all(&mut *conn).await.map_err(db_err)? {
-            out.insert(ThreadId(t), PostId(op));
-        }
-    }
-    Ok(out)
+    let ids: Vec<i64> = threads.iter().map(|t| t.0).collect();
+    let sql = "SELECT thread, MIN(id) FROM post WHERE thread IN ({}) GROUP BY thread";
+    Ok(pairs_for(conn, sql, &ids)
+        .await?
+        .into_iter()
+        .map(|(t, op)| (ThreadId(t), PostId(op)))
+        .collect())
 }
 
 /// Posts per query when resolving quotes; far below both backends' limits
@@ -572,23 +563,31 @@ pub(super) async fn threads_of_posts(
     conn: &mut AnyConnection,
     ids: &[PostId],
 ) -> Result<HashMap<PostId, ThreadId>, StoreError> {
-    let mut out = HashMap::with_capacity(ids.len());
+    let ids: Vec<i64> = ids.iter().map(|p| p.0).collect();
+    let sql = "SELECT id, thread FROM post WHERE id IN ({})";
+    Ok(pairs_for(conn, sql, &ids)
+        .await?
+        .into_iter()
+        .map(|(id, thread)| (PostId(id), ThreadId(thread)))
+        .collect())
+}
+
+/// The rows, each two integers, of `sql` with `ids` in place of its `{}`
+/// (a list of bound parameters), [`IDS_PER_QUERY`] ids a query.
+async fn pairs_for(
+    conn: &mut AnyConnection,
+    sql: &str,
+    ids: &[i64],
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(IDS_PER_QUERY) {
         let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT id, thread FROM post WHERE id IN ({})",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let sql = sql.replace("{}", &placeholders.join(", "));
+        let mut query = sqlx::query_as::<_, (i64, i64)>(AssertSqlSafe(sql));
         for id in chunk {
-            query = query.bind(id.0);
+            query = query.bind(*id);
         }
-        let rows = query.fetch_all(&mut *conn).await.map_err(db_err)?;
-        for row in &rows {
-            let id: i64 = row.try_get("id").map_err(db_err)?;
-            let thread: i64 = row.try_get("thread").map_err(db_err)?;
-            out.insert(PostId(id), ThreadId(thread));
-        }
+        out.extend(query.fetch_all(&mut *conn).await.map_err(db_err)?);
     }
     Ok(out)
 }
