@@ -160,7 +160,11 @@ pub fn post(
     let com = wani_actors::markup::futaba_com(&p.body_html, thread.id.0, &board.name, &op_of);
     let file = p.media.as_ref().map(|m| ChanFile {
         tim: m.id.0,
-        filename: m.file_name.clone().unwrap_or_else(|| m.id.0.to_string()),
+        // HTML-escaped like 4chan's (clients unescape it, as they do `name`).
+        filename: m
+            .file_name
+            .as_deref()
+            .map_or_else(|| m.id.0.to_string(), |n| escape(n).to_string()),
         ext: format!(".{}", m.ext),
         fsize: m.size_bytes,
         md5: m.md5.clone(),

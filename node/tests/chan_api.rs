@@ -572,6 +572,25 @@ async fn conditional_gets_and_urls(db: Db) {
         assert_eq!(page.status(), StatusCode::OK, "{from} followed");
     }
 
+    // A file name is text for clients to show: escaped like 4chan's.
+    let res = node
+        .client()
+        .post(node.at(&format!("/api/v1/thread/{thread}/new")))
+        .multipart(form(
+            &[("body", "named")],
+            Some(("<img src=x onerror=alert(1)> & co.png", png(6, 6, false))),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let now = get_json(&node, &path).await;
+    let last = now["posts"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        last["filename"],
+        "&lt;img src=x onerror=alert(1)&gt; &amp; co"
+    );
+
     // Clear errors for what is not there.
     for p in [
         "/nope/catalog.json".to_string(),
