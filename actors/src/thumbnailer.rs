@@ -154,7 +154,6 @@ async fn process(
         ThumbError::Unavailable(format!("blob {blob} vanished before it was processed"))
     })?;
     let size = bytes.len() as i64;
-    let md5 = wani_media::md5_base64(&bytes);
     let sniffed = wani_media::precheck(&bytes, &limits)?;
     let processed = if let wani_media::FileFormat::Video(_) = sniffed.format {
         let tools = video.ok_or(MediaError::VideoUnavailable)?;
@@ -185,8 +184,9 @@ async fn process(
         thumb_mimetype: processed.thumb_mimetype,
         duration_ms: processed.duration_ms as i64,
         frames: processed.frames as i64,
-        md5: Some(md5),
-        // The node knows the upload's name; the thumbnailer sees bytes.
+        // The node hashes the upload (MD5 beside the blob key) and knows its
+        // name; the thumbnailer sees the stored bytes only.
+        md5: None,
         file_name: None,
     })
 }

@@ -80,16 +80,12 @@ async fn board_file_inner(
             }
             // 4chan's file host layout (i.4cdn.org/{board}/{tim}{ext} and
             // {tim}s.jpg), for clients pointed here as their file host.
-            Some((tim, _)) if tim.parse::<i64>().is_ok() => {
-                serve_blob(state, tim, false, headers).await
-            }
-            Some((tim, "jpg"))
-                if tim
-                    .strip_suffix('s')
-                    .is_some_and(|t| t.parse::<i64>().is_ok()) =>
-            {
-                serve_blob(state, &tim[..tim.len() - 1], true, headers).await
-            }
+            Some((_, ext)) => match media_name(f) {
+                Some((tim, thumb)) if !thumb || ext == "jpg" => {
+                    serve_blob(state, &tim.to_string(), thumb, headers).await
+                }
+                _ => Err(ApiError::not_found(format!("/{board}/ has no {f:?}"))),
+            },
             _ => Err(ApiError::not_found(format!("/{board}/ has no {f:?}"))),
         },
     }
@@ -181,9 +177,12 @@ pub async fn original(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     board_of(&state, &board).await?;
-    let tim = file.split_once('.').map_or(file.as_str(), |(t, _)| t);
-    number(tim, "file")?;
-    serve_blob(&state, tim, false, &headers).await
+    match media_name(&file) {
+        Some((tim, false)) => serve_blob(&state, &tim.to_string(), false, &headers).await,
+        _ => Err(ApiError::not_found(format!(
+            "{file:?} is not a file number"
+        ))),
+    }
 }
 
 /// `GET /{board}/thumb/{tim}.{ext}` (vichan) and `/{board}/thumb/{tim}s.jpg`
@@ -194,10 +193,25 @@ pub async fn thumbnail(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     board_of(&state, &board).await?;
-    let stem = file.split_once('.').map_or(file.as_str(), |(t, _)| t);
-    let tim = stem.strip_suffix('s').unwrap_or(stem);
-    number(tim, "file")?;
-    serve_blob(&state, tim, true, &headers).await
+    let (tim, _) = media_name(&file)
+        .ok_or_else(|| ApiError::not_found(format!("{file:?} is not a file number")))?;
+    serve_blob(&state, &tim.to_string(), true, &headers).await
+}
+
+/// A file name as clients build them, `{tim}.{ext}` or `{tim}s.{ext}`
+/// (4chan names thumbnails `{tim}s.jpg`): the media id, and whether the
+/// name had the `s`.
+fn media_name(file: &str) -> Option<(i64, bool)> {
+    let stem = file.split_once('.').map_or(file, |(t, _)| t);
+    let (digits, s) = match stem.strip_suffix('s') {
+        Some(d) => (d, true),
+        None => (stem, false),
+    };
+    digits
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .map(|n| (n, s))
 }
 
 fn number(raw: &str, what: &str) -> Result<i64, ApiError> {

@@ -178,10 +178,6 @@ pub async fn store_media(
     file: Bytes,
     name: Option<String>,
 ) -> Result<NewMedia, ApiError> {
-    let named = |m: NewMedia| NewMedia {
-        file_name: name.clone(),
-        ..m
-    };
     let limits = board_limits(state, board);
     let sniffed = wani_media::precheck(&file, &limits).map_err(refuse)?;
     if matches!(sniffed.format, wani_media::FileFormat::Video(_))
@@ -190,14 +186,22 @@ pub async fn store_media(
         return Err(refuse(MediaError::VideoUnavailable));
     }
     let check = limits.clone();
-    let (prepared, key) = tokio::task::spawn_blocking(move || {
+    // Both digests of the bytes served, in the one pass off the runtime:
+    // the blob key, and the MD5 the 4chan API publishes.
+    let (prepared, key, md5) = tokio::task::spawn_blocking(move || {
         let prepared = wani_media::prepare(&file, &check)?;
         let key = wani_store::blob::blob_key(&prepared.bytes);
-        Ok::<_, MediaError>((prepared, key))
+        let md5 = wani_media::md5_base64(&prepared.bytes);
+        Ok::<_, MediaError>((prepared, key, md5))
     })
     .await
     .map_err(ApiError::internal)?
     .map_err(refuse)?;
+    let named = |m: NewMedia| NewMedia {
+        file_name: name.clone(),
+        md5: Some(md5.clone()),
+        ..m
+    };
 
     if board.no_reposts {
         if let Some((post, thread)) = state.store.post_with_blob(board.id, &key).await? {
