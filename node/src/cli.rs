@@ -71,6 +71,21 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         quiet_ms: u64,
     },
+    /// Ask a running node whether it is alive (`/healthz`), or with
+    /// --ready whether it can serve (`/readyz`); exit 0 if so, 1 if not.
+    /// The container image's HEALTHCHECK runs it.
+    Health {
+        /// HTTP address of the node (node.listen of the config by default;
+        /// a wildcard host such as 0.0.0.0 is asked on loopback).
+        #[arg(long)]
+        addr: Option<String>,
+        /// Ask /readyz instead of /healthz.
+        #[arg(long)]
+        ready: bool,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3)]
+        timeout_secs: u64,
+    },
     /// Thumbnail throughput and peak memory on one image (scripts/bench-media
     /// runs it beside Pillow; see docs/BENCHMARKS.md).
     BenchMedia(crate::bench_media::BenchMediaArgs),
@@ -244,7 +259,7 @@ fn load_config(path: &PathBuf) -> anyhow::Result<Config> {
         Config::load(path)
     } else if path == &PathBuf::from("cluster.toml") {
         tracing::warn!("no cluster.toml here; using the built-in single-box defaults");
-        Config::parse("")
+        Config::from_env()
     } else {
         bail!("the config file {} does not exist", path.display())
     }
@@ -283,7 +298,49 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::BenchMedia(args) => crate::bench_media::run(args),
+        Command::Health {
+            addr,
+            ready,
+            timeout_secs,
+        } => health(&config, addr, ready, timeout_secs).await,
     }
+}
+
+async fn health(
+    config: &Config,
+    addr: Option<String>,
+    ready: bool,
+    timeout_secs: u64,
+) -> anyhow::Result<()> {
+    let addr = match addr {
+        Some(a) => a,
+        None => {
+            let mut a = config.listen_addr()?;
+            if a.ip().is_unspecified() {
+                a.set_ip(if a.is_ipv4() {
+                    std::net::Ipv4Addr::LOCALHOST.into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                });
+            }
+            a.to_string()
+        }
+    };
+    let path = if ready { "/readyz" } else { "/healthz" };
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(timeout_secs.max(1)),
+        crate::bench::http_get(&addr, path),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("the node at {addr} did not answer {path} within {timeout_secs} s"))?
+    .with_context(|| format!("asking the node at {addr} for {path} (is it running?)"))?;
+    let (status, body) = answer;
+    let body = String::from_utf8_lossy(&body);
+    if status != 200 {
+        bail!("{path} at {addr}: {status} {}", body.trim());
+    }
+    println!("{path} at {addr}: {}", body.trim());
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

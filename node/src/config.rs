@@ -455,19 +455,97 @@ pub struct Bootstrap {
     pub boards: Vec<BoardSettings>,
 }
 
+/// Environment variables that set config keys begin with this, and name the
+/// key with `__` between its parts: `WANI_NODE__NAME=a` is `[node] name = "a"`,
+/// `WANI_CAPTCHA__POW_BITS__B=12` is `[captcha.pow_bits] b = 12`.
+pub const ENV_PREFIX: &str = "WANI_";
+const ENV_SEPARATOR: &str = "__";
+
 impl Config {
-    /// Reads and checks a config file.
+    /// Reads and checks a config file, then applies the `WANI_SECTION__KEY`
+    /// variables of this process's environment over it.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the config file {}", path.display()))?;
-        Config::parse(&text).with_context(|| format!("in the config file {}", path.display()))
+        Config::parse_with_env(&text, std::env::vars())
+            .with_context(|| format!("in the config file {}", path.display()))
+    }
+
+    /// The built-in defaults with this process's `WANI_SECTION__KEY`
+    /// variables applied: the config of a node started without a file.
+    pub fn from_env() -> anyhow::Result<Config> {
+        Config::parse_with_env("", std::env::vars())
     }
 
     /// Parses and checks config text.
     pub fn parse(text: &str) -> anyhow::Result<Config> {
-        let config: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Config::parse_with_env(text, std::iter::empty())
+    }
+
+    /// Parses config text, sets the keys named by `WANI_SECTION__KEY`
+    /// variables among `vars` (others are ignored), and checks the result.
+    /// A value is read as TOML (`8080`, `true`, `["web", "live"]`) where that
+    /// fits the key, and as a plain string otherwise, so URLs and names need
+    /// no quotes. An error names the variable and the key it sets.
+    pub fn parse_with_env(
+        text: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Config> {
+        // The file alone first: its errors point at the line.
+        let mut config: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut overrides: Vec<(String, Vec<String>, String)> = vars
+            .into_iter()
+            .filter_map(|(var, value)| {
+                let path = var.strip_prefix(ENV_PREFIX)?;
+                if !path.contains(ENV_SEPARATOR) {
+                    return None;
+                }
+                let path = path
+                    .split(ENV_SEPARATOR)
+                    .map(|p| p.to_ascii_lowercase())
+                    .collect();
+                Some((var, path, value))
+            })
+            .collect();
+        // Applied in a fixed order, so two variables setting one key (which
+        // only a mistake does) always end the same way.
+        overrides.sort();
+        for (var, path, value) in overrides {
+            let key = path.join(".");
+            let as_toml = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"));
+            let mut first_error = None;
+            for candidate in as_toml
+                .into_iter()
+                .chain(std::iter::once(toml::Value::String(value.clone())))
+            {
+                let mut next = table.clone();
+                set_key(&mut next, &path, candidate).with_context(|| format!("{var} sets {key}"))?;
+                match Config::from_table(&next) {
+                    Ok(c) => {
+                        (table, config) = (next, c);
+                        first_error = None;
+                        break;
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = first_error {
+                bail!("{var} sets {key}: {e:#}");
+            }
+        }
         config.check()?;
         Ok(config)
+    }
+
+    fn from_table(table: &toml::Table) -> anyhow::Result<Config> {
+        use serde::de::IntoDeserializer;
+        Config::deserialize(toml::Value::Table(table.clone()).into_deserializer())
+            .map_err(|e| anyhow::anyhow!("{}", e.message()))
     }
 
     fn check(&self) -> anyhow::Result<()> {
@@ -598,6 +676,23 @@ impl Config {
     }
 }
 
+/// Sets `path` (table names, then the key) in `table` to `value`, making
+/// the tables on the way.
+fn set_key(table: &mut toml::Table, path: &[String], value: toml::Value) -> anyhow::Result<()> {
+    let (key, tables) = path.split_last().context("no key named")?;
+    let mut at = table;
+    for (i, name) in tables.iter().enumerate() {
+        let entry = at
+            .entry(name.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        at = entry.as_table_mut().with_context(|| {
+            format!("{} is a single value, not a section", tables[..=i].join("."))
+        })?;
+    }
+    at.insert(key.clone(), value);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -616,6 +711,62 @@ mod tests {
         let c = Config::parse(include_str!("../../cluster.toml")).unwrap();
         assert_eq!(c.listen_addr().unwrap().to_string(), "127.0.0.1:8080");
         assert!(c.bootstrap.boards.iter().any(|b| b.name == "b"));
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_variables_set_keys_over_the_file() {
+        let c = Config::parse_with_env(
+            "[node]\nname = \"file\"\nlisten = \"127.0.0.1:1\"\n",
+            env(&[
+                ("WANI_NODE__NAME", "wani2"),
+                ("WANI_NODE__LISTEN", "0.0.0.0:8080"),
+                ("WANI_DATABASE__URL", "sqlite:///data/wani.db"),
+                ("WANI_HTTP__HEAD_TIMEOUT_SECS", "7"),
+                ("WANI_SITE__SECURE_COOKIES", "true"),
+                ("WANI_SITE__TRUSTED_PROXIES", r#"["10.0.0.0/8", "::1"]"#),
+                ("WANI_CAPTCHA__POW_BITS__B", "12"),
+                // Not config: no `__`, or not ours.
+                ("WANI_CONFIG", "/etc/wani/wani.toml"),
+                ("WANI_TEST_POSTGRES_URL", "postgres://x@y/z"),
+                ("HOME__X", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.node.name, "wani2");
+        assert_eq!(c.listen_addr().unwrap().to_string(), "0.0.0.0:8080");
+        assert_eq!(c.database.url, "sqlite:///data/wani.db");
+        assert_eq!(c.http.head_timeout_secs, 7);
+        assert!(c.site.secure_cookies);
+        assert_eq!(c.site.trusted_proxies, ["10.0.0.0/8", "::1"]);
+        assert_eq!(c.captcha.pow_for("b"), 12);
+        // A string key takes a value that would read as another TOML type.
+        let c = Config::parse_with_env("", env(&[("WANI_NODE__NAME", "1234")])).unwrap();
+        assert_eq!(c.node.name, "1234");
+    }
+
+    #[test]
+    fn a_bad_environment_variable_is_named_with_its_key() {
+        for (var, value, says) in [
+            ("WANI_NODE__NAMEX", "a", "unknown field"),
+            ("WANI_HTTP__HEAD_TIMEOUT_SECS", "soon", "invalid"),
+            ("WANI_NODE__NAME__FIRST", "a", "expected a string"),
+            ("WANI_NODEX__NAME", "a", "unknown field"),
+        ] {
+            let e = Config::parse_with_env("", env(&[(var, value)])).unwrap_err();
+            let text = format!("{e:#}");
+            assert!(text.contains(var), "{var}: {text}");
+            assert!(text.contains(says), "{var}: {text}");
+        }
+        // The checks after parsing name the key as for the file.
+        let e = Config::parse_with_env("", env(&[("WANI_MEDIA__THUMB_MAX_SIDE", "2")])).unwrap_err();
+        assert!(format!("{e:#}").contains("media.thumb_max_side"), "{e:#}");
     }
 
     #[test]

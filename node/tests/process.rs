@@ -107,6 +107,67 @@ async fn sigterm_loses_nothing_acknowledged_and_a_restart_keeps_everything() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_variables_set_keys_and_health_answers_for_the_node() {
+    // As in a container: the file says one thing, the environment another.
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), free_port());
+    let port = free_port();
+    let listen = format!("0.0.0.0:{port}");
+    let env = [
+        ("WANI_NODE__LISTEN", listen.as_str()),
+        ("WANI_SITE__NAME", "set from the environment"),
+    ];
+    let mut server = Server::start_with(dir.path(), &env);
+    assert!(server.1.ends_with(&format!(":{port}")), "{}", server.1);
+    let home = reqwest::get(format!("http://127.0.0.1:{port}/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(home.contains("set from the environment"), "{home}");
+
+    // `wani health` asks the node the config names (a wildcard on loopback).
+    for extra in [&[][..], &["--ready"][..]] {
+        let out = wani(dir.path())
+            .envs(env)
+            .arg("health")
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "health {extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let status = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "SIGTERM exits 0: {status:?}");
+    let out = wani(dir.path()).envs(env).arg("health").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "health of a stopped node fails");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is it running"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A variable naming no key stops the node with the variable named.
+    let out = wani(dir.path())
+        .env("WANI_NODE__LISTN", "0.0.0.0:1")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("WANI_NODE__LISTN") && err.contains("unknown field"),
+        "{err}"
+    );
+}
+
 #[test]
 fn board_commands_and_clear_config_errors() {
     let dir = tempfile::tempdir().unwrap();

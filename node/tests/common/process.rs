@@ -36,7 +36,14 @@ impl Server {
     /// Starts `wani serve` in `dir` (reading `dir/cluster.toml`) and waits
     /// for the URL it prints once its socket listens.
     pub fn start(dir: &Path) -> Server {
+        Server::start_with(dir, &[])
+    }
+
+    /// As [`Server::start`], with environment variables set (the config's
+    /// `WANI_SECTION__KEY` overrides).
+    pub fn start_with(dir: &Path, env: &[(&str, &str)]) -> Server {
         let mut child = wani(dir)
+            .envs(env.iter().copied())
             .arg("serve")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
