@@ -26,6 +26,7 @@
 pub mod checker;
 pub mod client;
 pub mod cluster;
+pub mod containers;
 pub mod faults;
 pub mod history;
 pub mod netns;

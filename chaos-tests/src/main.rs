@@ -58,6 +58,26 @@ enum Cmd {
     },
     /// Runs the checkers again on a saved report.json and prints the verdicts.
     Check { report: PathBuf },
+    /// Tests a running compose deployment (deploy/compose.yaml): posts
+    /// through the proxy while the node owning a thread is killed and
+    /// started again, then checks nothing acknowledged was lost.
+    Containers {
+        /// The container engine's command.
+        #[arg(long, default_value = "podman")]
+        engine: String,
+        /// The proxy's URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        proxy: String,
+        /// The compose project: containers are {project}_{service}_1.
+        #[arg(long, default_value = "wani")]
+        project: String,
+        /// The node services, which are also the nodes' names.
+        #[arg(long, value_delimiter = ',', default_value = "wani1,wani2,wani3")]
+        nodes: Vec<String>,
+        /// Fail if posts into the dead node's thread are refused longer than this.
+        #[arg(long, default_value_t = 3.0)]
+        failover_secs: f64,
+    },
 }
 
 fn options(c: &Common, seed: Option<u64>, duration_secs: Option<f64>) -> Options {
@@ -99,6 +119,45 @@ async fn main() -> anyhow::Result<()> {
             println!("summary: {}", out.join("suite.md").display());
             if !reports.iter().all(suite::as_expected) {
                 eprintln!("wani-chaos: the suite failed: see the reports above");
+                std::process::exit(1);
+            }
+        }
+        Cmd::Containers {
+            engine,
+            proxy,
+            project,
+            nodes,
+            failover_secs,
+        } => {
+            let o = wani_chaos::containers::Options {
+                engine,
+                proxy,
+                containers: nodes.iter().map(|s| format!("{project}_{s}_1")).collect(),
+                names: nodes,
+                postgres: format!("{project}_postgres_1"),
+                db_url: "postgres://wani@{host}:5432/wani".into(),
+                failover_bound: std::time::Duration::from_secs_f64(failover_secs),
+            };
+            let r = wani_chaos::containers::run(&o).await?;
+            for v in &r.verdicts {
+                println!(
+                    "{:28} {} — {}",
+                    v.name,
+                    if v.ok { "ok" } else { "VIOLATED" },
+                    v.summary
+                );
+                for x in &v.violations {
+                    println!("    {x}");
+                }
+            }
+            println!(
+                "failover through the proxy: {:.2} s (bound {failover_secs} s); rejoin: {:.2} s; {} posts acknowledged",
+                r.failover.as_secs_f64(),
+                r.rejoin.as_secs_f64(),
+                r.acknowledged
+            );
+            if !checker::passed(&r.verdicts) || r.failover > o.failover_bound {
+                eprintln!("wani-chaos: the compose deployment failed its test");
                 std::process::exit(1);
             }
         }

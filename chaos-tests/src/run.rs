@@ -344,7 +344,7 @@ async fn until_ready(client: &Client, node: usize, n: usize) -> anyhow::Result<(
 
 /// Polls every node's view until all agree with every node up; the time
 /// (ms since the start) it happened, or `None` within `within`.
-async fn converge(client: &Client, n: usize, within: Duration) -> Option<f64> {
+pub async fn converge(client: &Client, n: usize, within: Duration) -> Option<f64> {
     let deadline = Instant::now() + within;
     loop {
         let mut views = Vec::new();
@@ -505,7 +505,7 @@ fn spawn_probes(
 
 /// A thread as `node` serves it once the cluster healed: retried for 20 s,
 /// since a view settling or an owner re-activating may refuse a moment.
-async fn final_read(client: &Client, node: usize, thread: i64) -> NodeRead {
+pub async fn final_read(client: &Client, node: usize, thread: i64) -> NodeRead {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (op, posts) = client.read("checker", node, thread, false).await;
@@ -521,7 +521,7 @@ async fn final_read(client: &Client, node: usize, thread: i64) -> NodeRead {
 }
 
 /// Every post row, with its commit record when the schema keeps one.
-fn db_posts(db_url: &str) -> anyhow::Result<Vec<DbPost>> {
+pub fn db_posts(db_url: &str) -> anyhow::Result<Vec<DbPost>> {
     let has_commits = psql(db_url, "SELECT to_regclass('post_commit') IS NOT NULL")?
         .first()
         .and_then(|r| r.first())

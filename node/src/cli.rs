@@ -244,12 +244,15 @@ impl BoardFlags {
     }
 }
 
-/// Logs to stderr; `RUST_LOG` filters (default `info`).
+/// Logs to stderr; `RUST_LOG` filters (default `info`). Colours only on a
+/// terminal: a container's or a service manager's log keeps plain text.
 pub fn init_logging() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -332,7 +335,9 @@ async fn health(
         crate::bench::http_get(&addr, path),
     )
     .await
-    .map_err(|_| anyhow::anyhow!("the node at {addr} did not answer {path} within {timeout_secs} s"))?
+    .map_err(|_| {
+        anyhow::anyhow!("the node at {addr} did not answer {path} within {timeout_secs} s")
+    })?
     .with_context(|| format!("asking the node at {addr} for {path} (is it running?)"))?;
     let (status, body) = answer;
     let body = String::from_utf8_lossy(&body);

@@ -522,7 +522,8 @@ impl Config {
                 .chain(std::iter::once(toml::Value::String(value.clone())))
             {
                 let mut next = table.clone();
-                set_key(&mut next, &path, candidate).with_context(|| format!("{var} sets {key}"))?;
+                set_key(&mut next, &path, candidate)
+                    .with_context(|| format!("{var} sets {key}"))?;
                 match Config::from_table(&next) {
                     Ok(c) => {
                         (table, config) = (next, c);
@@ -686,7 +687,10 @@ fn set_key(table: &mut toml::Table, path: &[String], value: toml::Value) -> anyh
             .entry(name.clone())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         at = entry.as_table_mut().with_context(|| {
-            format!("{} is a single value, not a section", tables[..=i].join("."))
+            format!(
+                "{} is a single value, not a section",
+                tables[..=i].join(".")
+            )
         })?;
     }
     at.insert(key.clone(), value);
@@ -765,7 +769,8 @@ mod tests {
             assert!(text.contains(says), "{var}: {text}");
         }
         // The checks after parsing name the key as for the file.
-        let e = Config::parse_with_env("", env(&[("WANI_MEDIA__THUMB_MAX_SIDE", "2")])).unwrap_err();
+        let e =
+            Config::parse_with_env("", env(&[("WANI_MEDIA__THUMB_MAX_SIDE", "2")])).unwrap_err();
         assert!(format!("{e:#}").contains("media.thumb_max_side"), "{e:#}");
     }
 
