@@ -7,11 +7,13 @@
 //! engine's bridge network is routable from the host), found by inspecting
 //! the containers; nothing here knows how they were started.
 
-use crate::checker::{acknowledged_present_once, same_order_everywhere, unique_ids, Verdict};
+use crate::checker::{
+    acknowledged_present_once, live_subscribers, same_order_everywhere, unique_ids, Verdict,
+};
 use crate::client::Client;
 use crate::cluster::eventually;
 use crate::history::{History, Outcome, Recorder};
-use crate::run::{converge, db_posts, final_read};
+use crate::run::{converge, db_posts, final_read, finish_subscribers, start_subscribers};
 use crate::workload::{poster, Ctx};
 use anyhow::{bail, Context};
 use std::process::Command;
@@ -42,6 +44,10 @@ pub struct Report {
     pub failover: Duration,
     pub rejoin: Duration,
     pub acknowledged: usize,
+    /// Live subscribers' reconnections and resyncs (streams through the
+    /// dead node break).
+    pub reconnects: usize,
+    pub resyncs: usize,
 }
 
 fn engine(o: &Options, args: &[&str]) -> anyhow::Result<String> {
@@ -129,6 +135,10 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
         attempts: 20,
         new_thread_ratio: 0.02,
     };
+    // Live subscribers through the proxy, the dead node's thread among
+    // theirs: each must get every post or be told to resync.
+    let sub_stop = Arc::new(AtomicBool::new(false));
+    let subs = start_subscribers(&proxy, &threads, 6, 7, &sub_stop);
     let posters: Vec<_> = (0..4)
         .map(|i| tokio::spawn(poster(ctx.clone(), i, 7)))
         .collect();
@@ -215,10 +225,12 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
         }
         final_reads.insert(t, reads);
     }
+    let subscribers = finish_subscribers(subs, &final_reads, &sub_stop).await;
     let db_url = o.db_url.replace("{host}", &address(o, &o.postgres)?);
     let history = History {
         nodes: o.names.clone(),
         ops: recorder.ops(),
+        subscribers,
         final_reads,
         db_posts: db_posts(&db_url)?,
         op_timeout_ms: timeout.as_millis() as u64,
@@ -226,14 +238,19 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
         ..History::default()
     };
     let (present, tally) = acknowledged_present_once(&history);
+    let reconnects = history.subscribers.iter().map(|s| s.reconnects).sum();
+    let resyncs = history.subscribers.iter().map(|s| s.resyncs).sum();
     Ok(Report {
         verdicts: vec![
             present,
             unique_ids(&history),
             same_order_everywhere(&history),
+            live_subscribers(&history),
         ],
         failover,
         rejoin,
         acknowledged: tally.acknowledged,
+        reconnects,
+        resyncs,
     })
 }

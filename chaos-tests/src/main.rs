@@ -151,10 +151,13 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             println!(
-                "failover through the proxy: {:.2} s (bound {failover_secs} s); rejoin: {:.2} s; {} posts acknowledged",
+                "failover through the proxy: {:.2} s (bound {failover_secs} s); rejoin: {:.2} s; {} posts acknowledged; \
+                 live streams reconnected {} times, resynced {}",
                 r.failover.as_secs_f64(),
                 r.rejoin.as_secs_f64(),
-                r.acknowledged
+                r.acknowledged,
+                r.reconnects,
+                r.resyncs
             );
             if !checker::passed(&r.verdicts) || r.failover > o.failover_bound {
                 eprintln!("wani-chaos: the compose deployment failed its test");

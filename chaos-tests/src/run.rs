@@ -182,21 +182,13 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<RunRepor
         tasks.push(tokio::spawn(workload::reader(ctx.clone(), r, seed)));
     }
     let sub_stop = Arc::new(AtomicBool::new(false));
-    let mut subs = Vec::new();
-    for s in 0..scenario.workload.subscribers {
-        let rec = Arc::new(Mutex::new(Subscriber {
-            thread: threads[s % threads.len()],
-            ..Default::default()
-        }));
-        let task = tokio::spawn(workload::subscriber(
-            client.clone(),
-            threads[s % threads.len()],
-            seed.wrapping_add(s as u64),
-            rec.clone(),
-            sub_stop.clone(),
-        ));
-        subs.push((rec, task));
-    }
+    let subs = start_subscribers(
+        &client,
+        &threads,
+        scenario.workload.subscribers,
+        seed,
+        &sub_stop,
+    );
 
     // The nemesis.
     let mut faults_done = Vec::new();
@@ -251,28 +243,7 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<RunRepor
         }
         final_reads.insert(t, reads);
     }
-    // Live subscribers get until their thread is complete, or 10 s.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let complete = subs.iter().all(|(rec, _)| {
-            let s = rec.lock().expect("subscriber lock");
-            let Some(b) = s.baseline else { return false };
-            final_reads
-                .get(&s.thread)
-                .and_then(|r: &Vec<NodeRead>| r.iter().find_map(|r| r.posts.as_ref()))
-                .is_none_or(|posts| posts.iter().all(|p| p.0 <= b || s.received.contains(&p.0)))
-        });
-        if complete {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    sub_stop.store(true, Ordering::Relaxed);
-    let mut subscribers = Vec::new();
-    for (rec, task) in subs {
-        let _ = task.await;
-        subscribers.push(rec.lock().expect("subscriber lock").clone());
-    }
+    let subscribers = finish_subscribers(subs, &final_reads, &sub_stop).await;
     let db_posts = db_posts(&db_url).context("reading the posts back from PostgreSQL")?;
 
     let history = History {
@@ -501,6 +472,67 @@ fn spawn_probes(
             })
         })
         .collect()
+}
+
+/// Live subscribers whose records fill in as they run.
+pub type Subscribers = Vec<(Arc<Mutex<Subscriber>>, tokio::task::JoinHandle<()>)>;
+
+/// Starts `count` live subscribers through `client`, over `threads` in turn.
+pub fn start_subscribers(
+    client: &Client,
+    threads: &[i64],
+    count: usize,
+    seed: u64,
+    stop: &Arc<AtomicBool>,
+) -> Subscribers {
+    (0..count)
+        .map(|s| {
+            let thread = threads[s % threads.len()];
+            let rec = Arc::new(Mutex::new(Subscriber {
+                thread,
+                ..Default::default()
+            }));
+            let task = tokio::spawn(workload::subscriber(
+                client.clone(),
+                thread,
+                seed.wrapping_add(s as u64),
+                rec.clone(),
+                stop.clone(),
+            ));
+            (rec, task)
+        })
+        .collect()
+}
+
+/// Gives live subscribers until their thread is complete (as the final
+/// reads show it), or 10 s, then stops them and returns their records.
+pub async fn finish_subscribers(
+    subs: Subscribers,
+    final_reads: &std::collections::BTreeMap<i64, Vec<NodeRead>>,
+    stop: &AtomicBool,
+) -> Vec<Subscriber> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let complete = subs.iter().all(|(rec, _)| {
+            let s = rec.lock().expect("subscriber lock");
+            let Some(b) = s.baseline else { return false };
+            final_reads
+                .get(&s.thread)
+                .and_then(|r| r.iter().find_map(|r| r.posts.as_ref()))
+                .is_none_or(|posts| posts.iter().all(|p| p.0 <= b || s.received.contains(&p.0)))
+        });
+        if complete {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut subscribers = Vec::new();
+    for (rec, task) in subs {
+        let _ = task.await;
+        subscribers.push(rec.lock().expect("subscriber lock").clone());
+    }
+    subscribers
 }
 
 /// A thread as `node` serves it once the cluster healed: retried for 20 s,
