@@ -13,7 +13,9 @@ use crate::checker::{
 use crate::client::Client;
 use crate::cluster::eventually;
 use crate::history::{History, Outcome, Recorder};
-use crate::run::{converge, db_posts, final_read, finish_subscribers, start_subscribers};
+use crate::run::{
+    converge, db_posts, final_read, final_reads, finish_subscribers, start_subscribers,
+};
 use crate::workload::{poster, Ctx};
 use anyhow::{bail, Context};
 use std::process::Command;
@@ -215,16 +217,7 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
         let _ = p.await;
     }
 
-    let mut all = threads.clone();
-    all.extend(ctx.created.lock().expect("created lock").iter().copied());
-    let mut final_reads = std::collections::BTreeMap::new();
-    for &t in &all {
-        let mut reads = Vec::new();
-        for node in 0..n {
-            reads.push(final_read(&nodes, node, t).await);
-        }
-        final_reads.insert(t, reads);
-    }
+    let final_reads = final_reads(&nodes, n, &threads, &ctx).await;
     let subscribers = finish_subscribers(subs, &final_reads, &sub_stop).await;
     let db_url = o.db_url.replace("{host}", &address(o, &o.postgres)?);
     let history = History {

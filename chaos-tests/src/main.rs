@@ -91,6 +91,20 @@ fn options(c: &Common, seed: Option<u64>, duration_secs: Option<f64>) -> Options
     }
 }
 
+fn print_verdicts(verdicts: &[checker::Verdict]) {
+    for v in verdicts {
+        println!(
+            "{:28} {} — {}",
+            v.name,
+            if v.ok { "ok" } else { "VIOLATED" },
+            v.summary
+        );
+        for x in &v.violations {
+            println!("    {x}");
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -139,17 +153,7 @@ async fn main() -> anyhow::Result<()> {
                 failover_bound: std::time::Duration::from_secs_f64(failover_secs),
             };
             let r = wani_chaos::containers::run(&o).await?;
-            for v in &r.verdicts {
-                println!(
-                    "{:28} {} — {}",
-                    v.name,
-                    if v.ok { "ok" } else { "VIOLATED" },
-                    v.summary
-                );
-                for x in &v.violations {
-                    println!("    {x}");
-                }
-            }
+            print_verdicts(&r.verdicts);
             println!(
                 "failover through the proxy: {:.2} s (bound {failover_secs} s); rejoin: {:.2} s; {} posts acknowledged; \
                  live streams reconnected {} times, resynced {}",
@@ -170,17 +174,7 @@ async fn main() -> anyhow::Result<()> {
             let r: wani_chaos::report::RunReport =
                 serde_json::from_str(&text).context("parsing the report")?;
             let (verdicts, tally) = checker::check_all(&r.history, &r.scenario.checks);
-            for v in &verdicts {
-                println!(
-                    "{:28} {} — {}",
-                    v.name,
-                    if v.ok { "ok" } else { "VIOLATED" },
-                    v.summary
-                );
-                for x in &v.violations {
-                    println!("    {x}");
-                }
-            }
+            print_verdicts(&verdicts);
             println!("{tally:?}");
             if !checker::passed(&verdicts) {
                 std::process::exit(1);

@@ -231,18 +231,7 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<RunRepor
     let converged_ms = converge(&client, n, Duration::from_secs(30))
         .await
         .map(|at| (at - check_from).max(0.0));
-    let mut all_threads: Vec<i64> = threads.to_vec();
-    all_threads.extend(ctx.created.lock().expect("created lock").iter().copied());
-    all_threads.sort();
-    all_threads.dedup();
-    let mut final_reads = std::collections::BTreeMap::new();
-    for &t in &all_threads {
-        let mut reads = Vec::new();
-        for node in 0..n {
-            reads.push(final_read(&client, node, t).await);
-        }
-        final_reads.insert(t, reads);
-    }
+    let final_reads = final_reads(&client, n, &threads, &ctx).await;
     let subscribers = finish_subscribers(subs, &final_reads, &sub_stop).await;
     let db_posts = db_posts(&db_url).context("reading the posts back from PostgreSQL")?;
 
@@ -533,6 +522,29 @@ pub async fn finish_subscribers(
         subscribers.push(rec.lock().expect("subscriber lock").clone());
     }
     subscribers
+}
+
+/// Every thread of the run (those given and those the workload created)
+/// as each of the `n` nodes of `client` serves it at the end.
+pub async fn final_reads(
+    client: &Client,
+    n: usize,
+    threads: &[i64],
+    ctx: &workload::Ctx,
+) -> std::collections::BTreeMap<i64, Vec<NodeRead>> {
+    let mut all: Vec<i64> = threads.to_vec();
+    all.extend(ctx.created.lock().expect("created lock").iter().copied());
+    all.sort();
+    all.dedup();
+    let mut reads = std::collections::BTreeMap::new();
+    for t in all {
+        let mut by_node = Vec::new();
+        for node in 0..n {
+            by_node.push(final_read(client, node, t).await);
+        }
+        reads.insert(t, by_node);
+    }
+    reads
 }
 
 /// A thread as `node` serves it once the cluster healed: retried for 20 s,
