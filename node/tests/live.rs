@@ -358,14 +358,31 @@ async fn a_stream_on_a_reused_connection_works_the_same() {
         "served off the socket"
     );
 
-    let reused = reqwest::Client::new();
-    let res = reused.get(node.at("/healthz")).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    res.bytes().await.unwrap();
-    let (mut pooled, _) = Live::open_with(&reused, &url, None).await;
+    // One socket, so the stream surely rides the connection /healthz used
+    // (a client's pool may or may not have it back in time).
+    let addr = node.url.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    read_until(&mut conn, &mut seen, whole_answer).await;
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    conn.write_all(
+        format!(
+            "GET /api/v1/live?thread={t} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut pooled = String::new();
+    read_until(&mut conn, &mut pooled, |s| s.contains("new-client")).await;
+    let head = pooled[..pooled.find("\r\n\r\n").unwrap()].to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(
-        pooled.res.headers().get("connection").is_none(),
-        "served by axum on the reused connection"
+        !head.contains("connection: close"),
+        "served by axum on the reused connection: {head}"
     );
 
     // Both count for operators, though one never passed through hyper.
@@ -378,11 +395,16 @@ async fn a_stream_on_a_reused_connection_works_the_same() {
     assert!(metrics.contains("\nwani_live_subscribers 2\n"), "{metrics}");
 
     let p = reply(&node.client(), &node, t, "to both").await;
-    for live in [&mut direct, &mut pooled] {
-        live.expect("new-post", json!({"thread": t, "post": p}))
-            .await;
-    }
-    drop((direct, pooled));
+    direct
+        .expect("new-post", json!({"thread": t, "post": p}))
+        .await;
+    let want = format!("\"post\":{p}");
+    read_until(&mut conn, &mut pooled, |s| {
+        s.contains("event: new-post") && s.contains(&want)
+    })
+    .await;
+    drop(conn);
+    drop(direct);
     eventually("both subscribers are gone", WAIT, || async {
         (clients(&node).await == 0).then_some(())
     })
@@ -392,6 +414,40 @@ async fn a_stream_on_a_reused_connection_works_the_same() {
 
 /// A broken or refused request on a fresh connection gets a JSON error, as
 /// through axum.
+/// Reads from `conn` into `seen` until `done` holds (within `WAIT`).
+async fn read_until(
+    conn: &mut tokio::net::TcpStream,
+    seen: &mut String,
+    done: impl Fn(&str) -> bool,
+) {
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(WAIT, async {
+        while !done(seen) {
+            let n = conn.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the connection closed: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("not within {WAIT:?}: {seen}"));
+}
+
+/// Whether `s` holds a whole answer: its head and Content-Length bytes.
+fn whole_answer(s: &str) -> bool {
+    let Some(head_end) = s.find("\r\n\r\n") else {
+        return false;
+    };
+    let len: usize = s[..head_end]
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    s.len() >= head_end + 4 + len
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_stream_requests_get_clear_errors() {
     let node = TestNode::start(Db::Sqlite, |_| {}).await.unwrap();
