@@ -122,6 +122,9 @@ pub async fn view(
 }
 
 async fn load(shared: &Shared, id: BoardId) -> Result<(Board, Vec<ThreadSummary>), ActorError> {
+    // A thread an earlier activation was creating when it died may still
+    // be queued: let it land first (see `Repo::settle`).
+    shared.repo.settle(id.0).await?;
     let board = shared
         .repo
         .board(id)

@@ -200,6 +200,11 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 async fn load(shared: &Shared, id: ThreadId) -> Result<(Board, ThreadFull), ActorError> {
+    // A reply an earlier activation was writing when it died (its region
+    // restarted, say) may still be queued and commit after this load: it
+    // would then sit before posts this activation writes, and readers
+    // would have been served the thread without it. Let it land first.
+    shared.repo.settle(id.0).await?;
     let full = shared
         .repo
         .thread(id)

@@ -43,6 +43,12 @@ pub trait Repo: Send + Sync + 'static {
     async fn board_threads(&self, board: BoardId) -> Result<Vec<ThreadSummary>, StoreError>;
     /// A thread with every post, opening post first; archived threads too.
     async fn thread(&self, id: ThreadId) -> Result<Option<ThreadFull>, StoreError>;
+    /// Waits until every write this store queued for `entity` (a thread's
+    /// id, or a board's for its new threads) has committed or failed. An
+    /// actor that died mid-write leaves its write queued; the activation
+    /// that replaces it settles first, so what it loads includes that write
+    /// and the posts it then writes come after it.
+    async fn settle(&self, entity: i64) -> Result<(), StoreError>;
     /// Which thread holds each of these posts; missing posts are absent.
     async fn threads_of_posts(
         &self,

@@ -19,6 +19,7 @@ both_backends!(
     fenced_writes_need_the_current_epoch,
     renewals_never_wait_for_writes_in_flight,
     one_bad_write_does_not_sink_its_batch,
+    settle_waits_for_writes_whose_callers_gave_up,
     bad_input_gets_a_clear_error,
     poster_secret_is_stable_across_reconnects,
     data_survives_reopening,
@@ -540,6 +541,32 @@ async fn one_bad_write_does_not_sink_its_batch(db: &TestDb) {
         .collect();
     assert_eq!(stored, ["op of t", "a", "c", "e"]);
     assert_eq!(s.count_posts().await.unwrap(), 6);
+}
+
+/// An actor killed mid-write leaves its write queued; the activation that
+/// replaces it settles the writer before loading, so it sees that write.
+async fn settle_waits_for_writes_whose_callers_gave_up(db: &TestDb) {
+    let s = &db.store;
+    let b = board(s, "settle").await;
+    let (t, _) = thread(s, b.id, "t", 1).await;
+    let callers: Vec<_> = (0..20)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.create_post(new_post(t.id, &format!("r{i}"), 2)).await })
+        })
+        .collect();
+    // On the test's single-threaded runtime every caller runs until it
+    // waits for its answer, its write queued; then each gives up.
+    tokio::task::yield_now().await;
+    for c in &callers {
+        c.abort();
+    }
+    s.settle(t.id.0).await.unwrap();
+    let posts = s.thread(t.id).await.unwrap().unwrap().posts;
+    assert_eq!(posts.len(), 21, "every queued reply landed before settle returned");
+    // An idle writer settles at once.
+    s.settle(t.id.0).await.unwrap();
+    s.settle(-7).await.unwrap();
 }
 
 async fn bad_input_gets_a_clear_error(db: &TestDb) {

@@ -234,11 +234,15 @@ impl Store {
         self.inner.pool.close().await;
     }
 
+    /// The writer of an entity's writes.
+    fn writer(&self, entity: i64) -> &writer::Writer {
+        let writers = &self.inner.writers;
+        &writers[(entity.unsigned_abs() % writers.len() as u64) as usize]
+    }
+
     /// Queues a write on its entity's writer and waits for its commit.
     async fn submit(&self, write: write::Write) -> Result<write::Written, StoreError> {
-        let writers = &self.inner.writers;
-        let i = (write.entity().unsigned_abs() % writers.len() as u64) as usize;
-        writers[i].submit(write).await
+        self.writer(write.entity()).submit(write).await
     }
 
     /// The read pool, for the database blob store and the admin queries.
@@ -441,6 +445,10 @@ impl Repo for Store {
         let threads = read::board_threads(&mut tx, board).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(threads)
+    }
+
+    async fn settle(&self, entity: i64) -> Result<(), StoreError> {
+        self.writer(entity).settle().await
     }
 
     async fn thread(&self, id: ThreadId) -> Result<Option<ThreadFull>, StoreError> {

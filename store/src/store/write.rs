@@ -32,6 +32,8 @@ pub(super) enum Written {
     Post(Committed<Post>),
     Archived(Archived),
     Deleted(Deleted),
+    /// A barrier's answer: the writes queued before it are done.
+    Settled,
 }
 
 impl Write {

@@ -18,7 +18,8 @@
 //! Not here: retries (the caller decides) and ordering across stores (each
 //! node has its own writer; PostgreSQL row locks order them).
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use sqlx::{AnyPool, Connection};
 use tokio::sync::{mpsc, oneshot};
@@ -39,7 +40,8 @@ const QUEUE: usize = 4 * MAX_BATCH;
 type Reply = oneshot::Sender<Result<Written, StoreError>>;
 
 struct Job {
-    write: Write,
+    /// `None`: a barrier, answered once every write queued before it is done.
+    write: Option<Write>,
     reply: Reply,
 }
 
@@ -51,6 +53,27 @@ pub(super) struct Writer {
     tx: Mutex<Option<mpsc::Sender<Job>>>,
     task: Mutex<Option<JoinHandle<()>>>,
     pool: AnyPool,
+    /// Jobs queued or running: a barrier on an idle writer costs nothing.
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts a job in flight until the writer has answered it, or until its
+/// caller gave up before it was queued.
+struct InFlight(Option<Arc<AtomicUsize>>);
+
+impl InFlight {
+    fn new(count: &Arc<AtomicUsize>) -> InFlight {
+        count.fetch_add(1, Ordering::SeqCst);
+        InFlight(Some(count.clone()))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            c.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// The error for an answer of the wrong kind, which `run_batch` never gives.
@@ -66,16 +89,33 @@ impl Writer {
     /// Starts the writer task on `pool` (a pool of one connection).
     pub(super) fn spawn(backend: Backend, pool: AnyPool) -> Writer {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(backend, pool.clone(), rx));
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(run(backend, pool.clone(), rx, in_flight.clone()));
         Writer {
             tx: Mutex::new(Some(tx)),
             task: Mutex::new(Some(task)),
             pool,
+            in_flight,
         }
     }
 
     /// Queues a write and waits until its batch has committed (or failed).
     pub(super) async fn submit(&self, write: Write) -> Result<Written, StoreError> {
+        self.queue(Some(write)).await
+    }
+
+    /// Waits until every write queued so far has committed or failed. A
+    /// write whose caller stopped waiting (an actor that died mid-write)
+    /// still commits: whoever takes over that caller's entity settles its
+    /// writer first, so it reads what the write left.
+    pub(super) async fn settle(&self) -> Result<(), StoreError> {
+        if self.in_flight.load(Ordering::SeqCst) == 0 {
+            return Ok(());
+        }
+        self.queue(None).await.map(|_| ())
+    }
+
+    async fn queue(&self, write: Option<Write>) -> Result<Written, StoreError> {
         let tx = self
             .tx
             .lock()
@@ -83,7 +123,11 @@ impl Writer {
             .clone()
             .ok_or_else(closed)?;
         let (reply, answer) = oneshot::channel();
+        let mut counted = InFlight::new(&self.in_flight);
         tx.send(Job { write, reply }).await.map_err(|_| closed())?;
+        // Queued: the writer task uncounts it once answered, even if this
+        // caller is gone by then.
+        counted.0 = None;
         drop(tx);
         answer
             .await
@@ -106,12 +150,33 @@ impl Writer {
     }
 }
 
-async fn run(backend: Backend, pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
+async fn run(
+    backend: Backend,
+    pool: AnyPool,
+    mut rx: mpsc::Receiver<Job>,
+    in_flight: Arc<AtomicUsize>,
+) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let (writes, replies): (Vec<Write>, Vec<Reply>) =
-            jobs.drain(..).map(|j| (j.write, j.reply)).unzip();
-        match run_batch(backend, &pool, &writes).await {
+        let count = jobs.len();
+        let mut writes = Vec::with_capacity(count);
+        let mut replies = Vec::with_capacity(count);
+        let mut barriers = Vec::new();
+        for job in jobs.drain(..) {
+            match job.write {
+                Some(w) => {
+                    writes.push(w);
+                    replies.push(job.reply);
+                }
+                None => barriers.push(job.reply),
+            }
+        }
+        let outcome = if writes.is_empty() {
+            Ok(Vec::new())
+        } else {
+            run_batch(backend, &pool, &writes).await
+        };
+        match outcome {
             Ok(results) => {
                 for (reply, result) in replies.into_iter().zip(results) {
                     // The caller may have given up waiting; its write stands.
@@ -126,6 +191,11 @@ async fn run(backend: Backend, pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
                 }
             }
         }
+        // Every write queued before a barrier of this batch is done now.
+        for reply in barriers {
+            let _ = reply.send(Ok(Written::Settled));
+        }
+        in_flight.fetch_sub(count, Ordering::SeqCst);
     }
 }
 
