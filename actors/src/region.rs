@@ -573,6 +573,19 @@ impl Entities {
         }
     }
 
+    /// Whether this node is cut off from the majority of the cluster
+    /// (never when alone, nor before its view settles). Cut off, no owner
+    /// it can reach may take a shard over and its view changes only when
+    /// the partition heals: a call retried there would wait out the whole
+    /// call timeout. It fails at once instead, so the client hears 503 and
+    /// can try another node.
+    fn cut_off(&self) -> bool {
+        self.inner
+            .transport
+            .cluster()
+            .is_some_and(|c| c.is_settled() && !c.has_quorum())
+    }
+
     fn view_version(&self) -> u64 {
         self.inner
             .view_version
@@ -755,7 +768,7 @@ impl Entities {
                     Err(f) => f.into(),
                 },
             };
-            if Instant::now() + backoff > deadline {
+            if Instant::now() + backoff > deadline || self.cut_off() {
                 return Err(err);
             }
             tracing::debug!(%key, error = %err, "retrying on the current owner");
