@@ -563,7 +563,11 @@ async fn settle_waits_for_writes_whose_callers_gave_up(db: &TestDb) {
     }
     s.settle(t.id.0).await.unwrap();
     let posts = s.thread(t.id).await.unwrap().unwrap().posts;
-    assert_eq!(posts.len(), 21, "every queued reply landed before settle returned");
+    assert_eq!(
+        posts.len(),
+        21,
+        "every queued reply landed before settle returned"
+    );
     // An idle writer settles at once.
     s.settle(t.id.0).await.unwrap();
     s.settle(-7).await.unwrap();
