@@ -22,6 +22,7 @@
 
 use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Largest encoded frame accepted or sent, in bytes.
 pub const MAX_FRAME: usize = 1 << 20;
@@ -185,13 +186,108 @@ impl ractor::BytesConvertable for Wire {
         // An unencodable frame goes out empty and is refused as `Empty` by
         // the receiver, which is what the sender's error would have said.
         match self.0 {
-            Ok(env) => encode(&env).unwrap_or_default(),
+            Ok(env) => {
+                let bytes = encode(&env).unwrap_or_default();
+                TRAFFIC.count(Class::of(&env), Direction::Sent, bytes.len());
+                bytes
+            }
             Err(_) => Vec::new(),
         }
     }
 
     fn from_bytes(bytes: Vec<u8>) -> Self {
-        Wire(decode(&bytes))
+        let wire = Wire(decode(&bytes));
+        if let Ok(env) = &wire.0 {
+            TRAFFIC.count(Class::of(env), Direction::Received, bytes.len());
+        }
+        wire
+    }
+}
+
+/// What a frame is for, as traffic is counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Heartbeats, their acks, leave notices: the cost of knowing who is up.
+    Membership,
+    /// Messages for actors and their answers.
+    Actors,
+}
+
+impl Class {
+    pub const ALL: [Class; 2] = [Class::Membership, Class::Actors];
+
+    fn of(env: &Envelope) -> Class {
+        match env {
+            Envelope::V1(
+                Frame::Heartbeat(_)
+                | Frame::HeartbeatAck { .. }
+                | Frame::Leaving { .. }
+                | Frame::Tick,
+            ) => Class::Membership,
+            Envelope::V1(_) => Class::Actors,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Membership => "membership",
+            Class::Actors => "actors",
+        }
+    }
+}
+
+/// Which way a frame went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Sent,
+    Received,
+}
+
+impl Direction {
+    pub const ALL: [Direction; 2] = [Direction::Sent, Direction::Received];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Sent => "sent",
+            Direction::Received => "received",
+        }
+    }
+}
+
+/// Frames and their encoded bytes (the payload ractor_cluster carries,
+/// without its own framing) this process sent to and received from peers.
+pub struct Traffic {
+    counts: [[(AtomicU64, AtomicU64); 2]; 2],
+}
+
+/// This process's cluster traffic.
+pub static TRAFFIC: Traffic = Traffic {
+    counts: [
+        [
+            (AtomicU64::new(0), AtomicU64::new(0)),
+            (AtomicU64::new(0), AtomicU64::new(0)),
+        ],
+        [
+            (AtomicU64::new(0), AtomicU64::new(0)),
+            (AtomicU64::new(0), AtomicU64::new(0)),
+        ],
+    ],
+};
+
+impl Traffic {
+    fn count(&self, class: Class, dir: Direction, bytes: usize) {
+        let (frames, total) = &self.counts[class as usize][dir as usize];
+        frames.fetch_add(1, Ordering::Relaxed);
+        total.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Frames and bytes of `class` that went `dir` since the process started.
+    pub fn get(&self, class: Class, dir: Direction) -> (u64, u64) {
+        let (frames, total) = &self.counts[class as usize][dir as usize];
+        (
+            frames.load(Ordering::Relaxed),
+            total.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -210,6 +306,40 @@ mod tests {
             sent_ms: 1_700_000_000_000,
             cookie_digest: [7; 16],
         }))
+    }
+
+    #[test]
+    fn traffic_is_counted_by_class_and_direction() {
+        let before = |c, d| TRAFFIC.get(c, d);
+        let (sent, received) = (
+            before(Class::Membership, Direction::Sent),
+            before(Class::Membership, Direction::Received),
+        );
+        let bytes = Wire(Ok(beat())).into_bytes();
+        Wire::from_bytes(bytes.clone());
+        // A refused frame is not traffic of any class.
+        Wire::from_bytes(vec![0xff; 3]);
+        // Other tests count too, in parallel: at least ours are there.
+        let (s, r) = (
+            before(Class::Membership, Direction::Sent),
+            before(Class::Membership, Direction::Received),
+        );
+        assert!(
+            s.0 > sent.0 && s.1 >= sent.1 + bytes.len() as u64,
+            "{s:?} {sent:?}"
+        );
+        assert!(
+            r.0 > received.0 && r.1 >= received.1 + bytes.len() as u64,
+            "{r:?} {received:?}"
+        );
+        assert_eq!(Class::of(&beat()), Class::Membership);
+        let answer = Envelope::V1(Frame::AnswerPart {
+            req: 1,
+            part: 0,
+            parts: 1,
+            payload: vec![1],
+        });
+        assert_eq!(Class::of(&answer), Class::Actors);
     }
 
     #[test]

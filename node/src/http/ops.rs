@@ -161,6 +161,31 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
                 );
             }
         }
+        for (name, help, pick) in [
+            (
+                "wani_cluster_frames_total",
+                "Frames exchanged with peers, by class (membership: heartbeats; actors: messages and answers) and direction.",
+                0,
+            ),
+            (
+                "wani_cluster_frame_bytes_total",
+                "Encoded bytes of those frames (without the session's own framing).",
+                1,
+            ),
+        ] {
+            out.family(name, "counter", help);
+            for class in wani_supervision::wire::Class::ALL {
+                for dir in wani_supervision::wire::Direction::ALL {
+                    let counts = wani_supervision::wire::TRAFFIC.get(class, dir);
+                    let v = if pick == 0 { counts.0 } else { counts.1 };
+                    out.sample(
+                        name,
+                        &[("class", class.name()), ("direction", dir.name())],
+                        v as f64,
+                    );
+                }
+            }
+        }
         out.single(
             "wani_cluster_view_version",
             "gauge",
