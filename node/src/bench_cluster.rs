@@ -50,6 +50,28 @@ pub struct BenchClusterArgs {
     /// Only the mass failover.
     #[arg(long)]
     pub mass_only: bool,
+    /// Only the large cluster: this many nodes (and one that joins): start,
+    /// membership traffic, failover, join (see `bench_many`).
+    #[arg(long, value_name = "NODES")]
+    pub many: Option<usize>,
+    /// Threads the victim owns, warm, in the large cluster's failover.
+    #[arg(long, default_value_t = 50)]
+    pub many_warm: usize,
+    /// Only the scale model: 1 to 4 nodes, each held to `--node-cpu` cores
+    /// by a cgroup (root, cgroup v1), PostgreSQL on this machine to
+    /// `--postgres-cpu`, the load generator to `--load-cpu` (see
+    /// `bench_scale`); with `--out`, its chart goes beside it as `.svg`.
+    #[arg(long)]
+    pub scale_model: bool,
+    /// CPU quota of each node in the scale model, in cores.
+    #[arg(long, default_value_t = 0.2)]
+    pub node_cpu: f64,
+    /// CPU quota of PostgreSQL in the scale model, in cores.
+    #[arg(long, default_value_t = 0.4)]
+    pub postgres_cpu: f64,
+    /// CPU quota of the load generator (this process) in the scale model.
+    #[arg(long, default_value_t = 0.8)]
+    pub load_cpu: f64,
     /// Also write the Markdown report to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -120,7 +142,47 @@ pub(crate) fn spawn(dir: &Path) -> anyhow::Result<Proc> {
     })
 }
 
-pub(crate) const NAMES: [&str; 3] = ["a", "b", "c"];
+/// The name of node `i`: a, b, c, … (twenty-six at most).
+pub(crate) fn name(i: usize) -> String {
+    char::from(b'a' + i as u8).to_string()
+}
+
+/// One benchmark node's config: node `i` of a cluster whose nodes listen on
+/// `ports` (HTTP, cluster), every other one a seed.
+pub(crate) fn node_config(i: usize, ports: &[(u16, u16)], db: &str, db_connections: u32) -> String {
+    let seeds: Vec<String> = (0..ports.len())
+        .filter(|j| *j != i)
+        .map(|j| format!("\"127.0.0.1:{}\"", ports[j].1))
+        .collect();
+    format!(
+        "[node]\nname = \"{name}\"\nlisten = \"127.0.0.1:{http}\"\n[database]\nurl = \"{db}\"\nmax_connections = {db_connections}\n\
+         [blobs]\nbackend = \"db\"\n[cluster]\nenabled = true\nlisten = \"127.0.0.1:{cl}\"\nseeds = [{seeds}]\n\
+         cookie = \"benchmark cookie\"\n[abuse]\nsame_content_secs = 0\n[entities]\nidle_timeout_secs = 3600\n\
+         [[bootstrap.boards]]\nname = \"b\"\ntitle = \"Bench\"\nmax_threads = 100000\nbump_limit = 1000000\n\
+         captcha_threads = false\nthread_interval_secs = 0\nreply_interval_secs = 0\n",
+        name = name(i),
+        http = ports[i].0,
+        cl = ports[i].1,
+        seeds = seeds.join(", "),
+    )
+}
+
+/// Starts node `i` (see [`node_config`]) in its own directory under `root`.
+pub(crate) fn start_node(
+    root: &Path,
+    i: usize,
+    ports: &[(u16, u16)],
+    db: &str,
+    db_connections: u32,
+) -> anyhow::Result<Proc> {
+    let dir = root.join(format!("{}-{}", name(i), ports.len()));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("cluster.toml"),
+        node_config(i, ports, db, db_connections),
+    )?;
+    spawn(&dir)
+}
 
 /// Starts `n` nodes on a fresh database; waits until each sees all up.
 pub(crate) async fn cluster(
@@ -132,25 +194,7 @@ pub(crate) async fn cluster(
     let ports: Vec<(u16, u16)> = (0..n).map(|_| (port(), port())).collect();
     let mut procs = Vec::new();
     for i in 0..n {
-        let dir = root.join(format!("{}-{}", NAMES[i], n));
-        std::fs::create_dir_all(&dir)?;
-        let seeds: Vec<String> = (0..n)
-            .filter(|j| *j != i)
-            .map(|j| format!("\"127.0.0.1:{}\"", ports[j].1))
-            .collect();
-        let cfg = format!(
-            "[node]\nname = \"{name}\"\nlisten = \"127.0.0.1:{http}\"\n[database]\nurl = \"{db}\"\nmax_connections = 16\n\
-             [blobs]\nbackend = \"db\"\n[cluster]\nenabled = true\nlisten = \"127.0.0.1:{cl}\"\nseeds = [{seeds}]\n\
-             cookie = \"benchmark cookie\"\n[abuse]\nsame_content_secs = 0\n[entities]\nidle_timeout_secs = 3600\n\
-             [[bootstrap.boards]]\nname = \"b\"\ntitle = \"Bench\"\nmax_threads = 100000\nbump_limit = 1000000\n\
-             captcha_threads = false\nthread_interval_secs = 0\nreply_interval_secs = 0\n",
-            name = NAMES[i],
-            http = ports[i].0,
-            cl = ports[i].1,
-            seeds = seeds.join(", "),
-        );
-        std::fs::write(dir.join("cluster.toml"), cfg)?;
-        procs.push(spawn(&dir)?);
+        procs.push(start_node(root, i, &ports, &db, 16)?);
     }
     for p in &procs {
         converge(&p.http, n).await?;
@@ -159,7 +203,7 @@ pub(crate) async fn cluster(
 }
 
 /// Waits until `http` sees `n` nodes up and its view has settled.
-async fn converge(http: &str, n: usize) -> anyhow::Result<()> {
+pub(crate) async fn converge(http: &str, n: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok((200, body)) = http_get(http, "/api/v1/cluster").await {
@@ -228,9 +272,8 @@ pub(crate) async fn reply(http: &str, thread: i64, key: &str) -> std::io::Result
 }
 
 pub(crate) fn owner(thread: i64, n: usize) -> usize {
-    let nodes: Vec<wani_supervision::NodeName> = NAMES[..n]
-        .iter()
-        .map(|s| wani_supervision::NodeName(s.to_string()))
+    let nodes: Vec<wani_supervision::NodeName> = (0..n)
+        .map(|i| wani_supervision::NodeName(name(i)))
         .collect();
     let shard = wani_supervision::shard_of(
         &wani_supervision::EntityKey::new("thread", thread),
@@ -241,18 +284,19 @@ pub(crate) fn owner(thread: i64, n: usize) -> usize {
         .unwrap_or(0)
 }
 
-/// Runs the same load against every node at once and adds the results up.
-async fn spread(
+/// Runs a load against every node at once and adds the results up: node
+/// `i`'s connections take turns over `templates(i)`.
+pub(crate) async fn spread(
     procs: &[Proc],
-    template: impl Fn(usize) -> RequestTemplate,
+    templates: impl Fn(usize) -> Vec<RequestTemplate>,
     connections: usize,
     d: Duration,
 ) -> LoadResult {
     let per = (connections / procs.len()).max(1);
     let runs = procs.iter().enumerate().map(|(i, p)| {
         let addr: std::net::SocketAddr = p.http.parse().expect("a socket address");
-        let t = template(i);
-        async move { load(addr, &[t], per, d).await }
+        let t = templates(i);
+        async move { load(addr, &t, per, d).await }
     });
     let results = futures::future::join_all(runs).await;
     let mut total = LoadResult::default();
@@ -266,7 +310,7 @@ async fn spread(
     total
 }
 
-fn reply_template(thread: i64) -> RequestTemplate {
+pub(crate) fn reply_template(thread: i64) -> RequestTemplate {
     let boundary = "wanibench";
     RequestTemplate {
         method: "POST",
@@ -277,7 +321,7 @@ fn reply_template(thread: i64) -> RequestTemplate {
     }
 }
 
-async fn count_posts(http: &str, thread: i64) -> anyhow::Result<usize> {
+pub(crate) async fn count_posts(http: &str, thread: i64) -> anyhow::Result<usize> {
     let (_, body) = http_get(http, &format!("/api/v1/thread/{thread}")).await?;
     let v: serde_json::Value = serde_json::from_slice(&body)?;
     Ok(v.as_array().map(Vec::len).unwrap_or(0))
@@ -321,15 +365,17 @@ async fn failover(procs: &mut [Proc], signal: i32, round: usize) -> anyhow::Resu
 
 /// What the mass failover measured: for each probed thread, the time from
 /// the fault to its first acknowledged reply.
-struct Mass {
-    times: Vec<Duration>,
-    stored_once: usize,
+pub(crate) struct Mass {
+    pub(crate) times: Vec<Duration>,
+    pub(crate) stored_once: usize,
     /// When the first survivor's view declared the victim down.
     detected: Option<Duration>,
+    /// When the last one did.
+    pub(crate) detected_everywhere: Option<Duration>,
 }
 
 impl Mass {
-    fn row(&self, name: &str) -> String {
+    pub(crate) fn row(&self, name: &str) -> String {
         let mut t = self.times.clone();
         t.sort();
         let at = |q: f64| t[((t.len() as f64 - 1.0) * q).round() as usize].as_secs_f64();
@@ -337,8 +383,9 @@ impl Mass {
         format!(
             "| {name} | {} | {} | {:.2} | {:.2} | {:.2} | {within} of {} | {} |",
             t.len(),
-            self.detected
-                .map_or("?".into(), |d| format!("{:.2}", d.as_secs_f64())),
+            [self.detected, self.detected_everywhere]
+                .map(|d| d.map_or("?".into(), |d| format!("{:.2}", d.as_secs_f64())))
+                .join(" / "),
             at(0.5),
             at(0.99),
             at(1.0),
@@ -353,7 +400,12 @@ impl Mass {
 }
 
 /// Posts `body` to `thread` through `http` with an idempotency key.
-async fn reply_with(http: &str, thread: i64, key: &str, body: &str) -> std::io::Result<u16> {
+pub(crate) async fn reply_with(
+    http: &str,
+    thread: i64,
+    key: &str,
+    body: &str,
+) -> std::io::Result<u16> {
     let form = multipart("benchm", &[("body", body)], None);
     http_post(
         http,
@@ -367,7 +419,7 @@ async fn reply_with(http: &str, thread: i64, key: &str, body: &str) -> std::io::
 }
 
 /// Runs `jobs` with at most `width` at once.
-async fn bounded<T, F: std::future::Future<Output = T>>(
+pub(crate) async fn bounded<T, F: std::future::Future<Output = T>>(
     width: usize,
     jobs: impl IntoIterator<Item = F>,
 ) -> Vec<T> {
@@ -379,7 +431,11 @@ async fn bounded<T, F: std::future::Future<Output = T>>(
 }
 
 /// Creates threads until node `victim` owns `warm` of them; their ids.
-async fn owned_threads(procs: &[Proc], victim: usize, warm: usize) -> anyhow::Result<Vec<i64>> {
+pub(crate) async fn owned_threads(
+    procs: &[Proc],
+    victim: usize,
+    warm: usize,
+) -> anyhow::Result<Vec<i64>> {
     let n = procs.len();
     let mut owned = Vec::new();
     while owned.len() < warm {
@@ -401,9 +457,32 @@ async fn owned_threads(procs: &[Proc], victim: usize, warm: usize) -> anyhow::Re
     Ok(owned)
 }
 
+/// How long after `since` the node at `http` showed `victim` down in its
+/// view (`None` if not within 30 s).
+pub(crate) async fn declared_down(
+    http: String,
+    victim: String,
+    since: Instant,
+) -> Option<Duration> {
+    while since.elapsed() < Duration::from_secs(30) {
+        if let Ok((200, body)) = http_get(&http, "/api/v1/cluster").await {
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let down = v["members"].as_array().is_some_and(|m| {
+                m.iter()
+                    .any(|x| x["name"] == victim.as_str() && x["state"] == "down")
+            });
+            if down {
+                return Some(since.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
 /// One mass failover: warms `threads` on `victim`, hurts it with `signal`,
 /// and posts one reply to each thread through the survivors.
-async fn mass_failover(
+pub(crate) async fn mass_failover(
     procs: &mut [Proc],
     victim: usize,
     threads: &[i64],
@@ -432,25 +511,11 @@ async fn mass_failover(
         .collect();
     unsafe { libc::kill(procs[victim].child.id() as i32, signal) };
     let hurt = Instant::now();
-    let watcher = {
-        let http = survivors[0].clone();
-        let name = NAMES[victim];
-        tokio::spawn(async move {
-            while hurt.elapsed() < Duration::from_secs(30) {
-                if let Ok((200, body)) = http_get(&http, "/api/v1/cluster").await {
-                    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                    let down = v["members"].as_array().is_some_and(|m| {
-                        m.iter().any(|x| x["name"] == name && x["state"] == "down")
-                    });
-                    if down {
-                        return Some(hurt.elapsed());
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            None
-        })
-    };
+    // When each survivor's view declares the victim down.
+    let watchers: Vec<_> = survivors
+        .iter()
+        .map(|http| tokio::spawn(declared_down(http.clone(), name(victim), hurt)))
+        .collect();
     let body = format!("mass probe {round}");
     // Every thread has its poster at once, as on a busy site.
     let probes = bounded(
@@ -474,7 +539,16 @@ async fn mass_failover(
     )
     .await;
     let times = probes.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
-    let detected = watcher.await.ok().flatten();
+    let mut seen = Vec::new();
+    for w in watchers {
+        seen.push(w.await.ok().flatten());
+    }
+    let detected = seen.iter().flatten().min().copied();
+    let detected_everywhere = seen
+        .iter()
+        .copied()
+        .collect::<Option<Vec<Duration>>>()
+        .and_then(|all| all.into_iter().max());
     let checks = bounded(
         32,
         threads.iter().map(|t| {
@@ -506,6 +580,7 @@ async fn mass_failover(
         times,
         stored_once,
         detected,
+        detected_everywhere,
     })
 }
 
@@ -518,7 +593,8 @@ async fn mass(args: &BenchClusterArgs, root: &Path) -> anyhow::Result<String> {
     let victim = 0;
     eprintln!(
         "mass failover: creating threads until {} owns {}",
-        NAMES[victim], args.warm
+        name(victim),
+        args.warm
     );
     let threads = owned_threads(&procs, victim, args.warm).await?;
     // A real site with this many threads has had its statistics gathered
@@ -540,10 +616,17 @@ async fn mass(args: &BenchClusterArgs, root: &Path) -> anyhow::Result<String> {
     }
     drop(procs);
     let _ = wani_store::testing::drop_postgres_database(&args.postgres, &dbname).await;
-    Ok(format!(
-        "| mass failover: the victim owned {} warm threads | threads | declared down s | p50 s | p99 s | worst s | within 3 s | every probe stored once |\n|---|---:|---:|---:|---:|---:|---:|---|\n{rows}",
-        args.warm
+    Ok(mass_table(
+        &format!("mass failover: the victim owned {} warm threads", args.warm),
+        &rows,
     ))
+}
+
+/// A table of [`Mass::row`]s.
+pub(crate) fn mass_table(title: &str, rows: &str) -> String {
+    format!(
+        "| {title} | threads | declared down s (first / every survivor) | p50 s | p99 s | worst s | within 3 s | every probe stored once |\n|---|---:|---:|---:|---:|---:|---:|---|\n{rows}"
+    )
 }
 
 pub(crate) fn ms(us: u64) -> String {
@@ -562,6 +645,21 @@ pub async fn run(args: BenchClusterArgs) -> anyhow::Result<()> {
     } else {
         "release build"
     };
+    if args.scale_model {
+        let _ = writeln!(out, "{build}.");
+        let (md, svg) = crate::bench_scale::run(&args, &root).await?;
+        out.push_str(&md);
+        if let Some(path) = &args.out {
+            let chart = path.with_extension("svg");
+            std::fs::write(&chart, svg).with_context(|| format!("writing {}", chart.display()))?;
+        }
+        return finish(&args, &root, &out);
+    }
+    if let Some(n) = args.many {
+        let _ = writeln!(out, "{build}.");
+        out.push_str(&crate::bench_many::run(&args, n, &root).await?);
+        return finish(&args, &root, &out);
+    }
     let _ = writeln!(out, "Machine: {}. {} connections spread over the nodes, {} s per measurement, {build}; every node and the load generator share the machine.\n", machine(), args.connections, args.seconds);
     if !args.mass_only {
         let _ = writeln!(
@@ -593,7 +691,7 @@ pub async fn run(args: BenchClusterArgs) -> anyhow::Result<()> {
         eprintln!("{n} node(s): replies");
         let writes = spread(
             &procs,
-            |i| reply_template(threads[i % threads.len()]),
+            |i| vec![reply_template(threads[i % threads.len()])],
             args.connections,
             d,
         )
@@ -618,7 +716,11 @@ pub async fn run(args: BenchClusterArgs) -> anyhow::Result<()> {
         }
         let reads = spread(
             &procs,
-            |_| RequestTemplate::get(format!("/api/v1/thread/{read_thread}")),
+            |_| {
+                vec![RequestTemplate::get(format!(
+                    "/api/v1/thread/{read_thread}"
+                ))]
+            },
             args.connections,
             d,
         )
@@ -703,12 +805,18 @@ pub async fn run(args: BenchClusterArgs) -> anyhow::Result<()> {
         let table = mass(&args, &root).await?;
         let _ = writeln!(out, "{table}");
     }
+    finish(&args, &root, &out)
+}
+
+/// Prints the report, writes it to `--out`, and removes the nodes' files
+/// (kept with WANI_BENCH_LOG).
+fn finish(args: &BenchClusterArgs, root: &Path, out: &str) -> anyhow::Result<()> {
     println!("{out}");
-    if let Some(path) = args.out {
-        std::fs::write(&path, &out).with_context(|| format!("writing {}", path.display()))?;
+    if let Some(path) = &args.out {
+        std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?;
     }
     if std::env::var("WANI_BENCH_LOG").is_err() {
-        let _ = std::fs::remove_dir_all(&root);
+        let _ = std::fs::remove_dir_all(root);
     }
     Ok(())
 }

@@ -59,6 +59,28 @@ pub async fn drop_postgres_database(admin_url: &str, name: &str) -> Result<(), S
     Ok(())
 }
 
+/// The process id of the server's postmaster, read from its data
+/// directory (so only for a server on this machine), for benchmarks that
+/// confine the server to a CPU quota.
+pub async fn postgres_postmaster_pid(admin_url: &str) -> Result<u32, StoreError> {
+    sqlx::any::install_default_drivers();
+    let mut admin = AnyConnection::connect(admin_url)
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let dir: String = sqlx::query_scalar("SELECT current_setting('data_directory')")
+        .fetch_one(&mut admin)
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let _ = admin.close().await;
+    let path = std::path::Path::new(&dir).join("postmaster.pid");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+    text.lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| StoreError::Unavailable(format!("{}: no pid", path.display())))
+}
+
 /// `postgres://u@h:p/old?x` with the database replaced by `name`.
 fn replace_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
