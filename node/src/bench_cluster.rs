@@ -54,6 +54,10 @@ pub struct BenchClusterArgs {
     /// membership traffic, failover, join (see `bench_many`).
     #[arg(long, value_name = "NODES")]
     pub many: Option<usize>,
+    /// Hold each node of the large cluster to this many cores (cgroups,
+    /// root), as the scale model does.
+    #[arg(long, value_name = "CORES")]
+    pub many_cpu: Option<f64>,
     /// Threads the victim owns, warm, in the large cluster's failover.
     #[arg(long, default_value_t = 50)]
     pub many_warm: usize,

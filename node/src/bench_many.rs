@@ -24,6 +24,7 @@ use crate::bench_cluster::{
     bounded, converge, mass_failover, mass_table, name, owned_threads, owner, port, reply_with,
     start_node, BenchClusterArgs, Proc,
 };
+use crate::bench_scale::Group;
 use anyhow::Context;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -36,33 +37,62 @@ const DB_CONNECTIONS: u32 = 4;
 /// A running cluster of the benchmark.
 struct Many {
     procs: Vec<Proc>,
+    /// With `--many-cpu`, each node's CPU group (after `procs`: a group
+    /// is removed once its process is gone).
+    groups: Vec<Group>,
+    quota: Option<f64>,
     ports: Vec<(u16, u16)>,
     db: String,
     dbname: String,
 }
 
 /// Starts `n` nodes; returns them and the time until all agreed on one view.
-async fn start(postgres: &str, n: usize, root: &Path) -> anyhow::Result<(Many, Duration)> {
+async fn start(
+    postgres: &str,
+    n: usize,
+    root: &Path,
+    quota: Option<f64>,
+) -> anyhow::Result<(Many, Duration)> {
     let (db, dbname) = wani_store::testing::create_postgres_database(postgres).await?;
-    let ports: Vec<(u16, u16)> = (0..n).map(|_| (port(), port())).collect();
+    let mut m = Many {
+        procs: Vec::new(),
+        groups: Vec::new(),
+        quota,
+        ports: (0..n).map(|_| (port(), port())).collect(),
+        db,
+        dbname,
+    };
     let begun = Instant::now();
-    let mut procs = Vec::new();
     for i in 0..n {
-        procs.push(start_node(root, i, &ports, &db, DB_CONNECTIONS)?);
+        m.launch(root, i)?;
     }
-    for p in &procs {
+    for p in &m.procs {
         converge(&p.http, n).await?;
     }
-    let agreed = begun.elapsed();
-    Ok((
-        Many {
-            procs,
-            ports,
-            db,
-            dbname,
-        },
-        agreed,
-    ))
+    Ok((m, begun.elapsed()))
+}
+
+impl Many {
+    /// Starts node `i` (its ports already in `ports`), in its CPU group.
+    fn launch(&mut self, root: &Path, i: usize) -> anyhow::Result<()> {
+        let p = start_node(root, i, &self.ports, &self.db, DB_CONNECTIONS)?;
+        if let Some(cores) = self.quota {
+            let run = format!("wani-many-{}", std::process::id());
+            let g = Group::new(&run, &format!("{}-{}", name(i), self.ports.len()), cores)?;
+            g.add(p.child.id())?;
+            self.groups.push(g);
+        }
+        self.procs.push(p);
+        Ok(())
+    }
+
+    /// Puts a restarted node `i` back in its CPU group.
+    fn regroup(&self, i: usize) -> anyhow::Result<()> {
+        match self.groups.get(i) {
+            Some(g) => g.add(self.procs[i].child.id()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A counter or gauge from a node's `/metrics` (see [`sum_samples`]).
@@ -151,8 +181,7 @@ async fn join(m: &mut Many, root: &Path, threads: &[i64]) -> anyhow::Result<Stri
     let before = sum_metric(&m.procs, handed_over).await?;
     m.ports.push((port(), port()));
     let begun = Instant::now();
-    let newcomer = start_node(root, n, &m.ports, &m.db, DB_CONNECTIONS)?;
-    m.procs.push(newcomer);
+    m.launch(root, n)?;
     for p in &m.procs {
         converge(&p.http, n + 1).await?;
     }
@@ -238,8 +267,12 @@ pub async fn run(args: &BenchClusterArgs, n: usize, root: &Path) -> anyhow::Resu
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Machine: {}. {n} nodes and PostgreSQL share it; {DB_CONNECTIONS} database connections per node.\n",
-        machine()
+        "Machine: {}. {n} nodes and PostgreSQL share it; {DB_CONNECTIONS} database connections per node; {}.\n",
+        machine(),
+        match args.many_cpu {
+            Some(c) => format!("each node held to {c} core by a cgroup"),
+            None => "no CPU quotas".into(),
+        }
     );
     let _ = writeln!(
         out,
@@ -250,7 +283,7 @@ pub async fn run(args: &BenchClusterArgs, n: usize, root: &Path) -> anyhow::Resu
     let mut big = None;
     for size in sizes {
         eprintln!("{size} nodes: starting");
-        let (many, agreed) = start(&args.postgres, size, root).await?;
+        let (many, agreed) = start(&args.postgres, size, root, args.many_cpu).await?;
         // Let start-up chatter (dials, first views) pass.
         tokio::time::sleep(Duration::from_secs(2)).await;
         eprintln!("{size} nodes: membership traffic at rest");
@@ -288,6 +321,7 @@ pub async fn run(args: &BenchClusterArgs, n: usize, root: &Path) -> anyhow::Resu
     {
         eprintln!("{n} nodes: failover after {what}");
         let mass = mass_failover(&mut m.procs, victim, &owned, sig, round).await?;
+        m.regroup(victim)?;
         let _ = writeln!(rows, "{}", mass.row(what));
     }
     let _ = writeln!(

@@ -79,7 +79,7 @@ fn with_children(pid: u32) -> Vec<u32> {
 }
 
 /// A group of processes held to `cores` of CPU.
-struct Group {
+pub(crate) struct Group {
     name: String,
     cores: f64,
     /// Its directory under each mount, and where its processes go back to.
@@ -88,7 +88,7 @@ struct Group {
 
 impl Group {
     /// Group `name` of this run, beside this process's own groups.
-    fn new(run: &str, name: &str, cores: f64) -> anyhow::Result<Group> {
+    pub(crate) fn new(run: &str, name: &str, cores: f64) -> anyhow::Result<Group> {
         let own = std::fs::read_to_string("/proc/self/cgroup")?;
         let mut dirs = Vec::new();
         for (mount, controller) in MOUNTS {
@@ -118,7 +118,7 @@ impl Group {
     }
 
     /// Moves `pid` in (a process that has exited meanwhile is left out).
-    fn add(&self, pid: u32) -> anyhow::Result<()> {
+    pub(crate) fn add(&self, pid: u32) -> anyhow::Result<()> {
         for (dir, _) in &self.dirs {
             match std::fs::write(dir.join("cgroup.procs"), pid.to_string()) {
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
