@@ -425,11 +425,12 @@ fn svg(rows: &[Row]) -> String {
 /// One chart at horizontal offset `x0`: `values[k]` at `k + 1` nodes.
 fn chart(s: &mut String, x0: f64, title: &str, values: &[f64], goal: Option<&[f64]>) {
     let (left, top, w, h) = (x0 + 60.0, 30.0, 280.0, 220.0);
-    let top_value = values
+    let highest = values
         .iter()
         .chain(goal.unwrap_or(&[]))
-        .fold(1.0_f64, |m, v| m.max(*v))
-        * 1.1;
+        .fold(1.0_f64, |m, v| m.max(*v));
+    let step = tick_step(highest);
+    let top_value = 4.0 * step;
     let n = values.len().max(2);
     let x = |k: usize| left + w * k as f64 / (n - 1) as f64;
     let y = |v: f64| top + h - h * v / top_value;
@@ -449,7 +450,7 @@ fn chart(s: &mut String, x0: f64, title: &str, values: &[f64], goal: Option<&[f6
         );
     }
     for tick in 0..=4 {
-        let v = top_value * tick as f64 / 4.0;
+        let v = step * tick as f64;
         let _ = writeln!(
             s,
             r#"<text x="{}" y="{:.1}" text-anchor="end">{v:.0}</text>"#,
@@ -488,9 +489,36 @@ fn chart(s: &mut String, x0: f64, title: &str, values: &[f64], goal: Option<&[f6
     }
 }
 
+/// The step of four round axis ticks (1 to 8 times a power of ten, by
+/// round factors) whose last is above `highest`, with room to spare.
+fn tick_step(highest: f64) -> f64 {
+    let rough = highest / 4.0;
+    let power = 10f64.powf(rough.log10().floor());
+    [1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|step| 4.0 * step > highest * 1.05)
+        .unwrap_or(10.0 * power)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn axis_ticks_are_round_and_cover_the_values() {
+        for (highest, step) in [
+            (41_492.0, 12_500.0),
+            (36_872.0, 10_000.0),
+            (40_000.0, 12_500.0),
+            (1_215.0, 400.0),
+            (1.0, 0.3),
+        ] {
+            let got = tick_step(highest);
+            assert!((got - step).abs() < 1e-9, "{highest}: {got}");
+            assert!(4.0 * got > highest);
+        }
+    }
 
     #[test]
     fn a_process_group_is_found_by_controller() {
