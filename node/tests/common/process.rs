@@ -16,14 +16,36 @@ pub fn wani(dir: &Path) -> Command {
     c
 }
 
-/// A port nobody listens on right now. Drawn at random below the kernel's
-/// ephemeral range (32768 and up), so that a port handed out here is not
-/// taken meanwhile by some process's outgoing connection or `bind(0)`;
-/// concurrent tests drawing from 10,000 ports rarely meet.
+/// A port nobody listens on right now, and that no other test is about
+/// to use. Drawn at random below the kernel's ephemeral range (32768 and
+/// up), so that it is not taken meanwhile by some process's outgoing
+/// connection or `bind(0)`. Between this check and the child binding it,
+/// another test could draw the same port (it happened: "Address already in
+/// use"), so each port handed out is also claimed by a lock file that this
+/// test process holds until it exits; tests run one per process, or share
+/// the process and its claims.
 pub fn free_port() -> u16 {
+    static CLAIMS: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+    let dir = std::env::temp_dir().join("wani-test-ports");
+    let _ = std::fs::create_dir_all(&dir);
     loop {
         let port = 10_000 + rand::random::<u16>() % 10_000;
+        let Ok(claim) = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(port.to_string()))
+        else {
+            continue;
+        };
+        // A lock belongs to its open file: a second claim fails even from
+        // this process, and every claim ends with the process.
+        use std::os::fd::AsRawFd;
+        if unsafe { libc::flock(claim.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            continue;
+        }
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            CLAIMS.lock().unwrap().push(claim);
             return port;
         }
     }
