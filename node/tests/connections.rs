@@ -441,6 +441,40 @@ async fn idle_connections_are_closed_after_their_timeouts() {
     );
 }
 
+/// SIGTERM drains a node: requests in flight finish, and connections with
+/// nothing in flight close at once, whether kept alive after an answer or
+/// silent since they opened. A silent one used to hold the exit up until it
+/// was given up on: 10 s (the wait for a live stream's request line) or the
+/// head timeout, a minute here; the node must be gone well before either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_node_does_not_wait_for_idle_connections() {
+    let limits = Limits {
+        head_secs: 60,
+        idle_secs: 120,
+        per_addr: 64,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start(dir.path(), &limits, None);
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(connect_from("127.0.0.2", addr).await.unwrap());
+    }
+    let mut kept = connect_from("127.0.0.2", addr).await.unwrap();
+    kept.write_all(GET_HEALTHZ).await.unwrap();
+    assert!(read_response(&mut kept).await.starts_with("HTTP/1.1 200"));
+    let status =
+        tokio::task::spawn_blocking(move || server.terminate_within(Duration::from_secs(5)))
+            .await
+            .unwrap();
+    assert!(status.success(), "{status:?}");
+    for mut s in silent.into_iter().chain([kept]) {
+        assert!(
+            closed_after(&mut s, Duration::from_secs(5)).await.is_some(),
+            "connection left open by an exited node"
+        );
+    }
+}
+
 /// Opens a live stream for `thread` on `s` and reads up to its `new-client` event.
 async fn open_stream(s: &mut TcpStream, thread: i64) -> String {
     s.write_all(

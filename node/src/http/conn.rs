@@ -535,7 +535,14 @@ async fn connection(
 ) {
     let _slot = slot;
     let timeouts = shared.limits.timeouts;
-    match tokio::time::timeout(timeouts.head, live::is_live_request(&stream)).await {
+    let first = tokio::select! {
+        first = tokio::time::timeout(timeouts.head, live::is_live_request(&stream)) => first,
+        // Stopping, and the client has sent nothing yet: close now, as
+        // hyper closes an idle kept-alive connection, rather than hold the
+        // shutdown up for the head timeout.
+        _ = stop.wait_for(|s| *s) => return,
+    };
+    match first {
         // Silent for the whole head timeout: no head can arrive in time.
         Err(_) => return,
         Ok(true) => {

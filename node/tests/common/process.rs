@@ -88,15 +88,20 @@ impl Server {
 
     /// SIGTERM, then waits (20 s at most) for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.terminate_within(Duration::from_secs(20))
+    }
+
+    /// SIGTERM, then waits (`limit` at most) for the exit status.
+    pub fn terminate_within(&mut self, limit: Duration) -> std::process::ExitStatus {
         self.signal(libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.0.try_wait().unwrap() {
                 return status;
             }
             assert!(
                 Instant::now() < deadline,
-                "wani did not exit within 20 s of SIGTERM"
+                "wani did not exit within {limit:?} of SIGTERM"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
