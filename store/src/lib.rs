@@ -31,6 +31,10 @@ pub use model::*;
 use async_trait::async_trait;
 use std::collections::HashMap;
 
+/// A write queued in the store, answering once its transaction committed.
+pub type Landing<T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send + Sync>>;
+
 /// The storage operations the actors need. Implemented by [`Store`]; the
 /// actors hold an `Arc<dyn Repo>`.
 #[async_trait]
@@ -64,7 +68,16 @@ pub trait Repo: Send + Sync + 'static {
     /// Adds a reply to `new.thread` (and its reply links, and the bump) in one
     /// transaction. Fails with `NotFound` for a missing thread and `Conflict`
     /// for an archived one or a lost fence.
-    async fn create_post(&self, new: NewPost) -> Result<Committed<Post>, StoreError>;
+    async fn create_post(&self, new: NewPost) -> Result<Committed<Post>, StoreError> {
+        self.queue_post(new).await?.await
+    }
+    /// Queues the reply [`create_post`](Repo::create_post) writes and returns
+    /// once it is queued; what it returns answers after the commit. Replies
+    /// one caller queues to the same thread commit in the order queued, so a
+    /// thread's actor can queue every reply waiting for it without waiting
+    /// for each commit (they share one transaction, each in its own
+    /// savepoint: one failing fails alone).
+    async fn queue_post(&self, new: NewPost) -> Result<Landing<Committed<Post>>, StoreError>;
     /// Moves a thread to the archive: it stays readable, leaves the catalog,
     /// and its media rows are removed. Returns blobs nothing references now.
     /// With a fence, refused if the writing entity's shard lease moved on.

@@ -20,6 +20,7 @@ both_backends!(
     renewals_never_wait_for_writes_in_flight,
     one_bad_write_does_not_sink_its_batch,
     settle_waits_for_writes_whose_callers_gave_up,
+    queued_posts_commit_in_the_order_queued,
     bad_input_gets_a_clear_error,
     poster_secret_is_stable_across_reconnects,
     data_survives_reopening,
@@ -541,6 +542,59 @@ async fn one_bad_write_does_not_sink_its_batch(db: &TestDb) {
         .collect();
     assert_eq!(stored, ["op of t", "a", "c", "e"]);
     assert_eq!(s.count_posts().await.unwrap(), 6);
+}
+
+/// A thread's actor queues each reply without waiting for the one before
+/// to commit: they commit in the order queued, whatever order their
+/// answers are awaited in, and a bad one fails alone.
+async fn queued_posts_commit_in_the_order_queued(db: &TestDb) {
+    let s = &db.store;
+    let b = board(s, "queued").await;
+    let (t, _) = thread(s, b.id, "t", 1).await;
+    let mut landings = Vec::new();
+    for i in 0..30 {
+        let body = if i == 13 {
+            "x".repeat(4097)
+        } else {
+            format!("r{i}")
+        };
+        landings.push(s.queue_post(new_post(t.id, &body, 2 + i)).await.unwrap());
+    }
+    let mut answers = Vec::new();
+    for landing in landings.into_iter().rev() {
+        answers.push(landing.await);
+    }
+    answers.reverse();
+    assert!(
+        matches!(answers[13], Err(StoreError::Invalid(_))),
+        "{:?}",
+        answers[13]
+    );
+    let ids: Vec<i64> = answers
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 13)
+        .map(|(_, a)| a.unwrap().into_inner().id.0)
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ids in queue order: {ids:?}"
+    );
+    let stored: Vec<_> = s
+        .thread(t.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .posts
+        .into_iter()
+        .skip(1)
+        .map(|p| p.body)
+        .collect();
+    let want: Vec<String> = (0..30)
+        .filter(|i| *i != 13)
+        .map(|i| format!("r{i}"))
+        .collect();
+    assert_eq!(stored, want);
 }
 
 /// An actor killed mid-write leaves its write queued; the activation that

@@ -44,7 +44,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 
 use crate::error::StoreError;
 use crate::model::*;
-use crate::Repo;
+use crate::{Landing, Repo};
 
 pub(crate) use dberr::db_err;
 
@@ -481,11 +481,15 @@ impl Repo for Store {
         }
     }
 
-    async fn create_post(&self, new: NewPost) -> Result<Committed<Post>, StoreError> {
-        match self.submit(write::Write::Post(new)).await? {
-            write::Written::Post(c) => Ok(c),
-            _ => Err(writer::wrong_answer()),
-        }
+    async fn queue_post(&self, new: NewPost) -> Result<Landing<Committed<Post>>, StoreError> {
+        let write = write::Write::Post(new);
+        let answer = self.writer(write.entity()).enqueue(write).await?;
+        Ok(Box::pin(async move {
+            match answer.await? {
+                write::Written::Post(c) => Ok(c),
+                _ => Err(writer::wrong_answer()),
+            }
+        }))
     }
 
     async fn archive_thread(

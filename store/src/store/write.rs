@@ -408,14 +408,15 @@ async fn create_thread(
     Ok(Committed::Created((thread, post)))
 }
 
+/// A retry (the idempotency key stored already) is not looked up first: the
+/// post's insert hits the key's unique index, the savepoint rolls the bump
+/// back, and the writer answers with the stored post (`recover`). Retries
+/// are rare; a lookup before every reply is one more statement per post.
 async fn create_post(
     conn: &mut AnyConnection,
     backend: Backend,
     new: &NewPost,
 ) -> Result<Committed<Post>, StoreError> {
-    if let Some(stored) = read::post_by_key(conn, &new.idempotency_key).await? {
-        return Ok(Committed::Replayed(stored));
-    }
     let held = check_fence(conn, backend, new.fence).await?;
     // One statement checks the thread, bumps it, and (on PostgreSQL) locks
     // the row until commit. A bump never moves `last_updated` backwards, so

@@ -76,6 +76,26 @@ impl Drop for InFlight {
     }
 }
 
+/// The writer's answer to one queued write, once its batch committed.
+pub(super) struct Answer(oneshot::Receiver<Result<Written, StoreError>>);
+
+impl std::future::Future for Answer {
+    type Output = Result<Written, StoreError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|answer| {
+            answer.unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(
+                    "writer stopped before answering".into(),
+                ))
+            })
+        })
+    }
+}
+
 /// The error for an answer of the wrong kind, which `run_batch` never gives.
 pub(super) fn wrong_answer() -> StoreError {
     StoreError::Unavailable("writer answered a different kind of write".into())
@@ -101,6 +121,14 @@ impl Writer {
 
     /// Queues a write and waits until its batch has committed (or failed).
     pub(super) async fn submit(&self, write: Write) -> Result<Written, StoreError> {
+        self.queue(Some(write)).await?.await
+    }
+
+    /// Queues a write and returns as soon as it is queued, with the answer
+    /// to wait for. Writes queued one after another by one caller commit in
+    /// that order (one queue, one task), so a caller may queue several
+    /// before the first commits.
+    pub(super) async fn enqueue(&self, write: Write) -> Result<Answer, StoreError> {
         self.queue(Some(write)).await
     }
 
@@ -112,10 +140,10 @@ impl Writer {
         if self.in_flight.load(Ordering::SeqCst) == 0 {
             return Ok(());
         }
-        self.queue(None).await.map(|_| ())
+        self.queue(None).await?.await.map(|_| ())
     }
 
-    async fn queue(&self, write: Option<Write>) -> Result<Written, StoreError> {
+    async fn queue(&self, write: Option<Write>) -> Result<Answer, StoreError> {
         let tx = self
             .tx
             .lock()
@@ -129,9 +157,7 @@ impl Writer {
         // caller is gone by then.
         counted.0 = None;
         drop(tx);
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("writer stopped before answering".into()))?
+        Ok(Answer(answer))
     }
 
     /// Stops accepting writes, waits for the queued ones to commit, then
@@ -231,15 +257,17 @@ async fn run_batch(
 }
 
 /// A write failed and was rolled back. A conflict may be a duplicate
-/// idempotency key committed by another node since our lookup (PostgreSQL):
-/// then the caller gets that post as a replay. Only an error of the
-/// connection itself (returned as `Err`) fails the batch.
+/// idempotency key (a retry, or the same post committed by another node
+/// since our lookup, on PostgreSQL), and a fenced or closed thread may
+/// hold the post a retry asks for: then the caller gets that post as a
+/// replay. Only an error of the connection itself (returned as `Err`)
+/// fails the batch.
 async fn recover(
     conn: &mut sqlx::AnyConnection,
     write: &Write,
     error: StoreError,
 ) -> Result<Result<Written, StoreError>, StoreError> {
-    if !matches!(error, StoreError::Conflict(_)) {
+    if !matches!(error, StoreError::Conflict(_) | StoreError::Fenced { .. }) {
         return Ok(Err(error));
     }
     // Its own savepoint: on PostgreSQL a failed lookup would otherwise leave
