@@ -7,6 +7,16 @@
 //! memory only after the store committed it, and can be dropped at any time
 //! (idle passivation, a panic) and rebuilt from the store.
 //!
+//! A hot thread does not wait for one commit per reply. The actor checks a
+//! reply, queues it in the store and goes on to the next one in its
+//! mailbox, deciding each as if the ones queued before it were written
+//! (the bump rule sees them); a `Flush` it sends itself behind them then
+//! waits for the commits, in order, applies each reply to memory and only
+//! then answers its poster. The store's writer puts the queued replies in
+//! one transaction, each in its own savepoint, so ids follow the mailbox
+//! order and a reply refused at commit fails alone. Any other command
+//! first lands what is queued, so it sees every earlier reply.
+//!
 //! Reads are served from [`ViewCache`]: rendered once per change, with an ETag.
 //!
 //! After a write the actor tells its board (a [`CatalogChange`] through the
@@ -36,11 +46,11 @@ use crate::rules::{self, BumpInput, PostBody};
 use crate::views::{CachedView, ThreadView, ViewCache};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wani_store::{
-    poster_hex, Author, Board, BoardId, Committed, Fence, ModBy, NewMedia, NewPost, Post, PostId,
-    Thread, ThreadFull, ThreadId, ThreadSummary,
+    poster_hex, Author, Board, BoardId, Committed, Fence, Landing, ModBy, NewMedia, NewPost, Post,
+    PostId, Thread, ThreadFull, ThreadId, ThreadSummary,
 };
 use wani_supervision::transport::{Remote, Reply};
 
@@ -131,6 +141,9 @@ pub enum ThreadMsg {
     /// Periodic check for passivation.
     #[serde(skip)]
     Tick,
+    /// Waits for the replies queued in the store and answers their posters.
+    #[serde(skip)]
+    Flush,
     /// Panics inside the actor, to exercise supervision. Debug builds only.
     #[cfg(debug_assertions)]
     #[serde(skip)]
@@ -166,6 +179,19 @@ pub struct ThreadState {
     /// owns the thread now, and this activation stops.
     fence: Option<Fence>,
     fenced: bool,
+    /// Replies queued in the store and not yet answered, oldest first.
+    pending: VecDeque<Pending>,
+    /// A `Flush` is in the mailbox.
+    flush_queued: bool,
+}
+
+/// A reply queued in the store, with what applying it needs.
+struct Pending {
+    landing: Landing<Committed<Post>>,
+    links: QuoteLinks,
+    bump: bool,
+    poster: String,
+    reply: Reply<Result<Committed<Post>, ActorError>>,
 }
 
 /// The thread actor.
@@ -264,6 +290,8 @@ impl ThreadState {
             last_active: Instant::now(),
             fence: None,
             fenced: false,
+            pending: VecDeque::new(),
+            flush_queued: false,
         }
     }
 
@@ -281,7 +309,34 @@ impl ThreadState {
         })
     }
 
-    async fn create_post(&mut self, draft: PostDraft) -> Result<Committed<Post>, ActorError> {
+    /// Checks a reply and queues it in the store; it is answered when it
+    /// lands (see [`ThreadState::land`]), or now if refused.
+    async fn queue_post(
+        &mut self,
+        draft: PostDraft,
+        reply: Reply<Result<Committed<Post>, ActorError>>,
+    ) {
+        match self.check_post(draft).await {
+            Ok((new, links)) => {
+                let (bump, poster) = (new.bump, new.poster.clone());
+                match self.shared.repo.queue_post(new).await {
+                    Ok(landing) => self.pending.push_back(Pending {
+                        landing,
+                        links,
+                        bump,
+                        poster,
+                        reply,
+                    }),
+                    Err(e) => reply.send(Err(e.into())),
+                }
+            }
+            Err(e) => reply.send(Err(e)),
+        }
+    }
+
+    /// Applies the thread's rules to a reply, as if every reply queued
+    /// before it were written, and makes the row to store.
+    async fn check_post(&mut self, draft: PostDraft) -> Result<(NewPost, QuoteLinks), ActorError> {
         if self.full.thread.archived {
             return Err(ActorError::Conflict(
                 "this thread is archived and takes no more replies".into(),
@@ -306,17 +361,20 @@ impl ThreadState {
             .render(body.as_str().to_string(), links.clone())
             .await?;
         let poster = poster_hex(&self.shared.poster_secret, me, &draft.ip);
-        let last_poster = self
-            .full
-            .posts
-            .last()
-            .map(|p| p.poster.as_str())
-            .unwrap_or("");
+        let last_poster = match self.pending.back() {
+            Some(p) => p.poster.as_str(),
+            None => self
+                .full
+                .posts
+                .last()
+                .map(|p| p.poster.as_str())
+                .unwrap_or(""),
+        };
         let bump = rules::bumps(BumpInput {
             previous_poster: last_poster,
             poster: &poster,
             sage: draft.sage,
-            replies_before: self.full.posts.len() as i64 - 1,
+            replies_before: (self.full.posts.len() + self.pending.len()) as i64 - 1,
             bump_limit: self.board.bump_limit,
         });
         let new = NewPost {
@@ -339,9 +397,30 @@ impl ThreadState {
             fence: self.fence,
             author: draft.author,
         };
-        let committed = self.shared.repo.create_post(new).await?;
+        Ok((new, links))
+    }
+
+    /// Waits for every queued reply to commit, in the order queued, applies
+    /// each to memory and answers its poster.
+    async fn land(&mut self) {
+        while let Some(p) = self.pending.pop_front() {
+            let result = self.landed(p.landing.await, &p.links, p.bump).await;
+            // Nothing was stored, and another node owns the thread now:
+            // this activation is stale, and the caller routes again.
+            self.fenced |= matches!(result, Err(ActorError::Fenced { .. }));
+            p.reply.send(result);
+        }
+    }
+
+    async fn landed(
+        &mut self,
+        committed: Result<Committed<Post>, wani_store::StoreError>,
+        links: &QuoteLinks,
+        bump: bool,
+    ) -> Result<Committed<Post>, ActorError> {
+        let committed = committed?;
         match &committed {
-            Committed::Created(post) => self.apply(post, &links, bump),
+            Committed::Created(post) => self.apply(post, links, bump),
             // A retry of a post that an earlier activation of this thread
             // committed after this one loaded (its answer was lost when
             // that activation died mid-write, e.g. its region restarting):
@@ -350,7 +429,7 @@ impl ThreadState {
             Committed::Replayed(post) if !self.index.contains_key(&post.id) => {
                 self.reload().await?;
                 self.tell_board();
-                self.publish_post(post, &links);
+                self.publish_post(post, links);
             }
             Committed::Replayed(_) => {}
         }
@@ -384,10 +463,14 @@ impl ThreadState {
     async fn reload(&mut self) -> Result<(), ActorError> {
         let (board, full) = load(&self.shared, self.id()).await?;
         let (fence, mut views) = (self.fence, self.views.clone());
+        let pending = std::mem::take(&mut self.pending);
+        let flush_queued = self.flush_queued;
         *self = ThreadState::new(self.shared.clone(), self.entities.clone(), board, full);
         self.fence = fence;
         views.invalidate();
         self.views = views;
+        self.pending = pending;
+        self.flush_queued = flush_queued;
         Ok(())
     }
 
@@ -439,10 +522,11 @@ impl ThreadState {
 
     fn add_reply(&mut self, target: PostId, by: PostId) {
         if let Some(&i) = self.index.get(&target) {
+            // Kept sorted; a new reply usually goes last, and a post quoted
+            // by every reply of a hot thread has thousands.
             let replies = &mut self.full.posts[i].replies;
-            if !replies.contains(&by) {
-                replies.push(by);
-                replies.sort();
+            if let Err(at) = replies.binary_search(&by) {
+                replies.insert(at, by);
                 self.views.invalidate();
             }
         }
@@ -487,6 +571,17 @@ impl Actor for ThreadActor {
         Ok(())
     }
 
+    /// A stop (a hand-over, a drain) can come between a reply queued and
+    /// its `Flush`: its commit still lands, so answer its poster.
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<ThreadMsg>,
+        state: &mut ThreadState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.land().await;
+        Ok(())
+    }
+
     async fn handle(
         &self,
         myself: ActorRef<ThreadMsg>,
@@ -496,14 +591,27 @@ impl Actor for ThreadActor {
         if !matches!(msg, ThreadMsg::Tick) {
             state.last_active = Instant::now();
         }
+        // Reads and replies go past queued replies; everything else sees
+        // them landed first.
+        if !matches!(
+            msg,
+            ThreadMsg::CreatePost { .. }
+                | ThreadMsg::View { .. }
+                | ThreadMsg::GetPost { .. }
+                | ThreadMsg::Summary { .. }
+                | ThreadMsg::QuotedBy { .. }
+        ) {
+            state.land().await;
+        }
         match msg {
             ThreadMsg::CreatePost { draft, reply } => {
-                let result = state.create_post(*draft).await;
-                // Nothing was stored, and another node owns the thread now:
-                // this activation is stale, and the caller routes again.
-                state.fenced |= matches!(result, Err(ActorError::Fenced { .. }));
-                reply.send(result);
+                state.queue_post(*draft, reply).await;
+                if !state.pending.is_empty() && !state.flush_queued {
+                    myself.send_message(ThreadMsg::Flush)?;
+                    state.flush_queued = true;
+                }
             }
+            ThreadMsg::Flush => state.flush_queued = false,
             ThreadMsg::View { view, reply } => {
                 let (shared, board, full) = (&state.shared, &state.board, &state.full);
                 let v = state

@@ -652,6 +652,103 @@ async fn many_concurrent_replies_keep_one_order(db: Db) {
     node.stop().await;
 }
 
+/// A burst of replies into one thread is decided as if the replies came one
+/// at a time, though its actor queues them all before the first commits:
+/// each acknowledged reply is readable at once, and the thread is bumped by
+/// exactly the replies the bump rule lets bump in the stored order (the
+/// same poster twice in a row, sage, and the bump limit reached mid-burst).
+async fn a_burst_of_replies_bumps_as_if_one_at_a_time(db: Db) {
+    const LIMIT: usize = 40;
+    let Some(node) = TestNode::start(db, |c| c.bootstrap.boards[0].bump_limit = LIMIT as i64).await
+    else {
+        return;
+    };
+    let op = node.client_from("127.0.0.2");
+    let (thread, _) = new_thread(&node, &op, "hot", "op").await;
+    let posters: Vec<reqwest::Client> = (3..6)
+        .map(|i| node.client_from(&format!("127.0.0.{i}")))
+        .collect();
+    let n = 2 * LIMIT;
+    let acked = futures::future::join_all((0..n).map(|i| {
+        // Runs of the same poster and some sage, so the rule's every
+        // branch is taken inside one burst.
+        let c = posters[(i / 2 + i / 7) % posters.len()].clone();
+        let sage = if i % 5 == 0 { "on" } else { "" };
+        let node = &node;
+        async move {
+            let (status, v) = reply(
+                node,
+                &c,
+                thread,
+                &[("body", &format!("burst {i}")), ("sage", sage)],
+            )
+            .await;
+            assert_eq!(status, StatusCode::CREATED, "{v}");
+            let id = v["id"].as_i64().expect("id");
+            let posts = thread_json(node, thread).await;
+            assert!(
+                posts.iter().any(|p| p["id"] == id),
+                "reply {id} acknowledged but not readable"
+            );
+            id
+        }
+    }))
+    .await;
+    let posts = thread_json(&node, thread).await;
+    assert_eq!(posts.len(), n + 1);
+    let mut stored: Vec<i64> = posts[1..]
+        .iter()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect();
+    let mut sorted = acked.clone();
+    sorted.sort();
+    assert_eq!(
+        stored, sorted,
+        "every acknowledged reply stored once, in id order"
+    );
+    stored.dedup();
+    assert_eq!(stored.len(), n);
+
+    let mut bumped_at = posts[0]["datetime"].as_i64().unwrap();
+    let mut bumps = 0;
+    for (i, p) in posts.iter().enumerate().skip(1) {
+        let replies_before = i - 1;
+        if p["sage"] != true && replies_before < LIMIT && p["poster"] != posts[i - 1]["poster"] {
+            bumped_at = bumped_at.max(p["datetime"].as_i64().unwrap());
+            bumps += 1;
+        }
+    }
+    assert!(
+        bumps > 0 && bumps < LIMIT,
+        "the burst mixes bumps and non-bumps"
+    );
+    let entry = eventually(
+        "the catalog shows the burst",
+        Duration::from_secs(5),
+        || async {
+            let (_, v) = json(
+                node.client()
+                    .get(node.at("/api/v1/board/b/catalog"))
+                    .send()
+                    .await
+                    .expect("get"),
+            )
+            .await;
+            v.as_array()?
+                .iter()
+                .find(|t| t["id"] == thread && t["num_replies"] == n)
+                .cloned()
+        },
+    )
+    .await;
+    assert_eq!(
+        entry["last_updated"].as_i64(),
+        Some(bumped_at),
+        "bumped by exactly the replies the rule lets bump"
+    );
+    node.stop().await;
+}
+
 async fn malformed_requests_get_clear_json_errors(db: Db) {
     let Some(node) = TestNode::start(db, |c| c.media.max_upload_bytes = 300_000).await else {
         return;
@@ -729,4 +826,5 @@ both_backends!(
     a_crashed_thread_actor_recovers_from_the_store,
     idle_entities_passivate_and_come_back,
     many_concurrent_replies_keep_one_order,
+    a_burst_of_replies_bumps_as_if_one_at_a_time,
 );
