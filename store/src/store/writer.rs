@@ -3,9 +3,11 @@
 //!
 //! Callers send a write and wait on a oneshot. The task takes one write,
 //! then whatever else is already queued (up to [`MAX_BATCH`]), and runs them
-//! all in ONE transaction, each inside its own savepoint: a write that fails
-//! rolls back to its savepoint and gets its own error while the others go
-//! on. After the commit every caller is answered, so a post is acknowledged
+//! all in ONE transaction. A write that fails gets its own error while the
+//! others go on: the batch runs first without savepoints (nearly every
+//! batch succeeds whole), and if a write fails, the transaction is rolled
+//! back and the batch runs again with each write in its own savepoint.
+//! After the commit every caller is answered, so a post is acknowledged
 //! only once it is durable. The commit (the fsync, the round trip) is paid
 //! once per batch instead of once per post; under load the batch grows by
 //! itself, because callers queue while the previous batch commits.
@@ -228,6 +230,46 @@ async fn run(
 /// Runs one batch in one transaction. `Ok` holds one result per write, in
 /// order; `Err` means nothing (knowingly) committed.
 async fn run_batch(
+    backend: Backend,
+    pool: &AnyPool,
+    writes: &[Write],
+) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+    if let Some(all) = run_unguarded(backend, pool, writes).await? {
+        return Ok(all);
+    }
+    run_guarded(backend, pool, writes).await
+}
+
+/// Runs the batch without a savepoint per write: two statements fewer for
+/// each, a third of a reply's. Almost every batch succeeds whole; if one
+/// write fails, the transaction is rolled back and `None` says to run the
+/// batch again with savepoints, where that write fails alone.
+async fn run_unguarded(
+    backend: Backend,
+    pool: &AnyPool,
+    writes: &[Write],
+) -> Result<Option<Vec<Result<Written, StoreError>>>, StoreError> {
+    let mut tx = pool
+        .begin_with(backend.begin_write())
+        .await
+        .map_err(db_err)?;
+    let mut results = Vec::with_capacity(writes.len());
+    for write in writes {
+        match write.apply(&mut tx, backend).await {
+            Ok(written) => results.push(Ok(written)),
+            Err(_) => {
+                tx.rollback().await.map_err(db_err)?;
+                return Ok(None);
+            }
+        }
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(Some(results))
+}
+
+/// Runs the batch with each write in its own savepoint: a write that fails
+/// rolls back alone and gets its error.
+async fn run_guarded(
     backend: Backend,
     pool: &AnyPool,
     writes: &[Write],
