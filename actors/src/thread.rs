@@ -138,6 +138,10 @@ pub enum ThreadMsg {
     },
     /// The stored thread changed behind the actor's back (archived): reload it.
     Reload,
+    /// Answers with the thread's row (its board, flags, bump time): for a
+    /// caller that needs no post, cheaper than `Summary`, which copies the
+    /// opening post with its list of replies.
+    Head { reply: Reply<Thread> },
     /// Periodic check for passivation.
     #[serde(skip)]
     Tick,
@@ -403,12 +407,19 @@ impl ThreadState {
     /// Waits for every queued reply to commit, in the order queued, applies
     /// each to memory and answers its poster.
     async fn land(&mut self) {
+        let mut changed = false;
         while let Some(p) = self.pending.pop_front() {
             let result = self.landed(p.landing.await, &p.links, p.bump).await;
+            changed |= matches!(result, Ok(Committed::Created(_)));
             // Nothing was stored, and another node owns the thread now:
             // this activation is stale, and the caller routes again.
             self.fenced |= matches!(result, Err(ActorError::Fenced { .. }));
             p.reply.send(result);
+        }
+        // Once for all the replies landed: the summary copies the opening
+        // post, whose list of replies is what grows in a hot thread.
+        if changed {
+            self.tell_board();
         }
     }
 
@@ -474,7 +485,8 @@ impl ThreadState {
         Ok(())
     }
 
-    /// Applies a committed post to memory and tells whoever must know.
+    /// Applies a committed post to memory and tells whoever must know (the
+    /// board after the batch, see [`ThreadState::land`]).
     fn apply(&mut self, post: &Post, links: &QuoteLinks, bumped: bool) {
         if self.index.contains_key(&post.id) {
             return;
@@ -501,7 +513,6 @@ impl ThreadState {
             }
         }
         self.views.invalidate();
-        self.tell_board();
         self.publish_post(post, links);
     }
 
@@ -599,6 +610,7 @@ impl Actor for ThreadActor {
                 | ThreadMsg::View { .. }
                 | ThreadMsg::GetPost { .. }
                 | ThreadMsg::Summary { .. }
+                | ThreadMsg::Head { .. }
                 | ThreadMsg::QuotedBy { .. }
         ) {
             state.land().await;
@@ -627,6 +639,7 @@ impl Actor for ThreadActor {
                     reply.send(s);
                 }
             }
+            ThreadMsg::Head { reply } => reply.send(state.full.thread.clone()),
             ThreadMsg::QuotedBy { target, by } => state.add_reply(target, by),
             ThreadMsg::DeletePost { id, by, reply } => {
                 let r = state.delete_post(id, by).await;

@@ -298,11 +298,11 @@ pub async fn new_reply(
         StatusCode::OK
     };
     let post = committed.into_inner();
-    let summary = state
+    let thread = state
         .entities
-        .ask(id, |reply| ThreadMsg::Summary { reply })
+        .ask(id, |reply| ThreadMsg::Head { reply })
         .await?;
-    let mut body = serde_json::to_value(json::post(&post, &summary.thread, false))
+    let mut body = serde_json::to_value(json::post(&post, &thread, false))
         .map_err(ApiError::internal)?;
     body["post_url"] = json::post_url(&post).into();
     Ok((status, Json(body)).into_response())
@@ -348,14 +348,12 @@ pub(crate) async fn create_reply(
     let key = poster.idempotency_key(s, key);
     let mut draft = upload::draft(s, poster.ip.clone(), None, key.clone());
     let admitted = async {
-        let summary = state
+        let head = state
             .entities
-            .ask(thread, |reply| ThreadMsg::Summary { reply })
+            .ask(thread, |reply| ThreadMsg::Head { reply })
             .await?;
-        let board = state
-            .resolve_board(&summary.thread.board.to_string())
-            .await?;
-        if summary.thread.locked && !poster.moderates(&board) {
+        let board = state.resolve_board(&head.board.to_string()).await?;
+        if head.locked && !poster.moderates(&board) {
             // Refused before the captcha is spent or the upload stored.
             return Err(ApiError::new(
                 StatusCode::CONFLICT,

@@ -122,11 +122,11 @@ fn by(slip: &Slip, reason: &str) -> ModBy {
 
 /// The board a thread is on now (from its actor).
 async fn thread_board(state: &AppState, thread: ThreadId) -> Result<BoardId, ApiError> {
-    let s = state
+    let head = state
         .entities
-        .ask(thread, |reply| ThreadMsg::Summary { reply })
+        .ask(thread, |reply| ThreadMsg::Head { reply })
         .await?;
-    Ok(s.thread.board)
+    Ok(head.board)
 }
 
 /// The thread and board of a post.
