@@ -50,6 +50,14 @@ pub struct BenchArgs {
     /// Also write the Markdown report to this file.
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
+    /// Measure reply creation only (no reads, no memory).
+    #[arg(long)]
+    pub replies_only: bool,
+    /// Run on a fresh database made on this PostgreSQL server (an admin
+    /// URL, e.g. postgres://postgres@127.0.0.1:25432/postgres) instead of
+    /// a fresh SQLite file.
+    #[arg(long)]
+    pub postgres: Option<String>,
 }
 
 /// What one load run measured.
@@ -372,6 +380,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
     let mut config = Config::parse("")?;
     config.database.url = format!("sqlite://{}/wani.db", dir.display());
+    let mut pg_database = None;
+    if let Some(admin) = &args.postgres {
+        let (url, name) = wani_store::testing::create_postgres_database(admin).await?;
+        config.database.url = url;
+        pg_database = Some((admin.clone(), name));
+    }
+    let backend = if pg_database.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
     config.blobs.dir = dir.join("blobs");
     config.entities.idle_timeout_secs = 3600;
     // The load comes from a few addresses and repeats itself: flood control
@@ -493,6 +512,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             format!("/{}/catalog.json", board.name),
         ),
     ];
+    let reads = if args.replies_only {
+        &reads[..0]
+    } else {
+        &reads[..]
+    };
     for (i, (name, path)) in reads.iter().enumerate() {
         let warm = load(
             addr,
@@ -541,13 +565,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let stored_one = (mid - before - 16) as u64;
     let stored_sixteen = (after - mid) as u64;
 
-    eprintln!("activating {} threads", args.activate);
+    let activate = if args.replies_only { 0 } else { args.activate };
+    eprintln!("activating {activate} threads");
     let many = state
         .resolve_board("many")
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
-    let mut ids = Vec::with_capacity(args.activate);
-    for n in 0..args.activate {
+    let mut ids = Vec::with_capacity(activate);
+    for n in 0..activate {
         ids.push(new_thread(&state, &many, &media, 10_000 + n).await?);
     }
     state.entities.passivate_all().await;
@@ -565,6 +590,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let _ = server.await;
     node.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+    if let Some((admin, name)) = &pg_database {
+        let _ = wani_store::testing::drop_postgres_database(admin, name).await;
+    }
 
     let mut out = String::new();
     let build = if cfg!(debug_assertions) {
@@ -579,11 +607,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         c,
         args.seconds
     );
-    let _ = writeln!(
-        out,
-        "| cached GET | bytes | req/s | p50 ms | p99 ms | ceiling req/s | ratio | floor 70% |"
-    );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|");
+    if !rows.is_empty() {
+        let _ = writeln!(
+            out,
+            "| cached GET | bytes | req/s | p50 ms | p99 ms | ceiling req/s | ratio | floor 70% |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|");
+    }
     for (name, real, ceil) in &rows {
         let ratio = real.rps() / ceil.rps().max(1e-9);
         let _ = writeln!(
@@ -598,7 +628,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             if ratio >= 0.7 { "met" } else { "NOT met" }
         );
     }
-    let _ = writeln!(out, "\n| reply creation (SQLite) | acknowledged/s | p50 ms | p99 ms | acknowledged | stored | errors | floor |");
+    let _ = writeln!(out, "\n| reply creation ({backend}) | acknowledged/s | p50 ms | p99 ms | acknowledged | stored | errors | floor |");
     let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|");
     for (name, r, stored, floor) in [
         ("one thread", &one, stored_one, None),
@@ -620,6 +650,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         );
     }
+    if args.replies_only {
+        return finish(
+            &out,
+            &args,
+            [(&one, stored_one), (&sixteen, stored_sixteen)],
+        );
+    }
     let _ = writeln!(out, "\n| memory | RSS |\n|---|---:|");
     let _ = writeln!(
         out,
@@ -638,18 +675,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         rss_activated as f64 / 1024.0,
         (rss_activated.saturating_sub(rss_before_activation)) as f64 / active_threads.max(1) as f64
     );
+    finish(
+        &out,
+        &args,
+        [(&one, stored_one), (&sixteen, stored_sixteen)],
+    )
+}
+
+/// Prints the report, writes it where asked, and fails if a reply run's
+/// acknowledged and stored posts differ.
+fn finish(out: &str, args: &BenchArgs, replies: [(&LoadResult, u64); 2]) -> anyhow::Result<()> {
     println!("{out}");
-    if one.ok != stored_one || sixteen.ok != stored_sixteen {
-        anyhow::bail!(
-            "acknowledged and stored posts differ: {} vs {}, {} vs {}",
-            one.ok,
-            stored_one,
-            sixteen.ok,
-            stored_sixteen
-        );
+    for (r, stored) in replies {
+        if r.ok != stored {
+            anyhow::bail!("acknowledged and stored posts differ: {} vs {stored}", r.ok);
+        }
     }
-    if let Some(path) = args.out {
-        std::fs::write(&path, &out).with_context(|| format!("writing {}", path.display()))?;
+    if let Some(path) = &args.out {
+        std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
