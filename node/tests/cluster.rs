@@ -551,6 +551,110 @@ async fn live_subscribers_on_any_node_follow_a_thread_through_its_owners_death()
     let _ = wani_store::testing::drop_postgres_database(&admin, &dbname).await;
 }
 
+/// Live-update writes this node relayed to other nodes (`sent`, one per
+/// node) or received from them (`received`), from its /metrics.
+async fn relayed(url: &str, direction: &str) -> u64 {
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("wani_live_relayed_total{{direction=\"{direction}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .expect("wani_live_relayed_total") as u64
+}
+
+/// A thread's writes go only to the nodes whose clients follow it: a node
+/// with no follower of the thread is sent none of its posts, the node with
+/// one is sent each once. The first client to follow it on the idle node
+/// sees the very next post (or a resync that shows it), though the owner
+/// learns of the follower only when that node's announcement lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_writes_go_only_to_nodes_whose_clients_follow_them() {
+    let Some(admin) = postgres_or_skip() else {
+        return;
+    };
+    let (servers, _dirs, dbname) = three_nodes(&admin).await;
+    let urls: Vec<String> = servers.iter().map(|s| s.1.clone()).collect();
+    let thread = new_thread(&urls[0], "followed").await;
+    let owner = owner_of_thread(thread);
+    let others: Vec<usize> = (0..3).filter(|&i| i != owner).collect();
+    let (watching, idle) = (others[0], others[1]);
+    let (mut live, _) = Live::open(
+        &format!("{}/api/v1/live?thread={thread}", urls[watching]),
+        None,
+    )
+    .await;
+    let mut n = 0;
+    // Posts through the owner and waits until the watching node received
+    // the write: by then the owner has decided where it went. Answers how
+    // many nodes it was sent to.
+    let mut post = || {
+        n += 1;
+        let (k, urls) = (n, urls.clone());
+        async move {
+            let (sent, got) = (
+                relayed(&urls[owner], "sent").await,
+                relayed(&urls[watching], "received").await,
+            );
+            let res = post_reply(
+                &urls[owner],
+                thread,
+                &format!("post {k}"),
+                &format!("follow-{k}"),
+            )
+            .await;
+            assert_eq!(res.status(), 201);
+            let id = res.json::<serde_json::Value>().await.unwrap()["id"]
+                .as_i64()
+                .unwrap();
+            eventually(
+                "the watching node receives the post",
+                Duration::from_secs(10),
+                || async { (relayed(&urls[watching], "received").await > got).then_some(()) },
+            )
+            .await;
+            (id, relayed(&urls[owner], "sent").await - sent)
+        }
+    };
+    // Until the idle node's announcement reaches the owner, the owner does
+    // not know it follows nothing, and sends it everything.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (p, to) = post().await;
+        sees(&mut live, &urls[watching], thread, p).await;
+        if to == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle node is still sent the thread's writes"
+        );
+    }
+    let idle_before = relayed(&urls[idle], "received").await;
+    for _ in 0..5 {
+        let (p, to) = post().await;
+        assert_eq!(to, 1, "sent to the watching node only");
+        sees(&mut live, &urls[watching], thread, p).await;
+    }
+
+    // A first follower on the idle node, and a post at once: not lost; and
+    // from then on the idle node is sent the thread's writes too.
+    let (mut late, _) =
+        Live::open(&format!("{}/api/v1/live?thread={thread}", urls[idle]), None).await;
+    let (p, _) = post().await;
+    sees(&mut late, &urls[idle], thread, p).await;
+    let (p, to) = post().await;
+    assert_eq!(to, 2, "sent to both following nodes");
+    sees(&mut late, &urls[idle], thread, p).await;
+    assert!(relayed(&urls[idle], "received").await > idle_before);
+    drop(servers);
+    let _ = wani_store::testing::drop_postgres_database(&admin, &dbname).await;
+}
+
 /// A thread whose view is larger than one cluster frame (1 MiB) is still
 /// served by the nodes that do not own it: the owner answers in parts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

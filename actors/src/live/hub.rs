@@ -8,8 +8,10 @@
 //!
 //! Thread and board actors publish with one cast after a committed write
 //! ([`LiveHub::publish`]). In a cluster the owner's hub also sends the write,
-//! once, to every other node with the `live` role ([`LiveMsg::Relayed`]
-//! over the transport), whose hub fans it out to its own clients. Those
+//! once, to every other node with the `live` role whose clients follow its
+//! thread or board ([`LiveMsg::Relayed`] over the transport; each hub
+//! announces what its clients follow, see `interest.rs`), whose hub fans it
+//! out to its own clients. Those
 //! messages are numbered per receiving node (`relay.rs`), and each sender
 //! says every second how many it sent: a receiver that finds one missing
 //! (a session dropped with it in flight) tells its subscribers to resync. Each hub turns writes into numbered events, keeps
@@ -31,6 +33,7 @@
 //! ([`Connection`] holds a guard) or on overflow; the hub, its supervisor,
 //! then forgets the client and its subscriptions.
 
+use super::interest::{Announce, Change, Peers, Seen, Topic, Wanted, FULL_EVERY};
 use super::relay::{Inbox, Outbox};
 use crate::error::ActorError;
 use bytes::Bytes;
@@ -46,7 +49,7 @@ use wani_supervision::transport::{delivered, Fault, Remote, Transport};
 #[cfg(debug_assertions)]
 use wani_supervision::tree::CrashFn;
 use wani_supervision::tree::{ChildSpec, Policy, Slot};
-use wani_supervision::{EntityKey, Role};
+use wani_supervision::{EntityKey, NodeName, Role};
 
 /// How many events the hub keeps for clients reconnecting with `Last-Event-ID`.
 pub const REPLAY: usize = 1024;
@@ -206,6 +209,10 @@ pub enum LiveMsg {
         seq: u64,
         event: Option<Published>,
     },
+    /// What node `from`'s clients follow, or how that changed.
+    Interest { from: String, announce: Announce },
+    /// Node `from`'s answer to this node's announcement.
+    Seen { from: String, seen: Seen },
     /// A write committed on this node: fan it out here and relay it to the
     /// other live nodes.
     #[serde(skip)]
@@ -229,6 +236,9 @@ pub enum LiveMsg {
     /// Answers with the number of connected clients.
     #[serde(skip)]
     Clients { reply: RpcReplyPort<usize> },
+    /// Answers with the writes relayed to other nodes and from them.
+    #[serde(skip)]
+    Relays { reply: RpcReplyPort<Relays> },
     /// The hub's clock.
     #[serde(skip)]
     Tick,
@@ -245,6 +255,15 @@ pub enum LiveMsg {
     Crash,
 }
 impl ractor::Message for LiveMsg {}
+
+/// Writes relayed between this node's hub and the others, since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Relays {
+    /// Writes sent to another node (one per node it went to).
+    pub sent: u64,
+    /// Writes received from other nodes.
+    pub received: u64,
+}
 impl Remote for LiveMsg {
     const KIND: &'static str = "live";
 }
@@ -282,13 +301,16 @@ impl LiveHub {
         };
         let to = hub.actor.clone();
         // Relayed messages are cast in the order they arrive from each
-        // sender, which keeps its events in order.
+        // sender, which keeps its events in order (and an answer to an
+        // announcement after the writes sent before it).
         transport.serve::<LiveMsg>(move |_, msg| {
             delivered(match msg {
-                LiveMsg::Relayed { .. } => to
+                LiveMsg::Relayed { .. } | LiveMsg::Interest { .. } | LiveMsg::Seen { .. } => to
                     .cast(msg)
                     .map_err(|e| Fault::Unavailable(format!("live hub: {e}"))),
-                _ => Err(Fault::Invalid("only relayed writes cross nodes".into())),
+                _ => Err(Fault::Invalid(
+                    "only relayed writes and interest cross nodes".into(),
+                )),
             })
         });
         hub
@@ -391,6 +413,11 @@ impl LiveHub {
         self.call(|reply| LiveMsg::Clients { reply }).await
     }
 
+    /// The writes relayed to and from other nodes so far.
+    pub async fn relays(&self) -> Result<Relays, ActorError> {
+        self.call(|reply| LiveMsg::Relays { reply }).await
+    }
+
     /// Ends every connection.
     pub async fn close_all(&self) {
         let _ = self.call(|reply| LiveMsg::CloseAll { reply }).await;
@@ -452,6 +479,49 @@ pub struct HubState {
     counter: u64,
     tick: u64,
     heartbeat: Arc<Frame>,
+    /// What this node's clients follow, as announced to the other nodes.
+    wanted: Wanted,
+    /// What the other nodes' clients follow, as they announced it.
+    peers: Peers,
+    /// The peers told the whole set since they (or this hub) started.
+    told: HashSet<NodeName>,
+    relays: Relays,
+}
+
+/// The topics of a write: its thread and board, and the threads it quotes.
+fn topics_of(p: &Published) -> Vec<Topic> {
+    match p {
+        Published::Post {
+            thread,
+            board,
+            quotes,
+            ..
+        } => {
+            let mut t = vec![Topic::Thread(*thread), Topic::Board(*board)];
+            t.extend(quotes.iter().map(|(_, q)| Topic::Thread(*q)));
+            t
+        }
+        Published::Deleted { thread, board, .. } => {
+            vec![Topic::Thread(*thread), Topic::Board(*board)]
+        }
+    }
+}
+
+/// The entity a topic names.
+fn topic_key(t: Topic) -> EntityKey {
+    match t {
+        Topic::Thread(id) => crate::names::thread(id),
+        Topic::Board(id) => crate::names::board(id),
+    }
+}
+
+/// A hub-side view of a client's topics.
+fn topics_in(topics: &Topics) -> impl Iterator<Item = Topic> + '_ {
+    topics
+        .thread
+        .iter()
+        .map(|t| Topic::Thread(ThreadId(*t)))
+        .chain(topics.board.iter().map(|b| Topic::Board(BoardId(*b))))
 }
 
 /// The hub actor.
@@ -493,6 +563,109 @@ impl HubState {
             c.boards.insert(BoardId(b));
             self.boards.entry(BoardId(b)).or_default().insert(key);
         }
+        let peers = self.live_peers();
+        if let Some(change) = self
+            .wanted
+            .follow(topics_in(topics), &peers, self.tick, self.next_id)
+        {
+            self.announce(&change, &peers);
+        }
+    }
+
+    /// The other nodes with the live role, in the current view.
+    fn live_peers(&self) -> Vec<NodeName> {
+        let Some(cluster) = self.transport.cluster() else {
+            return Vec::new();
+        };
+        let me = self.transport.me().clone();
+        cluster
+            .with_role(Role::Live)
+            .into_iter()
+            .filter(|n| *n != me)
+            .collect()
+    }
+
+    /// Sends a change of what this node's clients follow to `peers`.
+    fn announce(&mut self, change: &Change, peers: &[NodeName]) {
+        for peer in peers {
+            self.tell_interest(peer, change.epoch, false, &change.add, &change.remove);
+        }
+    }
+
+    /// Sends this node's whole set to `peer`.
+    fn announce_whole(&mut self, peer: &NodeName) {
+        let (epoch, all) = self.wanted.whole();
+        self.tell_interest(peer, epoch, true, &all, &[]);
+        self.told.insert(peer.clone());
+    }
+
+    fn tell_interest(
+        &self,
+        peer: &NodeName,
+        epoch: u64,
+        full: bool,
+        add: &[Topic],
+        remove: &[Topic],
+    ) {
+        let (heard_stream, heard) = self.inbox.heard(&peer.0).unwrap_or((0, 0));
+        let msg = LiveMsg::Interest {
+            from: self.transport.me().0.clone(),
+            announce: Announce {
+                stream: self.outbox.stream,
+                epoch,
+                full,
+                add: add.to_vec(),
+                remove: remove.to_vec(),
+                heard_stream,
+                heard,
+            },
+        };
+        if let Err(e) = self.transport.tell(peer, 0, &msg) {
+            tracing::debug!(node = %peer, error = %e, "an interest announcement did not reach a node");
+        }
+    }
+
+    /// Another node's announcement: remember it and answer.
+    fn interest(&mut self, from: String, announce: Announce) {
+        let node = NodeName(from);
+        let seen = self.peers.announced(&node, &announce, self.outbox.stream);
+        let msg = LiveMsg::Seen {
+            from: self.transport.me().0.clone(),
+            seen,
+        };
+        if let Err(e) = self.transport.tell(&node, 0, &msg) {
+            tracing::debug!(%node, error = %e, "an interest answer did not reach a node");
+        }
+    }
+
+    /// Tells the clients of `topics` to resync.
+    fn resync_topics(&mut self, topics: Vec<Topic>) {
+        if topics.is_empty() {
+            return;
+        }
+        let keys: HashSet<EntityKey> = topics.into_iter().map(topic_key).collect();
+        self.resync_where(&|k| keys.contains(&k));
+    }
+
+    /// The interest side of the clock: withdrawals, unanswered
+    /// announcements, the whole set to peers not told yet and, now and
+    /// then, to all.
+    fn interest_tick(&mut self) {
+        if self.transport.cluster().is_none() {
+            return;
+        }
+        let peers = self.live_peers();
+        let (change, resync) = self.wanted.tick(self.tick, &peers, self.next_id);
+        if let Some(change) = change {
+            self.announce(&change, &peers);
+        }
+        self.resync_topics(resync);
+        let everyone = self.tick % FULL_EVERY == 0;
+        for peer in &peers {
+            if everyone || !self.told.contains(peer) {
+                self.announce_whole(peer);
+            }
+        }
     }
 
     /// How many threads and boards client `key` would follow after a change.
@@ -524,11 +697,16 @@ impl HubState {
         };
         for &t in &topics.thread {
             c.threads.remove(&ThreadId(t));
-            unindex(&mut self.threads, ThreadId(t), key);
+            if unindex(&mut self.threads, ThreadId(t), key) {
+                self.wanted
+                    .unfollowed(Topic::Thread(ThreadId(t)), self.tick);
+            }
         }
         for &b in &topics.board {
             c.boards.remove(&BoardId(b));
-            unindex(&mut self.boards, BoardId(b), key);
+            if unindex(&mut self.boards, BoardId(b), key) {
+                self.wanted.unfollowed(Topic::Board(BoardId(b)), self.tick);
+            }
         }
     }
 
@@ -537,10 +715,14 @@ impl HubState {
         let c = self.clients.remove(&key)?;
         self.by_actor.remove(&c.actor.get_id());
         for t in &c.threads {
-            unindex(&mut self.threads, *t, key);
+            if unindex(&mut self.threads, *t, key) {
+                self.wanted.unfollowed(Topic::Thread(*t), self.tick);
+            }
         }
         for b in &c.boards {
-            unindex(&mut self.boards, *b, key);
+            if unindex(&mut self.boards, *b, key) {
+                self.wanted.unfollowed(Topic::Board(*b), self.tick);
+            }
         }
         Some(c)
     }
@@ -675,15 +857,20 @@ impl HubState {
     /// that cannot be reached is skipped: it is down, or cut off for a
     /// while, and the next number it sees tells it that it missed one.
     fn relay(&mut self, event: Option<&Published>) {
-        let Some(cluster) = self.transport.cluster() else {
+        if self.transport.cluster().is_none() {
             return;
-        };
+        }
         let me = self.transport.me().clone();
-        let peers = cluster
-            .with_role(Role::Live)
-            .into_iter()
-            .filter(|n| *n != me);
-        for (node, seq) in self.outbox.number(peers, event.is_some()) {
+        let peers = self.live_peers();
+        let topics = event.map(topics_of).unwrap_or_default();
+        let wants = &mut self.peers;
+        let numbered = self.outbox.number(peers, event.is_some(), |node, sent| {
+            wants.wants(node, &topics, sent)
+        });
+        if event.is_some() {
+            self.relays.sent += numbered.len() as u64;
+        }
+        for (node, seq) in numbered {
             let msg = LiveMsg::Relayed {
                 from: me.0.clone(),
                 stream: self.outbox.stream,
@@ -698,6 +885,14 @@ impl HubState {
 
     /// A message relayed by another node.
     fn relayed(&mut self, from: String, stream: u64, seq: u64, event: Option<Published>) {
+        let restarted = self.inbox.heard(&from).is_some_and(|(s, _)| s != stream);
+        if restarted {
+            // A new hub there knows nothing of what this node follows.
+            self.told.remove(&NodeName(from.clone()));
+        }
+        if event.is_some() {
+            self.relays.received += 1;
+        }
         if self.inbox.gap(&from, stream, seq, event.is_some()) {
             // What was lost is unknown, and whose entities they were too:
             // the sender may have owned them in a view this node did not
@@ -757,6 +952,13 @@ impl HubState {
         if last + 1 < oldest {
             return None;
         }
+        // In a cluster the ring holds another node's writes of a topic only
+        // while this node follows it (and every peer knows it).
+        if self.transport.cluster().is_some()
+            && topics_in(topics).any(|t| self.wanted.complete_since(t).is_none_or(|c| c > last + 1))
+        {
+            return None;
+        }
         let wants = |f: &Frame| {
             f.threads.iter().any(|t| topics.thread.contains(&t.0))
                 || f.boards.iter().any(|b| topics.board.contains(&b.0))
@@ -771,13 +973,16 @@ impl HubState {
     }
 }
 
-fn unindex<K: std::hash::Hash + Eq>(index: &mut HashMap<K, HashSet<u64>>, k: K, key: u64) {
+/// Removes `key` from `k`'s clients; true when that was the last one.
+fn unindex<K: std::hash::Hash + Eq>(index: &mut HashMap<K, HashSet<u64>>, k: K, key: u64) -> bool {
     if let Some(s) = index.get_mut(&k) {
         s.remove(&key);
         if s.is_empty() {
             index.remove(&k);
+            return true;
         }
     }
+    false
 }
 
 impl Actor for LiveHubActor {
@@ -821,6 +1026,10 @@ impl Actor for LiveHubActor {
                 threads: Vec::new(),
                 boards: Vec::new(),
             }),
+            wanted: Wanted::default(),
+            peers: Peers::default(),
+            told: HashSet::new(),
+            relays: Relays::default(),
         })
     }
 
@@ -841,6 +1050,11 @@ impl Actor for LiveHubActor {
                 seq,
                 event,
             } => state.relayed(from, stream, seq, event),
+            LiveMsg::Interest { from, announce } => state.interest(from, announce),
+            LiveMsg::Seen { from, seen } => {
+                let resync = state.wanted.seen(&NodeName(from), &seen, state.next_id);
+                state.resync_topics(resync);
+            }
             LiveMsg::Connect {
                 topics,
                 last_event_id,
@@ -921,10 +1135,14 @@ impl Actor for LiveHubActor {
             LiveMsg::Clients { reply } => {
                 let _ = reply.send(state.clients.len());
             }
+            LiveMsg::Relays { reply } => {
+                let _ = reply.send(state.relays);
+            }
             LiveMsg::Resync(which) => state.resync_where(&*which),
             LiveMsg::Tick => {
                 state.beat();
                 state.relay(None);
+                state.interest_tick();
             }
             #[cfg(debug_assertions)]
             LiveMsg::Crash => panic!("crash requested for the live hub (test hook)"),

@@ -36,22 +36,28 @@ impl Outbox {
 
     /// Numbers one message for each of `peers` (with an event, the next
     /// number; without, the count so far, for the periodic sync), and for
-    /// every peer seen before that is not among them now.
+    /// every peer seen before that is not among them now. An event goes
+    /// only to the peers `wants` takes (given each one's count so far);
+    /// the others are not counted it, so they expect no such message.
     pub fn number(
         &mut self,
         peers: impl IntoIterator<Item = NodeName>,
         event: bool,
+        mut wants: impl FnMut(&NodeName, u64) -> bool,
     ) -> Vec<(NodeName, u64)> {
         for p in peers {
             self.sent.entry(p).or_insert(0);
         }
         self.sent
             .iter_mut()
-            .map(|(node, seq)| {
+            .filter_map(|(node, seq)| {
                 if event {
+                    if !wants(node, *seq) {
+                        return None;
+                    }
                     *seq += 1;
                 }
-                (node.clone(), *seq)
+                Some((node.clone(), *seq))
             })
             .collect()
     }
@@ -64,6 +70,11 @@ pub struct Inbox {
 }
 
 impl Inbox {
+    /// The stream last heard from `from`, and the last number in it.
+    pub fn heard(&self, from: &str) -> Option<(u64, u64)> {
+        self.seen.get(from).copied()
+    }
+
     /// Takes a message numbered `seq` in `stream` from `from` (`event`:
     /// it carries a write; else it is a sync of the count). True when one
     /// went missing since the last, or `from` restarted.
@@ -107,16 +118,22 @@ mod tests {
     fn peers_once_known_keep_being_counted() {
         let n = |s: &str| NodeName(s.to_string());
         let mut out = Outbox::new(1);
-        let mut got = out.number([n("b"), n("c")], true);
+        let mut got = out.number([n("b"), n("c")], true, |_, _| true);
         got.sort();
         assert_eq!(got, vec![(n("b"), 1), (n("c"), 1)]);
         // c is out of the view now (down, or forgotten by a rejoin): its
         // count still grows, so it sees the gap when it is back.
-        let mut got = out.number([n("b")], true);
+        let mut got = out.number([n("b")], true, |_, _| true);
         got.sort();
         assert_eq!(got, vec![(n("b"), 2), (n("c"), 2)]);
-        let mut sync = out.number([n("b")], false);
+        let mut sync = out.number([n("b")], false, |_, _| true);
         sync.sort();
         assert_eq!(sync, vec![(n("b"), 2), (n("c"), 2)]);
+        // An event c does not want is neither sent nor counted to it.
+        let got = out.number([n("b")], true, |node, _| *node == n("b"));
+        assert_eq!(got, vec![(n("b"), 3)]);
+        let mut sync = out.number([n("b")], false, |_, _| true);
+        sync.sort();
+        assert_eq!(sync, vec![(n("b"), 3), (n("c"), 2)]);
     }
 }

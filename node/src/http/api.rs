@@ -302,8 +302,8 @@ pub async fn new_reply(
         .entities
         .ask(id, |reply| ThreadMsg::Head { reply })
         .await?;
-    let mut body = serde_json::to_value(json::post(&post, &thread, false))
-        .map_err(ApiError::internal)?;
+    let mut body =
+        serde_json::to_value(json::post(&post, &thread, false)).map_err(ApiError::internal)?;
     body["post_url"] = json::post_url(&post).into();
     Ok((status, Json(body)).into_response())
 }

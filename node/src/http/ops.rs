@@ -134,6 +134,20 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             n as f64,
         );
     }
+    if let Ok(r) = state.live.relays().await {
+        out.family(
+            "wani_live_relayed_total",
+            "counter",
+            "Live-update writes relayed to other nodes (one per node sent to) and received from them.",
+        );
+        for (direction, n) in [("sent", r.sent), ("received", r.received)] {
+            out.sample(
+                "wani_live_relayed_total",
+                &[("direction", direction)],
+                n as f64,
+            );
+        }
+    }
 
     if let Some(c) = &state.cluster {
         state.metrics.write_view_changes(&mut out);
