@@ -331,6 +331,15 @@ pub(crate) async fn count_posts(http: &str, thread: i64) -> anyhow::Result<usize
     Ok(v.as_array().map(Vec::len).unwrap_or(0))
 }
 
+/// The posts of all of `threads`, read through `http`.
+pub(crate) async fn count_all(http: &str, threads: &[i64]) -> anyhow::Result<usize> {
+    let mut n = 0;
+    for t in threads {
+        n += count_posts(http, *t).await?;
+    }
+    Ok(n)
+}
+
 /// Time from hurting the owner to the first acknowledged reply through a survivor.
 async fn failover(procs: &mut [Proc], signal: i32, round: usize) -> anyhow::Result<Duration> {
     let thread = new_thread(&procs[0].http).await?;
@@ -685,13 +694,7 @@ pub async fn run(args: BenchClusterArgs) -> anyhow::Result<()> {
             }
             t
         };
-        let before: usize = {
-            let mut c = 0;
-            for t in &threads {
-                c += count_posts(&procs[0].http, *t).await?;
-            }
-            c
-        };
+        let before = count_all(&procs[0].http, &threads).await?;
         eprintln!("{n} node(s): replies");
         let writes = spread(
             &procs,
@@ -701,11 +704,7 @@ pub async fn run(args: BenchClusterArgs) -> anyhow::Result<()> {
         )
         .await;
         // Sixteen threads over the nodes: one template per connection.
-        let mut stored = 0;
-        for t in &threads {
-            stored += count_posts(&procs[0].http, *t).await?;
-        }
-        let stored = stored - before;
+        let stored = count_all(&procs[0].http, &threads).await? - before;
         eprintln!("{n} node(s): cached reads");
         // A thread of its own for reads (the write phase grew the others to
         // thousands of posts): an opening post and 20 replies.

@@ -15,7 +15,7 @@
 
 use crate::bench::{LoadResult, RequestTemplate};
 use crate::bench_cluster::{
-    bounded, converge, count_posts, ms, name, new_thread, port, reply, reply_template, spread,
+    bounded, converge, count_all, ms, name, new_thread, port, reply, reply_template, spread,
     start_node, BenchClusterArgs, Proc,
 };
 use anyhow::Context;
@@ -282,10 +282,7 @@ pub async fn run(args: &BenchClusterArgs, root: &Path) -> anyhow::Result<(String
             converge(&p.http, n).await?;
         }
         let threads = seed(&procs).await?;
-        let mut before = 0;
-        for t in &threads {
-            before += count_posts(&procs[0].http, *t).await?;
-        }
+        let before = count_all(&procs[0].http, &threads).await?;
         let mut all: Vec<&Group> = groups.iter().collect();
         all.extend([&postgres, &load]);
         let per_node = connections / n;
@@ -315,10 +312,7 @@ pub async fn run(args: &BenchClusterArgs, root: &Path) -> anyhow::Result<(String
         .await;
         load.release(me);
         let (reads, replies) = (reads?, replies?);
-        let mut after = 0;
-        for t in &threads {
-            after += count_posts(&procs[0].http, *t).await?;
-        }
+        let after = count_all(&procs[0].http, &threads).await?;
         rows.push(Row {
             nodes: n,
             reads,
