@@ -59,17 +59,17 @@ pub struct BenchLiveArgs {
 }
 
 /// A crowd of subscribers and what they received.
-struct Crowd {
+pub(crate) struct Crowd {
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<Vec<(i64, Instant)>>>,
     ready: Arc<AtomicUsize>,
-    received: Arc<AtomicUsize>,
+    pub(crate) received: Arc<AtomicUsize>,
 }
 
 impl Crowd {
     /// Connects `n` subscribers, subscriber `i` to `paths[i % len]` on
     /// `addrs[i % len]`, and waits until every one is registered.
-    async fn connect(
+    pub(crate) async fn connect(
         addrs: &[String],
         paths: &[String],
         n: usize,
@@ -108,7 +108,11 @@ impl Crowd {
         Ok(crowd)
     }
 
-    async fn until(&self, what: &str, done: impl Fn(&Crowd) -> bool) -> anyhow::Result<()> {
+    pub(crate) async fn until(
+        &self,
+        what: &str,
+        done: impl Fn(&Crowd) -> bool,
+    ) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(120);
         while !done(self) {
             if Instant::now() > deadline {
@@ -124,7 +128,7 @@ impl Crowd {
     }
 
     /// Disconnects everyone; every event received, with its arrival time.
-    async fn close(self) -> Vec<(i64, Instant)> {
+    pub(crate) async fn close(self) -> Vec<(i64, Instant)> {
         let _ = self.stop.send(true);
         let mut all = Vec::new();
         for t in self.tasks {
@@ -299,7 +303,7 @@ fn list(v: &[f64]) -> String {
         .join(", ")
 }
 
-fn live_path(thread: i64) -> String {
+pub(crate) fn live_path(thread: i64) -> String {
     format!("/api/v1/live?thread={thread}")
 }
 

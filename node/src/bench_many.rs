@@ -21,9 +21,10 @@
 
 use crate::bench::{http_get, machine, rss_of};
 use crate::bench_cluster::{
-    bounded, converge, mass_failover, mass_table, name, owned_threads, owner, port, reply_with,
-    start_node, BenchClusterArgs, Proc,
+    bounded, converge, mass_failover, mass_table, name, new_thread, owned_threads, owner, port,
+    reply, reply_with, start_node, BenchClusterArgs, Proc,
 };
+use crate::bench_live::{live_path, Crowd};
 use crate::bench_scale::Group;
 use anyhow::Context;
 use std::fmt::Write as _;
@@ -95,11 +96,16 @@ impl Many {
     }
 }
 
-/// A counter or gauge from a node's `/metrics` (see [`sum_samples`]).
-async fn metric(http: &str, name: &str, labels: &[&str]) -> anyhow::Result<f64> {
+/// A node's `/metrics`.
+async fn metrics_text(http: &str) -> anyhow::Result<String> {
     let (status, body) = http_get(http, "/metrics").await?;
     anyhow::ensure!(status == 200, "{http}/metrics answered {status}");
-    Ok(sum_samples(&String::from_utf8_lossy(&body), name, labels))
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A counter or gauge from a node's `/metrics` (see [`sum_samples`]).
+async fn metric(http: &str, name: &str, labels: &[&str]) -> anyhow::Result<f64> {
+    Ok(sum_samples(&metrics_text(http).await?, name, labels))
 }
 
 /// The sum of the samples of metric `name` in Prometheus' text format
@@ -114,14 +120,61 @@ fn sum_samples(text: &str, name: &str, labels: &[&str]) -> f64 {
 
 /// Membership frames and bytes a node sent and received so far.
 async fn membership_traffic(http: &str) -> anyhow::Result<[f64; 4]> {
+    let text = metrics_text(http).await?;
     let class = "class=\"membership\"";
     let (sent, received) = ("direction=\"sent\"", "direction=\"received\"");
     Ok([
-        metric(http, "wani_cluster_frames_total", &[class, sent]).await?,
-        metric(http, "wani_cluster_frame_bytes_total", &[class, sent]).await?,
-        metric(http, "wani_cluster_frames_total", &[class, received]).await?,
-        metric(http, "wani_cluster_frame_bytes_total", &[class, received]).await?,
+        sum_samples(&text, "wani_cluster_frames_total", &[class, sent]),
+        sum_samples(&text, "wani_cluster_frame_bytes_total", &[class, sent]),
+        sum_samples(&text, "wani_cluster_frames_total", &[class, received]),
+        sum_samples(&text, "wani_cluster_frame_bytes_total", &[class, received]),
     ])
+}
+
+/// Live writes relayed between nodes when each thread is watched on one
+/// node: `threads` threads, each followed by one subscriber on a node that
+/// does not own it, `posts` replies into each through the first node. Each
+/// write should go to one node (the watcher's), not to every other one.
+/// Returns the report's row.
+async fn live_interest(procs: &[Proc], threads: usize, posts: usize) -> anyhow::Result<String> {
+    let n = procs.len();
+    let mut made = Vec::new();
+    for i in 0..threads {
+        made.push(new_thread(&procs[i % n].http).await?);
+    }
+    let addrs: Vec<String> = made
+        .iter()
+        .map(|t| procs[(owner(*t, n) + 1) % n].http.clone())
+        .collect();
+    let paths: Vec<String> = made.iter().map(|t| live_path(*t)).collect();
+    let crowd = Crowd::connect(&addrs, &paths, threads, None).await?;
+    let sent = || async {
+        let mut sum = 0.0;
+        for p in procs {
+            sum += metric(&p.http, "wani_live_relayed_total", &["direction=\"sent\""]).await?;
+        }
+        anyhow::Ok(sum)
+    };
+    let before = sent().await?;
+    for k in 0..posts {
+        for t in &made {
+            let status = reply(&procs[0].http, *t, &format!("interest-{t}-{k}")).await?;
+            anyhow::ensure!(status == 201, "a reply was refused ({status})");
+        }
+    }
+    let total = threads * posts;
+    crowd
+        .until("every watcher to receive every post", |c| {
+            c.received.load(std::sync::atomic::Ordering::Relaxed) >= total
+        })
+        .await?;
+    let relayed = sent().await? - before;
+    let received = crowd.close().await.len();
+    Ok(format!(
+        "| {n} | {threads}, each watched on one node | {total} | {relayed:.0} | {:.2} | {} | {received} of {total} |",
+        relayed / total as f64,
+        n - 1
+    ))
 }
 
 /// Mean per-node membership traffic per second at rest, over `over`.
@@ -281,6 +334,7 @@ pub async fn run(args: &BenchClusterArgs, n: usize, root: &Path) -> anyhow::Resu
     let mut sizes: Vec<usize> = [5, 10, n].into_iter().filter(|s| *s <= n).collect();
     sizes.dedup();
     let mut big = None;
+    let mut live = None;
     for size in sizes {
         eprintln!("{size} nodes: starting");
         let (many, agreed) = start(&args.postgres, size, root, args.many_cpu).await?;
@@ -298,6 +352,10 @@ pub async fn run(args: &BenchClusterArgs, n: usize, root: &Path) -> anyhow::Resu
             t[3],
             mean_rss_mib(&many.procs)
         );
+        if size == 10 {
+            eprintln!("{size} nodes: live writes between nodes, each thread watched on one");
+            live = Some(live_interest(&many.procs, 10, 20).await?);
+        }
         if size == n {
             big = Some(many);
         } else {
@@ -305,6 +363,12 @@ pub async fn run(args: &BenchClusterArgs, n: usize, root: &Path) -> anyhow::Resu
             drop(many);
             let _ = wani_store::testing::drop_postgres_database(&args.postgres, &dbname).await;
         }
+    }
+    if let Some(row) = live {
+        let _ = writeln!(
+            out,
+            "\n| nodes | threads | posts | live writes relayed | per post | to every other live node it would be | posts received by the watchers |\n|---:|---|---:|---:|---:|---:|---|\n{row}"
+        );
     }
     let mut m = big.context("no cluster of the full size")?;
     let victim = 1;
