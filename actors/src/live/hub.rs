@@ -588,14 +588,25 @@ impl HubState {
     /// Sends a change of what this node's clients follow to `peers`.
     fn announce(&mut self, change: &Change, peers: &[NodeName]) {
         for peer in peers {
-            self.tell_interest(peer, change.epoch, false, &change.add, &change.remove);
+            if self.wanted.too_many() {
+                self.announce_whole(peer);
+            } else {
+                let (add, remove) = (&change.add, &change.remove);
+                self.tell_interest(peer, change.epoch, false, false, add, remove);
+            }
         }
     }
 
-    /// Sends this node's whole set to `peer`.
+    /// Sends this node's whole set to `peer` (or, past the limit, that it
+    /// wants everything).
     fn announce_whole(&mut self, peer: &NodeName) {
-        let (epoch, all) = self.wanted.whole();
-        self.tell_interest(peer, epoch, true, &all, &[]);
+        if self.wanted.too_many() {
+            let (epoch, _) = self.wanted.whole();
+            self.tell_interest(peer, epoch, true, true, &[], &[]);
+        } else {
+            let (epoch, all) = self.wanted.whole();
+            self.tell_interest(peer, epoch, true, false, &all, &[]);
+        }
         self.told.insert(peer.clone());
     }
 
@@ -604,6 +615,7 @@ impl HubState {
         peer: &NodeName,
         epoch: u64,
         full: bool,
+        all: bool,
         add: &[Topic],
         remove: &[Topic],
     ) {
@@ -614,6 +626,7 @@ impl HubState {
                 stream: self.outbox.stream,
                 epoch,
                 full,
+                all,
                 add: add.to_vec(),
                 remove: remove.to_vec(),
                 heard_stream,

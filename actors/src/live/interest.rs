@@ -41,6 +41,10 @@ pub const FULL_EVERY: u64 = 30;
 /// Ticks to wait for a peer's answer before resyncing the new topics'
 /// clients anyway (the peer is down, or the answer was lost).
 pub const ANSWER_TICKS: u64 = 5;
+/// Beyond this many followed topics a node announces that it wants every
+/// write instead of the list: clients following thousands of made-up
+/// threads on one node must not fill every other node's memory.
+pub const MAX_ANNOUNCED: usize = 50_000;
 
 /// A thread or a board, as followed by clients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -58,6 +62,8 @@ pub struct Announce {
     pub epoch: u64,
     /// `add` is everything followed (`remove` is empty).
     pub full: bool,
+    /// Send it every write (it follows more than [`MAX_ANNOUNCED`]).
+    pub all: bool,
     pub add: Vec<Topic>,
     pub remove: Vec<Topic>,
     /// The receiver's relay stream and how many of its messages the
@@ -227,6 +233,11 @@ impl Wanted {
         (self.epoch, self.following.iter().copied().collect())
     }
 
+    /// Follows too many topics to list them: announce `all` instead.
+    pub fn too_many(&self) -> bool {
+        self.following.len() > MAX_ANNOUNCED
+    }
+
     /// The first event id from which the ring holds every write for
     /// `topic`; `None` while answers are awaited or when not followed.
     pub fn complete_since(&self, topic: Topic) -> Option<u64> {
@@ -290,7 +301,11 @@ impl Peers {
         if p.stream != a.stream {
             *p = PeerWants::new(a.stream);
         }
-        let added: Vec<Topic> = if a.full {
+        let added: Vec<Topic> = if a.all {
+            // Everything from now on; what was skipped may concern it.
+            p.topics = None;
+            p.skipped.keys().copied().collect()
+        } else if a.full {
             let new: HashSet<Topic> = a.add.iter().copied().collect();
             let added = match &p.topics {
                 Some(old) => new.difference(old).copied().collect(),
@@ -348,6 +363,7 @@ mod tests {
             stream: 7,
             epoch: c.epoch,
             full: false,
+            all: false,
             add: c.add.clone(),
             remove: c.remove.clone(),
             heard_stream: 1,
@@ -419,6 +435,7 @@ mod tests {
             stream: 7,
             epoch,
             full: true,
+            all: false,
             add: all,
             remove: vec![],
             heard_stream: 1,
@@ -442,6 +459,30 @@ mod tests {
         restarted.epoch = 3;
         a.announced(&n("b"), &restarted, 1);
         assert!(a.wants(&n("b"), &[th(9)], 0));
+    }
+
+    #[test]
+    fn a_node_following_too_much_is_sent_everything() {
+        let (mut b, mut a) = (Wanted::default(), Peers::default());
+        let c = b.follow([th(1)], &[n("a")], 0, 100).unwrap();
+        a.announced(&n("b"), &announce(&c, 0), 1);
+        assert!(!a.wants(&n("b"), &[th(7)], 3));
+        b.follow((0..=MAX_ANNOUNCED as i64).map(th), &[n("a")], 0, 100);
+        assert!(b.too_many());
+        let (epoch, _) = b.whole();
+        let all = Announce {
+            stream: 7,
+            epoch,
+            full: true,
+            all: true,
+            add: vec![],
+            remove: vec![],
+            heard_stream: 1,
+            heard: 3,
+        };
+        let seen = a.announced(&n("b"), &all, 1);
+        assert_eq!(seen.missed, vec![th(7)], "the skip may concern it");
+        assert!(a.wants(&n("b"), &[th(123_456_789)], 3));
     }
 
     #[test]
