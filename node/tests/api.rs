@@ -54,7 +54,8 @@ async fn thread_json(node: &TestNode, thread: i64) -> Vec<Value> {
     v.as_array().expect("array").clone()
 }
 
-async fn catalog_ids(node: &TestNode) -> Vec<i64> {
+/// Board b's catalog entries, most recently bumped first.
+async fn catalog(node: &TestNode) -> Vec<Value> {
     let (_, v) = json(
         node.client()
             .get(node.at("/api/v1/board/b/catalog"))
@@ -63,8 +64,12 @@ async fn catalog_ids(node: &TestNode) -> Vec<i64> {
             .expect("get"),
     )
     .await;
-    v.as_array()
-        .expect("array")
+    v.as_array().expect("array").clone()
+}
+
+async fn catalog_ids(node: &TestNode) -> Vec<i64> {
+    catalog(node)
+        .await
         .iter()
         .map(|t| t["id"].as_i64().expect("id"))
         .collect()
@@ -726,18 +731,10 @@ async fn a_burst_of_replies_bumps_as_if_one_at_a_time(db: Db) {
         "the catalog shows the burst",
         Duration::from_secs(5),
         || async {
-            let (_, v) = json(
-                node.client()
-                    .get(node.at("/api/v1/board/b/catalog"))
-                    .send()
-                    .await
-                    .expect("get"),
-            )
-            .await;
-            v.as_array()?
-                .iter()
+            catalog(&node)
+                .await
+                .into_iter()
                 .find(|t| t["id"] == thread && t["num_replies"] == n)
-                .cloned()
         },
     )
     .await;

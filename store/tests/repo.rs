@@ -285,12 +285,8 @@ async fn same_address_keeps_its_poster_id_per_thread(db: &TestDb) {
         s.create_post(elsewhere).await.unwrap().into_inner().poster,
         "9999"
     );
-    let posters: Vec<_> = s
-        .thread(t1.id)
+    let posters: Vec<_> = posts(s, t1.id)
         .await
-        .unwrap()
-        .unwrap()
-        .posts
         .into_iter()
         .map(|p| p.poster)
         .collect();
@@ -531,15 +527,7 @@ async fn one_bad_write_does_not_sink_its_batch(db: &TestDb) {
         .collect();
     assert_eq!(bodies, ["a", "c", "e"]);
     g.unwrap();
-    let stored: Vec<_> = s
-        .thread(t.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .posts
-        .into_iter()
-        .map(|p| p.body)
-        .collect();
+    let stored: Vec<_> = posts(s, t.id).await.into_iter().map(|p| p.body).collect();
     assert_eq!(stored, ["op of t", "a", "c", "e"]);
     assert_eq!(s.count_posts().await.unwrap(), 6);
 }
@@ -580,12 +568,8 @@ async fn queued_posts_commit_in_the_order_queued(db: &TestDb) {
         ids.windows(2).all(|w| w[0] < w[1]),
         "ids in queue order: {ids:?}"
     );
-    let stored: Vec<_> = s
-        .thread(t.id)
+    let stored: Vec<_> = posts(s, t.id)
         .await
-        .unwrap()
-        .unwrap()
-        .posts
         .into_iter()
         .skip(1)
         .map(|p| p.body)
@@ -616,7 +600,7 @@ async fn settle_waits_for_writes_whose_callers_gave_up(db: &TestDb) {
         c.abort();
     }
     s.settle(t.id.0).await.unwrap();
-    let posts = s.thread(t.id).await.unwrap().unwrap().posts;
+    let posts = posts(s, t.id).await;
     assert_eq!(
         posts.len(),
         21,

@@ -240,6 +240,14 @@ async fn run_batch(
     run_guarded(backend, pool, writes).await
 }
 
+/// A write transaction on the writer's connection.
+async fn begin(
+    backend: Backend,
+    pool: &AnyPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    pool.begin_with(backend.begin_write()).await.map_err(db_err)
+}
+
 /// Runs the batch without a savepoint per write: two statements fewer for
 /// each, a third of a reply's. Almost every batch succeeds whole; if one
 /// write fails, the transaction is rolled back and `None` says to run the
@@ -249,10 +257,7 @@ async fn run_unguarded(
     pool: &AnyPool,
     writes: &[Write],
 ) -> Result<Option<Vec<Result<Written, StoreError>>>, StoreError> {
-    let mut tx = pool
-        .begin_with(backend.begin_write())
-        .await
-        .map_err(db_err)?;
+    let mut tx = begin(backend, pool).await?;
     let mut results = Vec::with_capacity(writes.len());
     for write in writes {
         match write.apply(&mut tx, backend).await {
@@ -274,10 +279,7 @@ async fn run_guarded(
     pool: &AnyPool,
     writes: &[Write],
 ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
-    let mut tx = pool
-        .begin_with(backend.begin_write())
-        .await
-        .map_err(db_err)?;
+    let mut tx = begin(backend, pool).await?;
     let mut results = Vec::with_capacity(writes.len());
     for write in writes {
         let mut savepoint = tx.begin().await.map_err(db_err)?;

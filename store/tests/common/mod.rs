@@ -214,6 +214,11 @@ pub async fn thread(store: &Store, board: BoardId, subject: &str, now: i64) -> (
 }
 
 /// Posts a reply and returns it.
+/// The posts of a thread that exists, in order.
+pub async fn posts(store: &Store, thread: ThreadId) -> Vec<Post> {
+    store.thread(thread).await.unwrap().unwrap().posts
+}
+
 pub async fn reply(store: &Store, thread: ThreadId, body: &str, now: i64) -> Post {
     store
         .create_post(new_post(thread, body, now))
