@@ -13,9 +13,9 @@
 //! (the bump rule sees them); a `Flush` it sends itself behind them then
 //! waits for the commits, in order, applies each reply to memory and only
 //! then answers its poster. The store's writer puts the queued replies in
-//! one transaction, each in its own savepoint, so ids follow the mailbox
-//! order and a reply refused at commit fails alone. Any other command
-//! first lands what is queued, so it sees every earlier reply.
+//! one transaction, so ids follow the mailbox order, and a reply refused at
+//! commit fails alone. Any other command first lands what is queued, so it
+//! sees every earlier reply.
 //!
 //! Reads are served from [`ViewCache`]: rendered once per change, with an ETag.
 //!
@@ -184,9 +184,9 @@ pub struct ThreadState {
     fence: Option<Fence>,
     fenced: bool,
     /// Replies queued in the store and not yet answered, oldest first.
+    /// Whenever it is not empty a `Flush` is in the mailbox: one is sent
+    /// when the first reply is queued, and handling it empties the queue.
     pending: VecDeque<Pending>,
-    /// A `Flush` is in the mailbox.
-    flush_queued: bool,
 }
 
 /// A reply queued in the store, with what applying it needs.
@@ -295,7 +295,6 @@ impl ThreadState {
             fence: None,
             fenced: false,
             pending: VecDeque::new(),
-            flush_queued: false,
         }
     }
 
@@ -475,13 +474,11 @@ impl ThreadState {
         let (board, full) = load(&self.shared, self.id()).await?;
         let (fence, mut views) = (self.fence, self.views.clone());
         let pending = std::mem::take(&mut self.pending);
-        let flush_queued = self.flush_queued;
         *self = ThreadState::new(self.shared.clone(), self.entities.clone(), board, full);
         self.fence = fence;
         views.invalidate();
         self.views = views;
         self.pending = pending;
-        self.flush_queued = flush_queued;
         Ok(())
     }
 
@@ -617,13 +614,14 @@ impl Actor for ThreadActor {
         }
         match msg {
             ThreadMsg::CreatePost { draft, reply } => {
+                let idle = state.pending.is_empty();
                 state.queue_post(*draft, reply).await;
-                if !state.pending.is_empty() && !state.flush_queued {
+                if idle && !state.pending.is_empty() {
                     myself.send_message(ThreadMsg::Flush)?;
-                    state.flush_queued = true;
                 }
             }
-            ThreadMsg::Flush => state.flush_queued = false,
+            // Landed above, as every command but reads and replies.
+            ThreadMsg::Flush => {}
             ThreadMsg::View { view, reply } => {
                 let (shared, board, full) = (&state.shared, &state.board, &state.full);
                 let v = state

@@ -650,13 +650,30 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         );
     }
-    if args.replies_only {
-        return finish(
-            &out,
-            &args,
-            [(&one, stored_one), (&sixteen, stored_sixteen)],
+    if !args.replies_only {
+        memory(
+            &mut out,
+            idle_rss,
+            rss_before_activation,
+            active_threads,
+            rss_activated,
         );
     }
+    finish(
+        &out,
+        &args,
+        [(&one, stored_one), (&sixteen, stored_sixteen)],
+    )
+}
+
+/// The memory table: idle, passivated, and per active thread.
+fn memory(
+    out: &mut String,
+    idle_rss: u64,
+    rss_before_activation: u64,
+    active_threads: usize,
+    rss_activated: u64,
+) {
     let _ = writeln!(out, "\n| memory | RSS |\n|---|---:|");
     let _ = writeln!(
         out,
@@ -675,11 +692,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         rss_activated as f64 / 1024.0,
         (rss_activated.saturating_sub(rss_before_activation)) as f64 / active_threads.max(1) as f64
     );
-    finish(
-        &out,
-        &args,
-        [(&one, stored_one), (&sixteen, stored_sixteen)],
-    )
 }
 
 /// Prints the report, writes it where asked, and fails if a reply run's

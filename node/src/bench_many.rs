@@ -148,13 +148,7 @@ async fn live_interest(procs: &[Proc], threads: usize, posts: usize) -> anyhow::
         .collect();
     let paths: Vec<String> = made.iter().map(|t| live_path(*t)).collect();
     let crowd = Crowd::connect(&addrs, &paths, threads, None).await?;
-    let sent = || async {
-        let mut sum = 0.0;
-        for p in procs {
-            sum += metric(&p.http, "wani_live_relayed_total", &["direction=\"sent\""]).await?;
-        }
-        anyhow::Ok(sum)
-    };
+    let sent = || sum_metric(procs, "wani_live_relayed_total", &["direction=\"sent\""]);
     let before = sent().await?;
     for k in 0..posts {
         for t in &made {
@@ -219,10 +213,10 @@ fn shards_moved(n: usize) -> usize {
 }
 
 /// Sum of a counter over every node.
-async fn sum_metric(procs: &[Proc], name: &str) -> anyhow::Result<f64> {
+async fn sum_metric(procs: &[Proc], name: &str, labels: &[&str]) -> anyhow::Result<f64> {
     let mut total = 0.0;
     for p in procs {
-        total += metric(&p.http, name, &[]).await?;
+        total += metric(&p.http, name, labels).await?;
     }
     Ok(total)
 }
@@ -231,7 +225,7 @@ async fn sum_metric(procs: &[Proc], name: &str) -> anyhow::Result<f64> {
 async fn join(m: &mut Many, root: &Path, threads: &[i64]) -> anyhow::Result<String> {
     let n = m.procs.len();
     let handed_over = "wani_shard_entities_handed_over_total";
-    let before = sum_metric(&m.procs, handed_over).await?;
+    let before = sum_metric(&m.procs, handed_over, &[]).await?;
     m.ports.push((port(), port()));
     let begun = Instant::now();
     m.launch(root, n)?;
@@ -241,11 +235,11 @@ async fn join(m: &mut Many, root: &Path, threads: &[i64]) -> anyhow::Result<Stri
     let agreed = begun.elapsed();
     // Hand-over runs on each old owner as its view changes; give it a
     // moment to finish before counting.
-    let mut stopped = sum_metric(&m.procs, handed_over).await? - before;
+    let mut stopped = sum_metric(&m.procs, handed_over, &[]).await? - before;
     let settle = Instant::now() + Duration::from_secs(10);
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = sum_metric(&m.procs, handed_over).await? - before;
+        let now = sum_metric(&m.procs, handed_over, &[]).await? - before;
         if now == stopped || Instant::now() > settle {
             break;
         }

@@ -587,27 +587,25 @@ impl HubState {
 
     /// Sends a change of what this node's clients follow to `peers`.
     fn announce(&mut self, change: &Change, peers: &[NodeName]) {
+        if self.wanted.too_many() {
+            return self.announce_whole(peers);
+        }
         for peer in peers {
-            if self.wanted.too_many() {
-                self.announce_whole(peer);
-            } else {
-                let (add, remove) = (&change.add, &change.remove);
-                self.tell_interest(peer, change.epoch, false, false, add, remove);
-            }
+            let (add, remove) = (&change.add, &change.remove);
+            self.tell_interest(peer, change.epoch, false, false, add, remove);
         }
     }
 
-    /// Sends this node's whole set to `peer` (or, past the limit, that it
+    /// Sends this node's whole set to `peers` (or, past the limit, that it
     /// wants everything).
-    fn announce_whole(&mut self, peer: &NodeName) {
-        if self.wanted.too_many() {
-            let (epoch, _) = self.wanted.whole();
-            self.tell_interest(peer, epoch, true, true, &[], &[]);
-        } else {
-            let (epoch, all) = self.wanted.whole();
-            self.tell_interest(peer, epoch, true, false, &all, &[]);
+    fn announce_whole(&mut self, peers: &[NodeName]) {
+        let (epoch, topics) = self.wanted.whole();
+        let all = topics.is_none();
+        let topics = topics.unwrap_or_default();
+        for peer in peers {
+            self.tell_interest(peer, epoch, true, all, &topics, &[]);
+            self.told.insert(peer.clone());
         }
-        self.told.insert(peer.clone());
     }
 
     fn tell_interest(
@@ -674,10 +672,12 @@ impl HubState {
         }
         self.resync_topics(resync);
         let everyone = self.tick % FULL_EVERY == 0;
-        for peer in &peers {
-            if everyone || !self.told.contains(peer) {
-                self.announce_whole(peer);
-            }
+        let due: Vec<NodeName> = peers
+            .into_iter()
+            .filter(|p| everyone || !self.told.contains(p))
+            .collect();
+        if !due.is_empty() {
+            self.announce_whole(&due);
         }
     }
 
@@ -710,16 +710,24 @@ impl HubState {
         };
         for &t in &topics.thread {
             c.threads.remove(&ThreadId(t));
-            if unindex(&mut self.threads, ThreadId(t), key) {
-                self.wanted
-                    .unfollowed(Topic::Thread(ThreadId(t)), self.tick);
-            }
         }
         for &b in &topics.board {
             c.boards.remove(&BoardId(b));
-            if unindex(&mut self.boards, BoardId(b), key) {
-                self.wanted.unfollowed(Topic::Board(BoardId(b)), self.tick);
-            }
+        }
+        for t in topics_in(topics) {
+            self.unfollow(key, t);
+        }
+    }
+
+    /// Takes client `key` off `topic`'s list; the last one off makes the
+    /// topic idle here (withdrawn from the other nodes after a while).
+    fn unfollow(&mut self, key: u64, topic: Topic) {
+        let last = match topic {
+            Topic::Thread(t) => unindex(&mut self.threads, t, key),
+            Topic::Board(b) => unindex(&mut self.boards, b, key),
+        };
+        if last {
+            self.wanted.unfollowed(topic, self.tick);
         }
     }
 
@@ -727,15 +735,9 @@ impl HubState {
     fn forget(&mut self, key: u64) -> Option<Client> {
         let c = self.clients.remove(&key)?;
         self.by_actor.remove(&c.actor.get_id());
-        for t in &c.threads {
-            if unindex(&mut self.threads, *t, key) {
-                self.wanted.unfollowed(Topic::Thread(*t), self.tick);
-            }
-        }
-        for b in &c.boards {
-            if unindex(&mut self.boards, *b, key) {
-                self.wanted.unfollowed(Topic::Board(*b), self.tick);
-            }
+        let topics = c.threads.iter().map(|t| Topic::Thread(*t));
+        for t in topics.chain(c.boards.iter().map(|b| Topic::Board(*b))) {
+            self.unfollow(key, t);
         }
         Some(c)
     }

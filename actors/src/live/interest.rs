@@ -228,9 +228,11 @@ impl Wanted {
         }
     }
 
-    /// The whole set, for a peer not told yet or the periodic repair.
-    pub fn whole(&self) -> (u64, Vec<Topic>) {
-        (self.epoch, self.following.iter().copied().collect())
+    /// The whole set, for a peer not told yet or the periodic repair;
+    /// `None` past [`MAX_ANNOUNCED`] (announce `all` instead).
+    pub fn whole(&self) -> (u64, Option<Vec<Topic>>) {
+        let topics = (!self.too_many()).then(|| self.following.iter().copied().collect());
+        (self.epoch, topics)
     }
 
     /// Follows too many topics to list them: announce `all` instead.
@@ -431,6 +433,7 @@ mod tests {
         a.announced(&n("b"), &announce(&c3, 0), 1);
         assert!(a.wants(&n("b"), &[th(9)], 0), "unknown now: everything");
         let (epoch, all) = b.whole();
+        let all = all.unwrap();
         let whole = Announce {
             stream: 7,
             epoch,
@@ -469,7 +472,8 @@ mod tests {
         assert!(!a.wants(&n("b"), &[th(7)], 3));
         b.follow((0..=MAX_ANNOUNCED as i64).map(th), &[n("a")], 0, 100);
         assert!(b.too_many());
-        let (epoch, _) = b.whole();
+        let (epoch, listed) = b.whole();
+        assert_eq!(listed, None);
         let all = Announce {
             stream: 7,
             epoch,

@@ -242,7 +242,12 @@ impl Store {
 
     /// Queues a write on its entity's writer and waits for its commit.
     async fn submit(&self, write: write::Write) -> Result<write::Written, StoreError> {
-        self.writer(write.entity()).submit(write).await
+        self.enqueue(write).await?.await
+    }
+
+    /// Queues a write on its entity's writer; the answer comes after the commit.
+    async fn enqueue(&self, write: write::Write) -> Result<writer::Answer, StoreError> {
+        self.writer(write.entity()).enqueue(write).await
     }
 
     /// The read pool, for the database blob store and the admin queries.
@@ -482,8 +487,7 @@ impl Repo for Store {
     }
 
     async fn queue_post(&self, new: NewPost) -> Result<Landing<Committed<Post>>, StoreError> {
-        let write = write::Write::Post(new);
-        let answer = self.writer(write.entity()).enqueue(write).await?;
+        let answer = self.enqueue(write::Write::Post(new)).await?;
         Ok(Box::pin(async move {
             match answer.await? {
                 write::Written::Post(c) => Ok(c),

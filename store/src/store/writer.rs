@@ -121,11 +121,6 @@ impl Writer {
         }
     }
 
-    /// Queues a write and waits until its batch has committed (or failed).
-    pub(super) async fn submit(&self, write: Write) -> Result<Written, StoreError> {
-        self.queue(Some(write)).await?.await
-    }
-
     /// Queues a write and returns as soon as it is queued, with the answer
     /// to wait for. Writes queued one after another by one caller commit in
     /// that order (one queue, one task), so a caller may queue several
