@@ -10,12 +10,14 @@
 //! A hot thread does not wait for one commit per reply. The actor checks a
 //! reply, queues it in the store and goes on to the next one in its
 //! mailbox, deciding each as if the ones queued before it were written
-//! (the bump rule sees them); a `Flush` it sends itself behind them then
-//! waits for the commits, in order, applies each reply to memory and only
-//! then answers its poster. The store's writer puts the queued replies in
-//! one transaction, so ids follow the mailbox order, and a reply refused at
-//! commit fails alone. Any other command first lands what is queued, so it
-//! sees every earlier reply.
+//! (the bump rule sees them). A small task beside the actor waits for the
+//! commits, in order, and nudges it (`Flush`) as they come in; the actor
+//! then applies each committed reply to memory and only then answers its
+//! poster. So the actor checks the next replies while the store commits
+//! the last ones, instead of the two taking turns. The store's writer puts
+//! the queued replies in one transaction, so ids follow the mailbox order,
+//! and a reply refused at commit fails alone. Any other command first
+//! waits for what is queued to land, so it sees every earlier reply.
 //!
 //! Reads are served from [`ViewCache`]: rendered once per change, with an ETag.
 //!
@@ -47,10 +49,13 @@ use crate::views::{CachedView, ThreadView, ViewCache};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
 use wani_store::{
     poster_hex, Author, Board, BoardId, Committed, Fence, Landing, ModBy, NewMedia, NewPost, Post,
-    PostId, Thread, ThreadFull, ThreadId, ThreadSummary,
+    PostId, StoreError, Thread, ThreadFull, ThreadId, ThreadSummary,
 };
 use wani_supervision::transport::{Remote, Reply};
 
@@ -145,7 +150,8 @@ pub enum ThreadMsg {
     /// Periodic check for passivation.
     #[serde(skip)]
     Tick,
-    /// Waits for the replies queued in the store and answers their posters.
+    /// Commits of queued replies are in: apply them and answer their
+    /// posters.
     #[serde(skip)]
     Flush,
     /// Panics inside the actor, to exercise supervision. Debug builds only.
@@ -183,19 +189,56 @@ pub struct ThreadState {
     /// owns the thread now, and this activation stops.
     fence: Option<Fence>,
     fenced: bool,
-    /// Replies queued in the store and not yet answered, oldest first.
-    /// Whenever it is not empty a `Flush` is in the mailbox: one is sent
-    /// when the first reply is queued, and handling it empties the queue.
+    /// Replies queued in the store and not yet answered, oldest first;
+    /// their commits arrive through `landings` in the same order.
     pending: VecDeque<Pending>,
+    /// `None` only while `reload` rebuilds the state.
+    landings: Option<Landings>,
 }
 
 /// A reply queued in the store, with what applying it needs.
 struct Pending {
-    landing: Landing<Committed<Post>>,
     links: QuoteLinks,
     bump: bool,
     poster: String,
     reply: Reply<Result<Committed<Post>, ActorError>>,
+}
+
+/// The commits of queued replies, awaited off the actor by a task that
+/// owns their [`Landing`]s and hands back each outcome in queue order.
+struct Landings {
+    queued: mpsc::UnboundedSender<Landing<Committed<Post>>>,
+    landed: mpsc::UnboundedReceiver<Result<Committed<Post>, StoreError>>,
+    /// A `Flush` is in the mailbox: the task sends at most one at a time,
+    /// and the actor clears this before taking what has landed, so a
+    /// commit that lands meanwhile sends the next one.
+    nudged: Arc<AtomicBool>,
+}
+
+impl Landings {
+    /// Starts the task; it ends once the actor's state is dropped and the
+    /// writes it was given have answered (they commit regardless).
+    fn spawn(actor: ActorRef<ThreadMsg>) -> Landings {
+        let (queued, mut waiting) = mpsc::unbounded_channel::<Landing<Committed<Post>>>();
+        let (done, landed) = mpsc::unbounded_channel();
+        let nudged = Arc::new(AtomicBool::new(false));
+        let flag = nudged.clone();
+        tokio::spawn(async move {
+            while let Some(landing) = waiting.recv().await {
+                if done.send(landing.await).is_err() {
+                    return;
+                }
+                if !flag.swap(true, Ordering::AcqRel) {
+                    let _ = actor.send_message(ThreadMsg::Flush);
+                }
+            }
+        });
+        Landings {
+            queued,
+            landed,
+            nudged,
+        }
+    }
 }
 
 /// The thread actor.
@@ -295,6 +338,7 @@ impl ThreadState {
             fence: None,
             fenced: false,
             pending: VecDeque::new(),
+            landings: None,
         }
     }
 
@@ -322,14 +366,27 @@ impl ThreadState {
         match self.check_post(draft).await {
             Ok((new, links)) => {
                 let (bump, poster) = (new.bump, new.poster.clone());
+                let Some(landings) = &self.landings else {
+                    return reply.send(Err(ActorError::Unavailable(
+                        "the thread is reloading".into(),
+                    )));
+                };
                 match self.shared.repo.queue_post(new).await {
-                    Ok(landing) => self.pending.push_back(Pending {
-                        landing,
-                        links,
-                        bump,
-                        poster,
-                        reply,
-                    }),
+                    Ok(landing) => {
+                        // The task outlives the state, so it takes every
+                        // landing; a closed channel would mean it panicked.
+                        if landings.queued.send(landing).is_err() {
+                            return reply.send(Err(ActorError::Unavailable(
+                                "the thread's commit watcher stopped".into(),
+                            )));
+                        }
+                        self.pending.push_back(Pending {
+                            links,
+                            bump,
+                            poster,
+                            reply,
+                        })
+                    }
                     Err(e) => reply.send(Err(e.into())),
                 }
             }
@@ -406,9 +463,34 @@ impl ThreadState {
     /// Waits for every queued reply to commit, in the order queued, applies
     /// each to memory and answers its poster.
     async fn land(&mut self) {
+        self.take_landed(true).await;
+    }
+
+    /// Applies and answers the queued replies whose commits are in (the
+    /// oldest first), or, with `wait`, every queued reply.
+    async fn take_landed(&mut self, wait: bool) {
+        if let Some(l) = &self.landings {
+            l.nudged.store(false, Ordering::Release);
+        }
         let mut changed = false;
-        while let Some(p) = self.pending.pop_front() {
-            let result = self.landed(p.landing.await, &p.links, p.bump).await;
+        while !self.pending.is_empty() {
+            let Some(landings) = &mut self.landings else { break };
+            let committed = if wait {
+                landings.landed.recv().await
+            } else {
+                match landings.landed.try_recv() {
+                    Ok(c) => Some(c),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                }
+            };
+            let committed = committed.unwrap_or_else(|| {
+                Err(StoreError::Unavailable(
+                    "the thread's commit watcher stopped".into(),
+                ))
+            });
+            let Some(p) = self.pending.pop_front() else { break };
+            let result = self.landed(committed, &p.links, p.bump).await;
             changed |= matches!(result, Ok(Committed::Created(_)));
             // Nothing was stored, and another node owns the thread now:
             // this activation is stale, and the caller routes again.
@@ -424,7 +506,7 @@ impl ThreadState {
 
     async fn landed(
         &mut self,
-        committed: Result<Committed<Post>, wani_store::StoreError>,
+        committed: Result<Committed<Post>, StoreError>,
         links: &QuoteLinks,
         bump: bool,
     ) -> Result<Committed<Post>, ActorError> {
@@ -474,11 +556,13 @@ impl ThreadState {
         let (board, full) = load(&self.shared, self.id()).await?;
         let (fence, mut views) = (self.fence, self.views.clone());
         let pending = std::mem::take(&mut self.pending);
+        let landings = self.landings.take();
         *self = ThreadState::new(self.shared.clone(), self.entities.clone(), board, full);
         self.fence = fence;
         views.invalidate();
         self.views = views;
         self.pending = pending;
+        self.landings = landings;
         Ok(())
     }
 
@@ -559,13 +643,14 @@ impl Actor for ThreadActor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<ThreadMsg>,
+        myself: ActorRef<ThreadMsg>,
         args: Self::Arguments,
     ) -> Result<ThreadState, ActorProcessingErr> {
         let (board, full) = load(&args.shared, ThreadId(args.id)).await?;
         let mut state = ThreadState::new(args.shared, args.entities, board, full);
         state.fence = args.fence;
         state.views = args.cache;
+        state.landings = Some(Landings::spawn(myself));
         Ok(state)
     }
 
@@ -579,8 +664,8 @@ impl Actor for ThreadActor {
         Ok(())
     }
 
-    /// A stop (a hand-over, a drain) can come between a reply queued and
-    /// its `Flush`: its commit still lands, so answer its poster.
+    /// A stop (a hand-over, a drain) can come while replies are queued:
+    /// their commits still land, so answer their posters.
     async fn post_stop(
         &self,
         _myself: ActorRef<ThreadMsg>,
@@ -604,6 +689,7 @@ impl Actor for ThreadActor {
         if !matches!(
             msg,
             ThreadMsg::CreatePost { .. }
+                | ThreadMsg::Flush
                 | ThreadMsg::View { .. }
                 | ThreadMsg::GetPost { .. }
                 | ThreadMsg::Summary { .. }
@@ -613,15 +699,8 @@ impl Actor for ThreadActor {
             state.land().await;
         }
         match msg {
-            ThreadMsg::CreatePost { draft, reply } => {
-                let idle = state.pending.is_empty();
-                state.queue_post(*draft, reply).await;
-                if idle && !state.pending.is_empty() {
-                    myself.send_message(ThreadMsg::Flush)?;
-                }
-            }
-            // Landed above, as every command but reads and replies.
-            ThreadMsg::Flush => {}
+            ThreadMsg::CreatePost { draft, reply } => state.queue_post(*draft, reply).await,
+            ThreadMsg::Flush => state.take_landed(false).await,
             ThreadMsg::View { view, reply } => {
                 let (shared, board, full) = (&state.shared, &state.board, &state.full);
                 let v = state
