@@ -21,6 +21,7 @@ both_backends!(
     one_bad_write_does_not_sink_its_batch,
     settle_waits_for_writes_whose_callers_gave_up,
     queued_posts_commit_in_the_order_queued,
+    queued_replies_are_stored_as_one_at_a_time_would_store_them,
     bad_input_gets_a_clear_error,
     poster_secret_is_stable_across_reconnects,
     data_survives_reopening,
@@ -579,6 +580,110 @@ async fn queued_posts_commit_in_the_order_queued(db: &TestDb) {
         .map(|i| format!("r{i}"))
         .collect();
     assert_eq!(stored, want);
+}
+
+/// Replies queued together are written in bulk (a few statements for the
+/// whole run): what is stored must be what writing them one at a time
+/// stores. Two threads, three addresses (the second post of an address
+/// offers another hex: the first one stays), sage, quotes of posts in this
+/// thread, in the other and of none, media, fenced and unfenced.
+async fn queued_replies_are_stored_as_one_at_a_time_would_store_them(db: &TestDb) {
+    let s = &db.store;
+    let b = board(s, "bulk").await;
+    let fence = s
+        .acquire_lease(9, "a@host:1", 1_000, 500)
+        .await
+        .unwrap()
+        .unwrap();
+    let script = |threads: [&(Thread, Post); 2], i: usize| {
+        let (thread, op) = threads[i % 3 % 2];
+        let other = &threads[(i % 3 + 1) % 2].1;
+        let mut new = new_post(thread.id, &format!("r{i}"), 100 + i as i64);
+        new.ip = format!("192.0.2.{}", i % 3);
+        new.poster = format!("{:04x}", 0xa000 + i);
+        new.sage = i % 4 == 1;
+        new.bump = !new.sage && i < 17;
+        new.quotes = match i % 5 {
+            0 => vec![op.id],
+            1 => vec![other.id, op.id, op.id],
+            2 => vec![PostId(1_000_000_000)],
+            _ => Vec::new(),
+        };
+        new.fence = (i % 2 == 0).then_some(fence);
+        if i % 7 == 3 {
+            new.media = Some(media(&format!("bulk {i} {}", thread.id)));
+        }
+        new
+    };
+    let one = [&thread(s, b.id, "1", 1).await, &thread(s, b.id, "2", 1).await];
+    for i in 0..20 {
+        s.create_post(script(one, i)).await.unwrap();
+    }
+    let queued = [&thread(s, b.id, "1", 1).await, &thread(s, b.id, "2", 1).await];
+    let mut landings = Vec::new();
+    for i in 0..20 {
+        landings.push(s.queue_post(script(queued, i)).await.unwrap());
+    }
+    for landing in landings {
+        assert!(matches!(landing.await, Ok(Committed::Created(_))));
+    }
+    let (want, got) = (shape(s, one).await, shape(s, queued).await);
+    assert_eq!(got, want);
+    assert!(
+        want.iter().any(|l| l.contains("replies [(false, 1), (false, 4)")),
+        "{want:#?}"
+    );
+
+    // A reply fenced by a lease that moved on fails alone.
+    let lost = s
+        .acquire_lease(9, "b@host:2", 1_800, 500)
+        .await
+        .unwrap()
+        .unwrap();
+    let (t, _) = queued[0];
+    let mut landings = Vec::new();
+    for i in 0..4 {
+        let mut new = new_post(t.id, &format!("late {i}"), 200 + i);
+        new.fence = Some(if i == 2 { fence } else { lost });
+        landings.push(s.queue_post(new).await.unwrap());
+    }
+    let mut answers = Vec::new();
+    for landing in landings {
+        answers.push(landing.await);
+    }
+    assert!(matches!(answers[2], Err(StoreError::Fenced { .. })), "{:?}", answers[2]);
+    assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 3);
+}
+
+/// Two threads' rows and posts, each post by its place (ids differ
+/// between two runs of the same script).
+async fn shape(s: &Store, threads: [&(Thread, Post); 2]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut place = std::collections::HashMap::new();
+    for (t, _) in threads {
+        for (n, p) in posts(s, t.id).await.into_iter().enumerate() {
+            place.insert(p.id, (t.id == threads[1].0.id, n));
+        }
+    }
+    for (t, _) in threads {
+        let row = s.thread(t.id).await.unwrap().unwrap().thread;
+        out.push(format!("thread bumped at {}", row.last_updated));
+        for p in posts(s, t.id).await {
+            // By place: which thread's reply got the lower id is up to
+            // the writers (on PostgreSQL each thread may have its own).
+            let mut replies: Vec<_> = p.replies.iter().map(|r| place[r]).collect();
+            replies.sort();
+            out.push(format!(
+                "{} by {} at {} sage {} media {} replies {replies:?}",
+                p.body,
+                p.poster,
+                p.datetime,
+                p.sage,
+                p.media.map(|m| m.blob).unwrap_or_default().len(),
+            ));
+        }
+    }
+    out
 }
 
 /// An actor killed mid-write leaves its write queued; the activation that

@@ -27,6 +27,7 @@
 
 mod accounts;
 mod admin;
+mod bulk;
 mod dberr;
 mod moderation;
 mod read;

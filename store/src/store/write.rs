@@ -119,7 +119,7 @@ pub(super) async fn replay_thread(
 /// On PostgreSQL the row is share-locked until commit, so a takeover (which
 /// updates the row) waits for this transaction instead of racing it.
 /// Answers the lease the write holds, for [`record_commit`].
-async fn check_fence(
+pub(super) async fn check_fence(
     conn: &mut AnyConnection,
     backend: Backend,
     fence: Option<Fence>,
@@ -144,9 +144,9 @@ async fn check_fence(
 }
 
 /// The shard lease a fenced write committed under.
-struct Held {
-    fence: Fence,
-    node: String,
+pub(super) struct Held {
+    pub(super) fence: Fence,
+    pub(super) node: String,
 }
 
 /// Records who committed `post` (see `migrations/*/0004_commits.sql`), in
@@ -194,7 +194,7 @@ async fn upsert_poster(
     Ok((id, hex))
 }
 
-async fn insert_media(conn: &mut AnyConnection, m: &NewMedia) -> Result<Media, StoreError> {
+pub(super) async fn insert_media(conn: &mut AnyConnection, m: &NewMedia) -> Result<Media, StoreError> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO media (blob, thumb_blob, mimetype, ext, is_animated, width, height, \
          thumb_width, thumb_height, size_bytes, thumb_mimetype, duration_ms, frames, md5, \
@@ -275,15 +275,7 @@ async fn insert_post(
     .fetch_one(&mut *conn)
     .await
     .map_err(db_err)?;
-    let mut quoted: Vec<i64> = new
-        .quotes
-        .iter()
-        .map(|q| q.0)
-        .filter(|&q| q != id)
-        .collect();
-    quoted.sort_unstable();
-    quoted.dedup();
-    for to in quoted {
+    for to in quoted(new, id) {
         // A quote of a post that does not exist is kept in the markup (it
         // renders as dead) but links nothing. `WHERE` before `ON CONFLICT`
         // is what lets SQLite parse an upsert on INSERT … SELECT.
@@ -297,7 +289,32 @@ async fn insert_post(
         .await
         .map_err(db_err)?;
     }
-    Ok(Post {
+    Ok(stored_post(id, thread, subject, new, hex, media))
+}
+
+/// The posts `new` (stored as `id`) links to: each once, never itself.
+pub(super) fn quoted(new: &NewPost, id: i64) -> Vec<i64> {
+    let mut quoted: Vec<i64> = new
+        .quotes
+        .iter()
+        .map(|q| q.0)
+        .filter(|&q| q != id)
+        .collect();
+    quoted.sort_unstable();
+    quoted.dedup();
+    quoted
+}
+
+/// The post as stored from `new`, with the row's id, poster hex and media.
+pub(super) fn stored_post(
+    id: i64,
+    thread: ThreadId,
+    subject: Option<&str>,
+    new: &NewPost,
+    hex: String,
+    media: Option<Media>,
+) -> Post {
+    Post {
         id: PostId(id),
         thread,
         body: new.body.clone(),
@@ -312,7 +329,7 @@ async fn insert_post(
         replies: Vec::new(),
         slip_name: new.author.name.clone(),
         capcode: new.author.capcode.clone(),
-    })
+    }
 }
 
 /// Tag names as stored: trimmed, without empties or repeats, sorted (the
@@ -332,7 +349,7 @@ fn normalize_tags(tags: &[String]) -> Vec<String> {
 /// leaves it empty, derived with [`poster_hex`] from the poster secret. An
 /// opening post needs that: its thread id, which keys the id, exists only
 /// inside this transaction.
-async fn poster_of(
+pub(super) async fn poster_of(
     conn: &mut AnyConnection,
     thread: ThreadId,
     new: &NewPost,
@@ -418,32 +435,40 @@ async fn create_post(
     new: &NewPost,
 ) -> Result<Committed<Post>, StoreError> {
     let held = check_fence(conn, backend, new.fence).await?;
-    // One statement checks the thread, bumps it, and (on PostgreSQL) locks
-    // the row until commit. A bump never moves `last_updated` backwards, so
-    // a node with a slow clock cannot sink a thread. If the thread turns out
-    // archived, the savepoint rollback undoes the bump.
+    bump_thread(conn, new.thread, new.bump, new.now).await?;
+    let post = insert_post(conn, new.thread, None, new).await?;
+    record_commit(conn, post.id.0, &held).await?;
+    Ok(Committed::Created(post))
+}
+
+/// Checks that `thread` exists and takes replies, and bumps it to `now`
+/// if `bump`. One statement, which (on PostgreSQL) also locks the row
+/// until commit. A bump never moves `last_updated` backwards, so a node
+/// with a slow clock cannot sink a thread. If the thread turns out
+/// archived, the caller's rollback undoes the bump.
+async fn bump_thread(
+    conn: &mut AnyConnection,
+    thread: ThreadId,
+    bump: bool,
+    now: i64,
+) -> Result<(), StoreError> {
     let archived = sqlx::query(
         "UPDATE thread SET last_updated = CASE WHEN $1 AND $2 > last_updated \
          THEN $2 ELSE last_updated END WHERE id = $3 RETURNING archived",
     )
-    .bind(new.bump)
-    .bind(new.now)
-    .bind(new.thread.0)
+    .bind(bump)
+    .bind(now)
+    .bind(thread.0)
     .fetch_optional(&mut *conn)
     .await
     .map_err(db_err)?;
     let Some(row) = archived else {
-        return Err(StoreError::NotFound(format!("thread {}", new.thread)));
+        return Err(StoreError::NotFound(format!("thread {thread}")));
     };
     if read::flag(&row, "archived").map_err(db_err)? {
-        return Err(StoreError::Conflict(format!(
-            "thread {} is archived",
-            new.thread
-        )));
+        return Err(StoreError::Conflict(format!("thread {thread} is archived")));
     }
-    let post = insert_post(conn, new.thread, None, new).await?;
-    record_commit(conn, post.id.0, &held).await?;
-    Ok(Committed::Created(post))
+    Ok(())
 }
 
 async fn archive_thread(conn: &mut AnyConnection, id: ThreadId) -> Result<Archived, StoreError> {

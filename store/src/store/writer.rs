@@ -28,7 +28,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::write::{Write, Written};
-use super::{db_err, Backend};
+use super::{bulk, db_err, Backend};
+use crate::model::NewPost;
 use crate::error::StoreError;
 
 /// Writes per transaction at most: bounds how long one commit holds the
@@ -244,9 +245,10 @@ async fn begin(
 }
 
 /// Runs the batch without a savepoint per write: two statements fewer for
-/// each, a third of a reply's. Almost every batch succeeds whole; if one
-/// write fails, the transaction is rolled back and `None` says to run the
-/// batch again with savepoints, where that write fails alone.
+/// each, a third of a reply's, and each run of consecutive replies in bulk
+/// (see `bulk`). Almost every batch succeeds whole; if one write fails, the
+/// transaction is rolled back and `None` says to run the batch again one
+/// write at a time with savepoints, where that write fails alone.
 async fn run_unguarded(
     backend: Backend,
     pool: &AnyPool,
@@ -254,13 +256,27 @@ async fn run_unguarded(
 ) -> Result<Option<Vec<Result<Written, StoreError>>>, StoreError> {
     let mut tx = begin(backend, pool).await?;
     let mut results = Vec::with_capacity(writes.len());
-    for write in writes {
-        match write.apply(&mut tx, backend).await {
-            Ok(written) => results.push(Ok(written)),
-            Err(_) => {
-                tx.rollback().await.map_err(db_err)?;
-                return Ok(None);
-            }
+    let mut rest = writes;
+    while let Some(write) = rest.first() {
+        let replies: Vec<&NewPost> = rest
+            .iter()
+            .map_while(|w| match w {
+                Write::Post(new) => Some(new),
+                _ => None,
+            })
+            .collect();
+        let done = if replies.len() > 1 {
+            rest = &rest[replies.len()..];
+            bulk::create_posts(&mut tx, backend, &replies)
+                .await
+                .map(|posts| results.extend(posts.into_iter().map(|p| Ok(Written::Post(p)))))
+        } else {
+            rest = &rest[1..];
+            write.apply(&mut tx, backend).await.map(|w| results.push(Ok(w)))
+        };
+        if done.is_err() {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(None);
         }
     }
     tx.commit().await.map_err(db_err)?;
