@@ -294,26 +294,31 @@ async fn load(shared: &Shared, id: ThreadId) -> Result<(Board, ThreadFull), Acto
 }
 
 /// Where each post quoted in `body` lives: this thread's own posts are known
-/// here; the rest are asked of the store in one query.
+/// here, posts quoted in the last second are in the node's
+/// [`PostHomes`](crate::context::PostHomes); the rest are asked of the
+/// store in one query.
 pub(crate) async fn resolve_quotes(
     shared: &Shared,
     body: &str,
     local: impl Fn(PostId) -> Option<ThreadId>,
 ) -> Result<QuoteLinks, ActorError> {
     let ids = markup::quoted_ids(body);
+    let known = |id: PostId| local(id).or_else(|| shared.post_homes.get(id));
     let missing: Vec<PostId> = ids
         .iter()
         .copied()
-        .filter(|id| local(*id).is_none())
+        .filter(|id| known(*id).is_none())
         .collect();
     let found = if missing.is_empty() {
         HashMap::new()
     } else {
-        shared.repo.threads_of_posts(&missing).await?
+        let found = shared.repo.threads_of_posts(&missing).await?;
+        shared.post_homes.remember(&found);
+        found
     };
     Ok(ids
         .into_iter()
-        .map(|id| (id, local(id).or_else(|| found.get(&id).copied())))
+        .map(|id| (id, known(id).or_else(|| found.get(&id).copied())))
         .collect())
 }
 
@@ -474,7 +479,9 @@ impl ThreadState {
         }
         let mut changed = false;
         while !self.pending.is_empty() {
-            let Some(landings) = &mut self.landings else { break };
+            let Some(landings) = &mut self.landings else {
+                break;
+            };
             let committed = if wait {
                 landings.landed.recv().await
             } else {
@@ -489,7 +496,9 @@ impl ThreadState {
                     "the thread's commit watcher stopped".into(),
                 ))
             });
-            let Some(p) = self.pending.pop_front() else { break };
+            let Some(p) = self.pending.pop_front() else {
+                break;
+            };
             let result = self.landed(committed, &p.links, p.bump).await;
             changed |= matches!(result, Ok(Committed::Created(_)));
             // Nothing was stored, and another node owns the thread now:

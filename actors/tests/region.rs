@@ -111,6 +111,7 @@ async fn a_slow_activation_delays_no_other_entity() {
         live: None,
         catalog,
         boards: Default::default(),
+        post_homes: Default::default(),
     });
     let tree = Tree::start(Budget::default()).await.unwrap();
     tree.add(entities.child()).await.unwrap();

@@ -203,6 +203,7 @@ impl Node {
             live: Some(live.clone()),
             catalog: wani_actors::board::catalog_sink(entities.clone()),
             boards: boards.clone(),
+            post_homes: Default::default(),
         });
         add(&tree, entities.child()).await?;
         entities.serve::<ThreadMsg>();

@@ -214,6 +214,31 @@ async fn mod_actions_apply_everywhere_and_are_logged(db: Db) {
         "the unreferenced media was deleted"
     );
 
+    // Quoted from another thread a moment before it is deleted, a post is
+    // dead to the next reply that quotes it (the node remembers where
+    // recently quoted posts live, and forgets a deleted one).
+    let (_, r3) = reply(&node, &c, thread, "quoted from afar", false).await;
+    let far = r3["id"].as_i64().unwrap();
+    let (other, _) = new_thread(&node, &c, "b", "second").await;
+    let (_, before) = reply(&node, &c, other, &format!(">>{far} alive"), false).await;
+    assert!(
+        before["body_html"].as_str().unwrap().contains("post-reply"),
+        "a live quote: {before}"
+    );
+    let res = mod_post(
+        &node,
+        &admin,
+        &format!("/mod/post/{far}/delete"),
+        &[("reason", "gone")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, after) = reply(&node, &c, other, &format!(">>{far} dead"), false).await;
+    assert!(
+        !after["body_html"].as_str().unwrap().contains("post-reply"),
+        "a dead quote: {after}"
+    );
+
     // Deleting a file keeps the post, marked, and frees the blob.
     // (A file of its own: a shared one stays while other posts hold it.)
     let res = c

@@ -615,11 +615,17 @@ async fn queued_replies_are_stored_as_one_at_a_time_would_store_them(db: &TestDb
         }
         new
     };
-    let one = [&thread(s, b.id, "1", 1).await, &thread(s, b.id, "2", 1).await];
+    let one = [
+        &thread(s, b.id, "1", 1).await,
+        &thread(s, b.id, "2", 1).await,
+    ];
     for i in 0..20 {
         s.create_post(script(one, i)).await.unwrap();
     }
-    let queued = [&thread(s, b.id, "1", 1).await, &thread(s, b.id, "2", 1).await];
+    let queued = [
+        &thread(s, b.id, "1", 1).await,
+        &thread(s, b.id, "2", 1).await,
+    ];
     let mut landings = Vec::new();
     for i in 0..20 {
         landings.push(s.queue_post(script(queued, i)).await.unwrap());
@@ -630,7 +636,8 @@ async fn queued_replies_are_stored_as_one_at_a_time_would_store_them(db: &TestDb
     let (want, got) = (shape(s, one).await, shape(s, queued).await);
     assert_eq!(got, want);
     assert!(
-        want.iter().any(|l| l.contains("replies [(false, 1), (false, 4)")),
+        want.iter()
+            .any(|l| l.contains("replies [(false, 1), (false, 4)")),
         "{want:#?}"
     );
 
@@ -651,7 +658,11 @@ async fn queued_replies_are_stored_as_one_at_a_time_would_store_them(db: &TestDb
     for landing in landings {
         answers.push(landing.await);
     }
-    assert!(matches!(answers[2], Err(StoreError::Fenced { .. })), "{:?}", answers[2]);
+    assert!(
+        matches!(answers[2], Err(StoreError::Fenced { .. })),
+        "{:?}",
+        answers[2]
+    );
     assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 3);
 }
 

@@ -102,6 +102,8 @@ impl ThreadState {
         let deleted = self
             .moderate(Change::DeletePost(id), by.as_ref(), "delete_post", target)
             .await?;
+        // Before the quoting posts are re-rendered: their link must die.
+        self.shared.post_homes.forget(id);
         self.publish_deleted(id);
         let post = self.full.posts.remove(i);
         self.reindex();
@@ -175,6 +177,9 @@ impl ThreadState {
         let deleted = self
             .moderate(Change::DeleteThread(self.id()), by, "delete_thread", target)
             .await?;
+        for p in &self.full.posts {
+            self.shared.post_homes.forget(p.id);
+        }
         if let Some(op) = self.full.posts.first() {
             self.publish_deleted(op.id);
         }

@@ -194,7 +194,10 @@ async fn upsert_poster(
     Ok((id, hex))
 }
 
-pub(super) async fn insert_media(conn: &mut AnyConnection, m: &NewMedia) -> Result<Media, StoreError> {
+pub(super) async fn insert_media(
+    conn: &mut AnyConnection,
+    m: &NewMedia,
+) -> Result<Media, StoreError> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO media (blob, thumb_blob, mimetype, ext, is_animated, width, height, \
          thumb_width, thumb_height, size_bytes, thumb_mimetype, duration_ms, frames, md5, \

@@ -29,8 +29,8 @@ use tokio::task::JoinHandle;
 
 use super::write::{Write, Written};
 use super::{bulk, db_err, Backend};
-use crate::model::NewPost;
 use crate::error::StoreError;
+use crate::model::NewPost;
 
 /// Writes per transaction at most: bounds how long one commit holds the
 /// SQLite write lock and how much a failed commit takes down with it.
@@ -272,7 +272,10 @@ async fn run_unguarded(
                 .map(|posts| results.extend(posts.into_iter().map(|p| Ok(Written::Post(p)))))
         } else {
             rest = &rest[1..];
-            write.apply(&mut tx, backend).await.map(|w| results.push(Ok(w)))
+            write
+                .apply(&mut tx, backend)
+                .await
+                .map(|w| results.push(Ok(w)))
         };
         if done.is_err() {
             tx.rollback().await.map_err(db_err)?;
