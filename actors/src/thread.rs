@@ -241,6 +241,12 @@ impl Landings {
     }
 }
 
+/// The answer for a reply whose commit can no longer be awaited: the task
+/// awaiting them panicked (it outlives the state otherwise).
+fn watcher_stopped() -> StoreError {
+    StoreError::Unavailable("the thread's commit watcher stopped".into())
+}
+
 /// The thread actor.
 #[derive(Default)]
 pub struct ThreadActor;
@@ -378,12 +384,8 @@ impl ThreadState {
                 };
                 match self.shared.repo.queue_post(new).await {
                     Ok(landing) => {
-                        // The task outlives the state, so it takes every
-                        // landing; a closed channel would mean it panicked.
                         if landings.queued.send(landing).is_err() {
-                            return reply.send(Err(ActorError::Unavailable(
-                                "the thread's commit watcher stopped".into(),
-                            )));
+                            return reply.send(Err(watcher_stopped().into()));
                         }
                         self.pending.push_back(Pending {
                             links,
@@ -491,11 +493,7 @@ impl ThreadState {
                     Err(mpsc::error::TryRecvError::Disconnected) => None,
                 }
             };
-            let committed = committed.unwrap_or_else(|| {
-                Err(StoreError::Unavailable(
-                    "the thread's commit watcher stopped".into(),
-                ))
-            });
+            let committed = committed.unwrap_or_else(|| Err(watcher_stopped()));
             let Some(p) = self.pending.pop_front() else {
                 break;
             };
