@@ -111,7 +111,12 @@ pub(crate) fn exe() -> anyhow::Result<PathBuf> {
     if let Some(e) = EXE.get() {
         return Ok(e.clone());
     }
-    let e = std::env::current_exe().context("finding the wani binary")?;
+    // WANI_BENCH_SERVER runs another build's `wani serve` under this
+    // build's load generator: a before/after pair in one run.
+    let e = match std::env::var_os("WANI_BENCH_SERVER") {
+        Some(path) => PathBuf::from(path),
+        None => std::env::current_exe().context("finding the wani binary")?,
+    };
     Ok(EXE.get_or_init(|| e).clone())
 }
 

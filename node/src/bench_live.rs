@@ -56,6 +56,11 @@ pub struct BenchLiveArgs {
     /// Also write the Markdown report to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Only the worst fan-out: every subscriber on the one posted thread,
+    /// on one node (and across nodes with `--postgres`); no spread
+    /// latency, memory or throughput.
+    #[arg(long)]
+    pub fan_out_only: bool,
 }
 
 /// A crowd of subscribers and what they received.
@@ -161,16 +166,33 @@ async fn subscriber(
         .write_all(format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").as_bytes())
         .await?;
     let mut got = Vec::new();
+    // The stop is awaited once for the whole stream, not beside every
+    // read: ten thousand readers re-registering with one channel at each
+    // event contend on its lock, and that was the load generator's cost,
+    // not the server's.
+    tokio::select! {
+        r = read_events(&mut stream, &ready, &received, pace, &mut got) => r?,
+        _ = stopped.changed() => {}
+    }
+    Ok(got)
+}
+
+/// Reads one stream until it ends, noting the post id and arrival time of
+/// every `new-post` in `got`.
+async fn read_events(
+    stream: &mut TcpStream,
+    ready: &AtomicUsize,
+    received: &AtomicUsize,
+    pace: Option<Duration>,
+    got: &mut Vec<(i64, Instant)>,
+) -> std::io::Result<()> {
     let mut buf = vec![0u8; 4096];
     let mut carry: Vec<u8> = Vec::new();
     let mut registered = false;
     loop {
-        let n = tokio::select! {
-            n = stream.read(&mut buf) => n?,
-            _ = stopped.changed() => break,
-        };
+        let n = stream.read(&mut buf).await?;
         if n == 0 {
-            break;
+            return Ok(());
         }
         let at = Instant::now();
         carry.extend_from_slice(&buf[..n]);
@@ -202,7 +224,6 @@ async fn subscriber(
             tokio::time::sleep(pace).await;
         }
     }
-    Ok(got)
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -361,7 +382,8 @@ async fn measure(
     let http = node.http.clone();
     let hot = new_thread(&http).await?;
     let mut spread_threads = vec![hot];
-    for _ in 1..1000 {
+    let spread = if args.fan_out_only { 16 } else { 1000 };
+    for _ in 1..spread {
         spread_threads.push(new_thread(&http).await?);
     }
     let written: Vec<i64> = spread_threads[..16].to_vec();
@@ -377,7 +399,12 @@ async fn measure(
     let spread_paths: Vec<String> = spread_threads.iter().map(|t| live_path(*t)).collect();
     let mut memory = String::new();
     let rss_before = rss_of(&pid.to_string());
-    for n in [big, small] {
+    let (spread_counts, one_counts) = if args.fan_out_only {
+        (vec![], vec![big])
+    } else {
+        (vec![big, small], vec![small, big])
+    };
+    for n in spread_counts {
         eprintln!("one node: latency with {n} subscribers over 1,000 threads");
         let watchers = n.div_ceil(spread_paths.len());
         let crowd = Crowd::connect(std::slice::from_ref(&http), &spread_paths, n, None).await?;
@@ -410,7 +437,7 @@ async fn measure(
             ms(l.p99_us)
         );
     }
-    for n in [small, big] {
+    for n in one_counts.iter().copied() {
         eprintln!("one node: latency with {n} subscribers on one thread");
         let crowd = Crowd::connect(std::slice::from_ref(&http), &[live_path(hot)], n, None).await?;
         let l = time_posts(crowd, &http, hot, n, args.posts, &format!("one-{n}")).await?;
@@ -435,7 +462,7 @@ async fn measure(
             .map(|i| urls[i].clone())
             .collect();
         reply(&urls[o], thread, "warm").await?;
-        for n in [small, big] {
+        for n in one_counts.iter().copied() {
             eprintln!("three nodes: latency with {n} subscribers");
             let crowd = Crowd::connect(&others, &[live_path(thread)], n, None).await?;
             let l = time_posts(crowd, &urls[o], thread, n, args.posts, &format!("x-{n}")).await?;
@@ -453,6 +480,9 @@ async fn measure(
     out.push_str(&cross);
     out.push('\n');
     out.push_str(&memory);
+    if args.fan_out_only {
+        return Ok(out);
+    }
 
     eprintln!("one node: posting throughput");
     let d = Duration::from_secs(args.seconds);
