@@ -35,7 +35,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use wani_actors::live::{sse_event, Connection, Frame, Subscribed, Topics, MAX_TOPICS};
+use wani_actors::live::{
+    sse_event, Connection, Frame, Subscribed, SubscriberGuard, Topics, MAX_TOPICS,
+};
 
 fn parse_topics(query: Option<&str>) -> Result<Topics, ApiError> {
     let mut topics = Topics::default();
@@ -106,7 +108,7 @@ async fn open(
 /// What comes next on a connection.
 enum Next {
     /// Events to write (one or more, coalesced).
-    Write(Vec<u8>),
+    Write(Bytes),
     /// Dropped for falling behind: write `resync` and end.
     Resync,
     /// The node ended the stream, or the client went away.
@@ -122,45 +124,91 @@ enum Next {
 /// with 10,000 clients watching 1,000 threads, each reply is ten of them.
 const PACE: Duration = Duration::from_millis(5);
 
-/// Waits for the next events: everything queued is taken at once, so a
-/// burst costs one write; `last_write` paces a busy stream (see [`PACE`]).
-/// Heartbeats come from the hub like events. Cancel-safe: the pause comes
-/// before anything is taken from the queue.
-async fn next(
-    rx: &mut mpsc::Receiver<Arc<Frame>>,
-    overflow: &mut oneshot::Receiver<()>,
+/// One connection's events, as its stream takes them from the hub.
+struct Events {
+    rx: mpsc::Receiver<Arc<Frame>>,
+    overflow: oneshot::Receiver<()>,
+    /// Taken from `rx` and not yet written: waiting out the pace.
+    pending: Vec<Arc<Frame>>,
     last_write: Option<Instant>,
-) -> Next {
-    if let Some(due) = last_write.map(|at| at + PACE) {
-        if due > Instant::now() {
-            tokio::time::sleep_until(due).await;
-        }
+}
+
+impl Events {
+    fn new(c: Connection) -> (Events, SubscriberGuard) {
+        let events = Events {
+            rx: c.events,
+            overflow: c.resync,
+            pending: Vec::new(),
+            last_write: None,
+        };
+        (events, c.guard)
     }
-    tokio::select! {
-        biased;
-        r = overflow => if r.is_ok() { Next::Resync } else { Next::End },
-        frame = rx.recv() => match frame {
-            None => Next::End,
-            Some(f) => {
-                let mut out = f.sse.to_vec();
-                while let Ok(f) = rx.try_recv() {
-                    out.extend_from_slice(&f.sse);
+
+    /// Waits for the next events: everything queued is taken at once, so a
+    /// burst costs one write; a stream that wrote within [`PACE`] waits it
+    /// out once an event has come (a quiet one arms no timer). Heartbeats
+    /// come from the hub like events. Cancel-safe: an event taken before
+    /// the pause waits in `pending`.
+    async fn next(&mut self) -> Next {
+        if self.pending.is_empty() {
+            tokio::select! {
+                biased;
+                r = &mut self.overflow => return overflowed(r),
+                frame = self.rx.recv() => match frame {
+                    None => return Next::End,
+                    Some(f) => self.pending.push(f),
                 }
-                Next::Write(out)
             }
         }
+        if let Some(due) = self.last_write.map(|at| at + PACE) {
+            if due > Instant::now() {
+                tokio::select! {
+                    biased;
+                    r = &mut self.overflow => return overflowed(r),
+                    _ = tokio::time::sleep_until(due) => {}
+                }
+            }
+        }
+        while let Ok(f) = self.rx.try_recv() {
+            self.pending.push(f);
+        }
+        let bytes = match self.pending.as_slice() {
+            [one] => one.sse.clone(),
+            many => {
+                let mut out = Vec::with_capacity(many.iter().map(|f| f.sse.len()).sum());
+                for f in many {
+                    out.extend_from_slice(&f.sse);
+                }
+                Bytes::from(out)
+            }
+        };
+        self.pending.clear();
+        Next::Write(bytes)
+    }
+
+    /// Notes that what [`Events::next`] gave was written.
+    fn wrote(&mut self) {
+        self.last_write = Some(Instant::now());
+    }
+}
+
+fn overflowed(r: Result<(), oneshot::error::RecvError>) -> Next {
+    if r.is_ok() {
+        Next::Resync
+    } else {
+        Next::End
     }
 }
 
 /// The events of one connection through axum; dropping it stops the subscriber.
 fn event_stream(first: Bytes, c: Connection) -> impl Stream<Item = Result<Bytes, Infallible>> {
-    let live = stream::unfold(Some((c.events, c.resync, c.guard, None)), |st| async move {
-        let (mut rx, mut overflow, guard, last_write) = st?;
-        match next(&mut rx, &mut overflow, last_write).await {
-            Next::Write(b) => Some((
-                Bytes::from(b),
-                Some((rx, overflow, guard, Some(Instant::now()))),
-            )),
+    let live = stream::unfold(Some(Events::new(c)), |st| async move {
+        let (mut events, guard) = st?;
+        match events.next().await {
+            Next::Write(b) => {
+                events.wrote();
+                Some((b, Some((events, guard))))
+            }
             Next::Resync => Some((Bytes::from_static(RESYNC), None)),
             Next::End => None,
         }
@@ -253,16 +301,10 @@ pub async fn serve_connection(state: AppState, mut stream: TcpStream) {
         return;
     }
     drop(out);
-    let Connection {
-        events: mut rx,
-        resync: mut overflow,
-        guard,
-        ..
-    } = c;
-    let mut last_write = None;
+    let (mut events, guard) = Events::new(c);
     loop {
         let step = tokio::select! {
-            n = next(&mut rx, &mut overflow, last_write) => n,
+            n = events.next() => n,
             // The client sends nothing after its request: readable means
             // it closed the connection (or broke the protocol).
             _ = stream.readable() => {
@@ -280,7 +322,7 @@ pub async fn serve_connection(state: AppState, mut stream: TcpStream) {
                 if stream.write_all(&bytes).await.is_err() {
                     break;
                 }
-                last_write = Some(Instant::now());
+                events.wrote();
             }
             Next::Resync => {
                 let _ = stream.write_all(RESYNC).await;
