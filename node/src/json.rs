@@ -54,6 +54,15 @@ pub fn post_url(post: &Post) -> String {
 
 /// A post with its thread's tags (only the opening post carries them).
 pub fn post<'a>(p: &'a Post, thread: &'a Thread, is_op: bool) -> PostJson<'a> {
+    with_tags(p, if is_op { &thread.tags } else { &[] })
+}
+
+/// A post that does not open its thread (it carries no tags).
+pub fn reply(p: &Post) -> PostJson<'_> {
+    with_tags(p, &[])
+}
+
+fn with_tags<'a>(p: &'a Post, tags: &'a [String]) -> PostJson<'a> {
     let m = p.media.as_ref();
     PostJson {
         id: p.id,
@@ -77,7 +86,7 @@ pub fn post<'a>(p: &'a Post, thread: &'a Thread, is_op: bool) -> PostJson<'a> {
         slip: p.slip_name.as_deref(),
         capcode: p.capcode.as_deref(),
         replies: &p.replies,
-        tags: if is_op { &thread.tags } else { &[] },
+        tags,
     }
 }
 

@@ -298,12 +298,7 @@ pub async fn new_reply(
         StatusCode::OK
     };
     let post = committed.into_inner();
-    let thread = state
-        .entities
-        .ask(id, |reply| ThreadMsg::Head { reply })
-        .await?;
-    let mut body =
-        serde_json::to_value(json::post(&post, &thread, false)).map_err(ApiError::internal)?;
+    let mut body = serde_json::to_value(json::reply(&post)).map_err(ApiError::internal)?;
     body["post_url"] = json::post_url(&post).into();
     Ok((status, Json(body)).into_response())
 }
