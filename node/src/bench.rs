@@ -333,9 +333,14 @@ async fn seed_media(state: &AppState, board: &Board) -> anyhow::Result<wani_stor
     })
     .write_to(&mut png, image::ImageFormat::Png)
     .context("encoding the seed image")?;
-    http::upload::store_media(state, board, Bytes::from(png.into_inner()), None)
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message))
+    http::upload::store_media(
+        &state.media_pipe(),
+        board,
+        Bytes::from(png.into_inner()),
+        None,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", e.message))
 }
 
 fn draft(body: String, media: Option<wani_store::NewMedia>, n: usize) -> PostDraft {

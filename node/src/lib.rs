@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod drain;
 pub mod http;
+pub mod import;
 pub mod json;
 pub mod metrics;
 pub mod node;

@@ -87,15 +87,58 @@ pub async fn bootstrap_boards(store: &Store, config: &Config) -> anyhow::Result<
     Ok(())
 }
 
+/// The blob store `[blobs]` names.
+pub fn open_blobs(config: &Config, store: &Store) -> Arc<dyn BlobStore> {
+    match config.blobs.backend.as_str() {
+        "db" => Arc::new(DbBlobStore::new(store.clone())),
+        _ => Arc::new(FsBlobStore::new(&config.blobs.dir)),
+    }
+}
+
+/// The thumbnailer pool `[media]` asks for (its workers run here when
+/// `local`), taking videos if ffmpeg is on the PATH. Its supervisor child,
+/// if any, is the caller's to start.
+pub async fn start_thumbnailer(
+    config: &Config,
+    transport: Transport,
+    local: bool,
+    blobs: Arc<dyn BlobStore>,
+) -> Thumbnailer {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let thumb_workers = if config.media.thumb_workers == 0 {
+        cores
+    } else {
+        config.media.thumb_workers
+    };
+    let video = VideoTools::detect(
+        Duration::from_secs(config.media.video_timeout_secs.max(1)),
+        config.media.video_memory_mib.max(64) * 1024 * 1024,
+    )
+    .await;
+    if video.is_none() {
+        tracing::warn!(
+            "ffmpeg/ffprobe not found on the PATH: video uploads (WebM, MP4) will be refused; \
+             install ffmpeg to accept them"
+        );
+    }
+    Thumbnailer::new(
+        transport,
+        local,
+        blobs,
+        video,
+        thumb_workers,
+        config.media.thumb_queue,
+    )
+}
+
 impl Node {
     /// Opens storage and starts the actors, each under the node's tree.
     pub async fn start(config: Config) -> anyhow::Result<Node> {
         let store = open_store(&config).await?;
         bootstrap_boards(&store, &config).await?;
-        let blobs: Arc<dyn BlobStore> = match config.blobs.backend.as_str() {
-            "db" => Arc::new(DbBlobStore::new(store.clone())),
-            _ => Arc::new(FsBlobStore::new(&config.blobs.dir)),
-        };
+        let blobs = open_blobs(&config, &store);
         backfill_md5(&store, &*blobs).await?;
         let tree = Tree::start(config.supervision.budget())
             .await
@@ -129,30 +172,13 @@ impl Node {
         if let Some(child) = renderer.child() {
             add(&tree, child).await?;
         }
-        let thumb_workers = if config.media.thumb_workers == 0 {
-            cores
-        } else {
-            config.media.thumb_workers
-        };
-        let video = VideoTools::detect(
-            Duration::from_secs(config.media.video_timeout_secs.max(1)),
-            config.media.video_memory_mib.max(64) * 1024 * 1024,
-        )
-        .await;
-        if video.is_none() {
-            tracing::warn!(
-                "ffmpeg/ffprobe not found on the PATH: video uploads (WebM, MP4) will be refused; \
-                 install ffmpeg to accept them"
-            );
-        }
-        let thumbnailer = Thumbnailer::new(
+        let thumbnailer = start_thumbnailer(
+            &config,
             transport.clone(),
             has_role(Role::Thumbnail),
             blobs.clone(),
-            video,
-            thumb_workers,
-            config.media.thumb_queue,
-        );
+        )
+        .await;
         if let Some(child) = thumbnailer.child() {
             add(&tree, child).await?;
         }

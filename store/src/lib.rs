@@ -127,4 +127,5 @@ pub trait Repo: Send + Sync + 'static {
 }
 
 mod store;
+pub use store::import::{import_key, ImportPost, ImportTag, ImportThread};
 pub use store::{Backend, Store, StoreOptions};

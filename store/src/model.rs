@@ -91,6 +91,28 @@ pub struct Board {
 }
 
 impl Board {
+    /// The board `id` with `s` as its settings.
+    pub fn new(id: BoardId, s: BoardSettings) -> Board {
+        Board {
+            id,
+            name: s.name,
+            title: s.title,
+            rules: s.rules,
+            max_threads: s.max_threads,
+            bump_limit: s.bump_limit,
+            mimetypes: s.mimetypes,
+            max_file_bytes: s.max_file_bytes,
+            captcha_threads: s.captcha_threads,
+            captcha_replies: s.captcha_replies,
+            thread_interval_secs: s.thread_interval_secs,
+            reply_interval_secs: s.reply_interval_secs,
+            max_pixels: s.max_pixels,
+            max_duration_secs: s.max_duration_secs,
+            max_frames: s.max_frames,
+            no_reposts: s.no_reposts,
+        }
+    }
+
     /// The settings that recreate this board, to edit some of them.
     pub fn settings(&self) -> BoardSettings {
         BoardSettings {

@@ -609,7 +609,7 @@ async fn queued_replies_are_stored_as_one_at_a_time_would_store_them(db: &TestDb
             2 => vec![PostId(1_000_000_000)],
             _ => Vec::new(),
         };
-        new.fence = (i % 2 == 0).then_some(fence);
+        new.fence = i.is_multiple_of(2).then_some(fence);
         if i % 7 == 3 {
             new.media = Some(media(&format!("bulk {i} {}", thread.id)));
         }

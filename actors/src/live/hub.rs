@@ -671,7 +671,7 @@ impl HubState {
             self.announce(&change, &peers);
         }
         self.resync_topics(resync);
-        let everyone = self.tick % FULL_EVERY == 0;
+        let everyone = self.tick.is_multiple_of(FULL_EVERY);
         let due: Vec<NodeName> = peers
             .into_iter()
             .filter(|p| everyone || !self.told.contains(p))

@@ -229,9 +229,10 @@ pub(crate) async fn create_thread(
     };
     let stored = async {
         let media = match &s.file {
-            Some(f) => {
-                Some(upload::store_media(state, board, f.clone(), s.file_name.clone()).await?)
-            }
+            Some(f) => Some(
+                upload::store_media(&state.media_pipe(), board, f.clone(), s.file_name.clone())
+                    .await?,
+            ),
             None => None,
         };
         draft.media = media.clone();
@@ -381,9 +382,10 @@ pub(crate) async fn create_reply(
     };
     let stored = async {
         let media = match &s.file {
-            Some(f) => {
-                Some(upload::store_media(state, &board, f.clone(), s.file_name.clone()).await?)
-            }
+            Some(f) => Some(
+                upload::store_media(&state.media_pipe(), &board, f.clone(), s.file_name.clone())
+                    .await?,
+            ),
             None => None,
         };
         draft.media = media.clone();

@@ -43,9 +43,14 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
     .map_err(ApiError::internal)?
 }
 
-/// Whether `password` matches an argon2 hash (false for a malformed hash).
+/// Whether `password` matches a stored hash: argon2 (wani's own), or one of
+/// Werkzeug's that a slip imported from Maniwani still has (see
+/// [`verify_werkzeug`]). False for a malformed hash.
 pub async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
+        if !hash.starts_with('$') {
+            return verify_werkzeug(&password, &hash);
+        }
         PasswordHash::new(&hash)
             .map(|h| {
                 Argon2::default()
@@ -56,6 +61,77 @@ pub async fn verify_password(password: String, hash: String) -> bool {
     })
     .await
     .unwrap_or(false)
+}
+
+/// Whether a hash is one wani makes today; any other is replaced at the
+/// next successful login.
+pub fn is_current_hash(hash: &str) -> bool {
+    hash.starts_with("$argon2id$")
+}
+
+/// Most PBKDF2 rounds an imported hash may ask for: Werkzeug's defaults
+/// went from 50,000 to 600,000; a hash asking far more would make one
+/// login a denial of service.
+const MAX_PBKDF2_ROUNDS: u32 = 2_000_000;
+
+/// Checks `password` against a Werkzeug hash as `generate_password_hash`
+/// writes it (Maniwani's slips): `pbkdf2:<sha256|sha512>[:rounds]$salt$hex`,
+/// or the older salted HMAC `<sha256|sha512>$salt$hex`. The comparison
+/// takes the same time wherever the digests differ.
+pub fn verify_werkzeug(password: &str, hash: &str) -> bool {
+    use hmac::{Hmac, Mac};
+    use sha2::{Sha256, Sha512};
+    let mut parts = hash.splitn(3, '$');
+    let (Some(method), Some(salt), Some(expected)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Ok(expected) = hex::decode(expected) else {
+        return false;
+    };
+    let (pw, salt) = (password.as_bytes(), salt.as_bytes());
+    let got = if let Some(args) = method.strip_prefix("pbkdf2:") {
+        let mut a = args.split(':');
+        let digest = a.next().unwrap_or_default();
+        // Werkzeug 0.x–2.x wrote the rounds; 150,000 was its default when
+        // a hash named none.
+        let rounds = match a.next().map(str::parse::<u32>) {
+            None => 150_000,
+            Some(Ok(n)) if (1..=MAX_PBKDF2_ROUNDS).contains(&n) => n,
+            Some(_) => return false,
+        };
+        // Werkzeug derives one digest's length; a shorter stored value is
+        // a damaged hash, not a shorter key to check.
+        let (len, derive): (usize, fn(&[u8], &[u8], u32, &mut [u8]) -> _) = match digest {
+            "sha256" => (32, pbkdf2::pbkdf2::<Hmac<Sha256>>),
+            "sha512" => (64, pbkdf2::pbkdf2::<Hmac<Sha512>>),
+            _ => return false,
+        };
+        let mut out = vec![0u8; len];
+        if derive(pw, salt, rounds, &mut out).is_err() {
+            return false;
+        }
+        out
+    } else {
+        fn mac<M: Mac + hmac::digest::KeyInit>(salt: &[u8], pw: &[u8]) -> Vec<u8> {
+            let Ok(mut m) = <M as hmac::digest::KeyInit>::new_from_slice(salt) else {
+                return Vec::new();
+            };
+            m.update(pw);
+            m.finalize().into_bytes().to_vec()
+        }
+        match method {
+            "sha256" => mac::<Hmac<Sha256>>(salt, pw),
+            "sha512" => mac::<Hmac<Sha512>>(salt, pw),
+            _ => return false,
+        }
+    };
+    got.len() == expected.len()
+        && got
+            .iter()
+            .zip(&expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 /// A fresh random token (64 hex characters).
@@ -202,8 +278,23 @@ pub async fn check_password(
         Some((slip, hash)) => (Some(slip), hash),
         None => (None, stand_in_hash().await?),
     };
-    let ok = verify_password(password, hash).await && slip.is_some();
+    let current = is_current_hash(&hash);
+    let ok = verify_password(password.clone(), hash).await && slip.is_some();
     state.abuse.login_outcome(name, ip, ok, now_ms());
+    if let (true, false, Some(s)) = (ok, current, &slip) {
+        // An imported hash (Werkzeug's PBKDF2) is replaced by argon2 now
+        // that the password is known; a failure leaves the old one working.
+        match hash_password(password).await {
+            Ok(h) => {
+                if let Err(e) = state.store.set_pass_hash(s.id, &h).await {
+                    tracing::warn!(slip = %s.name, error = %e, "could not re-hash an imported password");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(slip = %s.name, error = %e.message, "could not re-hash an imported password")
+            }
+        }
+    }
     Ok(slip.filter(|_| ok))
 }
 
@@ -227,6 +318,42 @@ mod tests {
         assert!(verify_password("correct horse".into(), h.clone()).await);
         assert!(!verify_password("wrong horse".into(), h).await);
         assert!(!verify_password("x".into(), "not a hash".into()).await);
+    }
+
+    #[tokio::test]
+    async fn werkzeug_hashes_from_maniwani_are_accepted_then_replaced() {
+        // Made with Python's hashlib/hmac, and the last with Werkzeug 2.2's
+        // generate_password_hash (pbkdf2:sha256, 260,000 rounds).
+        let hashes = [
+            "pbkdf2:sha256:1000$NaCl$cba50afb9ece1b6c899d921b4b7139139f7d2258b02086c1764c441575c66253",
+            "pbkdf2:sha512:2000$pepper$a6ddb3d9655447304929575c7f69089897cccf0293af7099d47f8bf3df1508c860615df7c11a1085255d90913cc5bd372c0dbbe2f3352b8115a2bfec1b2e1e67",
+            "sha256$salty$babeb4108e2877babcfce0408bfd9c6f7e22be04f6e9024cd1f248cef08e2d83",
+            "pbkdf2:sha256:260000$J1BBukdeNMGRyqOE$aa804b70191f747f64b53c87363f8160cc56475b684642fb5df85e65f0315642",
+        ];
+        for h in hashes {
+            assert!(
+                verify_password("correct horse".into(), h.into()).await,
+                "{h}"
+            );
+            assert!(
+                !verify_password("correct horsf".into(), h.into()).await,
+                "{h}"
+            );
+            assert!(!is_current_hash(h));
+        }
+        // Tampered, truncated, absurd or unknown: refused, never a panic.
+        for bad in [
+            "pbkdf2:sha256:1000$NaCl$cba50afb9ece1b6c899d921b4b7139139f7d2258b02086c1764c441575c66254",
+            "pbkdf2:sha256:1000$NaCl$cba5",
+            "pbkdf2:sha256:999999999$NaCl$cba50afb",
+            "pbkdf2:md5:1000$NaCl$cba50afb",
+            "plain$$correct horse",
+            "pbkdf2:sha256:1000$NaCl$zz",
+            "",
+        ] {
+            assert!(!verify_password("correct horse".into(), bad.into()).await, "{bad}");
+        }
+        assert!(is_current_hash(&hash_password("x".into()).await.unwrap()));
     }
 
     #[test]

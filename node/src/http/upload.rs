@@ -12,13 +12,17 @@
 //! duplicates are found by what is served.
 
 use super::ApiError;
+use crate::config::MediaConfig;
 use crate::state::AppState;
 use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::http::StatusCode;
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::sync::Arc;
 use wani_actors::PostDraft;
+use wani_actors::Thumbnailer;
 use wani_media::{AlphaThumb, MediaError, MediaLimits, ThumbOptions};
+use wani_store::blob::BlobStore;
 use wani_store::{Board, NewMedia};
 
 /// Longest text field accepted (the body limit is checked later, with a
@@ -133,8 +137,8 @@ pub async fn fuzz_read(
 }
 
 /// A board's limits, with the node's pixel limit as a ceiling.
-pub fn board_limits(state: &AppState, board: &Board) -> MediaLimits {
-    let node_pixels = state.config.media.max_pixels;
+pub fn board_limits(pipe: &MediaPipe<'_>, board: &Board) -> MediaLimits {
+    let node_pixels = pipe.config.max_pixels;
     let max_pixels = match u64::try_from(board.max_pixels) {
         Ok(p) if p > 0 => p.min(node_pixels),
         _ => node_pixels,
@@ -148,13 +152,34 @@ pub fn board_limits(state: &AppState, board: &Board) -> MediaLimits {
     }
 }
 
+/// What storing a file needs: a node's parts ([`AppState::media_pipe`]), or
+/// an import's, which stores files the way an upload is stored.
+pub struct MediaPipe<'a> {
+    pub store: &'a wani_store::Store,
+    pub blobs: &'a Arc<dyn BlobStore>,
+    pub thumbnailer: &'a Thumbnailer,
+    pub config: &'a MediaConfig,
+}
+
+impl AppState {
+    /// This node's media pipeline.
+    pub fn media_pipe(&self) -> MediaPipe<'_> {
+        MediaPipe {
+            store: &self.store,
+            blobs: &self.blobs,
+            thumbnailer: &self.thumbnailer,
+            config: &self.config.media,
+        }
+    }
+}
+
 /// How thumbnails are made on this node.
-pub fn thumb_options(state: &AppState) -> ThumbOptions {
+pub fn thumb_options(pipe: &MediaPipe<'_>) -> ThumbOptions {
     ThumbOptions {
-        max_side: state.config.media.thumb_max_side,
+        max_side: pipe.config.thumb_max_side,
         background: crate::pages::theme_background(crate::pages::Theme::default()),
         jpeg_quality: 85,
-        alpha: AlphaThumb::parse(&state.config.media.thumb_alpha).unwrap_or_default(),
+        alpha: AlphaThumb::parse(&pipe.config.thumb_alpha).unwrap_or_default(),
     }
 }
 
@@ -173,15 +198,15 @@ fn refuse(e: MediaError) -> ApiError {
 /// being decoded again. Only then are the bytes stored and thumbnailed.
 /// Two identical uploads racing on a "no reposts" board may both pass.
 pub async fn store_media(
-    state: &AppState,
+    pipe: &MediaPipe<'_>,
     board: &Board,
     file: Bytes,
     name: Option<String>,
 ) -> Result<NewMedia, ApiError> {
-    let limits = board_limits(state, board);
+    let limits = board_limits(pipe, board);
     let sniffed = wani_media::precheck(&file, &limits).map_err(refuse)?;
     if matches!(sniffed.format, wani_media::FileFormat::Video(_))
-        && !state.thumbnailer.video_available()
+        && !pipe.thumbnailer.video_available()
     {
         return Err(refuse(MediaError::VideoUnavailable));
     }
@@ -204,7 +229,7 @@ pub async fn store_media(
     };
 
     if board.no_reposts {
-        if let Some((post, thread)) = state.store.post_with_blob(board.id, &key).await? {
+        if let Some((post, thread)) = pipe.store.post_with_blob(board.id, &key).await? {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 format!(
@@ -215,20 +240,20 @@ pub async fn store_media(
             ));
         }
     }
-    if let Some(existing) = reusable(state, &key).await? {
+    if let Some(existing) = reusable(pipe, &key).await? {
         within_limits(&existing, &limits).map_err(refuse)?;
         return Ok(named(existing));
     }
 
-    let key = state.blobs.put(Bytes::from(prepared.bytes)).await?;
-    match state
+    let key = pipe.blobs.put(Bytes::from(prepared.bytes)).await?;
+    match pipe
         .thumbnailer
-        .process(key.clone(), limits, thumb_options(state))
+        .process(key.clone(), limits, thumb_options(pipe))
         .await
     {
         Ok(m) => Ok(named(m)),
         Err(e) => {
-            discard(state, &[key]).await;
+            discard(pipe, &[key]).await;
             Err(e.into())
         }
     }
@@ -236,11 +261,11 @@ pub async fn store_media(
 
 /// The media already stored for blob `key`, if its original and thumbnail
 /// are both still in the blob store.
-async fn reusable(state: &AppState, key: &str) -> Result<Option<NewMedia>, ApiError> {
-    let Some(m) = state.store.media_by_blob(key).await? else {
+async fn reusable(pipe: &MediaPipe<'_>, key: &str) -> Result<Option<NewMedia>, ApiError> {
+    let Some(m) = pipe.store.media_by_blob(key).await? else {
         return Ok(None);
     };
-    if !state.blobs.exists(&m.blob).await? || !state.blobs.exists(&m.thumb_blob).await? {
+    if !pipe.blobs.exists(&m.blob).await? || !pipe.blobs.exists(&m.thumb_blob).await? {
         return Ok(None);
     }
     Ok(Some(NewMedia {
@@ -292,11 +317,11 @@ fn within_limits(m: &NewMedia, limits: &MediaLimits) -> Result<(), MediaError> {
 
 /// Deletes blobs of a post that was not written, unless a stored post uses
 /// the same content.
-pub async fn discard(state: &AppState, keys: &[String]) {
+pub async fn discard(pipe: &MediaPipe<'_>, keys: &[String]) {
     for key in keys {
-        match state.store.blob_in_use(key).await {
+        match pipe.store.blob_in_use(key).await {
             Ok(false) => {
-                if let Err(e) = state.blobs.delete(key).await {
+                if let Err(e) = pipe.blobs.delete(key).await {
                     tracing::warn!(%key, error = %e, "could not delete an unused upload");
                 }
             }
@@ -311,7 +336,7 @@ pub async fn discard(state: &AppState, keys: &[String]) {
 /// Removes the media of a failed write.
 pub async fn discard_media(state: &AppState, media: &Option<NewMedia>) {
     if let Some(m) = media {
-        discard(state, &[m.blob.clone(), m.thumb_blob.clone()]).await;
+        discard(&state.media_pipe(), &[m.blob.clone(), m.thumb_blob.clone()]).await;
     }
 }
 

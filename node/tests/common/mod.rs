@@ -160,23 +160,22 @@ impl TestNode {
 
     /// Files in the blob directory.
     pub fn blob_files(&self) -> usize {
-        fn count(p: &std::path::Path) -> usize {
-            std::fs::read_dir(p)
-                .map(|rd| {
-                    rd.filter_map(Result::ok)
-                        .map(|e| {
-                            if e.path().is_dir() {
-                                count(&e.path())
-                            } else {
-                                1
-                            }
-                        })
-                        .sum()
-                })
-                .unwrap_or(0)
-        }
-        count(&self.dir.path().join("blobs"))
+        files_under(&self.dir.path().join("blobs"))
     }
+}
+
+/// Files under `dir`, in every folder below it.
+pub fn files_under(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| match e.path().is_dir() {
+                    true => files_under(&e.path()),
+                    false => 1,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 impl Drop for TestNode {

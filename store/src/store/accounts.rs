@@ -104,6 +104,17 @@ impl Store {
         Ok(Some((slip, hash)))
     }
 
+    /// Replaces a slip's password hash (a login re-hashing an imported one).
+    pub async fn set_pass_hash(&self, id: i64, pass_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE slip SET pass_hash = $1 WHERE id = $2")
+            .bind(pass_hash)
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     /// Every slip, by name.
     pub async fn slips(&self) -> Result<Vec<Slip>, StoreError> {
         let rows = sqlx::query("SELECT id, name, is_admin, is_mod, boards FROM slip ORDER BY name")

@@ -99,7 +99,7 @@ impl Store {
         .await
         .map_err(|e| named_conflict(e, &settings.name))?;
         super::moderation::write_abuse_settings(self.pool(), BoardId(id), &settings).await?;
-        Ok(board(BoardId(id), settings))
+        Ok(Board::new(BoardId(id), settings))
     }
 
     /// Replaces a board's settings (renaming it if the name changed).
@@ -134,7 +134,7 @@ impl Store {
         match found {
             Some(_) => {
                 super::moderation::write_abuse_settings(self.pool(), id, &settings).await?;
-                Ok(board(id, settings))
+                Ok(Board::new(id, settings))
             }
             None => Err(StoreError::NotFound(format!("board {id}"))),
         }
@@ -308,27 +308,6 @@ impl Store {
         }
         tx.commit().await.map_err(db_err)?;
         Ok(epoch.map(|epoch| Fence { shard, epoch }))
-    }
-}
-
-fn board(id: BoardId, s: BoardSettings) -> Board {
-    Board {
-        id,
-        name: s.name,
-        title: s.title,
-        rules: s.rules,
-        max_threads: s.max_threads,
-        bump_limit: s.bump_limit,
-        mimetypes: s.mimetypes,
-        max_file_bytes: s.max_file_bytes,
-        captcha_threads: s.captcha_threads,
-        captcha_replies: s.captcha_replies,
-        thread_interval_secs: s.thread_interval_secs,
-        reply_interval_secs: s.reply_interval_secs,
-        max_pixels: s.max_pixels,
-        max_duration_secs: s.max_duration_secs,
-        max_frames: s.max_frames,
-        no_reposts: s.no_reposts,
     }
 }
 

@@ -226,7 +226,7 @@ async fn insert_replies(
     let links: Vec<(i64, i64)> = posts
         .iter()
         .zip(ids)
-        .flat_map(|(new, &id)| quoted(new, id).into_iter().map(move |to| (id, to)))
+        .flat_map(|(new, &id)| quoted(&new.quotes, id).into_iter().map(move |to| (id, to)))
         .collect();
     for chunk in chunks(&links) {
         // `WHERE true` lets SQLite tell the upsert's ON from the join's.

@@ -29,6 +29,7 @@ mod accounts;
 mod admin;
 mod bulk;
 mod dberr;
+pub mod import;
 mod moderation;
 mod read;
 mod write;

@@ -170,7 +170,7 @@ async fn record_commit(
 
 /// Finds or creates the poster for (thread, ip); returns its id and the
 /// stored hex (the first post of that address in the thread fixed it).
-async fn upsert_poster(
+pub(super) async fn upsert_poster(
     conn: &mut AnyConnection,
     thread: ThreadId,
     hex: &str,
@@ -278,7 +278,17 @@ async fn insert_post(
     .fetch_one(&mut *conn)
     .await
     .map_err(db_err)?;
-    for to in quoted(new, id) {
+    link_quotes(conn, id, &new.quotes).await?;
+    Ok(stored_post(id, thread, subject, new, hex, media))
+}
+
+/// Records post `id`'s quotes of the posts that exist.
+pub(super) async fn link_quotes(
+    conn: &mut AnyConnection,
+    id: i64,
+    quotes: &[PostId],
+) -> Result<(), StoreError> {
+    for to in quoted(quotes, id) {
         // A quote of a post that does not exist is kept in the markup (it
         // renders as dead) but links nothing. `WHERE` before `ON CONFLICT`
         // is what lets SQLite parse an upsert on INSERT … SELECT.
@@ -292,17 +302,12 @@ async fn insert_post(
         .await
         .map_err(db_err)?;
     }
-    Ok(stored_post(id, thread, subject, new, hex, media))
+    Ok(())
 }
 
-/// The posts `new` (stored as `id`) links to: each once, never itself.
-pub(super) fn quoted(new: &NewPost, id: i64) -> Vec<i64> {
-    let mut quoted: Vec<i64> = new
-        .quotes
-        .iter()
-        .map(|q| q.0)
-        .filter(|&q| q != id)
-        .collect();
+/// The posts a post stored as `id` links to: each once, never itself.
+pub(super) fn quoted(quotes: &[PostId], id: i64) -> Vec<i64> {
+    let mut quoted: Vec<i64> = quotes.iter().map(|q| q.0).filter(|&q| q != id).collect();
     quoted.sort_unstable();
     quoted.dedup();
     quoted
