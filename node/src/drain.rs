@@ -187,7 +187,7 @@ pub async fn run_cli(
     }
 }
 
-async fn is_loopback(addr: &str) -> bool {
+pub(crate) async fn is_loopback(addr: &str) -> bool {
     match tokio::net::lookup_host(addr).await {
         Ok(mut addrs) => addrs.all(|a| a.ip().is_loopback()),
         Err(_) => false,
@@ -195,7 +195,7 @@ async fn is_loopback(addr: &str) -> bool {
 }
 
 /// One HTTP/1.1 request with `Connection: close`: status and body.
-async fn request(
+pub(crate) async fn request(
     addr: &str,
     method: &str,
     path: &str,

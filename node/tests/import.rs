@@ -45,6 +45,20 @@ fn make_site(python: &str, db: &str, media: &Path, extra: &[&str]) {
     );
 }
 
+/// Adds a post to `thread` of a Maniwani site, through its models; its id.
+fn make_reply(python: &str, db: &str, media: &Path, thread: i64, body: &str) -> i64 {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/maniwani/make_site.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args(["--db", db, "--media"])
+        .arg(media)
+        .args(["--add-reply", &thread.to_string(), "--body", body])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    text(&out).0.trim().parse().unwrap()
+}
+
 fn write_config(dir: &Path, db: &str, port: u16) {
     let cfg = format!(
         "[node]\nlisten = \"127.0.0.1:{port}\"\n[database]\nurl = \"{db}\"\n[blobs]\ndir = \"{}\"\n\
@@ -108,11 +122,11 @@ async fn feature_site_imports_whole(src_db: &str, wani_db: &str) {
     let from = src_db.replace("postgresql://", "postgres://");
     write_config(dir.path(), wani_db, free_port());
 
-    // wani makes /b/ on its first start (as `board list` does here);
-    // Maniwani has one too. The import refuses before writing anything,
-    // and says what to do.
-    let out = wani(dir.path()).args(["board", "list"]).output().unwrap();
-    assert!(out.status.success(), "{:?}", text(&out));
+    // Into a running wani, which made /b/ when it started; Maniwani has one
+    // too. The import refuses before writing anything, and says what to do.
+    let server = Server::start(dir.path());
+    let url = server.1.clone();
+    let node = url.trim_start_matches("http://").to_string();
     let out = import(dir.path(), &from, &media, &[]);
     let (_, err) = text(&out);
     assert!(!out.status.success());
@@ -138,7 +152,12 @@ async fn feature_site_imports_whole(src_db: &str, wani_db: &str) {
     assert_eq!(counts(&dry, "threads").0, threads.len() as u64);
     assert_eq!(counts(&dry, "posts").0, posts as u64);
 
-    let out = import(dir.path(), &from, &media, &["--rename", "b=random"]);
+    let out = import(
+        dir.path(),
+        &from,
+        &media,
+        &["--rename", "b=random", "--node", &node],
+    );
     let (report, err) = text(&out);
     assert!(out.status.success(), "{report}\n{err}");
     assert_eq!(counts(&report, "boards"), (2, 0, 0), "{report}");
@@ -172,6 +191,7 @@ async fn feature_site_imports_whole(src_db: &str, wani_db: &str) {
         err.contains("threads  [########################]"),
         "no finished progress bar for threads: {err}"
     );
+    assert!(err.contains("reloaded the imported boards"), "{err}");
 
     // Run again: nothing twice.
     let out = import(dir.path(), &from, &media, &["--rename", "b=random"]);
@@ -182,9 +202,7 @@ async fn feature_site_imports_whole(src_db: &str, wani_db: &str) {
     assert_eq!(counts(&again, "threads"), (0, threads.len() as u64, 0));
     assert_eq!(counts(&again, "posts"), (0, posts as u64, 0));
 
-    // Every thread, through a node started on the imported database.
-    let server = Server::start(dir.path());
-    let url = server.1.clone();
+    // Every thread, through the node that ran all along.
     let mut max_post = 0;
     let mut blobs_of_png = Vec::new();
     for t in threads {
@@ -299,6 +317,32 @@ async fn feature_site_imports_whole(src_db: &str, wani_db: &str) {
         .collect();
     assert!(names.contains(&"random") && names.contains(&"tech") && names.contains(&"b"));
 
+    // Maniwani kept running after the import and got a post in a thread the
+    // node has loaded: a second run brings it, and the node shows it.
+    let second = threads[1]["id"].as_i64().unwrap();
+    let before = get_json(&format!("{url}/api/v1/thread/{second}")).await;
+    let late = make_reply(py, src_db, &media, second, "late >>1");
+    let out = import(
+        dir.path(),
+        &from,
+        &media,
+        &["--rename", "b=random", "--node", &node],
+    );
+    let (again, err) = text(&out);
+    assert!(out.status.success(), "{again}\n{err}");
+    assert_eq!(counts(&again, "posts"), (1, posts as u64, 0), "{again}");
+    let after = get_json(&format!("{url}/api/v1/thread/{second}")).await;
+    let ids = |v: &Value| -> Vec<i64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_i64().unwrap())
+            .collect()
+    };
+    let mut want = ids(&before);
+    want.push(late);
+    assert_eq!(ids(&after), want);
+
     // A slip logs in with its Maniwani password; its post shows its name and
     // badge; the new post and thread ids continue above the imported ones.
     let c = reqwest::Client::new();
@@ -346,6 +390,23 @@ async fn feature_site_imports_whole(src_db: &str, wani_db: &str) {
             .unwrap_or(new["id"].as_i64().unwrap())
             > max_thread
     );
+
+    // Once wani has posts of its own, a Maniwani post made since would
+    // take an id wani gave out: the import refuses, before writing, and
+    // says why.
+    let added = make_reply(py, src_db, &media, second, "too late");
+    let out = import(
+        dir.path(),
+        &from,
+        &media,
+        &["--rename", "b=random", "--node", &node],
+    );
+    let (_, err) = text(&out);
+    assert!(!out.status.success());
+    let why = format!(
+        "wani has posts of its own with ids Maniwani's posts keep (1 of them, e.g. {added})"
+    );
+    assert!(err.contains(&why), "{err}");
     drop(server);
 
     // The first login replaced the Werkzeug hash with argon2; the

@@ -102,7 +102,9 @@ pub fn verify_werkzeug(password: &str, hash: &str) -> bool {
         };
         // Werkzeug derives one digest's length; a shorter stored value is
         // a damaged hash, not a shorter key to check.
-        let (len, derive): (usize, fn(&[u8], &[u8], u32, &mut [u8]) -> _) = match digest {
+        type Derive =
+            fn(&[u8], &[u8], u32, &mut [u8]) -> Result<(), pbkdf2::hmac::digest::InvalidLength>;
+        let (len, derive): (usize, Derive) = match digest {
             "sha256" => (32, pbkdf2::pbkdf2::<Hmac<Sha256>>),
             "sha512" => (64, pbkdf2::pbkdf2::<Hmac<Sha512>>),
             _ => return false,

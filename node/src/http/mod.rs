@@ -73,6 +73,7 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
             "/admin/drain",
             get(ops::drain_status).post(ops::drain_start),
         )
+        .route("/admin/reload", post(ops::reload))
         .fallback(api::not_found);
     // Fault hooks for chaos-tests/; absent from release builds.
     #[cfg(debug_assertions)]

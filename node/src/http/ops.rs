@@ -33,6 +33,7 @@ use axum::response::{IntoResponse, Json, Response};
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::time::Duration;
+use wani_actors::BoardMsg;
 
 /// How long `/readyz` waits for the database before calling it unreachable.
 const DB_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -275,6 +276,50 @@ pub async fn drain_status(
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(res)
+}
+
+/// `POST /api/v1/admin/reload?boards=1,2&threads=3,4`: the boards and
+/// threads were written to the database behind the actors' backs (`wani
+/// import`): each board's actor, wherever it lives, reloads its settings
+/// and catalog; each thread's actor reloads its posts. 200 with the counts,
+/// once every reload is done.
+pub async fn reload(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    admin_allowed(&state, &req)?;
+    let query = req.uri().query().unwrap_or("").to_string();
+    let ids = |name: &str| -> Result<Vec<i64>, ApiError> {
+        query
+            .split('&')
+            .filter_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .flat_map(|v| v.split(','))
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| ApiError::bad_request(format!("{name}: {v:?} is not an id")))
+            })
+            .collect()
+    };
+    let (boards, threads) = (ids("boards")?, ids("threads")?);
+    for &b in &boards {
+        let id = wani_store::BoardId(b);
+        state
+            .entities
+            .ask(id, |reply| BoardMsg::Reload { reply })
+            .await
+            .and_then(|r| r)?;
+        state.board_cache.forget(id);
+    }
+    for &t in &threads {
+        let id = wani_store::ThreadId(t);
+        state.entities.tell(id, wani_actors::ThreadMsg::Reload);
+        // Answered after the reload (one mailbox, in order): the caller's
+        // next read sees what was written.
+        state
+            .entities
+            .ask(id, |reply| wani_actors::ThreadMsg::Head { reply })
+            .await?;
+    }
+    state.boards().await?;
+    Ok(Json(serde_json::json!({"boards": boards.len(), "threads": threads.len()})).into_response())
 }
 
 /// Whether the admin API may be used by this request (see the module doc).

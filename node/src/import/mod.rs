@@ -75,6 +75,12 @@ pub struct ManiwaniArgs {
     /// Threads written per transaction.
     #[arg(long, default_value_t = 200)]
     pub batch: usize,
+    /// A running node to tell about the import, so boards and threads its
+    /// cluster has loaded already are read again (node.listen of the config
+    /// by default). Nodes that are not running read everything when they
+    /// start.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub node: Option<String>,
 }
 
 fn parse_rename(s: &str) -> Result<(String, String), String> {
@@ -177,7 +183,15 @@ pub async fn import_maniwani(config: &Config, args: &ManiwaniArgs) -> anyhow::Re
     };
     let result = Importer::new(config, &store, &site, args).await;
     let result = match result {
-        Ok(mut importer) => importer.run().await.map(|()| importer.report),
+        Ok(mut importer) => match importer.run().await {
+            Ok(()) => {
+                if !args.dry_run {
+                    importer.tell_node().await;
+                }
+                Ok(importer.report)
+            }
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     store.close().await;
@@ -203,6 +217,10 @@ struct Importer<'a> {
     slips: HashMap<i64, (i64, String, Option<&'static str>)>,
     /// Posts already in wani from an earlier run.
     done_posts: HashSet<i64>,
+    /// wani ids of the boards imported into, and of the threads an earlier
+    /// run imported that got posts now: what a running node must reload.
+    touched_boards: Vec<i64>,
+    extended_threads: Vec<i64>,
     report: Report,
 }
 
@@ -318,6 +336,8 @@ impl<'a> Importer<'a> {
             boards,
             slips: HashMap::new(),
             done_posts,
+            touched_boards: Vec::new(),
+            extended_threads: Vec::new(),
             report: Report::default(),
         })
     }
@@ -390,6 +410,7 @@ impl<'a> Importer<'a> {
                     board
                 }
             };
+            self.touched_boards.push(board.id.0);
             out.insert(b.id, board);
             progress.add(1);
         }
@@ -515,6 +536,9 @@ impl<'a> Importer<'a> {
                         threads_bar.add(1);
                         continue;
                     }
+                    if todo.len() < posts.len() {
+                        self.extended_threads.push(t.id);
+                    }
                     for p in &todo {
                         if let Some(m) = p.media {
                             files.push((p.id, m, board.clone()));
@@ -575,6 +599,57 @@ impl<'a> Importer<'a> {
         media_bar.finish();
         tree.shutdown().await;
         result
+    }
+
+    /// Asks a running node to reload what this run wrote behind its actors'
+    /// backs. No node running is fine: one started later reads the database.
+    async fn tell_node(&mut self) {
+        let addr = match &self.args.node {
+            Some(a) => a.clone(),
+            None => match crate::cli::local_node(self.config) {
+                Ok(a) => a,
+                Err(_) => return,
+            },
+        };
+        let cookie = match crate::drain::is_loopback(&addr).await {
+            true => None,
+            false => self
+                .config
+                .cluster
+                .runtime(&self.config.node)
+                .ok()
+                .map(|r| r.cookie),
+        };
+        let list = |ids: &[i64]| ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        // Threads in slices, so no request line grows past what a server reads.
+        let mut paths = vec![format!(
+            "/api/v1/admin/reload?boards={}",
+            list(&self.touched_boards)
+        )];
+        for chunk in self.extended_threads.chunks(500) {
+            paths.push(format!("/api/v1/admin/reload?threads={}", list(chunk)));
+        }
+        for path in paths {
+            match crate::drain::request(&addr, "POST", &path, cookie.as_deref()).await {
+                Ok((200, _)) => {}
+                Ok((code, body)) => {
+                    self.report.notes.push(format!(
+                        "the node at {addr} did not reload what was imported ({code}: {}); \
+                         restart it, or its cluster, to show every imported thread",
+                        String::from_utf8_lossy(&body).trim()
+                    ));
+                    return;
+                }
+                Err(_) => {
+                    eprintln!(
+                        "no node answers at {addr}: nothing to reload (a node reads the \
+                         imported site when it starts)"
+                    );
+                    return;
+                }
+            }
+        }
+        eprintln!("the node at {addr} reloaded the imported boards and threads");
     }
 
     /// Writes a batch; if it fails, each thread alone, reporting the ones

@@ -239,6 +239,33 @@ def feature_site(db, models, media_dir):
     return expected
 
 
+class Pictures:
+    """Distinct photos for the benchmark site, as an imageboard gets them:
+    mostly JPEGs of about a megapixel, some PNGs. Each is a textured base
+    with its own mark, so no two files are alike (deduplication would skip
+    the work the benchmark is there to time)."""
+
+    def __init__(self):
+        from PIL import Image
+        noise = Image.effect_noise((1024, 768), 12)
+        grad = Image.linear_gradient("L").resize((1024, 768))
+        self.base = Image.merge("RGB", (noise, grad, noise.transpose(Image.FLIP_LEFT_RIGHT)))
+
+    def make(self, n):
+        from PIL import ImageDraw
+        img = self.base.copy()
+        draw = ImageDraw.Draw(img)
+        draw.rectangle((n % 900, n * 7 % 700, n % 900 + 60, n * 7 % 700 + 40),
+                       fill=(n % 256, n // 256 % 256, 200))
+        draw.text((10, 10), "picture %d" % n, fill=(255, 255, 255))
+        buf = io.BytesIO()
+        if n % 5 == 0:
+            img.resize((640, 480)).save(buf, "PNG")
+            return "png", "image/png", buf.getvalue()
+        img.save(buf, "JPEG", quality=85)
+        return "jpg", "image/jpeg", buf.getvalue()
+
+
 def bulk_site(db, models, media_dir, threads, replies, images):
     """A large site written with Core inserts through Maniwani's tables."""
     Board, Thread, Post, Poster, Media, Slip, Tag = models
@@ -249,9 +276,7 @@ def bulk_site(db, models, media_dir, threads, replies, images):
     t0 = datetime.datetime(2021, 1, 1)
     total = threads * (replies + 1)
     every = max(1, total // images) if images else 0
-    # A handful of distinct images, each reused: the pipeline's cost is per
-    # file, and Maniwani kept one file per post either way.
-    pictures = [png(640 + 16 * k, 480, k + 3) for k in range(32)]
+    pictures = Pictures()
     thread_rows, poster_rows, post_rows, media_rows = [], [], [], []
     post_id = 0
     media_id = 0
@@ -266,9 +291,10 @@ def bulk_site(db, models, media_dir, threads, replies, images):
             if every and post_id % every == 0 and media_id < images:
                 media_id += 1
                 m = media_id
-                media_rows.append({"id": m, "ext": "png", "mimetype": "image/png",
+                ext, mimetype, data = pictures.make(m)
+                media_rows.append({"id": m, "ext": ext, "mimetype": mimetype,
                                    "is_animated": False})
-                save_file(media_dir, m, "png", pictures[m % len(pictures)])
+                save_file(media_dir, m, ext, data)
             post_rows.append({"id": post_id, "thread": t, "poster": t, "media": m,
                               "spoiler": False, "subject": "Thread %d" % t if r == 0 else None,
                               "datetime": t0 + datetime.timedelta(seconds=post_id),
@@ -291,6 +317,9 @@ def main():
     parser.add_argument("--replies", type=int, default=99)
     parser.add_argument("--images", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--add-reply", type=int, metavar="THREAD",
+                        help="add one post to THREAD of an existing site, print its id")
+    parser.add_argument("--body", default="A reply made after the import.")
     args = parser.parse_args()
     random.seed(args.seed)
     os.makedirs(os.path.join(args.media, "thumbs"), exist_ok=True)
@@ -309,7 +338,19 @@ def main():
     models = (Board, Thread, Post, Poster, Media, Slip, Tag)
     with app.app_context():
         db.create_all()
-        if args.bulk:
+        if args.add_reply:
+            thread = db.session.get(Thread, args.add_reply)
+            poster = Poster(hex_string="BEEF", ip_address="10.9.9.9", thread=thread.id)
+            db.session.add(poster)
+            db.session.flush()
+            last = db.session.query(db.func.max(Post.datetime)).scalar()
+            post = Post(body=args.body, thread=thread.id, poster=poster.id,
+                        datetime=last + datetime.timedelta(minutes=1), spoiler=False)
+            db.session.add(post)
+            thread.last_updated = post.datetime
+            db.session.commit()
+            print(post.id)
+        elif args.bulk:
             bulk_site(db, models, args.media, args.threads, args.replies, args.images)
         else:
             expected = feature_site(db, models, args.media)

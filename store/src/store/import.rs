@@ -116,13 +116,15 @@ impl Store {
         let board = if free.is_none() && self.board_by_name(&settings.name).await?.is_none() {
             // The row first under the kept id, then every setting the way
             // an edit writes them.
+            // The sequence first, so a board created meanwhile by a
+            // running node cannot be handed the same id.
+            self.reserve_ids("board", keep_id).await?;
             sqlx::query("INSERT INTO board (id, name) VALUES ($1, $2)")
                 .bind(keep_id)
                 .bind(&settings.name)
                 .execute(self.pool())
                 .await
                 .map_err(db_err)?;
-            self.reserve_ids("board", keep_id).await?;
             self.update_board(BoardId(keep_id), settings).await?
         } else {
             self.create_board(settings).await?
