@@ -127,5 +127,6 @@ pub trait Repo: Send + Sync + 'static {
 }
 
 mod store;
+pub use store::admin::check_board_name;
 pub use store::import::{import_key, ImportPost, ImportTag, ImportThread};
 pub use store::{Backend, Store, StoreOptions};

@@ -265,7 +265,12 @@ pub async fn read(pool: &AnyPool) -> anyhow::Result<Site> {
 /// Where Maniwani's FolderStorage keeps media `id`: `<upload folder>/<id>.<ext>`
 /// (an `attachments/` folder beside it is looked in too: Maniwani's bootstrap
 /// made one, and a copy of its S3 bucket has that name).
+/// `None` also for an extension that is not a plain word: the database is
+/// not trusted to name a path outside the folder.
 pub fn media_path(folder: &Path, id: i64, ext: &str) -> Option<PathBuf> {
+    if ext.is_empty() || ext.len() > 8 || !ext.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return None;
+    }
     let name = format!("{id}.{ext}");
     [folder.join(&name), folder.join("attachments").join(&name)]
         .into_iter()
@@ -314,6 +319,25 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_media_extension_never_leaves_the_upload_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("3.png"), b"x").unwrap();
+        std::fs::create_dir(dir.path().join("attachments")).unwrap();
+        std::fs::write(dir.path().join("attachments/4.jpg"), b"x").unwrap();
+        assert_eq!(
+            media_path(dir.path(), 3, "png"),
+            Some(dir.path().join("3.png"))
+        );
+        assert_eq!(
+            media_path(dir.path(), 4, "jpg"),
+            Some(dir.path().join("attachments/4.jpg"))
+        );
+        for ext in ["", "png/../../etc/passwd", "../3.png", "p g", "verylongext"] {
+            assert_eq!(media_path(dir.path(), 3, ext), None, "{ext:?}");
+        }
+    }
 
     #[test]
     fn maniwani_times_read_as_utc_milliseconds() {

@@ -257,7 +257,13 @@ impl<'a> Importer<'a> {
                 continue;
             }
             let name = renames.get(b.name.as_str()).copied().unwrap_or(&b.name);
-            if !names.insert(name.to_string()) {
+            if let Err(e) = wani_store::check_board_name(name) {
+                problems.push(format!(
+                    "Maniwani's board {:?} cannot keep that name in wani ({e}): import it \
+                     as another with --rename {}=<new name>",
+                    b.name, b.name
+                ));
+            } else if !names.insert(name.to_string()) {
                 problems.push(format!(
                     "two Maniwani boards would both be /{name}/: rename one with --rename"
                 ));
@@ -474,6 +480,14 @@ impl<'a> Importer<'a> {
         let mut by_thread: HashMap<i64, Vec<&maniwani::Post>> = HashMap::new();
         for p in &site.posts {
             by_thread.entry(p.thread).or_default().push(p);
+        }
+        let known: HashSet<i64> = site.threads.iter().map(|t| t.id).collect();
+        for p in site.posts.iter().filter(|p| !known.contains(&p.thread)) {
+            self.report.posts.failed += 1;
+            self.report.notes.push(format!(
+                "post {}: its thread {} does not exist",
+                p.id, p.thread
+            ));
         }
         let with_media = site.posts.iter().filter(|p| p.media.is_some()).count() as u64;
         let mut threads_bar = Progress::new("threads", site.threads.len() as u64);

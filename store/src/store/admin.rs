@@ -27,8 +27,9 @@ const POSTER_SECRET_KEY: &str = "poster_secret";
 const POSTER_SECRET_BYTES: usize = 32;
 
 /// Rejects settings the schema or the URLs cannot carry.
-fn validate(settings: &BoardSettings) -> Result<(), StoreError> {
-    let name = &settings.name;
+/// Whether `name` can name a board: 1 to 32 characters of `[a-z0-9_-]`, not
+/// one of the site's own URL prefixes.
+pub fn check_board_name(name: &str) -> Result<(), StoreError> {
     if name.is_empty() || name.chars().count() > MAX_BOARD_NAME {
         return Err(StoreError::Invalid(format!(
             "board name must be 1 to {MAX_BOARD_NAME} characters, got {}",
@@ -43,11 +44,16 @@ fn validate(settings: &BoardSettings) -> Result<(), StoreError> {
             "board name {name:?} may only contain a-z, 0-9, _ and -"
         )));
     }
-    if RESERVED_BOARD_NAMES.contains(&name.as_str()) {
+    if RESERVED_BOARD_NAMES.contains(&name) {
         return Err(StoreError::Invalid(format!(
             "board name {name:?} is taken by the site's own URLs (/{name}/…); pick another"
         )));
     }
+    Ok(())
+}
+
+fn validate(settings: &BoardSettings) -> Result<(), StoreError> {
+    check_board_name(&settings.name)?;
     // Stored comma-separated, so a comma would split one type into two.
     if let Some(bad) = settings
         .mimetypes

@@ -26,7 +26,7 @@
 //! and slip names, who may delete what (the node checks roles).
 
 mod accounts;
-mod admin;
+pub(crate) mod admin;
 mod bulk;
 mod dberr;
 pub mod import;
