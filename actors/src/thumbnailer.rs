@@ -169,7 +169,9 @@ async fn process(
             .await
             .map_err(|e| ThumbError::Unavailable(format!("thumbnailer task failed: {e}")))??
     };
-    let thumb_blob = blobs.put(Bytes::from(processed.thumb)).await?;
+    let thumb_blob = blobs
+        .put_typed(Bytes::from(processed.thumb), &processed.thumb_mimetype)
+        .await?;
     Ok(NewMedia {
         blob,
         thumb_blob,

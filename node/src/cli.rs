@@ -37,6 +37,9 @@ pub enum Command {
     /// Create, list or edit boards.
     #[command(subcommand)]
     Board(BoardCommand),
+    /// Move stored files to another blob backend (`wani blobs migrate --to s3`).
+    #[command(subcommand)]
+    Blobs(crate::blobs::BlobsCommand),
     /// Import another imageboard's site (`wani import maniwani --help`).
     #[command(subcommand)]
     Import(crate::import::ImportCommand),
@@ -285,6 +288,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Board(cmd) => board(config, cmd).await,
         Command::Slip(cmd) => slip(config, cmd).await,
         Command::Import(cmd) => crate::import::run(config, cmd).await,
+        Command::Blobs(cmd) => crate::blobs::run(config, cmd).await,
         Command::Bench(args) => crate::bench::run(args).await,
         Command::BenchCluster(args) => crate::bench_cluster::run(args).await,
         Command::BenchLive(args) => crate::bench_live::run(args).await,

@@ -238,9 +238,31 @@ impl Default for DatabaseConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BlobConfig {
-    /// `fs` or `db`.
+    /// `fs` (files under `dir`), `db` (the database's `blob` table) or `s3`
+    /// (an S3-compatible bucket).
     pub backend: String,
     pub dir: PathBuf,
+    /// `s3`: the bucket, and where it is. An empty region or credentials
+    /// come from the environment (`AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`); an empty endpoint is AWS itself.
+    pub bucket: String,
+    pub region: String,
+    pub endpoint: String,
+    /// Bucket in the URL path rather than the host name (MinIO, Garage,
+    /// SeaweedFS and most self-hosted stores want this).
+    pub path_style: bool,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Put in front of every object name, to share a bucket (`wani/`).
+    pub prefix: String,
+    /// Files above this many MiB go up in parts of this size (at least 5).
+    pub multipart_mib: usize,
+    /// How long one S3 request is retried, with backoff, before it fails.
+    pub retry_secs: u64,
+    /// Where clients fetch media from instead of this node (a CDN in front
+    /// of the bucket): pages and both JSON APIs link `<public_url>/<object>`.
+    /// Empty: `/upload/…` on the node, which streams from the store.
+    pub public_url: String,
 }
 
 impl Default for BlobConfig {
@@ -248,6 +270,33 @@ impl Default for BlobConfig {
         BlobConfig {
             backend: "fs".into(),
             dir: PathBuf::from("./data/blobs"),
+            bucket: String::new(),
+            region: String::new(),
+            endpoint: String::new(),
+            path_style: false,
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            prefix: String::new(),
+            multipart_mib: 8,
+            retry_secs: 30,
+            public_url: String::new(),
+        }
+    }
+}
+
+impl BlobConfig {
+    /// The S3 settings of `[blobs]`.
+    pub fn s3(&self) -> wani_store::s3::S3Options {
+        wani_store::s3::S3Options {
+            bucket: self.bucket.clone(),
+            region: self.region.clone(),
+            endpoint: self.endpoint.clone(),
+            path_style: self.path_style,
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: self.secret_access_key.clone(),
+            prefix: self.prefix.clone(),
+            multipart_bytes: self.multipart_mib.max(5) * 1024 * 1024,
+            retry_secs: self.retry_secs,
         }
     }
 }
@@ -566,10 +615,20 @@ impl Config {
                 self.database.url
             );
         }
-        if !matches!(self.blobs.backend.as_str(), "fs" | "db") {
-            bail!(
-                "blobs.backend: {:?} must be \"fs\" or \"db\"",
+        if !matches!(self.blobs.backend.as_str(), "fs" | "db" | "s3") {
+            anyhow::bail!(
+                "blobs.backend: {:?} must be \"fs\", \"db\" or \"s3\"",
                 self.blobs.backend
+            );
+        }
+        if self.blobs.backend == "s3" && self.blobs.bucket.is_empty() {
+            anyhow::bail!("blobs.bucket: backend \"s3\" needs the bucket's name");
+        }
+        let url = &self.blobs.public_url;
+        if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
+            anyhow::bail!(
+                "blobs.public_url: {:?} must be an http:// or https:// URL",
+                self.blobs.public_url
             );
         }
         if !(16..=4096).contains(&self.media.thumb_max_side) {
@@ -870,8 +929,12 @@ mod tests {
         .unwrap_err();
         assert!(format!("{e:#}").contains("cluster.cookie"), "{e:#}");
         Config::parse("[database]\nurl = \"postgres://x@h/db\"\n[cluster]\nenabled = true\ncookie = \"long enough\"\nseeds = [\"127.0.0.1:7001\"]").unwrap();
-        let e = Config::parse("[blobs]\nbackend = \"s3\"").unwrap_err();
+        let e = Config::parse("[blobs]\nbackend = \"s4\"").unwrap_err();
         assert!(format!("{e:#}").contains("blobs.backend"), "{e:#}");
+        let e = Config::parse("[blobs]\nbackend = \"s3\"").unwrap_err();
+        assert!(format!("{e:#}").contains("blobs.bucket"), "{e:#}");
+        let e = Config::parse("[blobs]\npublic_url = \"cdn.example\"").unwrap_err();
+        assert!(format!("{e:#}").contains("blobs.public_url"), "{e:#}");
         let e = Config::parse("[site]\ntrusted_proxies = [\"10.0.0.0/40\"]").unwrap_err();
         assert!(format!("{e:#}").contains("site.trusted_proxies"), "{e:#}");
         let e = Config::parse("[http]\nhead_timeout_secs = 0").unwrap_err();

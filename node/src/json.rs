@@ -36,12 +36,35 @@ pub struct PostJson<'a> {
     pub tags: &'a [String],
 }
 
-pub fn media_url(m: &Media) -> String {
-    format!("/upload/{}", m.id)
+/// Where clients fetch media from: `[blobs] public_url` with the object
+/// prefix (a CDN in front of the bucket), or `None` for this node's
+/// `/upload/…`. One value per process, set when a node starts; every page
+/// and API answer links media through [`media_url`] and [`thumb_url`].
+static PUBLIC_URL: std::sync::RwLock<Option<String>> = std::sync::RwLock::new(None);
+
+/// Sets where media are linked (see [`PUBLIC_URL`]); an empty `base` links
+/// them on the node.
+pub fn set_public_url(base: &str, prefix: &str) {
+    let url = (!base.is_empty()).then(|| format!("{}/{prefix}", base.trim_end_matches('/')));
+    *PUBLIC_URL.write().unwrap_or_else(|e| e.into_inner()) = url;
 }
 
+fn public(key: &str) -> Option<String> {
+    PUBLIC_URL
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|base| format!("{base}{key}"))
+}
+
+/// The original file's URL.
+pub fn media_url(m: &Media) -> String {
+    public(&m.blob).unwrap_or_else(|| format!("/upload/{}", m.id))
+}
+
+/// The thumbnail's URL.
 pub fn thumb_url(m: &Media) -> String {
-    format!("/upload/thumb/{}", m.id)
+    public(&m.thumb_blob).unwrap_or_else(|| format!("/upload/thumb/{}", m.id))
 }
 
 pub fn thread_url(thread: &Thread) -> String {

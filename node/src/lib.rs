@@ -12,6 +12,7 @@ pub mod bench_live;
 pub mod bench_many;
 pub mod bench_media;
 pub mod bench_scale;
+pub mod blobs;
 pub mod chan;
 pub mod cli;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod json;
 pub mod metrics;
 pub mod node;
 pub mod pages;
+pub mod progress;
 pub mod render;
 pub mod state;
 

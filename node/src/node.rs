@@ -45,6 +45,7 @@ use wani_actors::{BoardMsg, ThreadMsg};
 use wani_actors::{Entities, EntityConfig, Renderer, Shared, Thumbnailer};
 use wani_media::video::VideoTools;
 use wani_store::blob::{BlobStore, DbBlobStore, FsBlobStore};
+use wani_store::s3::S3BlobStore;
 use wani_store::{Repo, Store, StoreOptions};
 use wani_supervision::cluster::Cluster;
 use wani_supervision::transport::Transport;
@@ -87,12 +88,28 @@ pub async fn bootstrap_boards(store: &Store, config: &Config) -> anyhow::Result<
     Ok(())
 }
 
-/// The blob store `[blobs]` names.
-pub fn open_blobs(config: &Config, store: &Store) -> Arc<dyn BlobStore> {
-    match config.blobs.backend.as_str() {
+/// The blob store `[blobs]` names. An S3 bucket is read once first, so
+/// wrong credentials or a missing bucket stop the start with the reason.
+pub async fn open_blobs(config: &Config, store: &Store) -> anyhow::Result<Arc<dyn BlobStore>> {
+    Ok(match config.blobs.backend.as_str() {
         "db" => Arc::new(DbBlobStore::new(store.clone())),
+        "s3" => {
+            let s3 = S3BlobStore::new(&config.blobs.s3())?;
+            s3.check().await.with_context(|| {
+                format!(
+                    "blobs: the S3 bucket {:?} at {}",
+                    config.blobs.bucket,
+                    if config.blobs.endpoint.is_empty() {
+                        "AWS"
+                    } else {
+                        &config.blobs.endpoint
+                    }
+                )
+            })?;
+            Arc::new(s3)
+        }
         _ => Arc::new(FsBlobStore::new(&config.blobs.dir)),
-    }
+    })
 }
 
 /// The thumbnailer pool `[media]` asks for (its workers run here when
@@ -138,7 +155,8 @@ impl Node {
     pub async fn start(config: Config) -> anyhow::Result<Node> {
         let store = open_store(&config).await?;
         bootstrap_boards(&store, &config).await?;
-        let blobs = open_blobs(&config, &store);
+        let blobs = open_blobs(&config, &store).await?;
+        crate::json::set_public_url(&config.blobs.public_url, &config.blobs.prefix);
         backfill_md5(&store, &*blobs).await?;
         let tree = Tree::start(config.supervision.budget())
             .await

@@ -14,6 +14,9 @@
 //! touch a path or a query, so a key can never name a file outside the
 //! directory.
 //!
+//! A third, [`S3BlobStore`](crate::s3::S3BlobStore), keeps them in an S3
+//! bucket.
+//!
 //! Not handled: garbage collection (the caller deletes the keys that
 //! [`Repo::archive_thread`](crate::Repo::archive_thread) reports orphaned)
 //! and streaming (media are bounded by the board's upload limit).
@@ -45,6 +48,29 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Whether a blob is stored under `key`.
     async fn exists(&self, key: &str) -> Result<bool, StoreError>;
+
+    /// [`BlobStore::put`], for a backend that keeps a content type with the
+    /// bytes (S3, whose objects a CDN serves directly).
+    async fn put_typed(&self, bytes: Bytes, _content_type: &str) -> Result<String, StoreError> {
+        self.put(bytes).await
+    }
+
+    /// Bytes `range` of the blob (clamped to its end), or `None` if absent.
+    async fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.get(key).await?.map(|b| {
+            let end = (range.end as usize).min(b.len());
+            b.slice((range.start as usize).min(end)..end)
+        }))
+    }
+
+    /// The blob's length in bytes, or `None` if absent.
+    async fn size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.get(key).await?.map(|b| b.len() as u64))
+    }
 }
 
 /// The key of `bytes`: lowercase hex SHA-256.
@@ -57,7 +83,7 @@ pub fn is_valid_key(key: &str) -> bool {
     key.len() == 64 && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-fn check_key(key: &str) -> Result<(), StoreError> {
+pub(crate) fn check_key(key: &str) -> Result<(), StoreError> {
     if is_valid_key(key) {
         Ok(())
     } else {
@@ -69,7 +95,7 @@ fn check_key(key: &str) -> Result<(), StoreError> {
 }
 
 /// Hashes on the blocking pool when the input is large.
-async fn key_of(bytes: &Bytes) -> Result<String, StoreError> {
+pub(crate) async fn key_of(bytes: &Bytes) -> Result<String, StoreError> {
     if bytes.len() <= INLINE_HASH_BYTES {
         return Ok(blob_key(bytes));
     }

@@ -22,6 +22,7 @@ pub mod accounts;
 pub mod blob;
 mod error;
 pub mod model;
+pub mod s3;
 pub mod testing;
 
 pub use accounts::{Ban, ModLogEntry, Report, Session, Slip};

@@ -43,33 +43,41 @@ pub(crate) async fn serve_blob(
     {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
-    let bytes = state
-        .blobs
-        .get(key)
-        .await?
-        .ok_or_else(|| ApiError::not_found("the file is gone"))?;
-    let total = bytes.len() as u64;
-    let range = headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| parse_range(v, total));
-    let mut res = match range {
-        Some(Range::Unsatisfiable) => {
-            let mut res = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
-                res.headers_mut().insert(header::CONTENT_RANGE, v);
+    let gone = || ApiError::not_found("the file is gone");
+    // An original's length is in its row, so a range of it is fetched alone
+    // (from S3, one ranged GET instead of the whole video); a thumbnail is
+    // small and read whole.
+    let asked = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let mut res = match (asked, thumb) {
+        (Some(asked), false) => {
+            let total = media.size_bytes.max(0) as u64;
+            match parse_range(asked, total) {
+                Range::Unsatisfiable => return Ok(unsatisfiable(total)),
+                Range::Bytes(start, end) => {
+                    let part = state
+                        .blobs
+                        .get_range(key, start..end + 1)
+                        .await?
+                        .ok_or_else(gone)?;
+                    partial(part, start, total)
+                }
+                Range::Whole => {
+                    let bytes = state.blobs.get(key).await?.ok_or_else(gone)?;
+                    (StatusCode::OK, bytes).into_response()
+                }
             }
-            return Ok(res);
         }
-        Some(Range::Bytes(start, end)) => {
-            let part = bytes.slice(start as usize..=end as usize);
-            let mut res = (StatusCode::PARTIAL_CONTENT, part).into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{total}")) {
-                res.headers_mut().insert(header::CONTENT_RANGE, v);
+        (asked, _) => {
+            let bytes = state.blobs.get(key).await?.ok_or_else(gone)?;
+            let total = bytes.len() as u64;
+            match asked.map(|v| parse_range(v, total)) {
+                Some(Range::Unsatisfiable) => return Ok(unsatisfiable(total)),
+                Some(Range::Bytes(start, end)) => {
+                    partial(bytes.slice(start as usize..=end as usize), start, total)
+                }
+                Some(Range::Whole) | None => (StatusCode::OK, bytes).into_response(),
             }
-            res
         }
-        Some(Range::Whole) | None => (StatusCode::OK, bytes).into_response(),
     };
     let h = res.headers_mut();
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -92,6 +100,25 @@ pub(crate) async fn serve_blob(
         h.insert(header::ETAG, v);
     }
     Ok(res)
+}
+
+/// 416 for a file of `total` bytes.
+fn unsatisfiable(total: u64) -> Response {
+    let mut res = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
+        res.headers_mut().insert(header::CONTENT_RANGE, v);
+    }
+    res
+}
+
+/// 206 with `part`, which starts at `start` of a file of `total` bytes.
+fn partial(part: bytes::Bytes, start: u64, total: u64) -> Response {
+    let end = start + (part.len() as u64).saturating_sub(1);
+    let mut res = (StatusCode::PARTIAL_CONTENT, part).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{total}")) {
+        res.headers_mut().insert(header::CONTENT_RANGE, v);
+    }
+    res
 }
 
 /// What a `Range` header asks of a file of some length.

@@ -130,7 +130,15 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         .fallback(site::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(csrf::guard))
-        .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            axum::http::HeaderValue::from_str(&content_security_policy(
+                &state.config.blobs.public_url,
+            ))
+            .unwrap_or(axum::http::HeaderValue::from_static(
+                CONTENT_SECURITY_POLICY,
+            )),
+            security_headers,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             web_role,
@@ -153,16 +161,31 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
     media-src 'self' blob:; connect-src 'self'; font-src 'self'; worker-src 'self' blob:; \
     manifest-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// [`CONTENT_SECURITY_POLICY`], letting images and videos come from the
+/// origin of `[blobs] public_url` (the CDN media are linked on) as well.
+pub fn content_security_policy(public_url: &str) -> String {
+    let origin = public_url
+        .split_once("://")
+        .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or("")))
+        .filter(|_| !public_url.is_empty());
+    match origin {
+        None => CONTENT_SECURITY_POLICY.to_string(),
+        Some(o) => CONTENT_SECURITY_POLICY
+            .replace("img-src 'self'", &format!("img-src 'self' {o}"))
+            .replace("media-src 'self'", &format!("media-src 'self' {o}")),
+    }
+}
+
 /// Adds the policy and its companions to every response that has none.
 async fn security_headers(
+    axum::extract::State(csp): axum::extract::State<axum::http::HeaderValue>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::http::{header, HeaderValue};
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    h.entry(header::CONTENT_SECURITY_POLICY)
-        .or_insert(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    h.entry(header::CONTENT_SECURITY_POLICY).or_insert(csp);
     h.entry(header::X_FRAME_OPTIONS)
         .or_insert(HeaderValue::from_static("DENY"));
     h.entry(header::X_CONTENT_TYPE_OPTIONS)

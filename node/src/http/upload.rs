@@ -245,7 +245,10 @@ pub async fn store_media(
         return Ok(named(existing));
     }
 
-    let key = pipe.blobs.put(Bytes::from(prepared.bytes)).await?;
+    let key = pipe
+        .blobs
+        .put_typed(Bytes::from(prepared.bytes), sniffed.mimetype)
+        .await?;
     match pipe
         .thumbnailer
         .process(key.clone(), limits, thumb_options(pipe))

@@ -15,7 +15,6 @@
 //! included, and writes nothing.
 
 pub mod maniwani;
-mod progress;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -33,7 +32,7 @@ use wani_supervision::NodeName;
 
 use crate::config::Config;
 use crate::http::upload::{store_media, MediaPipe};
-use progress::Progress;
+use crate::progress::Progress;
 
 /// The source name imported rows are marked with.
 const SOURCE: &str = "maniwani";
@@ -499,7 +498,7 @@ impl<'a> Importer<'a> {
             .await
             .map_err(anyhow::Error::msg)?;
         let transport = Transport::single(NodeName(format!("{}-import", self.config.node.name)));
-        let blobs = crate::node::open_blobs(self.config, self.store);
+        let blobs = crate::node::open_blobs(self.config, self.store).await?;
         let thumbnailer =
             crate::node::start_thumbnailer(self.config, transport, true, blobs.clone()).await;
         if let Some(child) = thumbnailer.child() {

@@ -75,9 +75,9 @@ pub fn board_list(ctx: &PageCtx, boards: &[(Board, Option<Media>)]) -> String {
                         let (w, h) = fit(m.thumb_width, m.thumb_height, TILE_THUMB);
                         write!(
                             out,
-                            "<img src=\"/upload/thumb/{}\" width=\"{w}\" height=\"{h}\" \
+                            "<img src=\"{}\" width=\"{w}\" height=\"{h}\" \
                              loading=\"lazy\" alt=\"\">",
-                            m.id
+                            escape(&crate::json::thumb_url(m))
                         )?;
                     }
                     None => write!(
@@ -224,10 +224,10 @@ fn tile(out: &mut String, board: Option<&Board>, s: &ThreadSummary) -> fmt::Resu
             let (w, h) = fit(m.thumb_width, m.thumb_height, TILE_THUMB);
             writeln!(
                 out,
-                "<a class=\"tile-thumb{}\" href=\"/threads/{id}\"><img src=\"/upload/thumb/{}\" \
+                "<a class=\"tile-thumb{}\" href=\"/threads/{id}\"><img src=\"{}\" \
                  width=\"{w}\" height=\"{h}\" loading=\"lazy\" alt=\"\"></a>",
                 if s.op.spoiler { " spoilered" } else { "" },
-                m.id
+                escape(&crate::json::thumb_url(m))
             )?;
         }
         None => writeln!(

@@ -164,10 +164,11 @@ pub(crate) fn media_figure(out: &mut String, m: &Media, spoiler: bool, max: i64)
     out.push_str("<figure class=\"post-media\">");
     write!(
         out,
-        "<figcaption class=\"media-info\"><a href=\"/upload/{id}\" target=\"_blank\" \
+        "<figcaption class=\"media-info\"><a href=\"{url}\" target=\"_blank\" \
          rel=\"noopener\">{id}.{ext}</a> <span class=\"muted\">({ext}, {w}×{h}{dur}, {size}{anim})</span>\
          </figcaption>",
         id = m.id,
+        url = escape(&crate::json::media_url(m)),
         ext = escape(&m.ext),
         w = m.width,
         h = m.height,
@@ -202,10 +203,11 @@ pub(crate) fn thumb_link(out: &mut String, m: &Media, spoiler: bool, max: i64) -
     }
     write!(
         out,
-        "<a class=\"{class}\" href=\"/upload/{id}\" target=\"_blank\" rel=\"noopener\"{label}>\
-         <img class=\"thumb\" src=\"/upload/thumb/{id}\" width=\"{w}\" height=\"{h}\" \
+        "<a class=\"{class}\" href=\"{url}\" target=\"_blank\" rel=\"noopener\"{label}>\
+         <img class=\"thumb\" src=\"{thumb}\" width=\"{w}\" height=\"{h}\" \
          loading=\"lazy\" alt=\"{alt}\"></a>",
-        id = m.id,
+        url = escape(&crate::json::media_url(m)),
+        thumb = escape(&crate::json::thumb_url(m)),
         label = if spoiler {
             " title=\"Spoiler: hover or focus to reveal\""
         } else {

@@ -10,6 +10,7 @@
 
 pub mod cluster;
 pub mod process;
+pub mod s3;
 pub mod sse;
 
 use std::net::IpAddr;

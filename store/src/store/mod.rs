@@ -354,6 +354,24 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// Every blob a media row names, once each, with the content type it
+    /// is served with (originals, then thumbnails): what a move to another
+    /// blob store must copy.
+    pub async fn media_blobs(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT blob, MIN(mimetype) FROM media GROUP BY blob \
+             UNION ALL SELECT thumb_blob, MIN(thumb_mimetype) FROM media GROUP BY thumb_blob",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)?;
+        let mut seen = std::collections::HashSet::new();
+        Ok(rows
+            .into_iter()
+            .filter(|(k, _)| seen.insert(k.clone()))
+            .collect())
+    }
+
     /// The most recent media row whose original is the blob `key`: a
     /// duplicate upload reuses its thumbnail and what was learned about the
     /// file instead of decoding it again.
