@@ -714,7 +714,7 @@ fn finish(out: &str, args: &BenchArgs, replies: [(&LoadResult, u64); 2]) -> anyh
     Ok(())
 }
 
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+pub fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!(
         "wani-bench-{}-{}",
         std::process::id(),

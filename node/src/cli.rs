@@ -92,6 +92,9 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         timeout_secs: u64,
     },
+    /// Image posts and thumbnail serving with media on disk and in an S3
+    /// bucket, in one run (scripts/bench-s3; see docs/BENCHMARKS.md).
+    BenchBlobs(crate::bench_blobs::BenchBlobsArgs),
     /// Thumbnail throughput and peak memory on one image (scripts/bench-media
     /// runs it beside Pillow; see docs/BENCHMARKS.md).
     BenchMedia(crate::bench_media::BenchMediaArgs),
@@ -309,6 +312,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::BenchMedia(args) => crate::bench_media::run(args),
+        Command::BenchBlobs(args) => crate::bench_blobs::run(args).await,
         Command::Health {
             addr,
             ready,

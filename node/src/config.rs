@@ -259,6 +259,10 @@ pub struct BlobConfig {
     pub multipart_mib: usize,
     /// How long one S3 request is retried, with backoff, before it fails.
     pub retry_secs: u64,
+    /// `s3`: MiB of small files (thumbnails; files up to 1 MiB) each node
+    /// keeps in memory, so serving a page of thumbnails is not a bucket
+    /// request per image. 0 turns it off.
+    pub cache_mib: usize,
     /// Where clients fetch media from instead of this node (a CDN in front
     /// of the bucket): pages and both JSON APIs link `<public_url>/<object>`.
     /// Empty: `/upload/…` on the node, which streams from the store.
@@ -279,6 +283,7 @@ impl Default for BlobConfig {
             prefix: String::new(),
             multipart_mib: 8,
             retry_secs: 30,
+            cache_mib: 64,
             public_url: String::new(),
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod abuse;
 pub mod bench;
+pub mod bench_blobs;
 pub mod bench_cluster;
 pub mod bench_live;
 pub mod bench_many;

@@ -45,7 +45,7 @@ use wani_actors::{BoardMsg, ThreadMsg};
 use wani_actors::{Entities, EntityConfig, Renderer, Shared, Thumbnailer};
 use wani_media::video::VideoTools;
 use wani_store::blob::{BlobStore, DbBlobStore, FsBlobStore};
-use wani_store::s3::S3BlobStore;
+use wani_store::s3::{CachedBlobStore, S3BlobStore};
 use wani_store::{Repo, Store, StoreOptions};
 use wani_supervision::cluster::Cluster;
 use wani_supervision::transport::Transport;
@@ -106,7 +106,14 @@ pub async fn open_blobs(config: &Config, store: &Store) -> anyhow::Result<Arc<dy
                     }
                 )
             })?;
-            Arc::new(s3)
+            match config.blobs.cache_mib {
+                0 => Arc::new(s3),
+                mib => Arc::new(CachedBlobStore::new(
+                    Arc::new(s3),
+                    1024 * 1024,
+                    mib * 1024 * 1024,
+                )),
+            }
         }
         _ => Arc::new(FsBlobStore::new(&config.blobs.dir)),
     })

@@ -243,3 +243,164 @@ impl BlobStore for S3BlobStore {
         Ok(self.size(key).await?.is_some())
     }
 }
+
+/// Small blobs (thumbnails, mostly) kept in memory in front of a store that
+/// is a network hop away: a page of thumbnails read from a bucket is one
+/// request per image otherwise. A key names one content for good, so an
+/// entry is never stale; it leaves when the budget is spent (oldest first)
+/// or when the blob is deleted.
+pub struct CachedBlobStore {
+    inner: Arc<dyn BlobStore>,
+    /// Largest blob kept, and all kept together, in bytes.
+    max_item: usize,
+    budget: usize,
+    kept: std::sync::Mutex<Kept>,
+}
+
+#[derive(Default)]
+struct Kept {
+    blobs: std::collections::HashMap<String, Bytes>,
+    order: std::collections::VecDeque<String>,
+    bytes: usize,
+}
+
+impl CachedBlobStore {
+    /// Keeps blobs up to `max_item` bytes, `budget` bytes in all.
+    pub fn new(inner: Arc<dyn BlobStore>, max_item: usize, budget: usize) -> CachedBlobStore {
+        CachedBlobStore {
+            inner,
+            max_item,
+            budget,
+            kept: Default::default(),
+        }
+    }
+
+    fn lookup(&self, key: &str) -> Option<Bytes> {
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        kept.blobs.get(key).cloned()
+    }
+
+    fn keep(&self, key: &str, bytes: &Bytes) {
+        if bytes.len() > self.max_item || bytes.len() > self.budget {
+            return;
+        }
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.blobs.contains_key(key) {
+            return;
+        }
+        while kept.bytes + bytes.len() > self.budget {
+            let Some(old) = kept.order.pop_front() else {
+                break;
+            };
+            if let Some(b) = kept.blobs.remove(&old) {
+                kept.bytes -= b.len();
+            }
+        }
+        kept.bytes += bytes.len();
+        kept.order.push_back(key.to_string());
+        kept.blobs.insert(key.to_string(), bytes.clone());
+    }
+
+    fn forget(&self, key: &str) {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = kept.blobs.remove(key) {
+            kept.bytes -= b.len();
+            kept.order.retain(|k| k != key);
+        }
+    }
+}
+
+#[async_trait]
+impl BlobStore for CachedBlobStore {
+    async fn put(&self, bytes: Bytes) -> Result<String, StoreError> {
+        let key = self.inner.put(bytes.clone()).await?;
+        self.keep(&key, &bytes);
+        Ok(key)
+    }
+
+    async fn put_typed(&self, bytes: Bytes, content_type: &str) -> Result<String, StoreError> {
+        let key = self.inner.put_typed(bytes.clone(), content_type).await?;
+        // Just stored is about to be read: a new post's thumbnail.
+        self.keep(&key, &bytes);
+        Ok(key)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        if let Some(b) = self.lookup(key) {
+            return Ok(Some(b));
+        }
+        let got = self.inner.get(key).await?;
+        if let Some(b) = &got {
+            self.keep(key, b);
+        }
+        Ok(got)
+    }
+
+    async fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Option<Bytes>, StoreError> {
+        match self.lookup(key) {
+            Some(b) => {
+                let end = (range.end as usize).min(b.len());
+                Ok(Some(b.slice((range.start as usize).min(end)..end)))
+            }
+            None => self.inner.get_range(key, range).await,
+        }
+    }
+
+    async fn size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        match self.lookup(key) {
+            Some(b) => Ok(Some(b.len() as u64)),
+            None => self.inner.size(key).await,
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.forget(key);
+        self.inner.delete(key).await
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        if self.lookup(key).is_some() {
+            return Ok(true);
+        }
+        self.inner.exists(key).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blob::FsBlobStore;
+
+    #[tokio::test]
+    async fn the_cache_answers_small_blobs_and_forgets_deleted_and_oldest_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk: Arc<dyn BlobStore> = Arc::new(FsBlobStore::new(dir.path()));
+        let cached = CachedBlobStore::new(disk.clone(), 100, 250);
+        let small = |n: u8| Bytes::from(vec![n; 100]);
+        let a = cached.put(small(1)).await.unwrap();
+        // Gone from the disk, still answered: it came from memory.
+        std::fs::remove_dir_all(dir.path()).unwrap();
+        assert_eq!(cached.get(&a).await.unwrap(), Some(small(1)));
+        assert_eq!(
+            cached.get_range(&a, 10..20).await.unwrap(),
+            Some(small(1).slice(10..20))
+        );
+        // Too large to keep: read through every time.
+        let big = cached.put(Bytes::from(vec![9; 101])).await.unwrap();
+        assert!(cached.lookup(&big).is_none());
+        // Over the budget, the oldest leaves first.
+        let b = cached.put(small(2)).await.unwrap();
+        let c = cached.put(small(3)).await.unwrap();
+        assert!(cached.lookup(&a).is_none(), "the oldest made room");
+        assert!(cached.lookup(&b).is_some() && cached.lookup(&c).is_some());
+        // A deleted blob is not answered from memory afterwards.
+        cached.delete(&b).await.unwrap();
+        assert!(!cached.exists(&b).await.unwrap());
+        assert_eq!(cached.get(&b).await.unwrap(), None);
+        assert_eq!(cached.get(&c).await.unwrap(), Some(small(3)));
+    }
+}
