@@ -323,3 +323,38 @@ async fn three_nodes_share_one_bucket() {
         assert_eq!(common::files_under(&d.path().join("data/blobs")), 0);
     }
 }
+
+/// A file above `multipart_mib` goes up in parts and comes back whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_file_goes_up_in_parts() {
+    use wani_store::blob::BlobStore as _;
+    let Some(s3) = S3rver::start() else { return };
+    let mut blobs = wani_node::Config::parse("").unwrap().blobs;
+    s3.configure(&mut blobs, KEY);
+    blobs.multipart_mib = 5;
+    let store = wani_store::s3::S3BlobStore::new(&blobs.s3()).unwrap();
+    store.check().await.unwrap();
+    // 12 MiB that compress to nothing useful: three parts of 5, 5 and 2.
+    let mut bytes = vec![0u8; 12 * 1024 * 1024];
+    let mut x = 0x9e37_79b9_u32;
+    for b in bytes.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    let bytes = bytes::Bytes::from(bytes);
+    let key = store.put_typed(bytes.clone(), "video/webm").await.unwrap();
+    assert_eq!(key, blob_key(&bytes));
+    assert_eq!(store.size(&key).await.unwrap(), Some(bytes.len() as u64));
+    assert_eq!(store.get(&key).await.unwrap().unwrap(), bytes);
+    let mid = 5 * 1024 * 1024 - 10;
+    assert_eq!(
+        store.get_range(&key, mid..mid + 20).await.unwrap().unwrap(),
+        bytes.slice(mid as usize..mid as usize + 20),
+        "a range across the first part boundary"
+    );
+    store.delete(&key).await.unwrap();
+    assert!(!store.exists(&key).await.unwrap());
+    store.delete(&key).await.unwrap();
+}
