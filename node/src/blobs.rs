@@ -111,25 +111,26 @@ async fn copy(
     if target.exists(key).await.map_err(|e| e.to_string())? {
         return Ok(false);
     }
-    let bytes = source
-        .get(key)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("missing from the current store")?;
-    if blob_key(&bytes) != key {
-        return Err("its bytes do not match its name in the current store (damaged)".into());
-    }
+    let bytes = verified(source, key, "the current store").await?;
     target
         .put_typed(bytes, mimetype)
         .await
         .map_err(|e| e.to_string())?;
-    let back = target
+    verified(target, key, "the bucket, after the upload").await?;
+    Ok(true)
+}
+
+/// The blob `key` of `store`, whose bytes must hash to their key.
+async fn verified(store: &dyn BlobStore, key: &str, which: &str) -> Result<bytes::Bytes, String> {
+    let bytes = store
         .get(key)
         .await
         .map_err(|e| e.to_string())?
-        .ok_or("not in the bucket after the upload")?;
-    if blob_key(&back) != key {
-        return Err("the bucket's copy differs from the original".into());
+        .ok_or_else(|| format!("missing from {which}"))?;
+    if blob_key(&bytes) != key {
+        return Err(format!(
+            "its bytes in {which} do not match its name (damaged)"
+        ));
     }
-    Ok(true)
+    Ok(bytes)
 }

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use sqlx::{AnyConnection, AssertSqlSafe, Row as _};
 
 use super::dberr::db_err;
-use super::write::{insert_media, link_quotes, upsert_poster};
+use super::write::{insert_media, link_quotes, tag_thread, upsert_poster};
 use super::{Backend, Store};
 use crate::error::StoreError;
 use crate::model::{Author, Board, BoardId, BoardSettings, NewMedia, PostId, ThreadId};
@@ -178,16 +178,17 @@ impl Store {
         lo: i64,
         hi: i64,
     ) -> Result<Vec<(PostId, String)>, StoreError> {
-        let rows = sqlx::query("SELECT id, idempotency_key FROM post WHERE id BETWEEN $1 AND $2")
-            .bind(lo)
-            .bind(hi)
-            .fetch_all(self.pool())
-            .await
-            .map_err(db_err)?;
-        rows.iter()
-            .map(|r| Ok((PostId(r.try_get(0)?), r.try_get(1)?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(db_err)
+        let rows: Vec<(i64, String)> = self
+            .pairs_between(
+                "SELECT id, idempotency_key FROM post WHERE id BETWEEN $1 AND $2",
+                lo,
+                hi,
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, key)| (PostId(id), key))
+            .collect())
     }
 
     /// The threads with ids in `lo..=hi` and their boards.
@@ -196,15 +197,33 @@ impl Store {
         lo: i64,
         hi: i64,
     ) -> Result<Vec<(ThreadId, BoardId)>, StoreError> {
-        let rows = sqlx::query("SELECT id, board FROM thread WHERE id BETWEEN $1 AND $2")
+        let rows: Vec<(i64, i64)> = self
+            .pairs_between(
+                "SELECT id, board FROM thread WHERE id BETWEEN $1 AND $2",
+                lo,
+                hi,
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, b)| (ThreadId(id), BoardId(b)))
+            .collect())
+    }
+
+    async fn pairs_between<T>(
+        &self,
+        sql: &'static str,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Vec<(i64, T)>, StoreError>
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any> + Send + Unpin,
+    {
+        sqlx::query_as(sql)
             .bind(lo)
             .bind(hi)
             .fetch_all(self.pool())
             .await
-            .map_err(db_err)?;
-        rows.iter()
-            .map(|r| Ok((ThreadId(r.try_get(0)?), BoardId(r.try_get(1)?))))
-            .collect::<Result<_, sqlx::Error>>()
             .map_err(db_err)
     }
 
@@ -292,25 +311,14 @@ async fn import_thread(
         .await
         .map_err(db_err)?;
     for tag in &t.tags {
-        sqlx::query(
-            "INSERT INTO tag (name, bg_style, text_style) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO NOTHING",
+        tag_thread(
+            conn,
+            t.id,
+            &tag.name,
+            tag.bg_style.as_deref(),
+            tag.text_style.as_deref(),
         )
-        .bind(&tag.name)
-        .bind(tag.bg_style.as_deref())
-        .bind(tag.text_style.as_deref())
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
-        sqlx::query(
-            "INSERT INTO thread_tag (thread, tag) SELECT $1, id FROM tag WHERE name = $2 \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(t.id.0)
-        .bind(&tag.name)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
+        .await?;
     }
     for p in &t.posts {
         let (poster, _) = upsert_poster(conn, t.id, &p.poster, &p.ip).await?;

@@ -401,20 +401,7 @@ async fn create_thread(
     let thread_id = ThreadId(id);
     let tags = normalize_tags(&new.tags);
     for tag in &tags {
-        sqlx::query("INSERT INTO tag (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
-            .bind(tag)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_err)?;
-        sqlx::query(
-            "INSERT INTO thread_tag (thread, tag) SELECT $1, id FROM tag WHERE name = $2 \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(id)
-        .bind(tag)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
+        tag_thread(conn, thread_id, tag, None, None).await?;
     }
     let post = insert_post(conn, thread_id, new.subject.as_deref(), &new.op).await?;
     record_commit(conn, post.id.0, &held).await?;
@@ -431,6 +418,37 @@ async fn create_thread(
         locked: false,
     };
     Ok(Committed::Created((thread, post)))
+}
+
+/// Tags thread `thread` with `name`, creating the tag (with its styles)
+/// if it is new; a tag that exists keeps its styles.
+pub(super) async fn tag_thread(
+    conn: &mut AnyConnection,
+    thread: ThreadId,
+    name: &str,
+    bg_style: Option<&str>,
+    text_style: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO tag (name, bg_style, text_style) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(bg_style)
+    .bind(text_style)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    sqlx::query(
+        "INSERT INTO thread_tag (thread, tag) SELECT $1, id FROM tag WHERE name = $2 \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(thread.0)
+    .bind(name)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
 }
 
 /// A retry (the idempotency key stored already) is not looked up first: the
