@@ -515,3 +515,64 @@ async fn an_import_killed_half_way_finishes_on_the_next_run() {
         .all(|(id, key)| *key == wani_store::import_key("maniwani", *id)));
     store.close().await;
 }
+
+/// Into a running three-node cluster on PostgreSQL (media in the database):
+/// every node serves every imported thread, wherever its actor lives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maniwani_site_imports_into_a_running_cluster() {
+    use common::cluster::{peers, states, until_view, write_config, Peer};
+    let Some(py) = python() else { return };
+    let Some(admin) = postgres_or_skip() else {
+        return;
+    };
+    let (db, _) = wani_store::testing::create_postgres_database(&admin)
+        .await
+        .unwrap();
+    let src_dir = tempfile::tempdir().unwrap();
+    let media = src_dir.path().join("uploads");
+    let src = format!("sqlite:///{}/maniwani.db", src_dir.path().display());
+    let expected_file = src_dir.path().join("expected.json");
+    make_site(
+        py,
+        &src,
+        &media,
+        &["--expected", expected_file.to_str().unwrap()],
+    );
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(&expected_file).unwrap()).unwrap();
+
+    let peers: Vec<Peer> = peers(&["a", "b", "c"]);
+    let dirs: Vec<tempfile::TempDir> = peers.iter().map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut servers = Vec::new();
+    for (p, d) in peers.iter().zip(&dirs) {
+        write_config(d.path(), p, &peers, &db, "the right cookie");
+        servers.push(Server::start(d.path()));
+    }
+    let all_up = states(&[("a", "up"), ("b", "up"), ("c", "up")]);
+    for s in &servers {
+        until_view(&s.1, all_up.clone(), "every node sees three nodes up").await;
+    }
+    let node = servers[1].1.trim_start_matches("http://").to_string();
+    let out = import(dirs[0].path(), &src, &media, &["--node", &node]);
+    let (report, err) = text(&out);
+    assert!(out.status.success(), "{report}\n{err}");
+    assert!(err.contains("reloaded the imported boards"), "{err}");
+    for t in expected["threads"].as_array().unwrap() {
+        let id = t["id"].as_i64().unwrap();
+        let want: Vec<i64> = t["posts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_i64().unwrap())
+            .collect();
+        for s in &servers {
+            let got = common::cluster::post_ids(&s.1, id).await;
+            assert_eq!(
+                got.as_deref(),
+                Some(&want[..]),
+                "thread {id} through {}",
+                s.1
+            );
+        }
+    }
+}

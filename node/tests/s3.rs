@@ -6,7 +6,7 @@
 mod common;
 
 use common::s3::{S3rver, KEY};
-use common::{form, jpeg, json, png, Db, TestNode};
+use common::{form, jpeg, jpeg_with_gps, json, png, Db, TestNode};
 use reqwest::StatusCode;
 use serde_json::Value;
 use wani_store::blob::blob_key;
@@ -53,12 +53,22 @@ async fn files_go_to_the_bucket_are_served_by_range_and_leave_with_their_posts()
     else {
         return;
     };
-    let file = jpeg(640, 480);
+    let file = jpeg_with_gps(640, 480);
     let (status, first) = new_thread(&node, "127.0.0.1", file.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{first}");
     let m = media_of(&node, &first).await;
     assert!(node.state.blobs.exists(&m.blob).await.unwrap());
     assert!(node.state.blobs.exists(&m.thumb_blob).await.unwrap());
+    // What the bucket holds, read past the node: stripped of its GPS.
+    let mut blobs = node.state.config.blobs.clone();
+    blobs.cache_mib = 0;
+    let bucket = wani_store::s3::S3BlobStore::new(&blobs.s3()).unwrap();
+    let stored = wani_store::blob::BlobStore::get(&bucket, &m.blob)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!stored.windows(9).any(|w| w == b"SecretCam"));
+    assert!(stored.len() < file.len());
     // Served by the node, streamed from the bucket, as from a disk.
     let c = node.client();
     let url = node.at(first["post"]["media_url"].as_str().unwrap());

@@ -297,3 +297,24 @@ pub async fn json(res: reqwest::Response) -> (reqwest::StatusCode, serde_json::V
     let v = serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON ({status}): {body}"));
     (status, v)
 }
+
+/// A JPEG with an EXIF block holding a camera make and a GPS position.
+pub fn jpeg_with_gps(w: u32, h: u32) -> Vec<u8> {
+    let plain = jpeg(w, h);
+    let mut t = b"Exif\0\0MM\0\x2A\0\0\0\x08".to_vec();
+    t.extend_from_slice(&2u16.to_be_bytes());
+    t.extend_from_slice(&[0x01, 0x0F, 0, 2, 0, 0, 0, 10, 0, 0, 0, 38]);
+    t.extend_from_slice(&[0x88, 0x25, 0, 4, 0, 0, 0, 1, 0, 0, 0, 48]);
+    t.extend_from_slice(&[0, 0, 0, 0]);
+    t.extend_from_slice(b"SecretCam\0");
+    t.extend_from_slice(&1u16.to_be_bytes());
+    t.extend_from_slice(&[0x00, 0x02, 0, 5, 0, 0, 0, 3, 0, 0, 0, 66]);
+    t.extend_from_slice(&[0, 0, 0, 0]);
+    t.extend_from_slice(b"GPS:48.8584N,2.2945E");
+    let mut out = plain[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((t.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&t);
+    out.extend_from_slice(&plain[2..]);
+    out
+}
