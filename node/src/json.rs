@@ -49,7 +49,8 @@ pub fn set_public_url(base: &str, prefix: &str) {
     *PUBLIC_URL.write().unwrap_or_else(|e| e.into_inner()) = url;
 }
 
-fn public(key: &str) -> Option<String> {
+/// Where a blob is linked when media are on a CDN (`None`: on the node).
+pub fn public(key: &str) -> Option<String> {
     PUBLIC_URL
         .read()
         .unwrap_or_else(|e| e.into_inner())

@@ -59,13 +59,22 @@ async fn a_cdn_url_is_what_pages_and_the_api_link() {
         "https://cdn.example.org/media/board-files/{}",
         m.thumb_blob
     )));
-    // The node still answers its own URL, from the bucket.
-    let res = node
-        .client()
-        .get(node.at(&format!("/upload/{}", m.id)))
-        .send()
-        .await
+    // The node's own URLs (old links, the 4chan API's file routes) send
+    // the client to the CDN.
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
         .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    for (path, to) in [
+        (format!("/upload/{}", m.id), &want),
+        (
+            format!("/upload/thumb/{}", m.id),
+            &format!("https://cdn.example.org/media/board-files/{}", m.thumb_blob),
+        ),
+    ] {
+        let res = no_follow.get(node.at(&path)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::PERMANENT_REDIRECT, "{path}");
+        assert_eq!(res.headers()["location"], to.as_str(), "{path}");
+    }
     node.stop().await;
 }

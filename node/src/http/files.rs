@@ -6,6 +6,8 @@
 //! a `sandbox` CSP keeps an upload opened on its own from running anything.
 //! A single `Range: bytes=…` is answered with 206 (what browsers send to
 //! seek in a video); several ranges get the whole file, which HTTP allows.
+//! With `[blobs] public_url` set, each file route redirects (308) to the
+//! file on the CDN instead.
 
 use super::ApiError;
 use crate::pages;
@@ -35,6 +37,16 @@ pub(crate) async fn serve_blob(
     } else {
         (&media.blob, &media.mimetype)
     };
+    // With media on a CDN, the node's own URLs (old links, the 4chan API's
+    // file routes, which clients build themselves) send the client there.
+    if let Some(url) = crate::json::public(key) {
+        let mut res = axum::response::Redirect::permanent(&url).into_response();
+        res.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=31536000, immutable"),
+        );
+        return Ok(res);
+    }
     let etag = format!("\"{key}\"");
     if headers
         .get(header::IF_NONE_MATCH)
