@@ -124,6 +124,23 @@ def gif(width, height, frames):
     return buf.getvalue()
 
 
+def webm():
+    """A one-second WebM made by ffmpeg (Maniwani thumbnailed videos with it
+    too); None where ffmpeg is missing."""
+    import shutil
+    import subprocess
+    import tempfile
+    if shutil.which("ffmpeg") is None:
+        return None
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "v.webm")
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i",
+                        "testsrc=size=160x120:rate=10", "-t", "1", "-c:v", "libvpx",
+                        "-b:v", "200k", out], check=True)
+        with open(out, "rb") as f:
+            return f.read()
+
+
 def save_file(media_dir, media_id, ext, data):
     if data is not None:
         with open(os.path.join(media_dir, "%d.%s" % (media_id, ext)), "wb") as f:
@@ -223,6 +240,10 @@ def feature_site(db, models, media_dir):
     broken = post(first, "A text file, which Maniwani took and wani does not.", "10.0.0.6",
                   media=("txt", "text/plain", b"just some text\n", False))
     expected["broken_media"].append(broken.id)
+    video = webm()
+    if video is not None:
+        post(second, "A WebM, as Maniwani took them.", "10.0.0.10",
+             media=("webm", "video/webm", video, True))
     post(first, "The same PNG again: stored once.", "10.0.0.7",
          media=("png", "image/png", png(640, 480, 1), False))
     post(first, "Posted with the admin's slip.", "10.0.0.8", slip=admin)
