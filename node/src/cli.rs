@@ -321,20 +321,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Where this config's node answers on this machine: node.listen, with a
-/// wildcard host asked on loopback.
-pub(crate) fn local_node(config: &Config) -> anyhow::Result<String> {
-    let mut a = config.listen_addr()?;
-    if a.ip().is_unspecified() {
-        a.set_ip(if a.is_ipv4() {
-            std::net::Ipv4Addr::LOCALHOST.into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
-    }
-    Ok(a.to_string())
-}
-
 async fn health(
     config: &Config,
     addr: Option<String>,
@@ -343,7 +329,7 @@ async fn health(
 ) -> anyhow::Result<()> {
     let addr = match addr {
         Some(a) => a,
-        None => local_node(config)?,
+        None => config.local_node()?,
     };
     let path = if ready { "/readyz" } else { "/healthz" };
     let answer = tokio::time::timeout(

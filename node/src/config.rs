@@ -739,6 +739,20 @@ impl Config {
             )
         })
     }
+
+    /// Where this config's node answers on this machine: node.listen, with
+    /// a wildcard host asked on loopback.
+    pub fn local_node(&self) -> anyhow::Result<String> {
+        let mut a = self.listen_addr()?;
+        if a.ip().is_unspecified() {
+            a.set_ip(if a.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        Ok(a.to_string())
+    }
 }
 
 /// Sets `path` (table names, then the key) in `table` to `value`, making

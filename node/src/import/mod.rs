@@ -619,7 +619,7 @@ impl<'a> Importer<'a> {
     async fn tell_node(&mut self) {
         let addr = match &self.args.node {
             Some(a) => a.clone(),
-            None => match crate::cli::local_node(self.config) {
+            None => match self.config.local_node() {
                 Ok(a) => a,
                 Err(_) => return,
             },
