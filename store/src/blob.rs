@@ -61,16 +61,19 @@ pub trait BlobStore: Send + Sync + 'static {
         key: &str,
         range: std::ops::Range<u64>,
     ) -> Result<Option<Bytes>, StoreError> {
-        Ok(self.get(key).await?.map(|b| {
-            let end = (range.end as usize).min(b.len());
-            b.slice((range.start as usize).min(end)..end)
-        }))
+        Ok(self.get(key).await?.map(|b| slice_range(&b, range)))
     }
 
     /// The blob's length in bytes, or `None` if absent.
     async fn size(&self, key: &str) -> Result<Option<u64>, StoreError> {
         Ok(self.get(key).await?.map(|b| b.len() as u64))
     }
+}
+
+/// Bytes `range` of `b`, clamped to its end.
+pub(crate) fn slice_range(b: &Bytes, range: std::ops::Range<u64>) -> Bytes {
+    let end = (range.end as usize).min(b.len());
+    b.slice((range.start as usize).min(end)..end)
 }
 
 /// The key of `bytes`: lowercase hex SHA-256.

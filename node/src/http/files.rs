@@ -56,41 +56,38 @@ pub(crate) async fn serve_blob(
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
     let gone = || ApiError::not_found("the file is gone");
-    // An original's length is in its row, so a range of it is fetched alone
-    // (from S3, one ranged GET instead of the whole video); a thumbnail is
-    // small and read whole.
-    let asked = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    let mut res = match (asked, thumb) {
-        (Some(asked), false) => {
-            let total = media.size_bytes.max(0) as u64;
-            match parse_range(asked, total) {
-                Range::Unsatisfiable => return Ok(unsatisfiable(total)),
-                Range::Bytes(start, end) => {
-                    let part = state
-                        .blobs
-                        .get_range(key, start..end + 1)
-                        .await?
-                        .ok_or_else(gone)?;
-                    partial(part, start, total)
-                }
-                Range::Whole => {
-                    let bytes = state.blobs.get(key).await?.ok_or_else(gone)?;
-                    (StatusCode::OK, bytes).into_response()
-                }
+    // A range is fetched alone (from S3, one ranged GET instead of the
+    // whole video). An original's length is in its row; a thumbnail's is
+    // asked of the store, which only a client seeking in one makes it do.
+    if let Some(asked) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        let total = match thumb {
+            false => media.size_bytes.max(0) as u64,
+            true => state.blobs.size(key).await?.ok_or_else(gone)?,
+        };
+        match parse_range(asked, total) {
+            Range::Unsatisfiable => return Ok(unsatisfiable(total)),
+            Range::Bytes(start, end) => {
+                let part = state
+                    .blobs
+                    .get_range(key, start..end + 1)
+                    .await?
+                    .ok_or_else(gone)?;
+                return Ok(file_headers(partial(part, start, total), mimetype, &etag));
             }
+            Range::Whole => {}
         }
-        (asked, _) => {
-            let bytes = state.blobs.get(key).await?.ok_or_else(gone)?;
-            let total = bytes.len() as u64;
-            match asked.map(|v| parse_range(v, total)) {
-                Some(Range::Unsatisfiable) => return Ok(unsatisfiable(total)),
-                Some(Range::Bytes(start, end)) => {
-                    partial(bytes.slice(start as usize..=end as usize), start, total)
-                }
-                Some(Range::Whole) | None => (StatusCode::OK, bytes).into_response(),
-            }
-        }
-    };
+    }
+    let bytes = state.blobs.get(key).await?.ok_or_else(gone)?;
+    Ok(file_headers(
+        (StatusCode::OK, bytes).into_response(),
+        mimetype,
+        &etag,
+    ))
+}
+
+/// The headers every file answer carries: ranges accepted, a sandbox, its
+/// type (never sniffed), a year of caching and its hash as ETag.
+fn file_headers(mut res: Response, mimetype: &str, etag: &str) -> Response {
     let h = res.headers_mut();
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
@@ -108,10 +105,10 @@ pub(crate) async fn serve_blob(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    if let Ok(v) = HeaderValue::from_str(&etag) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
         h.insert(header::ETAG, v);
     }
-    Ok(res)
+    res
 }
 
 /// 416 for a file of `total` bytes.

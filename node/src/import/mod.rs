@@ -403,7 +403,7 @@ impl<'a> Importer<'a> {
                 }
                 (BoardPlan::New(_), true) => {
                     self.report.boards.imported += 1;
-                    stand_in_board(b.id, settings)
+                    Board::new(BoardId(b.id), settings)
                 }
                 (BoardPlan::New(name), false) => {
                     let board = self
@@ -832,9 +832,4 @@ fn lenient(mut board: Board, size: usize) -> Board {
     board.max_file_bytes = board.max_file_bytes.max(size as i64);
     board.no_reposts = false;
     board
-}
-
-/// A board a dry run would create, for checking files against.
-fn stand_in_board(id: i64, settings: BoardSettings) -> Board {
-    Board::new(BoardId(id), settings)
 }

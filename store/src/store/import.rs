@@ -233,40 +233,31 @@ impl Store {
         if !ID_TABLES.contains(&table) {
             return Err(StoreError::Invalid(format!("no id sequence for {table:?}")));
         }
-        let sql = match self.backend() {
+        // `table` is one of ID_TABLES, checked above.
+        let statements = match self.backend() {
             // AUTOINCREMENT keeps the highest id ever used in sqlite_sequence;
             // the row is there once the table has had one insert.
-            Backend::Sqlite => format!(
-                "INSERT INTO sqlite_sequence (name, seq) SELECT '{table}', $1 \
-                 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = '{table}'); \
-                 UPDATE sqlite_sequence SET seq = MAX(seq, $1) WHERE name = '{table}'"
-            ),
-            Backend::Postgres => format!(
+            Backend::Sqlite => vec![
+                format!(
+                    "INSERT INTO sqlite_sequence (name, seq) SELECT '{table}', $1 \
+                     WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = '{table}')"
+                ),
+                format!("UPDATE sqlite_sequence SET seq = MAX(seq, $1) WHERE name = '{table}'"),
+            ],
+            Backend::Postgres => vec![format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
                  GREATEST($1, (SELECT last_value FROM {table}_id_seq)))"
-            ),
+            )],
         };
-        match self.backend() {
-            Backend::Sqlite => {
-                let mut tx = self.pool().begin().await.map_err(db_err)?;
-                for stmt in sql.split("; ") {
-                    // `table` is one of ID_TABLES, checked above.
-                    sqlx::query(AssertSqlSafe(stmt.to_string()))
-                        .bind(above)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                }
-                tx.commit().await.map_err(db_err)?;
-            }
-            Backend::Postgres => {
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(above)
-                    .execute(self.pool())
-                    .await
-                    .map_err(db_err)?;
-            }
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        for sql in statements {
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(above)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
         }
+        tx.commit().await.map_err(db_err)?;
         Ok(())
     }
 
