@@ -5,7 +5,7 @@ use clap::Parser;
 /// mimalloc instead of glibc's malloc: under a stream of replies glibc
 /// spent about an eighth of the node's CPU sorting its free bins, and the
 /// same node acknowledges a quarter to a third more replies per second on
-/// mimalloc, at ~3 KiB more per active thread (docs/BENCHMARKS.md, "A hot
+/// SQLite with mimalloc (PostgreSQL-bound writes gain nothing), at ~3 KiB more per active thread (docs/BENCHMARKS.md, "A hot
 /// thread"). `no_thp`: without it mimalloc asks for huge pages on its
 /// arenas and an idle node doubles its RSS.
 #[global_allocator]
