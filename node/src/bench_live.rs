@@ -10,7 +10,9 @@
 //!   one thread (each post goes to every connection: the worst case). For
 //!   N = 1,000 and 10,000 on one node, and with `--postgres` across nodes:
 //!   the thread's owner takes the posts and the subscribers are connected
-//!   to the two other nodes.
+//!   to the two other nodes. With `--floor`, the all-on-one-thread crowd is
+//!   also timed against a bare fan-out server (`bench_floor`): the least
+//!   any server costs for that shape under this load generator.
 //! - **Memory**: the server's RSS growth with 10,000 idle subscribers,
 //!   divided by 10,000 (connection, hyper's buffers, subscriber actor and
 //!   queue all included).
@@ -61,6 +63,14 @@ pub struct BenchLiveArgs {
     /// latency, memory or throughput.
     #[arg(long)]
     pub fan_out_only: bool,
+    /// Also time the one-thread crowd against a bare fan-out server (no
+    /// wani: one blocking write per subscriber, see `bench_floor`) under the
+    /// same load generator: this machine's floor for that shape.
+    #[arg(long)]
+    pub floor: bool,
+    /// The bare server's writer threads (default: one per core).
+    #[arg(long, requires = "floor")]
+    pub floor_writers: Option<usize>,
 }
 
 /// A crowd of subscribers and what they received.
@@ -290,6 +300,45 @@ async fn time_posts(
     })
 }
 
+/// The bare fan-out server, in its own process; killed on drop.
+struct Floor {
+    child: std::process::Child,
+    http: String,
+}
+
+impl Floor {
+    async fn start(writers: Option<usize>) -> anyhow::Result<Floor> {
+        let http = format!("127.0.0.1:{}", crate::bench_cluster::port());
+        // This build's binary, even when WANI_BENCH_SERVER names another:
+        // the floor is the same whichever wani is measured.
+        let mut cmd = std::process::Command::new(std::env::current_exe()?);
+        cmd.args(["bench-live-floor", "--listen", &http]);
+        if let Some(w) = writers {
+            cmd.args(["--writers", &w.to_string()]);
+        }
+        let child = cmd
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("starting the bare fan-out server")?;
+        let floor = Floor { child, http };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(&floor.http).await.is_err() {
+            if Instant::now() > deadline {
+                bail!("the bare fan-out server did not listen on {}", floor.http);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(floor)
+    }
+}
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Starts one node on SQLite in `dir`.
 fn single(dir: &Path) -> anyhow::Result<Proc> {
     std::fs::create_dir_all(dir)?;
@@ -448,6 +497,23 @@ async fn measure(
             ms(l.p50_us),
             ms(l.p99_us)
         );
+    }
+
+    if args.floor {
+        for n in one_counts.iter().copied() {
+            eprintln!("bare fan-out server: latency with {n} subscribers");
+            let floor = Floor::start(args.floor_writers).await?;
+            let crowd =
+                Crowd::connect(std::slice::from_ref(&floor.http), &[live_path(1)], n, None).await?;
+            let l = time_posts(crowd, &floor.http, 1, n, args.posts, "floor").await?;
+            let _ = writeln!(
+                out,
+                "| bare writer, no wani (this machine's floor) | {n} | {n} | {} | {} | {} |",
+                l.events,
+                ms(l.p50_us),
+                ms(l.p99_us)
+            );
+        }
     }
 
     let mut cross = String::new();

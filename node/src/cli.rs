@@ -56,6 +56,9 @@ pub enum Command {
     /// subscribers (one node, and across nodes with --postgres), memory per
     /// idle subscriber, posting throughput with subscribers attached.
     BenchLive(crate::bench_live::BenchLiveArgs),
+    /// The bare fan-out server `wani bench-live --floor` measures against.
+    #[command(hide = true)]
+    BenchLiveFloor(crate::bench_floor::FloorArgs),
     /// Show the cluster as a running node sees it.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -295,6 +298,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => crate::bench::run(args).await,
         Command::BenchCluster(args) => crate::bench_cluster::run(args).await,
         Command::BenchLive(args) => crate::bench_live::run(args).await,
+        Command::BenchLiveFloor(args) => {
+            tokio::task::spawn_blocking(move || crate::bench_floor::serve(args)).await?
+        }
         Command::Cluster(ClusterCommand::Status { addr }) => cluster_status(&config, addr).await,
         Command::Drain {
             addr,

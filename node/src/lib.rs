@@ -9,6 +9,7 @@ pub mod abuse;
 pub mod bench;
 pub mod bench_blobs;
 pub mod bench_cluster;
+pub mod bench_floor;
 pub mod bench_live;
 pub mod bench_many;
 pub mod bench_media;
