@@ -24,25 +24,60 @@
 //! Nothing else in the module decodes. A PNG reaches the decoder without
 //! its colour profile and text chunks (`metadata`), which the thumbnail
 //! does not use and the decoder would otherwise inflate.
+//!
+//! A GIF's first frame is decoded to palette indices (`indexed`), which
+//! the thumbnail expands straight to flattened RGB: `image` would expand
+//! them to RGBA first, a pass and a buffer the thumbnail then flattens away.
 
 use std::borrow::Cow;
 use std::io::Cursor;
 
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageError, ImageReader, Limits};
+use image::{DynamicImage, ImageDecoder, ImageError, ImageReader, Limits, RgbaImage};
 
 use super::error::MediaError;
+use super::indexed::IndexedFrame;
 use super::jpeg_dc;
 use super::metadata::png_for_decoding;
 use super::sniff::ImageFormat;
 use super::structure;
 
+/// The pixels of a first (or only) frame, in the form its decoder gives
+/// most cheaply.
+pub(crate) enum Pixels {
+    /// Decoded to one of `image`'s colour types.
+    Image(DynamicImage),
+    /// A GIF's palette indices, expanded once the thumbnail knows whether
+    /// it keeps alpha.
+    Indexed(IndexedFrame),
+}
+
+impl Pixels {
+    /// Whether the pixels may be transparent. Every GIF counts, as it did
+    /// when `image` decoded GIFs (always to RGBA), so which thumbnails keep
+    /// their alpha did not change with the palette path.
+    pub(crate) fn has_alpha(&self) -> bool {
+        match self {
+            Pixels::Image(image) => image.color().has_alpha(),
+            Pixels::Indexed(_) => true,
+        }
+    }
+
+    /// The pixels as 8-bit RGBA.
+    pub(crate) fn into_rgba8(self) -> RgbaImage {
+        match self {
+            Pixels::Image(image) => image.into_rgba8(),
+            Pixels::Indexed(frame) => frame.to_rgba(),
+        }
+    }
+}
+
 /// A decoded image with what the header and container said about it.
 pub(crate) struct Decoded {
     /// The pixels of the first (or only) frame, as stored (not yet
     /// rotated); smaller than the file when decoded at reduced scale.
-    pub image: DynamicImage,
-    /// The stored width of the file, whatever scale `image` was decoded at.
+    pub pixels: Pixels,
+    /// The stored width of the file, whatever scale `pixels` were decoded at.
     pub width: u32,
     /// The stored height of the file.
     pub height: u32,
@@ -144,16 +179,19 @@ pub(crate) fn decode(
     // A broken EXIF block should not sink an image that decodes; it only
     // loses its rotation.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let scaled = match format {
-        ImageFormat::Jpeg => jpeg_reduced(bytes, width, height, target_side)?,
+    let special = match format {
+        ImageFormat::Jpeg => jpeg_reduced(bytes, width, height, target_side)?.map(Pixels::Image),
+        ImageFormat::Gif => IndexedFrame::decode(bytes, max_alloc)
+            .map_err(corrupt)?
+            .map(Pixels::Indexed),
         _ => None,
     };
-    let image = match scaled {
-        Some(image) => image,
-        None => DynamicImage::from_decoder(decoder).map_err(corrupt)?,
+    let pixels = match special {
+        Some(pixels) => pixels,
+        None => Pixels::Image(DynamicImage::from_decoder(decoder).map_err(corrupt)?),
     };
     Ok(Decoded {
-        image,
+        pixels,
         width,
         height,
         orientation,

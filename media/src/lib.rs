@@ -43,6 +43,8 @@
 //! `strip` (metadata removal), `polyglot` (HTML hidden in media), `decode`
 //! (the one place pixels are decoded, at reduced scale for big JPEGs),
 //! `jpeg_dc` (big JPEGs at 1/8 scale from their DC coefficients alone),
+//! `indexed` (a GIF's first frame as palette indices, expanded straight to
+//! the thumbnail's RGB),
 //! `metadata` (compressed metadata, inflated within a bound),
 //! `structure` (container walks), `thumb` (flatten, SIMD resize, encode),
 //! `video` (ffprobe/ffmpeg), `error` (user-facing refusals), `process`
@@ -55,6 +57,7 @@
 
 mod decode;
 mod error;
+mod indexed;
 mod jpeg_dc;
 mod metadata;
 mod options;

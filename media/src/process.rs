@@ -149,7 +149,7 @@ pub fn process(
         }
         let (width, height) = displayed_size(&decoded);
         let size = fit(decoded.width, decoded.height, options.max_side);
-        let thumb = thumbnail(decoded.image, decoded.orientation, size, options)?;
+        let thumb = thumbnail(decoded.pixels, decoded.orientation, size, options)?;
         Ok::<_, MediaError>((width, height, decoded.frames, thumb))
     }));
     let (width, height, frames, thumb) = match made {

@@ -8,6 +8,8 @@
 //! [`AlphaThumb::Png`] or [`AlphaThumb::WebP`] they keep their alpha
 //! instead, resized premultiplied (same reason) and encoded losslessly.
 //! The EXIF rotation is applied to the small image, where it costs nothing.
+//! A GIF arrives as palette indices (`indexed`) and is flattened in the
+//! same pass that expands them, through a palette already flattened.
 //!
 //! Resizing is fast_image_resize's SIMD convolution with a Catmull-Rom
 //! (bicubic) kernel, the filter Pillow's `thumbnail` uses; JPEGs arrive
@@ -23,6 +25,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ExtendedColorType, ImageEncoder, RgbImage, RgbaImage};
 use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 
+use super::decode::Pixels;
 use super::error::MediaError;
 use super::options::{AlphaThumb, ThumbOptions};
 
@@ -34,18 +37,18 @@ pub(crate) struct Thumb {
     pub height: u32,
 }
 
-/// Makes the thumbnail of `image`, of exactly `width`×`height` before
-/// rotation (the caller fits the *stored* size, which `image` may be a
+/// Makes the thumbnail of `pixels`, of exactly `width`×`height` before
+/// rotation (the caller fits the *stored* size, which `pixels` may be a
 /// reduced-scale decode of), shown rotated by `orientation`.
 pub(crate) fn thumbnail(
-    image: DynamicImage,
+    pixels: Pixels,
     orientation: Orientation,
     (width, height): (u32, u32),
     options: &ThumbOptions,
 ) -> Result<Thumb, MediaError> {
-    let keep_alpha = image.color().has_alpha() && options.alpha != AlphaThumb::Jpeg;
+    let keep_alpha = pixels.has_alpha() && options.alpha != AlphaThumb::Jpeg;
     let small = if keep_alpha {
-        let rgba = image.into_rgba8();
+        let rgba = pixels.into_rgba8();
         let out = resize(
             rgba.as_raw(),
             rgba.dimensions(),
@@ -56,7 +59,10 @@ pub(crate) fn thumbnail(
             RgbaImage::from_raw(width, height, out).ok_or_else(|| bug("RGBA buffer size"))?,
         )
     } else {
-        let flat = flatten(image, options.background);
+        let flat = match pixels {
+            Pixels::Image(image) => flatten(image, options.background),
+            Pixels::Indexed(frame) => frame.to_rgb(options.background),
+        };
         let out = resize(
             flat.as_raw(),
             flat.dimensions(),
@@ -159,7 +165,7 @@ pub(crate) fn fit(width: u32, height: u32, max_side: u32) -> (u32, u32) {
 
 /// Composites any alpha onto `background`; opaque images pass through
 /// (without a copy if they are already 8-bit RGB, as JPEGs are).
-fn flatten(image: DynamicImage, background: [u8; 3]) -> RgbImage {
+pub(crate) fn flatten(image: DynamicImage, background: [u8; 3]) -> RgbImage {
     if !image.color().has_alpha() {
         return image.into_rgb8();
     }

@@ -35,6 +35,7 @@ use std::time::Duration;
 use image::metadata::Orientation;
 use tokio::process::Command;
 
+use super::decode::Pixels;
 use super::error::MediaError;
 use super::options::{MediaLimits, ThumbOptions};
 use super::process::Processed;
@@ -128,7 +129,12 @@ impl VideoTools {
             .pick_frame(file.path(), probe.duration_ms, (tw, th))
             .await?;
         let size = (image.width(), image.height());
-        let thumb = thumbnail(image, Orientation::NoTransforms, size, options)?;
+        let thumb = thumbnail(
+            Pixels::Image(image),
+            Orientation::NoTransforms,
+            size,
+            options,
+        )?;
         Ok(Processed {
             mimetype: sniffed.mimetype.to_owned(),
             ext: sniffed.ext.to_owned(),
