@@ -164,14 +164,7 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Re
         .get(9..12)
         .and_then(|s| s.parse().ok())
         .ok_or(std::io::ErrorKind::InvalidData)?;
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
+    let len = content_length(head);
     while buf.len() < header_end + len {
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
@@ -180,6 +173,17 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Re
         buf.extend_from_slice(&chunk[..n]);
     }
     Ok((status, len))
+}
+
+/// The `Content-Length` an HTTP head gives (0 without one).
+pub(crate) fn content_length(head: &str) -> usize {
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0)
 }
 
 /// A plain `GET` over HTTP/1.1 (for `wani cluster status`): status and body.

@@ -33,8 +33,8 @@ pub struct FloorArgs {
 
 /// Serves until killed.
 pub fn serve(args: FloorArgs) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(&args.listen)
-        .with_context(|| format!("listening on {}", args.listen))?;
+    let listener =
+        TcpListener::bind(&args.listen).with_context(|| format!("listening on {}", args.listen))?;
     let writers = args
         .writers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
@@ -65,6 +65,9 @@ pub fn serve(args: FloorArgs) -> anyhow::Result<()> {
     let mut streams = 0usize;
     for conn in listener.incoming() {
         let Ok(mut conn) = conn else { continue };
+        // One accept loop reads every head: a client that connects and
+        // says nothing must not hold it for long.
+        let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(5)));
         let Ok(head) = read_head(&mut conn) else {
             continue;
         };
@@ -123,14 +126,7 @@ fn read_head(conn: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 fn read_body(conn: &mut TcpStream, head: &[u8]) -> std::io::Result<()> {
     let text = String::from_utf8_lossy(head);
     let end = text.find("\r\n\r\n").map_or(text.len(), |i| i + 4);
-    let len: usize = text[..end]
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
+    let len = crate::bench::content_length(&text[..end]);
     let mut left = len.saturating_sub(head.len() - end);
     let mut chunk = [0u8; 4096];
     while left > 0 {
