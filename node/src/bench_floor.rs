@@ -73,6 +73,9 @@ pub fn serve(args: FloorArgs) -> anyhow::Result<()> {
         };
         if head.starts_with(b"GET ") {
             let _ = conn.set_nodelay(true);
+            // A reader that stopped reading fails its write after a while
+            // and is dropped, instead of holding its writer's shard.
+            let _ = conn.set_write_timeout(Some(std::time::Duration::from_secs(10)));
             let first = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-store\r\n\
                  x-accel-buffering: no\r\nconnection: close\r\n\r\n{}",
